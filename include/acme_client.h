@@ -1,0 +1,1 @@
+/* acme_client.h placeholder */

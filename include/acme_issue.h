@@ -1,0 +1,1 @@
+/* acme_issue.h placeholder */

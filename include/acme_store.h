@@ -1,0 +1,105 @@
+/* acme_store.h - the on-disk store (DESIGN section 5): accounts, certificate sets, job state.
+ *
+ *   <store>/accounts/<ca-id>/account.key, account.json
+ *   <store>/domains/<name>          symlink -> ../archive/<name>/<n>: the active set
+ *   <store>/archive/<name>/<n>/     every set ever promoted: privkey.pem, fullchain.pem, meta.json
+ *   <store>/staging/<name>/         a new set, not yet active
+ *   <store>/jobs/<name>.json        renewal state
+ *
+ * Every write is atomic: temp file in the same directory, write, fsync, rename, fsync of the
+ * directory. Promotion builds the new set in archive/ and then swaps the domains/<name> symlink
+ * with one rename, so a crash at any instant leaves either the old or the new set active, never a
+ * mix, and the last good set is never changed in place. Keys are 0600, directories 0700.
+ * Unknown files are ignored.
+ *
+ * One store may be used from several threads when they work on different names; the renewal
+ * driver serialises work on one name with its own lock.
+ */
+#ifndef ACME_STORE_H
+#define ACME_STORE_H
+
+#include "acme_cert.h"
+#include "acme_key.h"
+
+/* Bounds for files read back from the store. */
+#define ACME_STORE_JSON_MAX (1024 * 1024)
+#define ACME_STORE_KEY_MAX (64 * 1024)
+
+#define ACME_STORE_KEY_FILE "privkey.pem"
+#define ACME_STORE_CHAIN_FILE "fullchain.pem"
+#define ACME_STORE_META_FILE "meta.json"
+
+typedef struct acme_store_t acme_store_t;
+
+/* Crash-test seam: called before each step of an atomic write or a promotion with a short step
+ * name ("open", "write", "fsync", "rename", "dirsync", "link", ...). Tests _exit() in it to
+ * simulate a crash at that point. NULL in production. */
+typedef void acme_store_step_fn(void *baton, const char *step);
+
+/* Opens (creating with 0700 where missing) the store at dir and its top-level folders. */
+apr_status_t acme_store_open(acme_store_t **pstore, const char *dir, apr_pool_t *p);
+const char *acme_store_dir(const acme_store_t *store);
+void acme_store_set_step_hook(acme_store_t *store, acme_store_step_fn *fn, void *baton);
+
+/* Absolute path of relpath inside the store. */
+const char *acme_store_path(const acme_store_t *store, const char *relpath, apr_pool_t *p);
+
+/* 1 when name is safe as one path component of the store: a DNS name or IP literal as accepted by
+ * acme_name_is_dns / acme_name_is_ip, or a CA id made by acme_store_ca_id. */
+int acme_store_name_ok(const char *name);
+
+/* Atomic write of relpath (parent folders created 0700) with the given permissions. */
+apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
+                              apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
+
+/* Reads relpath, NUL-terminated. APR_ENOENT when missing, ACME_ETOOLARGE over max. */
+apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
+                             const char *relpath, apr_size_t max, apr_pool_t *p);
+
+/* JSON files: written compact and atomically (0600 for safety: job state holds order URLs).
+ * read: APR_ENOENT when missing, ACME_EBADSTORE (with the path in the log of the caller) when the
+ * file is not a JSON object. */
+apr_status_t acme_store_json_write(acme_store_t *store, const char *relpath, const json_t *json,
+                                   apr_pool_t *p);
+apr_status_t acme_store_json_read(json_t **pjson, acme_store_t *store, const char *relpath,
+                                  apr_pool_t *p);
+
+/* Removes relpath if present; missing is success. */
+apr_status_t acme_store_remove(acme_store_t *store, const char *relpath, apr_pool_t *p);
+
+/* A folder name for a CA from its directory URL: host, port and path with every character
+ * outside [A-Za-z0-9.-] replaced by '_', e.g. "127.0.0.1_14000_dir". */
+const char *acme_store_ca_id(const char *directory_url, apr_pool_t *p);
+
+/* A set of certificate files as loaded from the store. */
+typedef struct acme_certset_t {
+    const char *name;        /* the domain (first name of the ACMEDomain) */
+    const char *dir;         /* absolute folder holding the files */
+    const char *key_file;    /* absolute paths, for mod_ssl */
+    const char *chain_file;
+    acme_key_t *key;
+    apr_array_header_t *chain; /* acme_cert_t *, leaf first */
+    json_t *meta;              /* meta.json, or an empty object */
+    int generation;            /* <n> in archive/<name>/<n>; 0 for a staged set */
+} acme_certset_t;
+
+/* Writes a new staged set for name, replacing any earlier staged set. The chain is parsed and
+ * checked against key first (acme_cert_chain_check without names and time): a chain that does
+ * not parse or whose leaf does not match the key is refused with ACME_EBADSTORE and *pwhy. */
+apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_key_t *key,
+                              const char *chain_pem, apr_size_t chain_len, const json_t *meta,
+                              const char **pwhy, apr_pool_t *p);
+
+/* Loads the active (staged == 0) or staged set of name. APR_ENOENT when there is none,
+ * ACME_EBADSTORE with *pwhy when its files do not parse. */
+apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const char *name,
+                             int staged, const char **pwhy, apr_pool_t *p);
+
+/* Validates the staged set of name (acme_cert_chain_check with names and now) and makes it the
+ * active one. APR_ENOENT when nothing is staged. When validation fails the staged set is left
+ * in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy. */
+apr_status_t acme_store_promote(acme_store_t *store, const char *name,
+                                const apr_array_header_t *names, apr_time_t now,
+                                const char **pwhy, apr_pool_t *p);
+
+#endif /* ACME_STORE_H */

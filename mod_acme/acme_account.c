@@ -1,0 +1,1 @@
+/* acme_account.c - placeholder until written. */

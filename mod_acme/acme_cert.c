@@ -1,0 +1,1 @@
+/* acme_cert.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_client.c - placeholder until written. */

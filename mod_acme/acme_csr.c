@@ -1,0 +1,1 @@
+/* acme_csr.c - placeholder until written. */

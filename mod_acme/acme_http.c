@@ -1,0 +1,1 @@
+/* acme_http.c - placeholder until written. */

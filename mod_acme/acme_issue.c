@@ -1,0 +1,1 @@
+/* acme_issue.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_jws.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_key.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_order.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_problem.c - placeholder until written. */

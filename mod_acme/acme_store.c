@@ -1,0 +1,1 @@
+/* acme_store.c - placeholder until written. */

@@ -1,0 +1,1 @@
+/* acme_tokens.c - placeholder until written. */
