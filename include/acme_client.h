@@ -1,1 +1,67 @@
-/* acme_client.h placeholder */
+/* acme_client.h - one ACME session with one CA (RFC 8555 sections 6 and 7.1-7.2): the directory
+ * (fetched once and cached), nonces (the latest Replay-Nonce of any response is reused; newNonce
+ * only when none is held), signed requests with jwk or kid, badNonce retried with the nonce the
+ * error carried (bounded), problem documents and Retry-After surfaced to the caller.
+ *
+ * A client is used by one thread at a time (it holds the nonce and, through the transport, a
+ * connection); the renewal driver makes one per worker.
+ */
+#ifndef ACME_CLIENT_H
+#define ACME_CLIENT_H
+
+#include "acme_http.h"
+#include "acme_key.h"
+#include "acme_problem.h"
+
+#define ACME_BADNONCE_RETRIES 5 /* pebble rejects 5% of good nonces; CAs may do likewise */
+
+typedef struct acme_client_t acme_client_t;
+
+/* A successful answer (2xx) of the CA. */
+typedef struct acme_resp_t {
+    int status;
+    const char *url;                /* the request URL */
+    const char *location;           /* Location header or NULL */
+    apr_interval_time_t retry_after; /* -1 when absent */
+    const char *content_type;       /* "" when absent */
+    json_t *json;                   /* the body when it is a JSON object, else NULL */
+    acme_http_resp_t *http;         /* headers and raw body */
+} acme_resp_t;
+
+apr_status_t acme_client_create(acme_client_t **pclient, const char *directory_url,
+                                acme_http_t *http, const acme_log_t *log,
+                                const acme_clock_t *clock, apr_pool_t *p);
+
+const acme_log_t *acme_client_log(const acme_client_t *client);
+const acme_clock_t *acme_client_clock(const acme_client_t *client);
+const char *acme_client_directory_url(const acme_client_t *client);
+
+/* Fetches the directory on first use; later calls return the cached copy. The directory must
+ * be a JSON object naming newNonce, newAccount and newOrder, else ACME_EPROTO. */
+apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client);
+
+/* URL of a directory resource ("newOrder", "renewalInfo", ...), or NULL when the CA has none.
+ * Fetches the directory if needed. */
+const char *acme_client_resource(acme_client_t *client, const char *name);
+
+/* The account used for kid-signed requests. key stays owned by the caller. */
+void acme_client_set_account(acme_client_t *client, const acme_key_t *key, const char *kid);
+const char *acme_client_kid(const acme_client_t *client);
+const acme_key_t *acme_client_key(const acme_client_t *client);
+
+/* Signed POST (kid when an account is set and use_jwk is 0; else jwk with key). payload NULL is
+ * POST-as-GET. On a 2xx answer *presp is set. On an error answer the mapped status comes back
+ * (acme_problem.h) and *pprob, when pprob is not NULL, describes it, including retry_after.
+ * badNonce is retried here with the CA's fresh nonce, at most ACME_BADNONCE_RETRIES times. */
+apr_status_t acme_client_post(acme_resp_t **presp, acme_problem_t **pprob, acme_client_t *client,
+                              const char *url, const json_t *payload, const acme_key_t *key,
+                              int use_jwk, apr_pool_t *p);
+
+/* Unsigned GET of a resource that allows it (directory, renewalInfo). */
+apr_status_t acme_client_get(acme_resp_t **presp, acme_problem_t **pprob, acme_client_t *client,
+                             const char *url, apr_pool_t *p);
+
+/* HTTP requests sent to the CA by this client so far (a performance figure). */
+unsigned acme_client_requests(const acme_client_t *client);
+
+#endif /* ACME_CLIENT_H */

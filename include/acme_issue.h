@@ -1,1 +1,64 @@
-/* acme_issue.h placeholder */
+/* acme_issue.h - getting a certificate from start to end with the single steps of acme_order.h:
+ * the account (kept in the store per CA), the order, authorizations (already valid ones are
+ * skipped), challenge answers published in the token table, polling that honours Retry-After
+ * within a bounded total time, finalize with a fresh key, and the chain with its alternates.
+ *
+ * The calls block their thread while they wait; the caller owns the thread (the renewal driver
+ * runs one issuance per worker, the test driver runs one in main). Logging names the domain.
+ */
+#ifndef ACME_ISSUE_H
+#define ACME_ISSUE_H
+
+#include "acme_order.h"
+#include "acme_store.h"
+#include "acme_tokens.h"
+
+#define ACME_ALT_CHAINS_MAX 4            /* alternate chains downloaded and kept */
+#define ACME_POLL_FIRST (250 * 1000)     /* first wait when the CA gives no Retry-After */
+#define ACME_POLL_MAX (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
+#define ACME_POLL_ATTEMPTS_MAX 60        /* polls of one order, whatever the time */
+#define ACME_RETRY_AFTER_MAX (24 * 3600 * APR_USEC_PER_SEC)
+
+/* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key and
+ * account.json from the store (no request when the account URL is known), else creates the key
+ * and registers it (or, without terms_agreed, only looks for an existing account) and saves both.
+ * On success the client signs with the account (acme_client_set_account). */
+apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
+                                const acme_account_req_t *req, acme_key_type_e key_type,
+                                acme_problem_t **pprob, apr_pool_t *p);
+
+/* Forgets the stored account URL (after the CA said the account does not exist), keeping the
+ * key; the next acme_account_setup registers the key again. */
+apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p);
+
+typedef struct acme_issue_req_t {
+    const char *domain;               /* for log lines: the ACMEDomain's first name */
+    const apr_array_header_t *names;  /* const char *: the identifiers, in order */
+    acme_key_type_e key_type;         /* of the certificate key */
+    const apr_array_header_t *challenge_types; /* const char *, preference order; NULL = http-01 */
+    acme_tokens_t *tokens;            /* where http-01 answers are published; may be NULL */
+    apr_interval_time_t max_wait;     /* bound on all waiting for this order; 0 = 5 minutes */
+} acme_issue_req_t;
+
+typedef struct acme_issue_result_t {
+    const char *order_url;
+    acme_key_t *key;                  /* the certificate's new private key */
+    const char *chain_pem;            /* leaf first, as the CA sent it */
+    apr_size_t chain_len;
+    apr_array_header_t *alt_chains;   /* const char * PEM texts of alternate chains */
+    int authz_total;
+    int authz_reused;                 /* already valid: no challenge needed */
+} acme_issue_result_t;
+
+/* Runs one issuance. On failure the mapped status comes back and *pprob (when given and the CA
+ * sent one) holds the problem, with retry_after for rateLimited / 503. */
+apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
+                        acme_client_t *client, const acme_issue_req_t *req, apr_pool_t *p);
+
+/* The wait before poll number attempt (0-based): the CA's Retry-After when it gave one (never
+ * less; at least 100 ms), else ACME_POLL_FIRST doubled each time up to ACME_POLL_MAX. A wait that
+ * would pass the order's max_wait ends the issuance with ACME_ETIMEOUT and the wait in
+ * retry_after, so the caller can come back then. */
+apr_interval_time_t acme_poll_interval(int attempt, apr_interval_time_t retry_after);
+
+#endif /* ACME_ISSUE_H */

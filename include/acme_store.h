@@ -18,6 +18,8 @@
 #ifndef ACME_STORE_H
 #define ACME_STORE_H
 
+#include <apr_file_info.h>
+
 #include "acme_cert.h"
 #include "acme_key.h"
 

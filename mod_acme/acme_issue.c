@@ -1,1 +1,427 @@
-/* acme_issue.c - placeholder until written. */
+/* acme_issue.c - account setup from the store and one blocking issuance. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "acme_csr.h"
+#include "acme_issue.h"
+
+/* --- account --- */
+
+static const char *account_dir(acme_client_t *client, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "accounts/", acme_store_ca_id(acme_client_directory_url(client), p),
+                       NULL);
+}
+
+apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
+                                const acme_account_req_t *req, acme_key_type_e key_type,
+                                acme_problem_t **pprob, apr_pool_t *p)
+{
+    const acme_log_t *log = acme_client_log(client);
+    const char *dir = account_dir(client, p);
+    const char *key_path = apr_pstrcat(p, dir, "/account.key", NULL);
+    const char *json_path = apr_pstrcat(p, dir, "/account.json", NULL);
+    const char *url = NULL, *pem;
+    acme_key_t *key = NULL;
+    json_t *info = NULL;
+    char *text;
+    apr_size_t len;
+    apr_status_t rv;
+
+    rv = acme_store_read(&text, &len, store, key_path, ACME_STORE_KEY_MAX, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_key_from_pem(&key, text, len, p);
+        if (rv != APR_SUCCESS) {
+            /* Never replace an account key we cannot read: the operator must look at it. */
+            acme_log(log, ACME_LOG_ERR, rv,
+                     "ACME00010: account key %s cannot be used (%s); move it away to let a new "
+                     "account be created",
+                     acme_store_path(store, key_path, p), acme_strerror(rv, p));
+            return rv;
+        }
+        if (acme_store_json_read(&info, store, json_path, p) == APR_SUCCESS) {
+            url = acme_json_str(info, "url");
+        }
+    }
+    else if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = acme_key_generate(&key, key_type, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        rv = acme_key_to_pem(&pem, &len, key, p);
+        if (rv == APR_SUCCESS) {
+            rv = acme_store_write(store, key_path, pem, len, 0600, p);
+        }
+        if (rv != APR_SUCCESS) {
+            acme_log(log, ACME_LOG_ERR, rv, "ACME00011: cannot save a new account key in %s",
+                     acme_store_path(store, key_path, p));
+            return rv;
+        }
+    }
+    else {
+        acme_log(log, ACME_LOG_ERR, rv, "ACME00012: cannot read account key %s",
+                 acme_store_path(store, key_path, p));
+        return rv;
+    }
+
+    if (!url) {
+        if (req->terms_agreed) {
+            rv = acme_account_register(&url, pprob, client, key, req, p);
+        }
+        else {
+            /* Without agreement we may still use an account that exists already. */
+            rv = acme_account_find(&url, pprob, client, key, p);
+            if (rv == ACME_ENOACCOUNT) {
+                acme_log(log, ACME_LOG_ERR, rv,
+                         "ACME00013: no account at %s and the terms of service are not "
+                         "accepted; set 'ACMEAgreement accepted'",
+                         acme_client_directory_url(client));
+                return ACME_ECONFIG;
+            }
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        info = acme_json_pool(p, json_pack("{s:s, s:s}", "url", url, "ca",
+                                           acme_client_directory_url(client)));
+        rv = acme_store_json_write(store, json_path, info, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        acme_log(log, ACME_LOG_NOTICE, APR_SUCCESS, "ACME00014: account %s ready at %s", url,
+                 acme_client_directory_url(client));
+    }
+    acme_client_set_account(client, key, url);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p)
+{
+    acme_client_set_account(client, NULL, NULL);
+    return acme_store_remove(store, apr_pstrcat(p, account_dir(client, p), "/account.json", NULL),
+                             p);
+}
+
+/* --- polling --- */
+
+apr_interval_time_t acme_poll_interval(int attempt, apr_interval_time_t retry_after)
+{
+    apr_interval_time_t t = ACME_POLL_FIRST;
+
+    if (retry_after >= 0) {
+        return retry_after < 100000 ? 100000 : retry_after;
+    }
+    while (attempt-- > 0 && t < ACME_POLL_MAX) {
+        t *= 2;
+    }
+    return t > ACME_POLL_MAX ? ACME_POLL_MAX : t;
+}
+
+typedef struct issue_t {
+    acme_client_t *client;
+    const acme_issue_req_t *req;
+    const acme_log_t *log;
+    const acme_clock_t *clock;
+    apr_time_t deadline;
+    int polls;
+    acme_problem_t **pprob;
+    apr_array_header_t *published; /* const char * tokens to remove at the end */
+} issue_t;
+
+/* Waits before the next poll; ACME_ETIMEOUT when the wait would pass the deadline or the poll
+ * count is used up. */
+static apr_status_t poll_wait(issue_t *is, apr_interval_time_t retry_after, const char *what,
+                              apr_pool_t *p)
+{
+    apr_interval_time_t t = acme_poll_interval(is->polls, retry_after);
+    apr_time_t now = is->clock->now(is->clock->baton);
+
+    if (++is->polls > ACME_POLL_ATTEMPTS_MAX || now + t > is->deadline) {
+        acme_log(is->log, ACME_LOG_ERR, ACME_ETIMEOUT,
+                 "ACME00020: %s: gave up waiting for %s after %d polls; the order is resumed "
+                 "at the next attempt",
+                 is->req->domain, what, is->polls - 1);
+        if (is->pprob) {
+            acme_problem_t *prob = apr_pcalloc(p, sizeof(*prob));
+            prob->type = prob->name = "";
+            prob->detail = apr_psprintf(p, "timed out waiting for %s", what);
+            prob->rv = ACME_ETIMEOUT;
+            prob->retry_after = retry_after;
+            prob->subproblems = apr_array_make(p, 0, sizeof(acme_problem_t *));
+            *is->pprob = prob;
+        }
+        return ACME_ETIMEOUT;
+    }
+    acme_log(is->log, ACME_LOG_TRACE, APR_SUCCESS, "%s: waiting %" APR_TIME_T_FMT " ms for %s",
+             is->req->domain, apr_time_as_msec(t), what);
+    is->clock->sleep(is->clock->baton, t);
+    return APR_SUCCESS;
+}
+
+/* Logs a failed step with the domain, the CA's words and what happens next. */
+static apr_status_t step_failed(issue_t *is, apr_status_t rv, const char *step,
+                                const acme_problem_t *prob, apr_pool_t *p)
+{
+    acme_log(is->log, ACME_LOG_ERR, rv, "ACME00021: %s: %s failed: %s; %s", is->req->domain, step,
+             prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p),
+             acme_problem_advice(rv));
+    return rv;
+}
+
+static const char *pick_type(const acme_issue_req_t *req, const acme_authz_t *a)
+{
+    static const char *const dflt = "http-01";
+    int i;
+
+    if (!req->challenge_types || req->challenge_types->nelts == 0) {
+        return acme_authz_challenge(a, dflt) ? dflt : NULL;
+    }
+    for (i = 0; i < req->challenge_types->nelts; i++) {
+        const char *t = APR_ARRAY_IDX(req->challenge_types, i, const char *);
+        if (acme_authz_challenge(a, t)) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+/* Fetches each authorization once: valid ones are skipped, pending ones get their challenge
+ * answer published and the CA told to validate. */
+static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_result_t *res,
+                                 apr_pool_t *p)
+{
+    int i;
+    apr_status_t rv;
+
+    for (i = 0; i < order->authzs->nelts; i++) {
+        const char *url = APR_ARRAY_IDX(order->authzs, i, const char *);
+        const acme_challenge_t *ch;
+        acme_challenge_t *answered;
+        acme_authz_t *a;
+        const char *type, *keyauth;
+
+        rv = acme_authz_get(&a, is->pprob, is->client, url, p);
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv, "fetching an authorization", *is->pprob, p);
+        }
+        res->authz_total++;
+        if (a->status == ACME_STATE_VALID) {
+            res->authz_reused++;
+            acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s:%s already authorized",
+                     is->req->domain, a->identifier.type, a->identifier.value);
+            continue;
+        }
+        if (a->status != ACME_STATE_PENDING) {
+            acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
+                     "ACME00022: %s: authorization for %s is %s: %s; a new order is made at the "
+                     "next attempt",
+                     is->req->domain, a->identifier.value, acme_state_name(a->status),
+                     acme_authz_error(a) ? acme_problem_describe(acme_authz_error(a), p)
+                                         : "no reason given");
+            return ACME_EINVALID;
+        }
+        type = pick_type(is->req, a);
+        if (!type) {
+            acme_log(is->log, ACME_LOG_ERR, ACME_ECONFIG,
+                     "ACME00023: %s: the CA offers no allowed challenge type for %s; allow "
+                     "another one with ACMEChallenges",
+                     is->req->domain, a->identifier.value);
+            return ACME_ECONFIG;
+        }
+        ch = acme_authz_challenge(a, type);
+        if (!ch->token) {
+            acme_log(is->log, ACME_LOG_ERR, ACME_EPROTO, "ACME00024: %s: %s challenge for %s "
+                     "has no token", is->req->domain, type, a->identifier.value);
+            return ACME_EPROTO;
+        }
+        rv = acme_key_authorization(&keyauth, acme_client_key(is->client), ch->token, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (is->req->tokens) {
+            rv = is->req->tokens->put(is->req->tokens, ch->token, a->identifier.value, keyauth,
+                                      is->deadline);
+            if (rv != APR_SUCCESS) {
+                return step_failed(is, rv, "publishing the challenge answer", NULL, p);
+            }
+            APR_ARRAY_PUSH(is->published, const char *) = ch->token;
+        }
+        if (ch->status == ACME_STATE_PENDING) {
+            rv = acme_challenge_respond(&answered, is->pprob, is->client, ch->url, p);
+            if (rv != APR_SUCCESS) {
+                return step_failed(is, rv, "answering the challenge", *is->pprob, p);
+            }
+        }
+        acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s for %s answered",
+                 is->req->domain, type, a->identifier.value);
+    }
+    return APR_SUCCESS;
+}
+
+/* After a failed order, fetches the authorizations to say which name failed and why. */
+static void explain_invalid(issue_t *is, const acme_order_t *order, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; i < order->authzs->nelts; i++) {
+        acme_problem_t *ignored = NULL;
+        acme_authz_t *a;
+        if (acme_authz_get(&a, &ignored, is->client, APR_ARRAY_IDX(order->authzs, i, const char *),
+                           p) != APR_SUCCESS) {
+            continue;
+        }
+        if (a->status == ACME_STATE_INVALID) {
+            const acme_problem_t *err = acme_authz_error(a);
+            acme_log(is->log, ACME_LOG_ERR, err ? err->rv : ACME_EVALIDATION,
+                     "ACME00025: %s: validation of %s failed: %s; %s", is->req->domain,
+                     a->identifier.value, err ? acme_problem_describe(err, p) : "no reason given",
+                     acme_problem_advice(err ? err->rv : ACME_EVALIDATION));
+        }
+    }
+}
+
+/* Polls the order until it leaves the states in which the CA is working. Polling the order
+ * rather than each authorization costs one request per round whatever the number of names. */
+static apr_status_t await_order(issue_t *is, acme_order_t **porder, acme_state_e from,
+                                const char *what, apr_pool_t *p)
+{
+    acme_order_t *o = *porder;
+    apr_status_t rv;
+
+    while (o->status == from || o->status == ACME_STATE_PROCESSING) {
+        rv = poll_wait(is, o->retry_after, what, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        rv = acme_order_get(&o, is->pprob, is->client, o->url, p);
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv, "polling the order", *is->pprob, p);
+        }
+    }
+    *porder = o;
+    return APR_SUCCESS;
+}
+
+static void unpublish(issue_t *is)
+{
+    int i;
+
+    for (i = 0; is->req->tokens && i < is->published->nelts; i++) {
+        is->req->tokens->remove(is->req->tokens, APR_ARRAY_IDX(is->published, i, const char *));
+    }
+}
+
+static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
+{
+    const acme_issue_req_t *req = is->req;
+    acme_order_t *order;
+    const unsigned char *csr;
+    apr_size_t csr_len;
+    apr_array_header_t *alts = NULL;
+    apr_status_t rv;
+    int i;
+
+    rv = acme_order_new(&order, is->pprob, is->client, req->names, p);
+    if (rv != APR_SUCCESS) {
+        return step_failed(is, rv, "creating the order", *is->pprob, p);
+    }
+    res->order_url = order->url;
+    acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00026: %s: order %s is %s",
+             req->domain, order->url, acme_state_name(order->status));
+
+    if (order->status == ACME_STATE_PENDING) {
+        rv = start_authzs(is, order, res, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        rv = await_order(is, &order, ACME_STATE_PENDING, "validation", p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (order->status == ACME_STATE_INVALID) {
+        explain_invalid(is, order, p);
+        return ACME_EINVALID;
+    }
+    if (order->status == ACME_STATE_READY) {
+        rv = acme_key_generate(&res->key, req->key_type, p);
+        if (rv == APR_SUCCESS) {
+            rv = acme_csr_create(&csr, &csr_len, res->key, req->names, p);
+        }
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv, "making the key and certificate request", NULL, p);
+        }
+        rv = acme_order_finalize(&order, is->pprob, is->client, order, csr, csr_len, p);
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv, "finalizing the order", *is->pprob, p);
+        }
+        rv = await_order(is, &order, ACME_STATE_READY, "the certificate", p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    if (order->status != ACME_STATE_VALID || !res->key) {
+        /* A valid order we did not finalize ourselves has a certificate for a key we lack. */
+        acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
+                 "ACME00027: %s: order %s ended %s%s%s; a new order is made at the next attempt",
+                 req->domain, order->url, acme_state_name(order->status),
+                 order->error ? ": " : "",
+                 order->error ? acme_problem_describe(order->error, p) : "");
+        return ACME_EINVALID;
+    }
+    rv = acme_chain_download(&res->chain_pem, &res->chain_len, &alts, is->pprob, is->client,
+                             order->certificate, p);
+    if (rv != APR_SUCCESS) {
+        return step_failed(is, rv, "downloading the certificate", *is->pprob, p);
+    }
+    res->alt_chains = apr_array_make(p, 0, sizeof(const char *));
+    for (i = 0; alts && i < alts->nelts && i < ACME_ALT_CHAINS_MAX; i++) {
+        const char *pem;
+        apr_size_t len;
+        acme_problem_t *ignored = NULL;
+        /* An alternate chain is a bonus: failing to get one does not fail the issuance. */
+        if (acme_chain_download(&pem, &len, NULL, &ignored, is->client,
+                                APR_ARRAY_IDX(alts, i, const char *), p) == APR_SUCCESS) {
+            APR_ARRAY_PUSH(res->alt_chains, const char *) = pem;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
+                        acme_client_t *client, const acme_issue_req_t *req, apr_pool_t *p)
+{
+    acme_problem_t *prob = NULL;
+    acme_issue_result_t *res = apr_pcalloc(p, sizeof(*res));
+    issue_t is;
+    apr_status_t rv;
+
+    memset(&is, 0, sizeof(is));
+    is.client = client;
+    is.req = req;
+    is.log = acme_client_log(client);
+    is.clock = acme_client_clock(client);
+    is.deadline = is.clock->now(is.clock->baton) +
+                  (req->max_wait > 0 ? req->max_wait : apr_time_from_sec(300));
+    is.pprob = &prob;
+    is.published = apr_array_make(p, 4, sizeof(const char *));
+
+    if (!acme_client_kid(client) || !req->names || req->names->nelts == 0) {
+        return APR_EINVAL;
+    }
+    rv = run(&is, res, p);
+    unpublish(&is);
+    if (rv != APR_SUCCESS) {
+        if (pprob && prob) {
+            *pprob = prob;
+        }
+        return rv;
+    }
+    acme_log(is.log, ACME_LOG_NOTICE, APR_SUCCESS,
+             "ACME00028: %s: certificate issued (%d of %d authorizations reused, %u requests "
+             "to the CA so far)",
+             req->domain, res->authz_reused, res->authz_total, acme_client_requests(client));
+    *presult = res;
+    return APR_SUCCESS;
+}
