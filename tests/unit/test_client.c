@@ -1,9 +1,524 @@
-/* placeholder until written */
-#include "unit.h"
-static void placeholder(void **state)
+/* test_client.c - the protocol through a fake CA: directory caching, nonce reuse, badNonce
+ * retries, Retry-After, problem documents, bad answers, and a whole issuance with authorization
+ * reuse and alternate chains. */
+#include <apr_date.h>
+
+#include "acme_issue.h"
+#include "fake_ca.h"
+
+#define DIR_OK {"GET", CA "/dir", 200, "Content-Type: application/json\n", FAKE_DIRECTORY, 0}
+#define NONCE_OK {"HEAD", CA "/nonce", 200, "", "", 0}
+#define JSON "Content-Type: application/json\n"
+#define PROBLEM "Content-Type: application/problem+json\n"
+#define ACCT_CREATED                                                                               \
+    {"POST", CA "/acct", 201, JSON "Location: " CA "/acct/1\n", "{\"status\":\"valid\"}", 0}
+
+#define TOKEN_A "tokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define TOKEN_B "tokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+
+#define ORDER(status, extra)                                                                       \
+    "{\"status\":\"" status "\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"},"        \
+    "{\"type\":\"dns\",\"value\":\"b.test\"}],\"authorizations\":[\"" CA "/authz/a\",\"" CA      \
+    "/authz/b\"],\"finalize\":\"" CA "/finalize/1\"" extra "}"
+
+#define AUTHZ(name, status, token, chstatus)                                                       \
+    "{\"status\":\"" status "\",\"identifier\":{\"type\":\"dns\",\"value\":\"" name "\"},"        \
+    "\"challenges\":[{\"type\":\"http-01\",\"url\":\"" CA "/chal/" name "/http\",\"token\":\""   \
+    token "\",\"status\":\"" chstatus "\"},{\"type\":\"dns-01\",\"url\":\"" CA "/chal/" name     \
+    "/dns\",\"token\":\"" token "\",\"status\":\"" chstatus "\"}]}"
+
+#define CHAIN_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+
+typedef struct fixture_t {
+    apr_pool_t *p;
+    fake_ca_t *ca;
+    unit_log_t *log;
+    unit_clock_t *clock;
+    acme_client_t *client;
+    acme_key_t *account_key;
+} fixture_t;
+
+static fixture_t *fixture(apr_pool_t *p, fake_ca_t *ca, int with_account)
 {
-    (void)state;
-    skip();
+    fixture_t *f = apr_pcalloc(p, sizeof(*f));
+
+    f->p = p;
+    f->ca = ca;
+    f->log = unit_log_make(p);
+    f->clock = unit_clock_make(p, apr_time_from_sec(1800000000));
+    ca->http.log = &f->log->log;
+    assert_int_equal(acme_client_create(&f->client, CA "/dir", &ca->http, &f->log->log,
+                                        &f->clock->clock, p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_key_generate(&f->account_key, ACME_KEY_EC256, p), APR_SUCCESS);
+    if (with_account) {
+        acme_client_set_account(f->client, f->account_key, CA "/acct/1");
+    }
+    return f;
 }
-static const struct CMUnitTest tests[] = {UNIT_TEST(placeholder)};
+
+static apr_array_header_t *names2(apr_pool_t *p)
+{
+    apr_array_header_t *names = apr_array_make(p, 2, sizeof(const char *));
+    APR_ARRAY_PUSH(names, const char *) = "a.test";
+    APR_ARRAY_PUSH(names, const char *) = "b.test";
+    return names;
+}
+
+static void directory_cached_and_nonces_reused(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        ACCT_CREATED,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("pending", ""), 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 0);
+    acme_account_req_t areq = {NULL, 1, NULL, NULL};
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+    const char *url;
+
+    assert_int_equal(acme_account_register(&url, &prob, f->client, f->account_key, &areq, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(url, CA "/acct/1");
+    acme_client_set_account(f->client, f->account_key, url);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), APR_SUCCESS);
+    assert_int_equal(acme_order_get(&order, &prob, f->client, order->url, f->p), APR_SUCCESS);
+    assert_int_equal(order->authzs->nelts, 2);
+    assert_string_equal(acme_client_resource(f->client, "newOrder"), CA "/order");
+
+    /* One directory GET and one HEAD newNonce in all: every later POST uses the nonce of the
+     * answer before it. newAccount is signed with jwk, everything after with kid. */
+    assert_int_equal(f->ca->requests->nelts, 5);
+    assert_string_equal(fake_req(f->ca, 2)->nonce, "nonce0001");
+    assert_true(fake_req(f->ca, 2)->has_jwk);
+    assert_null(fake_req(f->ca, 2)->kid);
+    assert_string_equal(fake_req(f->ca, 3)->nonce, "nonce0002");
+    assert_string_equal(fake_req(f->ca, 3)->kid, CA "/acct/1");
+    assert_false(fake_req(f->ca, 3)->has_jwk);
+    assert_string_equal(fake_req(f->ca, 4)->nonce, "nonce0003");
+    assert_string_equal(fake_req(f->ca, 4)->payload, ""); /* POST-as-GET */
+    assert_non_null(strstr(fake_req(f->ca, 2)->payload, "\"termsOfServiceAgreed\":true"));
+    assert_int_equal(acme_client_requests(f->client), 5);
+}
+
+static void bad_nonce_retried_with_fresh_nonce(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order/1", 400, PROBLEM "Replay-Nonce: freshFromError\n",
+         "{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"JWS has an invalid "
+         "anti-replay nonce\"}",
+         0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("ready", ""), 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+
+    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p), APR_SUCCESS);
+    assert_int_equal(order->status, ACME_STATE_READY);
+    assert_string_equal(fake_req(f->ca, 3)->nonce, "freshFromError");
+    assert_null(prob);
+}
+
+static void bad_nonce_retries_are_bounded(void **state)
+{
+    fake_answer_t script[2 + ACME_BADNONCE_RETRIES + 1];
+    fixture_t *f;
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+    int i;
+
+    script[0] = (fake_answer_t)DIR_OK;
+    script[1] = (fake_answer_t)NONCE_OK;
+    for (i = 2; i < (int)(sizeof(script) / sizeof(script[0])); i++) {
+        script[i] = (fake_answer_t){"POST", CA "/order/1", 400, PROBLEM,
+                                    "{\"type\":\"urn:ietf:params:acme:error:badNonce\"}", 0};
+    }
+    f = fixture(*state, FAKE_CA(*state, script), 1);
+    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p),
+                     ACME_EBADNONCE);
+    assert_int_equal(f->ca->requests->nelts, 2 + ACME_BADNONCE_RETRIES + 1);
+    assert_non_null(prob);
+    assert_string_equal(prob->name, "badNonce");
+}
+
+static void rate_limit_surfaces_retry_after(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 429, PROBLEM "Retry-After: 3600\n",
+         "{\"type\":\"urn:ietf:params:acme:error:rateLimited\",\"detail\":\"too many "
+         "certificates already issued for a.test\",\"status\":429}",
+         0},
+        {"POST", CA "/order", 503, "Retry-After: Fri, 15 Jan 2027 08:00:00 GMT\n",
+         "<html>down for maintenance</html>", 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+                     ACME_ERATELIMITED);
+    assert_int_equal(prob->retry_after, apr_time_from_sec(3600));
+    assert_non_null(strstr(acme_problem_describe(prob, f->p), "too many certificates"));
+    prob = NULL;
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ESERVER);
+    /* An HTTP-date counts from the (fake) clock's now. */
+    assert_int_equal(prob->retry_after,
+                     apr_date_parse_http("Fri, 15 Jan 2027 08:00:00 GMT") - f->clock->now);
+    assert_non_null(strstr(prob->detail, "down for maintenance"));
+}
+
+static void bad_answers_are_refused(void **state)
+{
+    static const struct {
+        int status;
+        const char *headers;
+        const char *body;
+        apr_status_t rv;
+        apr_status_t expect;
+    } rows[] = {
+        {200, JSON, "{\"status\":\"pending\",\"identif", 0, ACME_EPROTO},     /* truncated */
+        {200, JSON, "[\"not\",\"an\",\"object\"]", 0, ACME_EPROTO},          /* wrong type */
+        {200, JSON, "{\"status\":\"pending\"}", 0, ACME_EPROTO},              /* members */
+        {200, JSON, "{\"status\":7,\"identifiers\":[],\"finalize\":1}", 0, ACME_EPROTO},
+        {200, JSON, ORDER("bogus", ""), 0, ACME_EPROTO},                     /* state */
+        {200, JSON, ORDER("valid", ""), 0, ACME_EPROTO},                     /* no certificate */
+        {200, JSON, ORDER("valid", ",\"certificate\":\"ftp://x\""), 0, ACME_EPROTO},
+        {500, "", "", 0, ACME_ESERVER},
+        {404, PROBLEM, "{\"type\":\"urn:ietf:params:acme:error:malformed\"}", 0, ACME_EMALFORMED},
+        {0, NULL, NULL, ACME_ETOOLARGE, ACME_ETOOLARGE},   /* transport bound hit */
+        {0, NULL, NULL, ACME_ETRANSPORT, ACME_ETRANSPORT}, /* no answer */
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        fake_answer_t *script = apr_pcalloc(*state, 3 * sizeof(*script));
+        fixture_t *f;
+        acme_problem_t *prob = NULL;
+        acme_order_t *order = NULL;
+
+        script[0] = (fake_answer_t)DIR_OK;
+        script[1] = (fake_answer_t)NONCE_OK;
+        script[2] = (fake_answer_t){"POST", CA "/order/1", rows[i].status, rows[i].headers,
+                                    rows[i].body, rows[i].rv};
+        f = fixture(*state, fake_ca_make(*state, script, 3), 1);
+        assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p),
+                         rows[i].expect);
+        assert_null(order);
+    }
+}
+
+static void directory_and_nonce_failures(void **state)
+{
+    static const fake_answer_t no_nonce[] = {
+        DIR_OK,
+        {"HEAD", CA "/nonce", 200, "X-No-Nonce: 1\n", "", 0},
+    };
+    static const fake_answer_t bad_dir[] = {
+        {"GET", CA "/dir", 200, JSON, "{\"newNonce\":\"" CA "/nonce\"}", 0},
+    };
+    static const fake_answer_t html_dir[] = {
+        {"GET", CA "/dir", 200, "Content-Type: text/html\n", "<html>captive portal</html>", 0},
+    };
+    fixture_t *f;
+    acme_order_t *order;
+    acme_problem_t *prob = NULL;
+    const json_t *dir;
+
+    f = fixture(*state, FAKE_CA(*state, no_nonce), 1);
+    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p), ACME_EPROTO);
+    f = fixture(*state, FAKE_CA(*state, bad_dir), 1);
+    assert_int_equal(acme_client_directory(&dir, f->client), ACME_EPROTO);
+    assert_true(unit_log_has(f->log, "no newAccount URL"));
+    f = fixture(*state, FAKE_CA(*state, html_dir), 1);
+    assert_int_equal(acme_client_directory(&dir, f->client), ACME_EPROTO);
+}
+
+static void retry_after_forms(void **state)
+{
+    static const struct {
+        const char *value;
+        apr_interval_time_t expect;
+    } rows[] = {
+        {"120", apr_time_from_sec(120)},
+        {" 7 ", apr_time_from_sec(7)},
+        {"0", 0},
+        {"-5", -1},
+        {"12abc", -1},
+        {"soon", -1},
+        {"Wed, 21 Oct 2015 07:28:00 GMT", 0}, /* past */
+        {"99999999999999", apr_time_from_sec(366 * 24 * 3600)},
+    };
+    apr_pool_t *p = *state;
+    acme_http_resp_t resp;
+    size_t i;
+
+    memset(&resp, 0, sizeof(resp));
+    assert_int_equal(acme_http_retry_after(&resp, apr_time_now()), -1);
+    resp.headers = apr_table_make(p, 1);
+    assert_int_equal(acme_http_retry_after(&resp, apr_time_now()), -1);
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        apr_table_set(resp.headers, "Retry-After", rows[i].value);
+        assert_int_equal(acme_http_retry_after(&resp, apr_time_now()), rows[i].expect);
+    }
+    apr_table_set(resp.headers, "Retry-After", "Sun, 06 Nov 2033 08:49:37 GMT");
+    assert_int_equal(acme_http_retry_after(&resp, apr_date_parse_http(
+                                                      "Sun, 06 Nov 2033 08:48:37 GMT")),
+                     apr_time_from_sec(60));
+}
+
+static void link_headers(void **state)
+{
+    apr_pool_t *p = *state;
+    acme_http_resp_t resp;
+    apr_array_header_t *links;
+
+    memset(&resp, 0, sizeof(resp));
+    resp.headers = apr_table_make(p, 4);
+    apr_table_add(resp.headers, "Link", "<" CA "/cert/1/1>;rel=\"alternate\"");
+    apr_table_add(resp.headers, "link", "<" CA "/dir>;rel=\"index\", </cert/1/2>; rel=alternate");
+    apr_table_add(resp.headers, "Link", "<" CA "/cert/1/3>; title=\"x\"; rel=\"up alternate\"");
+    apr_table_add(resp.headers, "Link", "garbage without brackets");
+    apr_table_add(resp.headers, "Link", "<unterminated; rel=alternate");
+    links = acme_http_links(&resp, "alternate", CA "/cert/1", p);
+    assert_int_equal(links->nelts, 3);
+    assert_string_equal(APR_ARRAY_IDX(links, 0, const char *), CA "/cert/1/1");
+    assert_string_equal(APR_ARRAY_IDX(links, 1, const char *), CA "/cert/1/2");
+    assert_string_equal(APR_ARRAY_IDX(links, 2, const char *), CA "/cert/1/3");
+    links = acme_http_links(&resp, "index", CA "/cert/1", p);
+    assert_int_equal(links->nelts, 1);
+}
+
+/* A whole issuance: a.test's authorization is reused (valid), b.test's needs http-01; the CA
+ * asks to wait 2 s while validating and 1 s while issuing; the chain has an alternate. */
+static void issuance_reuses_authz_and_honours_retry_after(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON, AUTHZ("b.test", "pending", TOKEN_B, "pending"), 0},
+        {"POST", CA "/chal/b.test/http", 200, JSON,
+         "{\"type\":\"http-01\",\"url\":\"" CA "/chal/b.test/http\",\"token\":\"" TOKEN_B
+         "\",\"status\":\"processing\"}",
+         0},
+        {"POST", CA "/order/1", 200, JSON "Retry-After: 2\n", ORDER("pending", ""), 0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON "Retry-After: 1\n", ORDER("processing", ""), 0},
+        {"POST", CA "/order/1", 200, JSON,
+         ORDER("valid", ",\"certificate\":\"" CA "/cert/1\""), 0},
+        {"POST", CA "/cert/1", 200,
+         "Content-Type: application/pem-certificate-chain\nLink: <" CA
+         "/cert/1/1>;rel=\"alternate\"\n",
+         CHAIN_PEM, 0},
+        {"POST", CA "/cert/1/1", 200, "Content-Type: application/pem-certificate-chain\n",
+         CHAIN_PEM CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    const char *thumb, *host, *keyauth;
+    int i;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.key_type = ACME_KEY_EC256;
+    assert_int_equal(acme_tokens_hash_create(&req.tokens, f->p), APR_SUCCESS);
+
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_int_equal(res->authz_total, 2);
+    assert_int_equal(res->authz_reused, 1);
+    assert_string_equal(res->chain_pem, CHAIN_PEM);
+    assert_int_equal(res->alt_chains->nelts, 1);
+    assert_non_null(res->key);
+
+    /* Exactly the script: no challenge for the reused authorization, one poll per round. */
+    assert_int_equal(f->ca->requests->nelts, (int)(sizeof(script) / sizeof(script[0])));
+    for (i = 0; i < f->ca->requests->nelts; i++) {
+        assert_null(strstr(fake_req(f->ca, i)->url, "/chal/a.test"));
+    }
+    /* Responding to a challenge posts "{}", not the empty POST-as-GET payload. */
+    assert_string_equal(fake_req(f->ca, 5)->payload, "{}");
+    assert_non_null(strstr(fake_req(f->ca, 8)->payload, "\"csr\":\""));
+    /* The first poll comes ACME_POLL_FIRST after the answer; then the CA's Retry-After is
+     * honoured: 2 s, then 1 s after finalize, nothing shorter. */
+    assert_int_equal(f->clock->sleeps, 3);
+    assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(3));
+    /* The answer was published while validating and removed afterwards. */
+    assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
+    assert_int_equal(req.tokens->get(req.tokens, TOKEN_B, &host, &keyauth, f->p), APR_NOTFOUND);
+    (void)thumb;
+}
+
+static void issuance_publishes_key_authorization(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "pending", TOKEN_A, "pending"), 0},
+        {"POST", CA "/chal/a.test/http", 200, JSON,
+         "{\"type\":\"http-01\",\"url\":\"" CA "/chal/a.test/http\",\"token\":\"" TOKEN_A
+         "\",\"status\":\"pending\"}",
+         0},
+        {"POST", CA "/authz/b", 500, "", "", 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    acme_tokens_t *tokens;
+    const char *thumb, *host, *keyauth;
+
+    /* A table that never forgets, to see what was published. */
+    assert_int_equal(acme_tokens_hash_create(&tokens, f->p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.tokens = tokens;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ESERVER);
+    assert_null(res);
+    assert_true(unit_log_has(f->log, "a.test: fetching an authorization failed"));
+    /* On failure the tokens are removed too. */
+    assert_int_equal(tokens->get(tokens, TOKEN_A, &host, &keyauth, f->p), APR_NOTFOUND);
+    assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
+    assert_int_equal(acme_key_authorization(&keyauth, f->account_key, TOKEN_A, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(keyauth, apr_pstrcat(f->p, TOKEN_A, ".", thumb, NULL));
+}
+
+static void polling_is_bounded(void **state)
+{
+    fake_answer_t script[3 + 2 + 2 + 40];
+    fixture_t *f;
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    int i, n = 0;
+
+    script[n++] = (fake_answer_t)DIR_OK;
+    script[n++] = (fake_answer_t)NONCE_OK;
+    script[n++] = (fake_answer_t){"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n",
+                                  ORDER("pending", ""), 0};
+    script[n++] = (fake_answer_t){"POST", CA "/authz/a", 200, JSON,
+                                  AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0};
+    script[n++] = (fake_answer_t){"POST", CA "/authz/b", 200, JSON,
+                                  AUTHZ("b.test", "valid", TOKEN_B, "valid"), 0};
+    for (i = 0; i < 40; i++) {
+        script[n++] = (fake_answer_t){"POST", CA "/order/1", 200, JSON "Retry-After: 1\n",
+                                      ORDER("pending", ""), 0};
+    }
+    f = fixture(*state, fake_ca_make(*state, script, n), 1);
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.max_wait = apr_time_from_sec(10);
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ETIMEOUT);
+    /* 10 s of budget, 1 s per Retry-After: at most 10 waits, never a tight loop. */
+    assert_true(f->clock->sleeps <= 10);
+    assert_true(f->clock->slept <= apr_time_from_sec(10));
+    assert_true(f->clock->sleeps >= 9);
+    assert_true(unit_log_has(f->log, "a.test: gave up waiting for validation"));
+    assert_non_null(prob);
+    assert_int_equal(prob->rv, ACME_ETIMEOUT);
+}
+
+static void long_retry_after_ends_the_attempt(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON "Retry-After: 7200\n", ORDER("processing", ""), 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ETIMEOUT);
+    /* No sleeping through two hours: the caller learns when to come back. */
+    assert_int_equal(f->clock->sleeps, 0);
+    assert_int_equal(prob->retry_after, apr_time_from_sec(7200));
+}
+
+static void invalid_order_names_the_failed_identifier(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON, AUTHZ("b.test", "pending", TOKEN_B, "processing"), 0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("invalid", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON,
+         "{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"b.test\"},"
+         "\"challenges\":[{\"type\":\"http-01\",\"url\":\"" CA "/chal/b\",\"token\":\"" TOKEN_B
+         "\",\"status\":\"invalid\",\"error\":{\"type\":\"urn:ietf:params:acme:error:connection\""
+         ",\"detail\":\"Connection refused\",\"status\":400}}]}",
+         0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_EINVALID);
+    assert_true(unit_log_has(f->log, "a.test: validation of b.test failed: connection (HTTP "
+                                     "400): Connection refused"));
+}
+
+static void hostile_tokens_are_refused(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/authz/a", 200, JSON,
+         AUTHZ("a.test", "pending", "../../etc/passwd/AAAAAAAAAAAAAAAA", "pending"), 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_authz_t *a = NULL;
+    acme_problem_t *prob = NULL;
+
+    assert_int_equal(acme_authz_get(&a, &prob, f->client, CA "/authz/a", f->p), ACME_EPROTO);
+    assert_null(a);
+    assert_false(acme_token_ok("short", 5));
+    assert_false(acme_token_ok("AAAAAAAAAAAAAAAA/AAAAA", 22));
+    assert_true(acme_token_ok(TOKEN_A, strlen(TOKEN_A)));
+}
+
+static const struct CMUnitTest tests[] = {
+    UNIT_TEST(directory_cached_and_nonces_reused),
+    UNIT_TEST(bad_nonce_retried_with_fresh_nonce),
+    UNIT_TEST(bad_nonce_retries_are_bounded),
+    UNIT_TEST(rate_limit_surfaces_retry_after),
+    UNIT_TEST(bad_answers_are_refused),
+    UNIT_TEST(directory_and_nonce_failures),
+    UNIT_TEST(retry_after_forms),
+    UNIT_TEST(link_headers),
+    UNIT_TEST(issuance_reuses_authz_and_honours_retry_after),
+    UNIT_TEST(issuance_publishes_key_authorization),
+    UNIT_TEST(polling_is_bounded),
+    UNIT_TEST(long_retry_after_ends_the_attempt),
+    UNIT_TEST(invalid_order_names_the_failed_identifier),
+    UNIT_TEST(hostile_tokens_are_refused),
+};
+
 UNIT_MAIN("client", tests)
