@@ -40,9 +40,10 @@ const char *acme_client_directory_url(const acme_client_t *client);
  * be a JSON object naming newNonce, newAccount and newOrder, else ACME_EPROTO. */
 apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client);
 
-/* URL of a directory resource ("newOrder", "renewalInfo", ...), or NULL when the CA has none.
- * Fetches the directory if needed. */
-const char *acme_client_resource(acme_client_t *client, const char *name);
+/* URL of a directory resource ("newOrder", "renewalInfo", ...). Fetches the directory if needed
+ * and returns its failure (ACME_ETRANSPORT when the CA is unreachable, ...); APR_NOTFOUND when the
+ * CA offers no such resource. */
+apr_status_t acme_client_resource(const char **purl, acme_client_t *client, const char *name);
 
 /* The account used for kid-signed requests. key stays owned by the caller. */
 void acme_client_set_account(acme_client_t *client, const acme_key_t *key, const char *kid);

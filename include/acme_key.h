@@ -36,7 +36,7 @@ apr_status_t acme_key_from_evp(acme_key_t **pkey, EVP_PKEY *evp, apr_pool_t *p);
  * key, APR_ENOTIMPL for an algorithm or size we do not use. */
 apr_status_t acme_key_from_pem(acme_key_t **pkey, const char *pem, apr_size_t len, apr_pool_t *p);
 
-/* Unencrypted PKCS#8 PEM; the caller writes it with mode 0600 (acme_store). */
+/* Unencrypted PKCS#8 PEM; the caller writes it readable by its owner only (acme_store). */
 apr_status_t acme_key_to_pem(const char **ppem, apr_size_t *plen, const acme_key_t *key,
                              apr_pool_t *p);
 

@@ -50,7 +50,8 @@ const char *acme_store_path(const acme_store_t *store, const char *relpath, apr_
  * acme_name_is_dns / acme_name_is_ip, or a CA id made by acme_store_ca_id. */
 int acme_store_name_ok(const char *name);
 
-/* Atomic write of relpath (parent folders created 0700) with the given permissions. */
+/* Atomic write of relpath (parent folders created 0700) with the given APR permissions
+ * (APR_FPROT_UREAD | APR_FPROT_UWRITE for keys; not Unix mode bits). */
 apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
                               apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
 

@@ -7,12 +7,14 @@
 static apr_status_t new_account(const char **purl, acme_problem_t **pprob, acme_client_t *client,
                                 const acme_key_t *key, json_t *payload, apr_pool_t *p)
 {
-    const char *url = acme_client_resource(client, "newAccount");
+    const char *url;
     acme_resp_t *resp;
     apr_status_t rv;
 
-    if (!url) {
-        return ACME_EPROTO;
+    /* The directory was checked to name newAccount: only its own failure can come back. */
+    rv = acme_client_resource(&url, client, "newAccount");
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rv = acme_client_post(&resp, pprob, client, url, payload, key, 1, p);
     if (rv != APR_SUCCESS) {
@@ -53,7 +55,11 @@ apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob,
     }
     if (req->eab_kid && req->eab_hmac) {
         json_t *eab;
-        const char *url = acme_client_resource(client, "newAccount");
+        const char *url;
+        rv = acme_client_resource(&url, client, "newAccount");
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
         rv = acme_jws_eab(&eab, key, req->eab_kid, req->eab_hmac, url, p);
         if (rv != APR_SUCCESS) {
             return rv;

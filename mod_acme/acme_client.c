@@ -224,14 +224,22 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
     return APR_SUCCESS;
 }
 
-const char *acme_client_resource(acme_client_t *client, const char *name)
+apr_status_t acme_client_resource(const char **purl, acme_client_t *client, const char *name)
 {
     const json_t *dir;
+    const char *url;
+    apr_status_t rv;
 
-    if (acme_client_directory(&dir, client) != APR_SUCCESS) {
-        return NULL;
+    rv = acme_client_directory(&dir, client);
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
-    return acme_json_str(dir, name);
+    url = acme_json_str(dir, name);
+    if (!url) {
+        return APR_NOTFOUND;
+    }
+    *purl = url;
+    return APR_SUCCESS;
 }
 
 /* Makes sure a nonce is held: HEAD newNonce (RFC 8555 section 7.2) only when none is. */
@@ -244,9 +252,9 @@ static apr_status_t ensure_nonce(acme_client_t *c, apr_pool_t *p)
     if (c->nonce[0]) {
         return APR_SUCCESS;
     }
-    url = acme_client_resource(c, "newNonce");
-    if (!url) {
-        return c->directory ? ACME_EPROTO : ACME_ETRANSPORT;
+    rv = acme_client_resource(&url, c, "newNonce");
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     rv = perform(&hr, c, "HEAD", url, NULL, 0, p);
     if (rv != APR_SUCCESS) {

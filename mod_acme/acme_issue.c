@@ -51,7 +51,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
         }
         rv = acme_key_to_pem(&pem, &len, key, p);
         if (rv == APR_SUCCESS) {
-            rv = acme_store_write(store, key_path, pem, len, 0600, p);
+            rv = acme_store_write(store, key_path, pem, len, APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
         }
         if (rv != APR_SUCCESS) {
             acme_log(log, ACME_LOG_ERR, rv, "ACME00011: cannot save a new account key in %s",

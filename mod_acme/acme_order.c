@@ -143,15 +143,16 @@ static apr_status_t order_parse(acme_order_t **porder, acme_client_t *c, const c
 apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
                             const apr_array_header_t *names, apr_pool_t *p)
 {
-    const char *url = acme_client_resource(client, "newOrder");
+    const char *url;
     apr_array_header_t *ids;
     json_t *payload, *jids;
     acme_resp_t *resp;
     apr_status_t rv;
     int i;
 
-    if (!url) {
-        return ACME_EPROTO;
+    rv = acme_client_resource(&url, client, "newOrder");
+    if (rv != APR_SUCCESS) {
+        return rv;
     }
     if (names->nelts == 0 || names->nelts > ACME_ORDER_IDENTIFIERS_MAX) {
         return APR_EINVAL;

@@ -178,8 +178,14 @@ class Pebble:
 
 
 def split_pem_chain(data):
-    """PEM blocks of a chain, as cryptography certificates, leaf first."""
-    return x509.load_pem_x509_certificates(data)
+    """PEM blocks of a chain, as cryptography certificates, leaf first. (Debian 12's
+    python3-cryptography 38 has no load_pem_x509_certificates.)"""
+    end = b"-----END CERTIFICATE-----"
+    certs = []
+    for block in data.split(end)[:-1]:
+        start = block.find(b"-----BEGIN CERTIFICATE-----")
+        certs.append(x509.load_pem_x509_certificate(block[start:] + end + b"\n"))
+    return certs
 
 
 def san_names(cert):

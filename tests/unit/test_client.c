@@ -87,7 +87,9 @@ static void directory_cached_and_nonces_reused(void **state)
     assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), APR_SUCCESS);
     assert_int_equal(acme_order_get(&order, &prob, f->client, order->url, f->p), APR_SUCCESS);
     assert_int_equal(order->authzs->nelts, 2);
-    assert_string_equal(acme_client_resource(f->client, "newOrder"), CA "/order");
+    assert_int_equal(acme_client_resource(&url, f->client, "newOrder"), APR_SUCCESS);
+    assert_string_equal(url, CA "/order");
+    assert_int_equal(acme_client_resource(&url, f->client, "renewalInfo"), APR_NOTFOUND);
 
     /* One directory GET and one HEAD newNonce in all: every later POST uses the nonce of the
      * answer before it. newAccount is signed with jwk, everything after with kid. */
