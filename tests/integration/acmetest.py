@@ -167,10 +167,18 @@ class Pebble:
         """Pebble makes a new root at every start: fetch it from the management port."""
         return self._mgmt_get("/roots/0")
 
+    def requests(self):
+        """Requests pebble has handled, as "METHOD /path" (one '-> calling handler()' log line
+        each), in order."""
+        out = []
+        with open(self.log, "r", errors="replace") as f:
+            for line in f:
+                if line.rstrip().endswith("-> calling handler()"):
+                    out.append(" ".join(line.split()[3:5]))
+        return out
+
     def request_count(self):
-        """Requests pebble has handled: one '-> calling handler()' log line each."""
-        with open(self.log, "rb") as f:
-            return f.read().count(b"calling handler()")
+        return len(self.requests())
 
     def stop(self):
         self.proc.stop()
