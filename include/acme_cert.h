@@ -50,7 +50,8 @@ apr_status_t acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t 
                               const char **pmissing);
 
 /* Checks a chain as a whole: leaf matches key (when key != NULL), each certificate is issued by
- * the next, leaf covers names (when names != NULL), now lies in the leaf's validity.
+ * the next, leaf covers names (when names != NULL), now lies in the leaf's validity (when
+ * now != 0; 0 skips the time check).
  * On failure ACME_EBADSTORE and *pwhy says what is wrong in words an operator can act on. */
 apr_status_t acme_cert_chain_check(const apr_array_header_t *chain, const acme_key_t *key,
                                    const apr_array_header_t *names, apr_time_t now,
