@@ -597,15 +597,14 @@ const char *acme_store_ca_id(const char *directory_url, apr_pool_t *p)
     return id;
 }
 
-/* The checks of a set that do not depend on names or time: the chain parses and its leaf is
- * the key's. The leaf's own notBefore is passed as the time, which its validity always holds,
- * so no clock takes part whatever acme_cert_chain_check makes of a zero time. */
+/* The checks of a set that do not depend on names or time: the chain parses, its leaf is the
+ * key's, each certificate is issued by the next. now == 0 skips the time check (acme_cert.h):
+ * an expired set must still load, and a staged one is only held to the clock when promoted. */
 static apr_status_t check_untimed(apr_array_header_t **pchain, const acme_key_t *key,
                                   const char *chain_pem, apr_size_t chain_len, const char *what,
                                   const char **pwhy, apr_pool_t *p)
 {
     apr_array_header_t *chain = NULL;
-    const acme_cert_t *leaf;
     const char *why = NULL;
     apr_status_t rv;
 
@@ -615,8 +614,7 @@ static apr_status_t check_untimed(apr_array_header_t **pchain, const acme_key_t 
         rv = ACME_EBADSTORE;
         goto out;
     }
-    leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
-    rv = acme_cert_chain_check(chain, key, NULL, acme_cert_not_before(leaf), &why, p);
+    rv = acme_cert_chain_check(chain, key, NULL, 0, &why, p);
     if (rv != APR_SUCCESS) {
         why = apr_psprintf(p, "%s: %s", what, why ? why : "the chain does not check");
         rv = ACME_EBADSTORE;
