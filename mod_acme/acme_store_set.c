@@ -1,0 +1,1 @@
+/* acme_store_set.c - being split out of acme_store.c */

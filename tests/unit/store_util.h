@@ -1,0 +1,1 @@
+/* store_util.h - being split out of test_store.c */
