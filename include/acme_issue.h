@@ -38,6 +38,10 @@ typedef struct acme_issue_req_t {
     const apr_array_header_t *challenge_types; /* const char *, preference order; NULL = http-01 */
     acme_tokens_t *tokens;            /* where http-01 answers are published; may be NULL */
     apr_interval_time_t max_wait;     /* bound on all waiting for this order; 0 = 5 minutes */
+    const char *order_url;            /* an order of an earlier attempt to resume, or NULL */
+    /* Called once the order is known (new or resumed), so the caller can persist its URL. */
+    void (*on_order)(void *baton, const char *order_url);
+    void *baton;
 } acme_issue_req_t;
 
 typedef struct acme_issue_result_t {
@@ -50,7 +54,10 @@ typedef struct acme_issue_result_t {
     int authz_reused;                 /* already valid: no challenge needed */
 } acme_issue_result_t;
 
-/* Runs one issuance. On failure the mapped status comes back and *pprob (when given and the CA
+/* Runs one issuance. An order given in req->order_url is resumed when it is still pending or
+ * ready for the same identifiers; anything else about it (gone, invalid, expired, other names,
+ * already finalized by a process that took its key along) leads to a new order.
+ * On failure the mapped status comes back and *pprob (when given and the CA
  * sent one) holds the problem, with retry_after for rateLimited / 503. */
 apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
                         acme_client_t *client, const acme_issue_req_t *req, apr_pool_t *p);

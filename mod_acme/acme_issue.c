@@ -312,6 +312,49 @@ static void unpublish(issue_t *is)
     }
 }
 
+/* 1 when the order is for exactly these names (as a set). */
+static int same_names(const acme_order_t *order, const apr_array_header_t *names)
+{
+    int i, j;
+
+    if (order->identifiers->nelts != names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        for (j = 0; j < order->identifiers->nelts; j++) {
+            if (strcasecmp(APR_ARRAY_IDX(order->identifiers, j, acme_ident_t).value, n) == 0) {
+                break;
+            }
+        }
+        if (j == order->identifiers->nelts) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The order of an earlier attempt, when it can still lead to a certificate from here. */
+static acme_order_t *resume_order(issue_t *is, const char *url, apr_pool_t *p)
+{
+    acme_problem_t *ignored = NULL;
+    acme_order_t *order;
+
+    if (acme_order_get(&order, &ignored, is->client, url, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    if ((order->status != ACME_STATE_PENDING && order->status != ACME_STATE_READY) ||
+        !same_names(order, is->req->names)) {
+        acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
+                 "ACME00029: %s: earlier order %s is %s; making a new one", is->req->domain, url,
+                 acme_state_name(order->status));
+        return NULL;
+    }
+    acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00030: %s: resuming order %s (%s)",
+             is->req->domain, url, acme_state_name(order->status));
+    return order;
+}
+
 static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
 {
     const acme_issue_req_t *req = is->req;
@@ -322,11 +365,17 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     apr_status_t rv;
     int i;
 
-    rv = acme_order_new(&order, is->pprob, is->client, req->names, p);
-    if (rv != APR_SUCCESS) {
-        return step_failed(is, rv, "creating the order", *is->pprob, p);
+    order = req->order_url ? resume_order(is, req->order_url, p) : NULL;
+    if (!order) {
+        rv = acme_order_new(&order, is->pprob, is->client, req->names, p);
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv, "creating the order", *is->pprob, p);
+        }
     }
     res->order_url = order->url;
+    if (req->on_order) {
+        req->on_order(req->baton, order->url);
+    }
     acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00026: %s: order %s is %s",
              req->domain, order->url, acme_state_name(order->status));
 

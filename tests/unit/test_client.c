@@ -506,6 +506,55 @@ static void hostile_tokens_are_refused(void **state)
     assert_true(acme_token_ok(TOKEN_A, strlen(TOKEN_A)));
 }
 
+static void record_order(void *baton, const char *url)
+{
+    *(const char **)baton = url;
+}
+
+/* An order left by an earlier attempt is resumed when pending, replaced when invalid. */
+static void issuance_resumes_pending_order(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order/7", 200, JSON, ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON, AUTHZ("b.test", "pending", TOKEN_B, "processing"), 0},
+        {"POST", CA "/order/7", 200, JSON, ORDER("invalid", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON, AUTHZ("b.test", "invalid", TOKEN_B, "invalid"), 0},
+        /* second attempt: the persisted order is invalid now, a new one is made */
+        {"POST", CA "/order/7", 200, JSON, ORDER("invalid", ""), 0},
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/8\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/8\""),
+         0},
+        {"POST", CA "/c/8", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    const char *seen = NULL;
+    int i;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/7";
+    req.on_order = record_order;
+    req.baton = &seen;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_EINVALID);
+    assert_string_equal(seen, CA "/order/7");
+    /* The challenge already being processed is not answered a second time. */
+    for (i = 0; i < f->ca->requests->nelts; i++) {
+        assert_null(strstr(fake_req(f->ca, i)->url, "/chal/"));
+    }
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_string_equal(seen, CA "/order/8");
+    assert_string_equal(res->order_url, CA "/order/8");
+    assert_true(unit_log_has(f->log, "earlier order " CA "/order/7 is invalid"));
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(directory_cached_and_nonces_reused),
     UNIT_TEST(bad_nonce_retried_with_fresh_nonce),
@@ -521,6 +570,7 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(long_retry_after_ends_the_attempt),
     UNIT_TEST(invalid_order_names_the_failed_identifier),
     UNIT_TEST(hostile_tokens_are_refused),
+    UNIT_TEST(issuance_resumes_pending_order),
 };
 
 UNIT_MAIN("client", tests)

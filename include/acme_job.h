@@ -1,0 +1,60 @@
+/* acme_job.h - the renewal state of one domain, kept in <store>/jobs/<name>.json so that it
+ * survives restarts and child recycles: the order in flight, the challenges published for it
+ * (the parent re-publishes them after a graceful restart wipes shared memory), consecutive
+ * failures and when to try next.
+ *
+ * Written by the renewal driver (child, as the User), read by the driver and by the parent in
+ * post_config. A job file that does not parse is reported and treated as empty: nothing in it is
+ * needed to keep serving, only to resume.
+ */
+#ifndef ACME_JOB_H
+#define ACME_JOB_H
+
+#include "acme_problem.h"
+#include "acme_store.h"
+
+#define ACME_JOB_CHALLENGES_MAX 100
+#define ACME_BACKOFF_FIRST apr_time_from_sec(60)        /* first retry after a failure */
+#define ACME_BACKOFF_MAX apr_time_from_sec(4 * 3600)    /* transient failures */
+#define ACME_BACKOFF_PERMANENT apr_time_from_sec(12 * 3600) /* needs the operator */
+
+typedef struct acme_job_chal_t {
+    const char *token;
+    const char *host;
+    const char *keyauth;
+    apr_time_t expires;
+} acme_job_chal_t;
+
+typedef struct acme_job_t {
+    const char *name;
+    const char *ca_url;     /* CA of the order in flight */
+    const char *order_url;  /* NULL when none */
+    int failures;           /* consecutive failed attempts */
+    apr_time_t next_run;    /* not before; 0 = at once */
+    const char *last_error; /* NULL after a success */
+    apr_time_t last_error_time;
+    apr_array_header_t *challenges; /* acme_job_chal_t, published for the order in flight */
+} acme_job_t;
+
+acme_job_t *acme_job_make(const char *name, apr_pool_t *p);
+
+/* Loads jobs/<name>.json. A missing file gives an empty job and APR_SUCCESS; a file that does
+ * not parse gives an empty job and ACME_EBADSTORE (the caller logs it and goes on). */
+apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name,
+                           apr_pool_t *p);
+
+apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_t *p);
+
+/* Records a failed attempt: next_run = now + backoff (exponential from ACME_BACKOFF_FIRST, capped
+ * at ACME_BACKOFF_MAX, +/-20% jitter from rnd), or ACME_BACKOFF_PERMANENT when retrying cannot
+ * help; never sooner than the CA's Retry-After. */
+void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *prob, apr_time_t now,
+                     apr_uint32_t rnd, apr_pool_t *p);
+
+/* Records a success: failures, error, order and challenges cleared. */
+void acme_job_done(acme_job_t *job);
+
+/* The wait after the given number of consecutive failures (>= 1), before jitter. */
+apr_interval_time_t acme_job_backoff(int failures, int transient);
+
+#endif /* ACME_JOB_H */

@@ -1,0 +1,156 @@
+/* acme_job.c - per-domain renewal state in the store, and the retry schedule. */
+#include <string.h>
+
+#include <apr_strings.h>
+
+#include "acme_job.h"
+#include "acme_tokens.h"
+
+acme_job_t *acme_job_make(const char *name, apr_pool_t *p)
+{
+    acme_job_t *job = apr_pcalloc(p, sizeof(*job));
+
+    job->name = apr_pstrdup(p, name);
+    job->challenges = apr_array_make(p, 2, sizeof(acme_job_chal_t));
+    return job;
+}
+
+static const char *job_path(const char *name, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "jobs/", name, ".json", NULL);
+}
+
+/* Copies a string member, bounded; NULL when absent or too long. */
+static const char *str_member(const json_t *j, const char *key, apr_size_t max, apr_pool_t *p)
+{
+    const char *s = acme_json_str(j, key);
+    return s && strlen(s) <= max ? apr_pstrdup(p, s) : NULL;
+}
+
+static apr_time_t time_member(const json_t *j, const char *key)
+{
+    const json_t *v = json_object_get(j, key);
+    return json_is_integer(v) && json_integer_value(v) > 0
+               ? apr_time_from_sec((apr_time_t)json_integer_value(v))
+               : 0;
+}
+
+apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name,
+                           apr_pool_t *p)
+{
+    acme_job_t *job = acme_job_make(name, p);
+    const json_t *chals, *fails;
+    json_t *j = NULL;
+    apr_status_t rv;
+    size_t i;
+
+    *pjob = job;
+    rv = acme_store_json_read(&j, store, job_path(name, p), p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        return APR_SUCCESS;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv == ACME_ETOOLARGE ? ACME_EBADSTORE : rv;
+    }
+    job->ca_url = str_member(j, "ca", 2048, p);
+    job->order_url = str_member(j, "order", 2048, p);
+    job->last_error = str_member(j, "last-error", 1024, p);
+    job->last_error_time = time_member(j, "last-error-time");
+    job->next_run = time_member(j, "next-run");
+    fails = json_object_get(j, "failures");
+    job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
+                            json_integer_value(fails) < 100000
+                        ? (int)json_integer_value(fails)
+                        : 0;
+    chals = json_object_get(j, "challenges");
+    for (i = 0; json_is_array(chals) && i < json_array_size(chals); i++) {
+        const json_t *c = json_array_get(chals, i);
+        acme_job_chal_t ch;
+        ch.token = str_member(c, "token", ACME_TOKEN_MAX, p);
+        ch.host = str_member(c, "host", 253, p);
+        ch.keyauth = str_member(c, "keyauth", 1024, p);
+        ch.expires = time_member(c, "expires");
+        /* Only well-formed entries come back: they are served to the world. */
+        if (i < ACME_JOB_CHALLENGES_MAX && ch.token && ch.host && ch.keyauth &&
+            acme_token_ok(ch.token, strlen(ch.token)) &&
+            strncmp(ch.keyauth, ch.token, strlen(ch.token)) == 0) {
+            APR_ARRAY_PUSH(job->challenges, acme_job_chal_t) = ch;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_t *p)
+{
+    json_t *j = acme_json_pool(p, json_object());
+    json_t *chals = json_array();
+    int i;
+
+    if (job->ca_url) {
+        json_object_set_new(j, "ca", json_string(job->ca_url));
+    }
+    if (job->order_url) {
+        json_object_set_new(j, "order", json_string(job->order_url));
+    }
+    json_object_set_new(j, "failures", json_integer(job->failures));
+    if (job->next_run) {
+        json_object_set_new(j, "next-run", json_integer(apr_time_sec(job->next_run)));
+    }
+    if (job->last_error) {
+        json_object_set_new(j, "last-error", json_string(job->last_error));
+        json_object_set_new(j, "last-error-time", json_integer(apr_time_sec(job->last_error_time)));
+    }
+    for (i = 0; i < job->challenges->nelts; i++) {
+        const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);
+        json_array_append_new(chals, json_pack("{s:s, s:s, s:s, s:I}", "token", ch->token, "host",
+                                               ch->host, "keyauth", ch->keyauth, "expires",
+                                               (json_int_t)apr_time_sec(ch->expires)));
+    }
+    json_object_set_new(j, "challenges", chals);
+    return acme_store_json_write(store, job_path(job->name, p), j, p);
+}
+
+apr_interval_time_t acme_job_backoff(int failures, int transient)
+{
+    apr_interval_time_t t = ACME_BACKOFF_FIRST;
+
+    if (!transient) {
+        return ACME_BACKOFF_PERMANENT;
+    }
+    while (--failures > 0 && t < ACME_BACKOFF_MAX) {
+        t *= 2;
+    }
+    return t > ACME_BACKOFF_MAX ? ACME_BACKOFF_MAX : t;
+}
+
+void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *prob, apr_time_t now,
+                     apr_uint32_t rnd, apr_pool_t *p)
+{
+    apr_interval_time_t wait;
+    apr_int64_t spread;
+
+    job->failures++;
+    wait = acme_job_backoff(job->failures, acme_status_is_transient(rv));
+    /* +/-20% so that many servers failing together do not come back together. */
+    spread = wait / 5;
+    if (spread > 0) {
+        wait += (apr_int64_t)(rnd % (apr_uint32_t)(2 * spread / 1000 + 1)) * 1000 - spread;
+    }
+    if (prob && prob->retry_after > wait) {
+        wait = prob->retry_after;
+    }
+    job->next_run = now + wait;
+    job->last_error = prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p);
+    job->last_error_time = now;
+}
+
+void acme_job_done(acme_job_t *job)
+{
+    job->failures = 0;
+    job->next_run = 0;
+    job->last_error = NULL;
+    job->last_error_time = 0;
+    job->order_url = NULL;
+    job->ca_url = NULL;
+    apr_array_clear(job->challenges);
+}

@@ -1,0 +1,171 @@
+/* test_job.c - per-domain job state: retry schedule, persistence, bad files. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "acme_job.h"
+#include "unit.h"
+
+#define TOKEN "tokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+static acme_store_t *temp_store(apr_pool_t *p)
+{
+    char *dir = apr_psprintf(p, "/tmp/acme-test-job-%ld-XXXXXX", (long)getpid());
+    acme_store_t *store;
+
+    assert_non_null(mkdtemp(dir));
+    assert_int_equal(acme_store_open(&store, dir, p), APR_SUCCESS);
+    return store;
+}
+
+static void remove_store(acme_store_t *store)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", acme_store_dir(store));
+    assert_int_equal(system(cmd), 0);
+}
+
+static void backoff_schedule(void **state)
+{
+    static const struct {
+        int failures;
+        int transient;
+        apr_interval_time_t wait;
+    } rows[] = {
+        {1, 1, apr_time_from_sec(60)},   {2, 1, apr_time_from_sec(120)},
+        {3, 1, apr_time_from_sec(240)},  {8, 1, apr_time_from_sec(7680)},
+        {9, 1, apr_time_from_sec(14400)}, {50, 1, apr_time_from_sec(14400)},
+        {1, 0, apr_time_from_sec(43200)}, {7, 0, apr_time_from_sec(43200)},
+    };
+    size_t i;
+    (void)state;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        assert_int_equal(acme_job_backoff(rows[i].failures, rows[i].transient), rows[i].wait);
+    }
+}
+
+static void failure_schedules_with_jitter_and_retry_after(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_time_t now = apr_time_from_sec(1800000000);
+    acme_problem_t prob;
+    acme_job_t *job;
+    apr_uint32_t rnd;
+
+    /* Jitter keeps the wait within +/-20% whatever the random value. */
+    for (rnd = 0; rnd < 4000000000u; rnd += 123456789u) {
+        job = acme_job_make("a.test", p);
+        acme_job_failed(job, ACME_ETRANSPORT, NULL, now, rnd, p);
+        assert_int_equal(job->failures, 1);
+        assert_true(job->next_run >= now + apr_time_from_sec(48));
+        assert_true(job->next_run <= now + apr_time_from_sec(72));
+        assert_non_null(strstr(job->last_error, "could not be reached"));
+    }
+    /* A Retry-After longer than the backoff wins. */
+    memset(&prob, 0, sizeof(prob));
+    prob.type = prob.name = "urn:ietf:params:acme:error:rateLimited";
+    prob.name = "rateLimited";
+    prob.detail = "too many";
+    prob.rv = ACME_ERATELIMITED;
+    prob.retry_after = apr_time_from_sec(3 * 3600);
+    prob.subproblems = apr_array_make(p, 0, sizeof(acme_problem_t *));
+    job = acme_job_make("a.test", p);
+    acme_job_failed(job, ACME_ERATELIMITED, &prob, now, 7, p);
+    assert_int_equal(job->next_run, now + apr_time_from_sec(3 * 3600));
+    assert_non_null(strstr(job->last_error, "rateLimited"));
+    /* What retrying cannot fix waits long. */
+    job = acme_job_make("a.test", p);
+    acme_job_failed(job, ACME_EREJECTED, NULL, now, 0, p);
+    assert_true(job->next_run >= now + apr_time_from_sec(12 * 3600) * 8 / 10);
+    acme_job_done(job);
+    assert_int_equal(job->failures, 0);
+    assert_int_equal(job->next_run, 0);
+    assert_null(job->last_error);
+}
+
+static void save_and_load(void **state)
+{
+    apr_pool_t *p = *state;
+    acme_store_t *store = temp_store(p);
+    acme_job_t *job = acme_job_make("a.test", p), *back;
+    acme_job_chal_t *ch;
+
+    job->ca_url = "https://ca.test/dir";
+    job->order_url = "https://ca.test/order/1";
+    job->failures = 3;
+    job->next_run = apr_time_from_sec(1800000123);
+    job->last_error = "rateLimited (HTTP 429): slow down";
+    job->last_error_time = apr_time_from_sec(1800000000);
+    ch = apr_array_push(job->challenges);
+    ch->token = TOKEN;
+    ch->host = "a.test";
+    ch->keyauth = TOKEN ".thumb";
+    ch->expires = apr_time_from_sec(1800000300);
+    assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
+
+    assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+    assert_string_equal(back->order_url, job->order_url);
+    assert_string_equal(back->ca_url, job->ca_url);
+    assert_int_equal(back->failures, 3);
+    assert_int_equal(back->next_run, job->next_run);
+    assert_string_equal(back->last_error, job->last_error);
+    assert_int_equal(back->challenges->nelts, 1);
+    assert_string_equal(APR_ARRAY_IDX(back->challenges, 0, acme_job_chal_t).keyauth,
+                        TOKEN ".thumb");
+
+    /* No file: an empty job. */
+    assert_int_equal(acme_job_load(&back, store, "b.test", p), APR_SUCCESS);
+    assert_null(back->order_url);
+    assert_int_equal(back->challenges->nelts, 0);
+    remove_store(store);
+}
+
+static void bad_files_give_an_empty_job(void **state)
+{
+    static const char *const bad[] = {
+        "{\"order\":", "[]", "", "\"x\"",
+    };
+    apr_pool_t *p = *state;
+    acme_store_t *store = temp_store(p);
+    acme_job_t *job;
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(acme_store_write(store, "jobs/a.test.json", bad[i], strlen(bad[i]),
+                                          APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
+                         APR_SUCCESS);
+        assert_int_equal(acme_job_load(&job, store, "a.test", p), ACME_EBADSTORE);
+        assert_non_null(job);
+        assert_null(job->order_url);
+    }
+    /* Wrong types and hostile challenge entries are dropped, the rest is kept. */
+    {
+        const char *text =
+            "{\"order\":42,\"failures\":-3,\"next-run\":\"soon\",\"challenges\":["
+            "{\"token\":\"../../etc/passwd\",\"host\":\"a.test\",\"keyauth\":\"../../etc/passwd.x\"},"
+            "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"other.x\"},"
+            "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"" TOKEN ".ok\"},"
+            "{\"token\":\"" TOKEN "\"}, 17]}";
+        assert_int_equal(acme_store_write(store, "jobs/a.test.json", text, strlen(text),
+                                          APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
+                         APR_SUCCESS);
+        assert_int_equal(acme_job_load(&job, store, "a.test", p), APR_SUCCESS);
+        assert_null(job->order_url);
+        assert_int_equal(job->failures, 0);
+        assert_int_equal(job->next_run, 0);
+        assert_int_equal(job->challenges->nelts, 1);
+        assert_string_equal(APR_ARRAY_IDX(job->challenges, 0, acme_job_chal_t).keyauth,
+                            TOKEN ".ok");
+    }
+    remove_store(store);
+}
+
+static const struct CMUnitTest tests[] = {
+    UNIT_TEST(backoff_schedule),
+    UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
+    UNIT_TEST(save_and_load),
+    UNIT_TEST(bad_files_give_an_empty_job),
+};
+
+UNIT_MAIN("job", tests)
