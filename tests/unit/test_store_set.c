@@ -1,9 +1,367 @@
-/* placeholder until split out of test_store.c */
-#include "unit.h"
-static void placeholder(void **state)
+/* test_store_set.c - certificate sets in the store: staging and loading, refusal of broken and
+ * bad sets, promotion and its generations, promotion under a crash at every step, cleanup of
+ * leftovers, and threads working on different names. The file layer is tested in test_store.c. */
+#include <apr_thread_proc.h>
+
+#include "store_util.h"
+
+/* The active set loads, its key matches its leaf, and it is one of the two given sets, whole.
+ * Returns 0 for a, 1 for b. */
+static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_pool_t *p)
 {
-    (void)state;
-    skip();
+    acme_certset_t *set = NULL;
+    const char *why = NULL, *chain, *key_pem;
+    apr_size_t key_len;
+    const tset_t *which;
+
+    assert_int_equal(acme_store_load(&set, store, NAME, 0, &why, p), APR_SUCCESS);
+    assert_true(acme_cert_matches_key(APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *), set->key));
+    chain = read_text(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
+    assert_true(strcmp(chain, a->pem) == 0 || strcmp(chain, b->pem) == 0);
+    which = strcmp(chain, a->pem) == 0 ? a : b;
+    assert_int_equal(acme_key_to_pem(&key_pem, &key_len, which->key, p), APR_SUCCESS);
+    assert_string_equal(read_text(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
+    return which == b;
 }
-static const struct CMUnitTest tests[] = {UNIT_TEST(placeholder)};
+
+static apr_status_t op_promote(acme_store_t *store, apr_pool_t *p)
+{
+    return acme_store_promote(store, NAME, NULL, apr_time_now(), NULL, p);
+}
+
+/* ---- staging ---- */
+
+static void stage_checks_and_loads(void **state)
+{
+    fx_t *fx = *state;
+    tset_t s = valid_set(fx->p), other = valid_set(fx->p);
+    tset_t later = make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR);
+    acme_certset_t *set = NULL;
+    const char *why = NULL;
+
+    /* Nothing yet. */
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), APR_ENOENT);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), APR_ENOENT);
+    assert_null(set);
+
+    /* The key of another set, or no chain at all: refused, nothing staged. */
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, other.key, s.pem, strlen(s.pem), NULL, &why, fx->p),
+        ACME_EBADSTORE);
+    assert_non_null(why);
+    why = NULL;
+    assert_int_equal(acme_store_stage(fx->store, NAME, s.key, "junk", 4, NULL, &why, fx->p),
+                     ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), APR_ENOENT);
+
+    /* Staging does not look at the clock: that is promotion's business. */
+    why = NULL;
+    assert_int_equal(acme_store_stage(fx->store, NAME, later.key, later.pem, strlen(later.pem),
+                                      NULL, &why, fx->p),
+                     APR_SUCCESS);
+    stage_ok(fx->store, &s, fx->p);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), APR_SUCCESS);
+    assert_string_equal(set->name, NAME);
+    assert_int_equal(set->generation, 0);
+    assert_string_equal(set->dir, acme_store_path(fx->store, "staging/" NAME, fx->p));
+    assert_string_equal(set->key_file,
+                        acme_store_path(fx->store, "staging/" NAME "/privkey.pem", fx->p));
+    assert_string_equal(set->chain_file,
+                        acme_store_path(fx->store, "staging/" NAME "/fullchain.pem", fx->p));
+    assert_int_equal(set->chain->nelts, 1);
+    assert_string_equal(acme_json_str(set->meta, "source"), "test");
+    assert_string_equal(read_text(fx->store, "staging/" NAME "/fullchain.pem", fx->p), s.pem);
+    /* No temp folder is left beside the set. */
+    assert_int_equal(count_entries(acme_store_path(fx->store, "staging", fx->p), ".tmp", fx->p), 0);
+}
+
+static void load_refuses_broken_sets(void **state)
+{
+    fx_t *fx = *state;
+    tset_t s = valid_set(fx->p);
+    const char *link = acme_store_path(fx->store, "domains/" NAME, fx->p);
+    acme_certset_t *set = NULL;
+    const char *why = NULL;
+
+    stage_ok(fx->store, &s, fx->p);
+    promote_ok(fx->store, fx->p);
+    /* A link pointing out of the archive. */
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(symlink("/etc", link), 0);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    /* A plain file instead of a link. */
+    assert_int_equal(unlink(link), 0);
+    assert_int_equal(acme_store_write(fx->store, "domains/" NAME, "x", 1, APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    /* A staged key that is not the chain's, or a missing chain. */
+    assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/privkey.pem", "junk", 4,
+                                      APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_null(set);
+}
+
+/* ---- promotion ---- */
+
+static void promote_refuses_bad_sets(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p), b = valid_set(fx->p);
+    tset_t later = make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR);
+    tset_t expired = make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR);
+    const char *key_pem, *why = NULL;
+    apr_size_t key_len;
+    acme_certset_t *set = NULL;
+    apr_time_t now = apr_time_now();
+
+    assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), APR_ENOENT);
+    stage_ok(fx->store, &a, fx->p);
+    promote_ok(fx->store, fx->p);
+    assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), APR_ENOENT);
+
+    /* Names not covered. */
+    stage_ok(fx->store, &b, fx->p);
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, "other.test"), now, &why, fx->p),
+        ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_SUCCESS);
+
+    /* Not yet valid, and no longer valid. */
+    assert_int_equal(acme_store_stage(fx->store, NAME, later.key, later.pem, strlen(later.pem),
+                                      NULL, NULL, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
+    assert_int_equal(acme_store_stage(fx->store, NAME, expired.key, expired.pem,
+                                      strlen(expired.pem), NULL, NULL, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
+
+    /* A staged key that is not the chain's (written behind stage's back). */
+    assert_int_equal(acme_key_to_pem(&key_pem, &key_len, b.key, fx->p), APR_SUCCESS);
+    assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/privkey.pem", key_pem, key_len,
+                                      APR_FPROT_UREAD | APR_FPROT_UWRITE, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
+    assert_non_null(why);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
+    assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/privkey.pem", fx->p)));
+    /* Nothing was archived by the refusals. */
+    assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/2", fx->p)));
+
+    stage_ok(fx->store, &b, fx->p);
+    promote_ok(fx->store, fx->p);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+}
+
+static void promote_counts_generations(void **state)
+{
+    fx_t *fx = *state;
+    tset_t sets[3];
+    acme_certset_t *set = NULL;
+    char target[256];
+    ssize_t n;
+    int i;
+
+    /* Files the store does not know are left alone and do not confuse it. */
+    assert_int_equal(
+        acme_store_write(fx->store, "archive/" NAME "/notes.txt", "x", 1, APR_FPROT_UREAD, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(
+        acme_store_write(fx->store, "archive/" NAME "/7x", "x", 1, APR_FPROT_UREAD, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_store_write(fx->store, "domains/README", "x", 1, APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_store_write(fx->store, "staging/junk", "x", 1, APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_store_write(fx->store, "unknown", "x", 1, APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+
+    for (i = 0; i < 3; i++) {
+        sets[i] = valid_set(fx->p);
+        stage_ok(fx->store, &sets[i], fx->p);
+        promote_ok(fx->store, fx->p);
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, NULL, fx->p), APR_SUCCESS);
+        assert_int_equal(set->generation, i + 1);
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_ENOENT);
+    }
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, NULL, fx->p), APR_SUCCESS);
+    /* mod_ssl gets paths through the link, so a reload after the next swap sees the new set. */
+    assert_string_equal(set->dir, acme_store_path(fx->store, "domains/" NAME, fx->p));
+    assert_string_equal(set->key_file,
+                        acme_store_path(fx->store, "domains/" NAME "/privkey.pem", fx->p));
+    assert_string_equal(set->chain_file,
+                        acme_store_path(fx->store, "domains/" NAME "/fullchain.pem", fx->p));
+    assert_string_equal(acme_json_str(set->meta, "source"), "test");
+    n = readlink(acme_store_path(fx->store, "domains/" NAME, fx->p), target, sizeof(target) - 1);
+    assert_true(n > 0);
+    target[n] = '\0';
+    assert_string_equal(target, "../archive/" NAME "/3");
+    for (i = 0; i < 3; i++) {
+        const char *rel = apr_psprintf(fx->p, "archive/%s/%d/fullchain.pem", NAME, i + 1);
+        assert_string_equal(read_text(fx->store, rel, fx->p), sets[i].pem);
+    }
+    assert_true(exists(acme_store_path(fx->store, "archive/" NAME "/notes.txt", fx->p)));
+    assert_true(exists(acme_store_path(fx->store, "domains/README", fx->p)));
+    assert_true(exists(acme_store_path(fx->store, "staging/junk", fx->p)));
+}
+
+static void promote_survives_crash_at_every_step(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const steps[] = {"archive-write", "open",    "write",          "fsync",
+                                        "rename",        "dirsync", "archive-rename", "link",
+                                        "link-rename",   "unstage"};
+    size_t i;
+
+    for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        acme_store_t *store;
+        tset_t a = valid_set(fx->p), b = valid_set(fx->p);
+        acme_certset_t *staged = NULL;
+        const char *root = apr_psprintf(fx->p, "%s/%s", fx->dir, steps[i]);
+        int is_new;
+
+        assert_int_equal(acme_store_open(&store, root, fx->p), APR_SUCCESS);
+        stage_ok(store, &a, fx->p);
+        promote_ok(store, fx->p);
+        stage_ok(store, &b, fx->p);
+
+        assert_true(crashed_at(store, steps[i], op_promote, fx->p));
+        /* The swap is the one rename of the link: before it the old set, after it the new. */
+        is_new = active_is(store, &a, &b, fx->p);
+        assert_int_equal(is_new, strcmp(steps[i], "unstage") == 0);
+        /* Until the new set is active the staged one is kept for a retry. */
+        assert_int_equal(acme_store_load(&staged, store, NAME, 1, NULL, fx->p), APR_SUCCESS);
+
+        /* The retry succeeds and clears what the crash left. */
+        promote_ok(store, fx->p);
+        assert_int_equal(active_is(store, &a, &b, fx->p), 1);
+        assert_int_equal(
+            count_entries(acme_store_path(store, "archive/" NAME, fx->p), ".tmp", fx->p), 0);
+        assert_int_equal(count_entries(acme_store_path(store, "domains", fx->p), ".lnk", fx->p), 0);
+        assert_int_equal(acme_store_load(&staged, store, NAME, 1, NULL, fx->p), APR_ENOENT);
+    }
+}
+
+static void promote_cleans_only_its_leftovers(void **state)
+{
+    fx_t *fx = *state;
+    tset_t s = valid_set(fx->p);
+    const char *domains = acme_store_path(fx->store, "domains", fx->p);
+
+    assert_int_equal(acme_store_write(fx->store, "archive/" NAME "/.tmp-4-123/privkey.pem", "x", 1,
+                                      APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(
+        symlink("../archive/" NAME "/4", apr_pstrcat(fx->p, domains, "/." NAME ".lnk-123", NULL)),
+        0);
+    assert_int_equal(
+        symlink("../archive/b.test/1", apr_pstrcat(fx->p, domains, "/.b.test.lnk-1", NULL)), 0);
+    assert_int_equal(
+        symlink("../archive/x/1", apr_pstrcat(fx->p, domains, "/." NAME ".lnk-1.x", NULL)), 0);
+    stage_ok(fx->store, &s, fx->p);
+    promote_ok(fx->store, fx->p);
+    assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/.tmp-4-123", fx->p)));
+    assert_false(exists(apr_pstrcat(fx->p, domains, "/." NAME ".lnk-123", NULL)));
+    /* Another name's leftovers, and what is not a leftover, stay. */
+    assert_true(exists(apr_pstrcat(fx->p, domains, "/.b.test.lnk-1", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, domains, "/." NAME ".lnk-1.x", NULL)));
+}
+
+/* ---- threads on different names ---- */
+
+#define THREADS 4
+#define ROUNDS  4
+
+typedef struct worker_t {
+    acme_store_t *store;
+    const char *name;
+    tset_t sets[ROUNDS];
+    int failures;
+} worker_t;
+
+static void *APR_THREAD_FUNC worker_run(apr_thread_t *thread, void *data)
+{
+    worker_t *w = data;
+    apr_pool_t *p;
+    apr_array_header_t *names;
+    int i;
+
+    apr_pool_create_unmanaged(&p);
+    names = names_of(p, w->name, NULL);
+    for (i = 0; i < ROUNDS; i++) {
+        const tset_t *s = &w->sets[i];
+        if (acme_store_stage(w->store, w->name, s->key, s->pem, strlen(s->pem), NULL, NULL, p) !=
+                APR_SUCCESS ||
+            acme_store_promote(w->store, w->name, names, apr_time_now(), NULL, p) != APR_SUCCESS) {
+            w->failures++;
+        }
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+static void threads_on_different_names(void **state)
+{
+    fx_t *fx = *state;
+    /* Names that contain one another, so that a leftover of one could pass for the other's. */
+    static const char *const names[THREADS] = {NAME, "www." NAME, "a.test.lnk-1", "1." NAME};
+    worker_t w[THREADS];
+    apr_thread_t *t[THREADS];
+    acme_certset_t *set;
+    apr_status_t trv;
+    int i, r;
+
+    for (i = 0; i < THREADS; i++) {
+        w[i].store = fx->store;
+        w[i].name = names[i];
+        w[i].failures = 0;
+        for (r = 0; r < ROUNDS; r++) {
+            w[i].sets[r] =
+                make_set(fx->p, apr_pstrcat(fx->p, "DNS:", w[i].name, NULL), -HOUR, 24 * HOUR);
+        }
+    }
+    for (i = 0; i < THREADS; i++) {
+        assert_int_equal(apr_thread_create(&t[i], NULL, worker_run, &w[i], fx->p), APR_SUCCESS);
+    }
+    for (i = 0; i < THREADS; i++) {
+        assert_int_equal(apr_thread_join(&trv, t[i]), APR_SUCCESS);
+    }
+    for (i = 0; i < THREADS; i++) {
+        assert_int_equal(w[i].failures, 0);
+        assert_int_equal(acme_store_load(&set, fx->store, w[i].name, 0, NULL, fx->p), APR_SUCCESS);
+        assert_int_equal(set->generation, ROUNDS);
+        assert_string_equal(
+            read_text(fx->store, apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL),
+                      fx->p),
+            w[i].sets[ROUNDS - 1].pem);
+    }
+}
+
+static const struct CMUnitTest tests[] = {
+    STORE_TEST(stage_checks_and_loads),
+    STORE_TEST(load_refuses_broken_sets),
+    STORE_TEST(promote_refuses_bad_sets),
+    STORE_TEST(promote_counts_generations),
+    STORE_TEST(promote_survives_crash_at_every_step),
+    STORE_TEST(promote_cleans_only_its_leftovers),
+    STORE_TEST(threads_on_different_names),
+};
+
 UNIT_MAIN("store_set", tests)
