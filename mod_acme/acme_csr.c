@@ -40,9 +40,10 @@ static apr_status_t gens_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+/* Frees the stack only: its extension has a cleanup of its own (acme_san_extension). */
 static apr_status_t exts_cleanup(void *data)
 {
-    sk_X509_EXTENSION_pop_free(data, X509_EXTENSION_free);
+    sk_X509_EXTENSION_free(data);
     return APR_SUCCESS;
 }
 
@@ -151,12 +152,59 @@ out:
     return rv;
 }
 
+static apr_status_t ext_cleanup(void *data)
+{
+    X509_EXTENSION_free(data);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_san_extension(X509_EXTENSION **pext, const apr_array_header_t *names,
+                                int critical, apr_pool_t *p)
+{
+    GENERAL_NAMES *gens;
+    X509_EXTENSION *ext;
+    apr_status_t rv = APR_EINVAL;
+    int i;
+
+    if (!names || names->nelts < 1) {
+        goto out;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(names, i, const char *);
+        if (!name || (!acme_name_is_ip(name) && !acme_name_is_dns(name)) ||
+            name_is_dup(names, i, name)) {
+            goto out;
+        }
+    }
+    rv = ACME_ECRYPTO;
+    gens = sk_GENERAL_NAME_new_null();
+    if (!gens) {
+        goto out;
+    }
+    apr_pool_cleanup_register(p, gens, gens_cleanup, apr_pool_cleanup_null);
+    for (i = 0; i < names->nelts; i++) {
+        rv = add_san(gens, APR_ARRAY_IDX(names, i, const char *));
+        if (rv != APR_SUCCESS) {
+            goto out;
+        }
+    }
+    rv = ACME_ECRYPTO;
+    ext = X509V3_EXT_i2d(NID_subject_alt_name, critical, gens);
+    if (!ext) {
+        goto out;
+    }
+    apr_pool_cleanup_register(p, ext, ext_cleanup, apr_pool_cleanup_null);
+    *pext = ext;
+    rv = APR_SUCCESS;
+out:
+    return rv;
+}
+
 apr_status_t acme_csr_create(const unsigned char **pder, apr_size_t *plen, const acme_key_t *key,
                              const apr_array_header_t *names, apr_pool_t *p)
 {
     apr_pool_t *ptmp = NULL;
     X509_REQ *req;
-    GENERAL_NAMES *gens;
     STACK_OF(X509_EXTENSION) * exts;
     X509_EXTENSION *ext;
     const char *first;
@@ -199,16 +247,10 @@ apr_status_t acme_csr_create(const unsigned char **pder, apr_size_t *plen, const
         has_cn = 1;
     }
 
-    gens = sk_GENERAL_NAME_new_null();
-    if (!gens) {
+    /* RFC 5280 section 4.2.1.6: with an empty subject the SAN extension is critical. */
+    rv = acme_san_extension(&ext, names, has_cn ? 0 : 1, ptmp);
+    if (rv != APR_SUCCESS) {
         goto out;
-    }
-    apr_pool_cleanup_register(ptmp, gens, gens_cleanup, apr_pool_cleanup_null);
-    for (i = 0; i < names->nelts; i++) {
-        rv = add_san(gens, APR_ARRAY_IDX(names, i, const char *));
-        if (rv != APR_SUCCESS) {
-            goto out;
-        }
     }
     rv = ACME_ECRYPTO;
     exts = sk_X509_EXTENSION_new_null();
@@ -216,13 +258,8 @@ apr_status_t acme_csr_create(const unsigned char **pder, apr_size_t *plen, const
         goto out;
     }
     apr_pool_cleanup_register(ptmp, exts, exts_cleanup, apr_pool_cleanup_null);
-    /* RFC 5280 section 4.2.1.6: with an empty subject the SAN extension is critical. */
-    ext = X509V3_EXT_i2d(NID_subject_alt_name, has_cn ? 0 : 1, gens);
-    if (!ext) {
-        goto out;
-    }
+    /* The stack does not own ext: ext stays with ptmp's cleanup. */
     if (!sk_X509_EXTENSION_push(exts, ext)) {
-        X509_EXTENSION_free(ext);
         goto out;
     }
     if (!X509_REQ_add_extensions(req, exts)) {

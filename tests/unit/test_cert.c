@@ -13,6 +13,7 @@
 
 #include "acme_cert.h"
 #include "acme_csr.h"
+#include "acme_selfsigned.h"
 
 #define LEAF_NB ((time_t)1796119200) /* 2026-12-01 10:00:00 UTC */
 #define LEAF_NA ((time_t)1803895200) /* 2027-03-01 10:00:00 UTC */
@@ -635,12 +636,46 @@ static void csr_rejects_bad_names(void **state)
     }
 }
 
+static void selfsigned_fallback(void **state)
+{
+    apr_pool_t *p = *state;
+    apr_array_header_t *names = apr_array_make(p, 3, sizeof(const char *)), *chain, *sans;
+    apr_time_t now = apr_time_from_sec(apr_time_sec(apr_time_now()));
+    const char *pem, *why = NULL;
+    apr_size_t len;
+    acme_key_t *key, *other;
+    acme_cert_t *c;
+
+    APR_ARRAY_PUSH(names, const char *) = "a.test";
+    APR_ARRAY_PUSH(names, const char *) = "www.a.test";
+    APR_ARRAY_PUSH(names, const char *) = "192.0.2.7";
+    assert_int_equal(acme_key_generate(&key, ACME_KEY_EC256, p), APR_SUCCESS);
+    assert_int_equal(acme_key_generate(&other, ACME_KEY_EC256, p), APR_SUCCESS);
+    assert_int_equal(acme_selfsigned_create(&pem, &len, key, names, now - apr_time_from_sec(60),
+                                            now + apr_time_from_sec(86400), p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_cert_chain_parse(&chain, pem, len, p), APR_SUCCESS);
+    assert_int_equal(chain->nelts, 1);
+    c = APR_ARRAY_IDX(chain, 0, acme_cert_t *);
+    assert_int_equal(acme_cert_names(&sans, c, p), APR_SUCCESS);
+    assert_string_equal(apr_array_pstrcat(p, sans, ' '), "a.test www.a.test 192.0.2.7");
+    assert_true(acme_cert_matches_key(c, key));
+    assert_false(acme_cert_matches_key(c, other));
+    assert_true(acme_cert_issued_by(c, c));
+    assert_int_equal(acme_cert_not_after(c), now + apr_time_from_sec(86400));
+    assert_int_equal(acme_cert_chain_check(chain, key, names, now, &why, p), APR_SUCCESS);
+    /* Bad names are refused as for a CSR. */
+    APR_ARRAY_PUSH(names, const char *) = "bad name";
+    assert_int_equal(acme_selfsigned_create(&pem, &len, key, names, now, now + 1, p), APR_EINVAL);
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(chain_parse_good),    UNIT_TEST(chain_parse_bad),
     UNIT_TEST(chain_parse_bounds),  UNIT_TEST(cert_names_validity_serial),
     UNIT_TEST(cert_key_and_issuer), UNIT_TEST(cert_covers),
     UNIT_TEST(cert_chain_check),    UNIT_TEST(name_syntax_table),
     UNIT_TEST(csr_create_table),    UNIT_TEST(csr_rejects_bad_names),
+    UNIT_TEST(selfsigned_fallback),
 };
 
 UNIT_MAIN("cert", tests)
