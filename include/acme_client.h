@@ -14,6 +14,7 @@
 #include "acme_problem.h"
 
 #define ACME_BADNONCE_RETRIES 5 /* pebble rejects 5% of good nonces; CAs may do likewise */
+#define ACME_RETRY_AFTER_MAX (24 * 3600 * APR_USEC_PER_SEC) /* longest wait a CA can ask for */
 
 typedef struct acme_client_t acme_client_t;
 
@@ -41,11 +42,13 @@ const char *acme_client_directory_url(const acme_client_t *client);
 apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client);
 
 /* URL of a directory resource ("newOrder", "renewalInfo", ...). Fetches the directory if needed
- * and returns its failure (ACME_ETRANSPORT when the CA is unreachable, ...); APR_NOTFOUND when the
- * CA offers no such resource. */
-apr_status_t acme_client_resource(const char **purl, acme_client_t *client, const char *name);
+ * and returns its failure (ACME_ETRANSPORT when the CA is unreachable, ...) with *pprob saying
+ * why; APR_NOTFOUND when the CA offers no such resource. */
+apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob,
+                                  acme_client_t *client, const char *name);
 
-/* The account used for kid-signed requests. key stays owned by the caller. */
+/* The account used for kid-signed requests. key stays owned by the caller, whose pool must live
+ * as long as the client uses the account. */
 void acme_client_set_account(acme_client_t *client, const acme_key_t *key, const char *kid);
 const char *acme_client_kid(const acme_client_t *client);
 const acme_key_t *acme_client_key(const acme_client_t *client);
@@ -61,6 +64,14 @@ apr_status_t acme_client_post(acme_resp_t **presp, acme_problem_t **pprob, acme_
 /* Unsigned GET of a resource that allows it (directory, renewalInfo). */
 apr_status_t acme_client_get(acme_resp_t **presp, acme_problem_t **pprob, acme_client_t *client,
                              const char *url, apr_pool_t *p);
+
+/* Why the last directory fetch failed (NULL after a success); its detail names the URL and the
+ * transport's or CA's words. */
+const acme_problem_t *acme_client_directory_problem(const acme_client_t *client);
+
+/* While *flag is non-zero, every request fails at once with ACME_ECANCELLED (the server is
+ * stopping). NULL removes the flag. */
+void acme_client_set_cancel(acme_client_t *client, volatile apr_uint32_t *flag);
 
 /* HTTP requests sent to the CA by this client so far (a performance figure). */
 unsigned acme_client_requests(const acme_client_t *client);

@@ -40,7 +40,8 @@
 #define ACME_ECONFIG (ACME_ERR_BASE + 19)        /* caller asked for something impossible */
 #define ACME_ECRYPTO (ACME_ERR_BASE + 20)        /* OpenSSL failed */
 #define ACME_EBADSTORE (ACME_ERR_BASE + 21)      /* a store file fails validation */
-#define ACME_ERR_END (ACME_ERR_BASE + 22)
+#define ACME_ECANCELLED (ACME_ERR_BASE + 22)     /* the caller asked to stop (server stopping) */
+#define ACME_ERR_END (ACME_ERR_BASE + 23)
 
 /* Text for our codes and APR's; never NULL. */
 const char *acme_strerror(apr_status_t rv, apr_pool_t *p);

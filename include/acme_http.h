@@ -44,6 +44,7 @@ struct acme_http_t {
     acme_http_perform_fn *perform;
     void *baton;
     const acme_log_t *log; /* transport-level failures are logged here at DEBUG */
+    char error[256];       /* why the last failed request failed, in words ("" if unknown) */
 };
 
 typedef struct acme_http_opts_t {
@@ -68,6 +69,9 @@ apr_array_header_t *acme_http_header_values(const acme_http_resp_t *resp, const 
  * against base when relative. */
 apr_array_header_t *acme_http_links(const acme_http_resp_t *resp, const char *rel,
                                     const char *base, apr_pool_t *p);
+
+/* ref resolved against base (RFC 3986 section 5); ref itself when that fails. */
+const char *acme_http_resolve(const char *base, const char *ref, apr_pool_t *p);
 
 /* Retry-After (RFC 9110 section 10.2.3): delta-seconds or an HTTP-date, as an interval from now.
  * -1 when absent or unparseable; a date in the past gives 0. */

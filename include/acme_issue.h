@@ -17,12 +17,13 @@
 #define ACME_POLL_FIRST (250 * 1000)     /* first wait when the CA gives no Retry-After */
 #define ACME_POLL_MAX (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
 #define ACME_POLL_ATTEMPTS_MAX 60        /* polls of one order, whatever the time */
-#define ACME_RETRY_AFTER_MAX (24 * 3600 * APR_USEC_PER_SEC)
 
 /* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key and
  * account.json from the store (no request when the account URL is known), else creates the key
  * and registers it (or, without terms_agreed, only looks for an existing account) and saves both.
- * On success the client signs with the account (acme_client_set_account). */
+ * On success the client signs with the account (acme_client_set_account); the key lives in p,
+ * which must outlive the client's use of it. Callers serialise calls for one store and CA (two
+ * first-time setups at once would each make a key). */
 apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
                                 const acme_account_req_t *req, acme_key_type_e key_type,
                                 acme_problem_t **pprob, apr_pool_t *p);
@@ -39,8 +40,14 @@ typedef struct acme_issue_req_t {
     acme_tokens_t *tokens;            /* where http-01 answers are published; may be NULL */
     apr_interval_time_t max_wait;     /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;            /* an order of an earlier attempt to resume, or NULL */
+    /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
+     * processing or valid order be resumed instead of ordering a second certificate. */
+    acme_key_t *key;
     /* Called once the order is known (new or resumed), so the caller can persist its URL. */
     void (*on_order)(void *baton, const char *order_url);
+    /* Called with the new certificate key just before finalize, so the caller can persist it;
+     * an error stops the issuance before finalize. */
+    apr_status_t (*on_key)(void *baton, const acme_key_t *key);
     void *baton;
 } acme_issue_req_t;
 
@@ -54,9 +61,10 @@ typedef struct acme_issue_result_t {
     int authz_reused;                 /* already valid: no challenge needed */
 } acme_issue_result_t;
 
-/* Runs one issuance. An order given in req->order_url is resumed when it is still pending or
- * ready for the same identifiers; anything else about it (gone, invalid, expired, other names,
- * already finalized by a process that took its key along) leads to a new order.
+/* Runs one issuance. An order given in req->order_url is resumed when it is for the same
+ * identifiers and still pending or ready, or processing or valid with req->key; when it is gone,
+ * invalid, expired or for other names, a new order is made. When the CA cannot tell (no answer,
+ * 5xx), the attempt fails without a new order.
  * On failure the mapped status comes back and *pprob (when given and the CA
  * sent one) holds the problem, with retry_after for rateLimited / 503. */
 apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,

@@ -33,6 +33,10 @@ acme_problem_t *acme_problem_from_json(const json_t *json, int http_status, apr_
 acme_problem_t *acme_problem_from_body(const char *body, apr_size_t len, int http_status,
                                        apr_pool_t *p);
 
+/* A problem of our own making (no document from the CA): name "", the given detail. */
+acme_problem_t *acme_problem_make(apr_status_t rv, int http_status, const char *detail,
+                                  apr_pool_t *p);
+
 /* The status for a problem type name ("badNonce"), or ACME_EPROTO for unknown names. */
 apr_status_t acme_problem_rv(const char *name, int http_status);
 

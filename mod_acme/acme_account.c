@@ -12,7 +12,7 @@ static apr_status_t new_account(const char **purl, acme_problem_t **pprob, acme_
     apr_status_t rv;
 
     /* The directory was checked to name newAccount: only its own failure can come back. */
-    rv = acme_client_resource(&url, client, "newAccount");
+    rv = acme_client_resource(&url, pprob, client, "newAccount");
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -56,7 +56,7 @@ apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob,
     if (req->eab_kid && req->eab_hmac) {
         json_t *eab;
         const char *url;
-        rv = acme_client_resource(&url, client, "newAccount");
+        rv = acme_client_resource(&url, pprob, client, "newAccount");
         if (rv != APR_SUCCESS) {
             return rv;
         }

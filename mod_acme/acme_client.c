@@ -18,6 +18,8 @@ struct acme_client_t {
     const acme_key_t *key;
     const char *kid;
     unsigned requests;
+    volatile apr_uint32_t *cancel; /* non-zero: stop before the next request */
+    acme_problem_t *directory_problem; /* why the last directory fetch failed */
 };
 
 apr_status_t acme_client_create(acme_client_t **pclient, const char *directory_url,
@@ -99,12 +101,22 @@ static void keep_nonce(acme_client_t *c, const acme_http_resp_t *resp)
     memcpy(c->nonce, n, len + 1);
 }
 
-static apr_status_t perform(acme_http_resp_t **presp, acme_client_t *c, const char *method,
-                            const char *url, const char *body, apr_size_t len, apr_pool_t *p)
+void acme_client_set_cancel(acme_client_t *client, volatile apr_uint32_t *flag)
+{
+    client->cancel = flag;
+}
+
+/* One request. When no answer comes, *pprob (if pprob) says why in words. */
+static apr_status_t perform(acme_http_resp_t **presp, acme_problem_t **pprob, acme_client_t *c,
+                            const char *method, const char *url, const char *body,
+                            apr_size_t len, apr_pool_t *p)
 {
     acme_http_req_t req;
     apr_status_t rv;
 
+    if (c->cancel && *c->cancel) {
+        return ACME_ECANCELLED;
+    }
     memset(&req, 0, sizeof(req));
     req.method = method;
     req.url = url;
@@ -114,10 +126,15 @@ static apr_status_t perform(acme_http_resp_t **presp, acme_client_t *c, const ch
         req.body_len = len;
     }
     c->requests++;
+    c->http->error[0] = '\0';
     rv = c->http->perform(c->http, &req, presp, p);
     if (rv != APR_SUCCESS) {
-        acme_log(c->log, ACME_LOG_DEBUG, rv, "%s %s: no answer (%s)", method, url,
-                 acme_strerror(rv, p));
+        const char *why = apr_psprintf(p, "%s %s: %s", method, url,
+                                       c->http->error[0] ? c->http->error : acme_strerror(rv, p));
+        acme_log(c->log, ACME_LOG_DEBUG, rv, "%s", why);
+        if (pprob) {
+            *pprob = acme_problem_make(rv, 0, why, p);
+        }
         return rv;
     }
     acme_log(c->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s %s -> %d (%" APR_SIZE_T_FMT " bytes)",
@@ -131,17 +148,26 @@ static int is_json_type(const char *ct)
     return ct && (strstr(ct, "application/json") || strstr(ct, "+json"));
 }
 
+/* Retry-After as the caller may use it: a CA (or a proxy in front of it) cannot park us for
+ * longer than ACME_RETRY_AFTER_MAX. */
+static apr_interval_time_t retry_after(const acme_http_resp_t *hr, apr_time_t now)
+{
+    apr_interval_time_t t = acme_http_retry_after(hr, now);
+    return t > ACME_RETRY_AFTER_MAX ? ACME_RETRY_AFTER_MAX : t;
+}
+
 /* Turns an HTTP answer into our result: 2xx -> acme_resp_t, else a problem. */
 static apr_status_t judge(acme_resp_t **presp, acme_problem_t **pprob, acme_client_t *c,
                           const char *url, acme_http_resp_t *hr, apr_pool_t *p)
 {
     const char *ct = apr_table_get(hr->headers, "Content-Type");
+    const char *loc = apr_table_get(hr->headers, "Location");
     apr_time_t now = c->clock->now(c->clock->baton);
     acme_resp_t *resp;
 
     if (hr->status < 200 || hr->status > 299) {
         acme_problem_t *prob = acme_problem_from_body(hr->body, hr->body_len, hr->status, p);
-        prob->retry_after = acme_http_retry_after(hr, now);
+        prob->retry_after = retry_after(hr, now);
         if (pprob) {
             *pprob = prob;
         }
@@ -150,8 +176,9 @@ static apr_status_t judge(acme_resp_t **presp, acme_problem_t **pprob, acme_clie
     resp = apr_pcalloc(p, sizeof(*resp));
     resp->status = hr->status;
     resp->url = url;
-    resp->location = apr_table_get(hr->headers, "Location");
-    resp->retry_after = acme_http_retry_after(hr, now);
+    /* A relative Location (RFC 9110 section 10.2.2) names a resource on the CA. */
+    resp->location = loc ? acme_http_resolve(url, loc, p) : NULL;
+    resp->retry_after = retry_after(hr, now);
     resp->content_type = ct ? ct : "";
     resp->http = hr;
     if (is_json_type(ct) || (hr->body_len && hr->body[0] == '{')) {
@@ -178,7 +205,7 @@ apr_status_t acme_client_get(acme_resp_t **presp, acme_problem_t **pprob, acme_c
     acme_http_resp_t *hr;
     apr_status_t rv;
 
-    rv = perform(&hr, client, "GET", url, NULL, 0, p);
+    rv = perform(&hr, pprob, client, "GET", url, NULL, 0, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -190,6 +217,7 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
     static const char *const required[] = {"newNonce", "newAccount", "newOrder"};
     acme_resp_t *resp = NULL;
     acme_problem_t *prob = NULL;
+    apr_pool_t *ptmp;
     apr_status_t rv;
     size_t i;
 
@@ -197,34 +225,56 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
         *pdir = client->directory;
         return APR_SUCCESS;
     }
-    rv = acme_client_get(&resp, &prob, client, client->directory_url, client->pool);
+    /* A temporary pool: a long-lived client must not grow with every failed fetch. */
+    rv = apr_pool_create(&ptmp, client->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = acme_client_get(&resp, &prob, client, client->directory_url, ptmp);
     if (rv != APR_SUCCESS) {
         if (prob) {
             acme_log(client->log, ACME_LOG_DEBUG, rv, "directory %s: %s", client->directory_url,
-                     acme_problem_describe(prob, client->pool));
+                     acme_problem_describe(prob, ptmp));
+            client->directory_problem = acme_problem_make(
+                rv, prob->http_status,
+                apr_psprintf(ptmp, "directory %s: %s", client->directory_url,
+                             acme_problem_describe(prob, ptmp)),
+                client->pool);
+            client->directory_problem->retry_after = prob->retry_after;
         }
-        return rv;
+        goto out;
     }
+    rv = ACME_EPROTO;
     if (!resp->json) {
-        acme_log(client->log, ACME_LOG_DEBUG, ACME_EPROTO,
+        acme_log(client->log, ACME_LOG_DEBUG, rv,
                  "directory %s: answer is not JSON (Content-Type %s)", client->directory_url,
                  resp->content_type);
-        return ACME_EPROTO;
+        goto out;
     }
     for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         if (!acme_json_str(resp->json, required[i])) {
-            acme_log(client->log, ACME_LOG_DEBUG, ACME_EPROTO, "directory %s: no %s URL",
+            acme_log(client->log, ACME_LOG_DEBUG, rv, "directory %s: no %s URL",
                      client->directory_url, required[i]);
-            return ACME_EPROTO;
+            goto out;
         }
     }
-    /* The response pool is the client's own: the directory lives as long as the client. */
-    client->directory = resp->json;
+    /* The directory lives as long as the client. */
+    client->directory = acme_json_pool(client->pool, json_incref(resp->json));
+    client->directory_problem = NULL;
     *pdir = client->directory;
-    return APR_SUCCESS;
+    rv = APR_SUCCESS;
+out:
+    apr_pool_destroy(ptmp);
+    return rv;
 }
 
-apr_status_t acme_client_resource(const char **purl, acme_client_t *client, const char *name)
+const acme_problem_t *acme_client_directory_problem(const acme_client_t *client)
+{
+    return client->directory_problem;
+}
+
+apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob,
+                                  acme_client_t *client, const char *name)
 {
     const json_t *dir;
     const char *url;
@@ -232,6 +282,9 @@ apr_status_t acme_client_resource(const char **purl, acme_client_t *client, cons
 
     rv = acme_client_directory(&dir, client);
     if (rv != APR_SUCCESS) {
+        if (pprob && client->directory_problem) {
+            *pprob = client->directory_problem;
+        }
         return rv;
     }
     url = acme_json_str(dir, name);
@@ -243,27 +296,33 @@ apr_status_t acme_client_resource(const char **purl, acme_client_t *client, cons
 }
 
 /* Makes sure a nonce is held: HEAD newNonce (RFC 8555 section 7.2) only when none is. */
-static apr_status_t ensure_nonce(acme_client_t *c, apr_pool_t *p)
+static apr_status_t ensure_nonce(acme_client_t *c, acme_problem_t **pprob, apr_pool_t *p)
 {
     const char *url;
     acme_http_resp_t *hr;
+    acme_problem_t *prob;
     apr_status_t rv;
 
     if (c->nonce[0]) {
         return APR_SUCCESS;
     }
-    rv = acme_client_resource(&url, c, "newNonce");
+    rv = acme_client_resource(&url, pprob, c, "newNonce");
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = perform(&hr, c, "HEAD", url, NULL, 0, p);
+    rv = perform(&hr, pprob, c, "HEAD", url, NULL, 0, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     if (!c->nonce[0]) {
-        acme_log(c->log, ACME_LOG_DEBUG, ACME_EPROTO, "%s -> %d without a Replay-Nonce", url,
-                 hr->status);
-        return hr->status >= 500 ? ACME_ESERVER : ACME_EPROTO;
+        prob = acme_problem_make(hr->status >= 500 ? ACME_ESERVER : ACME_EPROTO, hr->status,
+                                 apr_psprintf(p, "HEAD %s gave no Replay-Nonce", url), p);
+        prob->retry_after = retry_after(hr, c->clock->now(c->clock->baton));
+        acme_log(c->log, ACME_LOG_DEBUG, prob->rv, "%s", prob->detail);
+        if (pprob) {
+            *pprob = prob;
+        }
+        return prob->rv;
     }
     return APR_SUCCESS;
 }
@@ -286,7 +345,7 @@ apr_status_t acme_client_post(acme_resp_t **presp, acme_problem_t **pprob, acme_
         json_t *jws;
         char *body, nonce[sizeof(client->nonce)];
 
-        rv = ensure_nonce(client, p);
+        rv = ensure_nonce(client, pprob, p);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -301,7 +360,7 @@ apr_status_t acme_client_post(acme_resp_t **presp, acme_problem_t **pprob, acme_
         if (!body) {
             return APR_ENOMEM;
         }
-        rv = perform(&hr, client, "POST", url, body, strlen(body), p);
+        rv = perform(&hr, pprob, client, "POST", url, body, strlen(body), p);
         free(body);
         if (rv != APR_SUCCESS) {
             return rv;

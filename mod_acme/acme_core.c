@@ -28,6 +28,7 @@ static const char *const err_texts[] = {
     [ACME_ECONFIG - ACME_ERR_BASE] = "the configuration asks for something impossible",
     [ACME_ECRYPTO - ACME_ERR_BASE] = "a cryptographic operation failed",
     [ACME_EBADSTORE - ACME_ERR_BASE] = "a file in the store is not valid",
+    [ACME_ECANCELLED - ACME_ERR_BASE] = "stopped because the server is stopping",
 };
 
 const char *acme_strerror(apr_status_t rv, apr_pool_t *p)

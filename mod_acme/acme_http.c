@@ -156,6 +156,9 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
     cc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
     if (t.overflow) {
+        apr_snprintf(http->error, sizeof(http->error),
+                     "answer larger than %d bytes or %d header lines", ACME_HTTP_BODY_MAX,
+                     ACME_HTTP_HEADERS_MAX);
         acme_log(http->log, ACME_LOG_DEBUG, ACME_ETOOLARGE,
                  "%s %s: answer exceeds the size bounds (body %d bytes, header lines %d)",
                  req->method, req->url, ACME_HTTP_BODY_MAX, ACME_HTTP_HEADERS_MAX);
@@ -163,6 +166,8 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
         goto out;
     }
     if (cc != CURLE_OK) {
+        apr_cpystrn(http->error, errbuf[0] ? errbuf : curl_easy_strerror(cc),
+                    sizeof(http->error));
         acme_log(http->log, ACME_LOG_DEBUG, ACME_ETRANSPORT, "%s %s: %s", req->method, req->url,
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
         rv = ACME_ETRANSPORT;
@@ -235,7 +240,7 @@ apr_array_header_t *acme_http_header_values(const acme_http_resp_t *resp, const 
 }
 
 /* Resolves ref against base with libcurl's URL parser; ref unchanged when that fails. */
-static const char *resolve_url(const char *base, const char *ref, apr_pool_t *p)
+const char *acme_http_resolve(const char *base, const char *ref, apr_pool_t *p)
 {
     CURLU *u;
     char *full = NULL;
@@ -317,7 +322,7 @@ static void parse_links(apr_array_header_t *out, const char *value, const char *
         next = strchr(gt, ',');
         params = next ? apr_pstrmemdup(p, gt + 1, (apr_size_t)(next - gt - 1)) : gt + 1;
         if (link_has_rel(params, rel, p)) {
-            APR_ARRAY_PUSH(out, const char *) = resolve_url(base, url, p);
+            APR_ARRAY_PUSH(out, const char *) = acme_http_resolve(base, url, p);
         }
         s = next ? next + 1 : NULL;
     }

@@ -22,7 +22,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     const char *dir = account_dir(client, p);
     const char *key_path = apr_pstrcat(p, dir, "/account.key", NULL);
     const char *json_path = apr_pstrcat(p, dir, "/account.json", NULL);
-    const char *url = NULL, *pem;
+    const char *url = NULL, *pem, *thumb = NULL;
     acme_key_t *key = NULL;
     json_t *info = NULL;
     char *text;
@@ -40,7 +40,11 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
                      acme_store_path(store, key_path, p), acme_strerror(rv, p));
             return rv;
         }
-        if (acme_store_json_read(&info, store, json_path, p) == APR_SUCCESS) {
+        /* The URL counts only with the thumbprint of this very key: a key and a URL from two
+         * registrations would sign every request under the wrong account. */
+        if (acme_store_json_read(&info, store, json_path, p) == APR_SUCCESS &&
+            acme_key_thumbprint(&thumb, key, p) == APR_SUCCESS && acme_json_str(info, "key") &&
+            strcmp(acme_json_str(info, "key"), thumb) == 0) {
             url = acme_json_str(info, "url");
         }
     }
@@ -83,8 +87,12 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        info = acme_json_pool(p, json_pack("{s:s, s:s}", "url", url, "ca",
-                                           acme_client_directory_url(client)));
+        rv = acme_key_thumbprint(&thumb, key, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        info = acme_json_pool(p, json_pack("{s:s, s:s, s:s}", "url", url, "ca",
+                                           acme_client_directory_url(client), "key", thumb));
         rv = acme_store_json_write(store, json_path, info, p);
         if (rv != APR_SUCCESS) {
             return rv;
@@ -142,15 +150,9 @@ static apr_status_t poll_wait(issue_t *is, apr_interval_time_t retry_after, cons
                  "ACME00020: %s: gave up waiting for %s after %d polls; the order is resumed "
                  "at the next attempt",
                  is->req->domain, what, is->polls - 1);
-        if (is->pprob) {
-            acme_problem_t *prob = apr_pcalloc(p, sizeof(*prob));
-            prob->type = prob->name = "";
-            prob->detail = apr_psprintf(p, "timed out waiting for %s", what);
-            prob->rv = ACME_ETIMEOUT;
-            prob->retry_after = retry_after;
-            prob->subproblems = apr_array_make(p, 0, sizeof(acme_problem_t *));
-            *is->pprob = prob;
-        }
+        *is->pprob =
+            acme_problem_make(ACME_ETIMEOUT, 0, apr_psprintf(p, "timed out waiting for %s", what), p);
+        (*is->pprob)->retry_after = retry_after;
         return ACME_ETIMEOUT;
     }
     acme_log(is->log, ACME_LOG_TRACE, APR_SUCCESS, "%s: waiting %" APR_TIME_T_FMT " ms for %s",
@@ -169,18 +171,21 @@ static apr_status_t step_failed(issue_t *is, apr_status_t rv, const char *step,
     return rv;
 }
 
+/* The challenge type to answer: the first allowed one that the CA offers and that we can
+ * provision. Only http-01 is provisioned here (its answer goes into the token table); answering
+ * a type we cannot provision would only burn the CA's failed-validation limit. */
 static const char *pick_type(const acme_issue_req_t *req, const acme_authz_t *a)
 {
-    static const char *const dflt = "http-01";
+    static const char *const http01 = "http-01";
     int i;
 
     if (!req->challenge_types || req->challenge_types->nelts == 0) {
-        return acme_authz_challenge(a, dflt) ? dflt : NULL;
+        return acme_authz_challenge(a, http01) ? http01 : NULL;
     }
     for (i = 0; i < req->challenge_types->nelts; i++) {
         const char *t = APR_ARRAY_IDX(req->challenge_types, i, const char *);
-        if (acme_authz_challenge(a, t)) {
-            return t;
+        if (strcmp(t, http01) == 0 && acme_authz_challenge(a, t)) {
+            return http01;
         }
     }
     return NULL;
@@ -259,11 +264,16 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
     return APR_SUCCESS;
 }
 
-/* After a failed order, fetches the authorizations to say which name failed and why. */
+/* After a failed order, fetches the authorizations to say which name failed and why; the first
+ * reason found (or the order's own error) becomes the problem of the attempt. */
 static void explain_invalid(issue_t *is, const acme_order_t *order, apr_pool_t *p)
 {
-    int i;
+    int i, found = 0;
 
+    if (order->error) {
+        *is->pprob = order->error;
+        found = 1;
+    }
     for (i = 0; i < order->authzs->nelts; i++) {
         acme_problem_t *ignored = NULL;
         acme_authz_t *a;
@@ -277,7 +287,21 @@ static void explain_invalid(issue_t *is, const acme_order_t *order, apr_pool_t *
                      "ACME00025: %s: validation of %s failed: %s; %s", is->req->domain,
                      a->identifier.value, err ? acme_problem_describe(err, p) : "no reason given",
                      acme_problem_advice(err ? err->rv : ACME_EVALIDATION));
+            if (!found) {
+                *is->pprob = acme_problem_make(
+                    err ? err->rv : ACME_EVALIDATION, 0,
+                    apr_psprintf(p, "validation of %s failed: %s", a->identifier.value,
+                                 err ? acme_problem_describe(err, p) : "no reason given"),
+                    p);
+                found = 1;
+            }
         }
+    }
+    if (!found) {
+        acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
+                 "ACME00031: %s: order %s became invalid without a reason from the CA; a new "
+                 "order is made at the next attempt",
+                 is->req->domain, order->url);
     }
 }
 
@@ -289,6 +313,7 @@ static apr_status_t await_order(issue_t *is, acme_order_t **porder, acme_state_e
     acme_order_t *o = *porder;
     apr_status_t rv;
 
+    is->polls = 0; /* each phase starts with short waits again */
     while (o->status == from || o->status == ACME_STATE_PROCESSING) {
         rv = poll_wait(is, o->retry_after, what, p);
         if (rv != APR_SUCCESS) {
@@ -334,25 +359,42 @@ static int same_names(const acme_order_t *order, const apr_array_header_t *names
     return 1;
 }
 
-/* The order of an earlier attempt, when it can still lead to a certificate from here. */
-static acme_order_t *resume_order(issue_t *is, const char *url, apr_pool_t *p)
+/* The order of an earlier attempt, when it can still lead to a certificate from here: pending
+ * or ready, or already finalized when the caller kept the key it was finalized with. *porder
+ * stays NULL when a new order is needed. A CA that cannot answer now fails the attempt: making a
+ * new order then could end with two certificates. */
+static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char *url,
+                                 apr_pool_t *p)
 {
-    acme_problem_t *ignored = NULL;
     acme_order_t *order;
+    acme_problem_t *prob = NULL;
+    apr_status_t rv;
+    int usable;
 
-    if (acme_order_get(&order, &ignored, is->client, url, p) != APR_SUCCESS) {
-        return NULL;
+    rv = acme_order_get(&order, &prob, is->client, url, p);
+    if (rv != APR_SUCCESS) {
+        if (acme_status_is_transient(rv) && rv != ACME_EPROTO && rv != ACME_EUNAUTHORIZED) {
+            *is->pprob = prob;
+            return step_failed(is, rv, "fetching the earlier order", prob, p);
+        }
+        acme_log(is->log, ACME_LOG_INFO, rv,
+                 "ACME00029: %s: earlier order %s is gone (%s); making a new one",
+                 is->req->domain, url, prob ? acme_problem_describe(prob, p) : "no answer");
+        return APR_SUCCESS;
     }
-    if ((order->status != ACME_STATE_PENDING && order->status != ACME_STATE_READY) ||
-        !same_names(order, is->req->names)) {
+    usable = order->status == ACME_STATE_PENDING || order->status == ACME_STATE_READY ||
+             ((order->status == ACME_STATE_PROCESSING || order->status == ACME_STATE_VALID) &&
+              is->req->key);
+    if (!usable || !same_names(order, is->req->names)) {
         acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
                  "ACME00029: %s: earlier order %s is %s; making a new one", is->req->domain, url,
                  acme_state_name(order->status));
-        return NULL;
+        return APR_SUCCESS;
     }
     acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00030: %s: resuming order %s (%s)",
              is->req->domain, url, acme_state_name(order->status));
-    return order;
+    *porder = order;
+    return APR_SUCCESS;
 }
 
 static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
@@ -365,7 +407,16 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     apr_status_t rv;
     int i;
 
-    order = req->order_url ? resume_order(is, req->order_url, p) : NULL;
+    order = NULL;
+    if (req->order_url) {
+        rv = resume_order(&order, is, req->order_url, p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (order && order->status != ACME_STATE_PENDING && order->status != ACME_STATE_READY) {
+            res->key = req->key; /* finalized earlier with this key */
+        }
+    }
     if (!order) {
         rv = acme_order_new(&order, is->pprob, is->client, req->names, p);
         if (rv != APR_SUCCESS) {
@@ -397,6 +448,11 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         rv = acme_key_generate(&res->key, req->key_type, p);
         if (rv == APR_SUCCESS) {
             rv = acme_csr_create(&csr, &csr_len, res->key, req->names, p);
+        }
+        /* The key is handed over before finalize: if the answer is lost, the next attempt
+         * resumes this order with it instead of asking for a second certificate. */
+        if (rv == APR_SUCCESS && req->on_key) {
+            rv = req->on_key(req->baton, res->key);
         }
         if (rv != APR_SUCCESS) {
             return step_failed(is, rv, "making the key and certificate request", NULL, p);
@@ -460,7 +516,11 @@ apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
         return APR_EINVAL;
     }
     rv = run(&is, res, p);
-    unpublish(&is);
+    /* While the CA may still validate (we only stopped waiting), the answers stay up until they
+     * expire; the order is resumed at the next attempt. */
+    if (rv != ACME_ETIMEOUT && rv != ACME_ECANCELLED) {
+        unpublish(&is);
+    }
     if (rv != APR_SUCCESS) {
         if (pprob && prob) {
             *pprob = prob;

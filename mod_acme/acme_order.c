@@ -36,11 +36,15 @@ const char *acme_state_name(acme_state_e state)
 }
 
 /* Reports a CA object that lacks what RFC 8555 promises. */
-static apr_status_t bad_object(acme_client_t *c, const char *what, const char *url,
-                               const char *member)
+static apr_status_t bad_object(acme_client_t *c, acme_problem_t **pprob, const char *what,
+                               const char *url, const char *member, apr_pool_t *p)
 {
-    acme_log(acme_client_log(c), ACME_LOG_DEBUG, ACME_EPROTO, "%s %s: missing or invalid '%s'",
-             what, url, member);
+    const char *why = apr_psprintf(p, "%s %s: missing or invalid '%s'", what, url, member);
+
+    acme_log(acme_client_log(c), ACME_LOG_DEBUG, ACME_EPROTO, "%s", why);
+    if (pprob) {
+        *pprob = acme_problem_make(ACME_EPROTO, 0, why, p);
+    }
     return ACME_EPROTO;
 }
 
@@ -81,7 +85,8 @@ apr_array_header_t *acme_idents_for(const apr_array_header_t *names, apr_pool_t 
     return ids;
 }
 
-static apr_status_t order_parse(acme_order_t **porder, acme_client_t *c, const char *url,
+static apr_status_t order_parse(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *c,
+                                const char *url,
                                 const acme_resp_t *resp, apr_pool_t *p)
 {
     const json_t *j = resp->json;
@@ -92,44 +97,44 @@ static apr_status_t order_parse(acme_order_t **porder, acme_client_t *c, const c
     size_t i;
 
     if (!j) {
-        return bad_object(c, "order", url, "(body)");
+        return bad_object(c, pprob, "order", url, "(body)", p);
     }
     o->url = apr_pstrdup(p, url);
     o->status = acme_state_parse(acme_json_str(j, "status"));
     if (o->status == ACME_STATE_UNKNOWN) {
-        return bad_object(c, "order", url, "status");
+        return bad_object(c, pprob, "order", url, "status", p);
     }
     if (!json_is_array(ids) || json_array_size(ids) == 0 ||
         json_array_size(ids) > ACME_ORDER_IDENTIFIERS_MAX) {
-        return bad_object(c, "order", url, "identifiers");
+        return bad_object(c, pprob, "order", url, "identifiers", p);
     }
     o->identifiers = apr_array_make(p, (int)json_array_size(ids), sizeof(acme_ident_t));
     for (i = 0; i < json_array_size(ids); i++) {
         if (!ident_parse(apr_array_push(o->identifiers), json_array_get(ids, i), p)) {
-            return bad_object(c, "order", url, "identifiers");
+            return bad_object(c, pprob, "order", url, "identifiers", p);
         }
     }
     /* One authorization per identifier at most (section 7.1.3). */
     if (!json_is_array(authzs) || json_array_size(authzs) > ACME_ORDER_IDENTIFIERS_MAX) {
-        return bad_object(c, "order", url, "authorizations");
+        return bad_object(c, pprob, "order", url, "authorizations", p);
     }
     o->authzs = apr_array_make(p, (int)json_array_size(authzs), sizeof(const char *));
     for (i = 0; i < json_array_size(authzs); i++) {
         const json_t *a = json_array_get(authzs, i);
         const char *s = json_is_string(a) ? json_string_value(a) : NULL;
         if (!s || (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0)) {
-            return bad_object(c, "order", url, "authorizations");
+            return bad_object(c, pprob, "order", url, "authorizations", p);
         }
         APR_ARRAY_PUSH(o->authzs, const char *) = apr_pstrdup(p, s);
     }
     o->finalize = url_member(j, "finalize");
     if (!o->finalize) {
-        return bad_object(c, "order", url, "finalize");
+        return bad_object(c, pprob, "order", url, "finalize", p);
     }
     o->finalize = apr_pstrdup(p, o->finalize);
     o->certificate = url_member(j, "certificate");
     if (o->status == ACME_STATE_VALID && !o->certificate) {
-        return bad_object(c, "order", url, "certificate");
+        return bad_object(c, pprob, "order", url, "certificate", p);
     }
     o->certificate = o->certificate ? apr_pstrdup(p, o->certificate) : NULL;
     if (json_is_object(err)) {
@@ -150,7 +155,7 @@ apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_
     apr_status_t rv;
     int i;
 
-    rv = acme_client_resource(&url, client, "newOrder");
+    rv = acme_client_resource(&url, pprob, client, "newOrder");
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -170,9 +175,9 @@ apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_
         return rv;
     }
     if (!resp->location) {
-        return bad_object(client, "newOrder", url, "Location header");
+        return bad_object(client, pprob, "newOrder", url, "Location header", p);
     }
-    return order_parse(porder, client, resp->location, resp, p);
+    return order_parse(porder, pprob, client, resp->location, resp, p);
 }
 
 apr_status_t acme_order_get(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
@@ -185,7 +190,7 @@ apr_status_t acme_order_get(acme_order_t **porder, acme_problem_t **pprob, acme_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    return order_parse(porder, client, url, resp, p);
+    return order_parse(porder, pprob, client, url, resp, p);
 }
 
 apr_status_t acme_order_finalize(acme_order_t **porder, acme_problem_t **pprob,
@@ -202,7 +207,7 @@ apr_status_t acme_order_finalize(acme_order_t **porder, acme_problem_t **pprob,
         return rv;
     }
     /* The answer is the order object; its URL stays the order's, not finalize's. */
-    return order_parse(porder, client, order->url, resp, p);
+    return order_parse(porder, pprob, client, order->url, resp, p);
 }
 
 static int challenge_parse(acme_challenge_t *ch, const json_t *j, apr_pool_t *p)
@@ -245,26 +250,26 @@ apr_status_t acme_authz_get(acme_authz_t **pauthz, acme_problem_t **pprob, acme_
     }
     j = resp->json;
     if (!j) {
-        return bad_object(client, "authorization", url, "(body)");
+        return bad_object(client, pprob, "authorization", url, "(body)", p);
     }
     a = apr_pcalloc(p, sizeof(*a));
     a->url = apr_pstrdup(p, url);
     a->status = acme_state_parse(acme_json_str(j, "status"));
     if (a->status == ACME_STATE_UNKNOWN) {
-        return bad_object(client, "authorization", url, "status");
+        return bad_object(client, pprob, "authorization", url, "status", p);
     }
     if (!ident_parse(&a->identifier, json_object_get(j, "identifier"), p)) {
-        return bad_object(client, "authorization", url, "identifier");
+        return bad_object(client, pprob, "authorization", url, "identifier", p);
     }
     a->wildcard = json_is_true(json_object_get(j, "wildcard"));
     chs = json_object_get(j, "challenges");
     if (!json_is_array(chs) || json_array_size(chs) > ACME_AUTHZ_CHALLENGES_MAX) {
-        return bad_object(client, "authorization", url, "challenges");
+        return bad_object(client, pprob, "authorization", url, "challenges", p);
     }
     a->challenges = apr_array_make(p, (int)json_array_size(chs), sizeof(acme_challenge_t));
     for (i = 0; i < json_array_size(chs); i++) {
         if (!challenge_parse(apr_array_push(a->challenges), json_array_get(chs, i), p)) {
-            return bad_object(client, "authorization", url, "challenges");
+            return bad_object(client, pprob, "authorization", url, "challenges", p);
         }
     }
     a->retry_after = resp->retry_after;
@@ -313,7 +318,7 @@ apr_status_t acme_challenge_respond(acme_challenge_t **pchall, acme_problem_t **
     }
     ch = apr_pcalloc(p, sizeof(*ch));
     if (!resp->json || !challenge_parse(ch, resp->json, p)) {
-        return bad_object(client, "challenge", url, "(body)");
+        return bad_object(client, pprob, "challenge", url, "(body)", p);
     }
     *pchall = ch;
     return APR_SUCCESS;
@@ -332,7 +337,7 @@ apr_status_t acme_chain_download(const char **ppem, apr_size_t *plen,
     }
     if (resp->http->body_len == 0 ||
         !strstr(resp->http->body, "-----BEGIN CERTIFICATE-----")) {
-        return bad_object(client, "certificate", url, "(PEM body)");
+        return bad_object(client, pprob, "certificate", url, "(PEM body)", p);
     }
     if (palternates) {
         *palternates = acme_http_links(resp->http, "alternate", url, p);

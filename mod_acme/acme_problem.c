@@ -124,6 +124,20 @@ acme_problem_t *acme_problem_from_json(const json_t *json, int http_status, apr_
     return from_json(json, http_status, 0, p);
 }
 
+acme_problem_t *acme_problem_make(apr_status_t rv, int http_status, const char *detail,
+                                  apr_pool_t *p)
+{
+    acme_problem_t *prob = apr_pcalloc(p, sizeof(*prob));
+
+    prob->type = prob->name = "";
+    prob->detail = clean_text(detail, p);
+    prob->http_status = http_status;
+    prob->rv = rv;
+    prob->retry_after = -1;
+    prob->subproblems = apr_array_make(p, 0, sizeof(acme_problem_t *));
+    return prob;
+}
+
 acme_problem_t *acme_problem_from_body(const char *body, apr_size_t len, int http_status,
                                        apr_pool_t *p)
 {
@@ -154,8 +168,14 @@ const char *acme_problem_describe(const acme_problem_t *prob, apr_pool_t *p)
     const char *s;
     int i;
 
-    s = apr_psprintf(p, "%s%s(HTTP %d)%s%s", prob->name[0] ? prob->name : "no problem document",
-                     " ", prob->http_status, prob->detail[0] ? ": " : "", prob->detail);
+    if (!prob->name[0] && !prob->http_status) {
+        s = prob->detail[0] ? prob->detail : "no details";
+    }
+    else {
+        s = apr_psprintf(p, "%s (HTTP %d)%s%s",
+                         prob->name[0] ? prob->name : "no problem document", prob->http_status,
+                         prob->detail[0] ? ": " : "", prob->detail);
+    }
     for (i = 0; i < prob->subproblems->nelts; i++) {
         const acme_problem_t *sub = APR_ARRAY_IDX(prob->subproblems, i, acme_problem_t *);
         s = apr_psprintf(p, "%s; %s: %s%s%s", s, sub->identifier ? sub->identifier : "?",

@@ -91,6 +91,8 @@ static inline apr_status_t fake_perform(acme_http_t *http, const acme_http_req_t
     }
     fake_record(ca, req, p);
     if (a->rv) {
+        /* A failed transfer: the body of the script entry is the transport's words. */
+        apr_cpystrn(http->error, a->body ? a->body : "", sizeof(http->error));
         return a->rv;
     }
     resp = apr_pcalloc(p, sizeof(*resp));

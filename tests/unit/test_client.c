@@ -87,9 +87,9 @@ static void directory_cached_and_nonces_reused(void **state)
     assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), APR_SUCCESS);
     assert_int_equal(acme_order_get(&order, &prob, f->client, order->url, f->p), APR_SUCCESS);
     assert_int_equal(order->authzs->nelts, 2);
-    assert_int_equal(acme_client_resource(&url, f->client, "newOrder"), APR_SUCCESS);
+    assert_int_equal(acme_client_resource(&url, NULL, f->client, "newOrder"), APR_SUCCESS);
     assert_string_equal(url, CA "/order");
-    assert_int_equal(acme_client_resource(&url, f->client, "renewalInfo"), APR_NOTFOUND);
+    assert_int_equal(acme_client_resource(&url, NULL, f->client, "renewalInfo"), APR_NOTFOUND);
 
     /* One directory GET and one HEAD newNonce in all: every later POST uses the nonce of the
      * answer before it. newAccount is signed with jwk, everything after with kid. */
@@ -555,6 +555,101 @@ static void issuance_resumes_pending_order(void **state)
     assert_true(unit_log_has(f->log, "earlier order " CA "/order/7 is invalid"));
 }
 
+static apr_status_t keep_key(void *baton, const acme_key_t *key)
+{
+    *(const acme_key_t **)baton = key;
+    return APR_SUCCESS;
+}
+
+/* A certificate key is handed over before finalize; with it, an order that was finalized but
+ * whose certificate never arrived is resumed, not ordered again. Without it, or when the CA
+ * cannot say, no second certificate is asked for blindly. */
+static void finalized_order_resumed_with_kept_key(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        /* attempt 1: finalize is sent, the answer is lost */
+        {"POST", CA "/order", 201, JSON "Location: /order/9\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 0, NULL, NULL, ACME_ETRANSPORT},
+        NONCE_OK, /* the lost answer took the nonce along */
+        /* attempt 2: the CA does not answer about the order: no new order */
+        {"POST", CA "/order/9", 503, "Retry-After: 120\n", "", 0},
+        /* attempt 3: the order is valid; the kept key goes with its certificate */
+        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""),
+         0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    const acme_key_t *kept = NULL;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.on_key = keep_key;
+    req.baton = &kept;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ETRANSPORT);
+    assert_non_null(kept);
+    /* The relative Location was resolved against the request URL. */
+    assert_string_equal(fake_req(f->ca, 2)->url, CA "/order");
+    assert_non_null(prob);
+    assert_non_null(strstr(prob->detail, CA "/finalize/1"));
+
+    req.order_url = CA "/order/9";
+    req.key = (acme_key_t *)kept;
+    prob = NULL;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ESERVER);
+    assert_int_equal(prob->retry_after, apr_time_from_sec(120));
+
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_ptr_equal(res->key, kept);
+    assert_string_equal(res->chain_pem, CHAIN_PEM);
+}
+
+static void cancel_and_bounds(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 429, PROBLEM "Retry-After: 99999999\n",
+         "{\"type\":\"urn:ietf:params:acme:error:rateLimited\"}", 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    volatile apr_uint32_t stop = 0;
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+
+    /* No CA may park us for more than a day. */
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+                     ACME_ERATELIMITED);
+    assert_int_equal(prob->retry_after, ACME_RETRY_AFTER_MAX);
+    /* A stopping server stops before the next request. */
+    acme_client_set_cancel(f->client, &stop);
+    stop = 1;
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+                     ACME_ECANCELLED);
+    assert_int_equal(f->ca->requests->nelts, 3);
+}
+
+static void unreachable_ca_says_why(void **state)
+{
+    static const fake_answer_t script[] = {
+        {"GET", CA "/dir", 0, NULL, "Failed to connect to ca.test port 443", ACME_ETRANSPORT},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+                     ACME_ETRANSPORT);
+    assert_non_null(prob);
+    assert_non_null(strstr(acme_problem_describe(prob, f->p), "directory " CA "/dir"));
+    assert_non_null(strstr(prob->detail, "Failed to connect to ca.test port 443"));
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(directory_cached_and_nonces_reused),
     UNIT_TEST(bad_nonce_retried_with_fresh_nonce),
@@ -571,6 +666,9 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(invalid_order_names_the_failed_identifier),
     UNIT_TEST(hostile_tokens_are_refused),
     UNIT_TEST(issuance_resumes_pending_order),
+    UNIT_TEST(finalized_order_resumed_with_kept_key),
+    UNIT_TEST(cancel_and_bounds),
+    UNIT_TEST(unreachable_ca_says_why),
 };
 
 UNIT_MAIN("client", tests)
