@@ -54,6 +54,10 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
 /* Records a success: failures, error, order and challenges cleared. */
 void acme_job_done(acme_job_t *job);
 
+/* When a certificate valid from not_before to not_after is due for renewal: when a third of its
+ * lifetime is left, or half when the lifetime is 10 days or less (short-lived certificates). */
+apr_time_t acme_renew_at(apr_time_t not_before, apr_time_t not_after);
+
 /* The wait after the given number of consecutive failures (>= 1), before jitter. */
 apr_interval_time_t acme_job_backoff(int failures, int transient);
 

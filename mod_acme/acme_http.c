@@ -1,4 +1,6 @@
 /* acme_http.c - libcurl transport and response header helpers. */
+#include "config.h"
+
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>

@@ -110,6 +110,16 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     return acme_store_json_write(store, job_path(job->name, p), j, p);
 }
 
+apr_time_t acme_renew_at(apr_time_t not_before, apr_time_t not_after)
+{
+    apr_interval_time_t life = not_after - not_before;
+
+    if (life <= 0) {
+        return not_before;
+    }
+    return not_after - (life <= apr_time_from_sec(10 * 86400) ? life / 2 : life / 3);
+}
+
 apr_interval_time_t acme_job_backoff(int failures, int transient)
 {
     apr_interval_time_t t = ACME_BACKOFF_FIRST;

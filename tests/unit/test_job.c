@@ -161,7 +161,28 @@ static void bad_files_give_an_empty_job(void **state)
     remove_store(store);
 }
 
+static void renewal_time(void **state)
+{
+    apr_time_t t0 = apr_time_from_sec(1800000000);
+    (void)state;
+
+    /* 90 days: renew with 30 days left. */
+    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(90 * 86400)),
+                     t0 + apr_time_from_sec(60 * 86400));
+    /* 6 days (short-lived): renew at half time. */
+    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(6 * 86400)),
+                     t0 + apr_time_from_sec(3 * 86400));
+    /* 10 days is short-lived, 10 days and a second is not. */
+    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(10 * 86400)),
+                     t0 + apr_time_from_sec(5 * 86400));
+    assert_true(acme_renew_at(t0, t0 + apr_time_from_sec(10 * 86400 + 3)) >
+                t0 + apr_time_from_sec(6 * 86400));
+    /* A broken validity renews at once. */
+    assert_int_equal(acme_renew_at(t0, t0 - 1), t0);
+}
+
 static const struct CMUnitTest tests[] = {
+    UNIT_TEST(renewal_time),
     UNIT_TEST(backoff_schedule),
     UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
     UNIT_TEST(save_and_load),

@@ -1,0 +1,156 @@
+/* mod_acme.c - the module record and the order of things at start-up:
+ *
+ *   pre_config    register the token table's mutex type
+ *   check_config  whole-configuration checks (also run by configtest)
+ *   post_config   (before mod_ssl's) open the store, promote staged certificates, prepare the
+ *                 files mod_ssl asks for through our certificate hooks, create the token table
+ *                 and re-publish pending challenges, set up the renewal driver (a watchdog
+ *                 singleton in a child) and the parent's restart thread
+ *   child_init    attach to the token table
+ */
+#define ACME_MODULE_RECORD
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_main.h>
+#include <http_protocol.h>
+#include <mpm_common.h>
+#include <util_mutex.h>
+
+#include "mod_acme.h"
+
+/* The runtime of the current generation: set in post_config, inherited by the children. */
+static acme_runtime_t *g_runtime;
+
+acme_runtime_t *acme_runtime(void)
+{
+    return g_runtime;
+}
+
+acme_conf_t *acme_conf_get(const server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &acme_module);
+}
+
+static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, const char *msg)
+{
+    static const int levels[] = {APLOG_ERR,  APLOG_WARNING, APLOG_NOTICE,
+                                 APLOG_INFO, APLOG_DEBUG,   APLOG_TRACE1};
+    server_rec *s = baton;
+
+    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
+}
+
+void acme_log_init(acme_log_t *log, server_rec *s)
+{
+    int lvl = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
+
+    log->fn = log_to_httpd;
+    log->baton = s;
+    /* Formatting is skipped for what the server would drop anyway. */
+    log->max_level = lvl >= APLOG_TRACE1  ? ACME_LOG_TRACE
+                     : lvl >= APLOG_DEBUG ? ACME_LOG_DEBUG
+                     : lvl >= APLOG_INFO  ? ACME_LOG_INFO
+                     : lvl >= APLOG_NOTICE ? ACME_LOG_NOTICE
+                     : lvl >= APLOG_WARNING ? ACME_LOG_WARN
+                                            : ACME_LOG_ERR;
+}
+
+static int acme_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    g_runtime = NULL;
+    return ap_mutex_register(pconf, "acme-tokens", NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
+               ? OK
+               : HTTP_INTERNAL_SERVER_ERROR;
+}
+
+static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
+{
+    acme_conf_t *conf = acme_conf_get(s);
+    acme_runtime_t *rt;
+    apr_status_t rv;
+    /* The first pass runs in a process that goes away before the server starts. */
+    int first_pass = ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG;
+
+    (void)plog;
+    if (!conf->domains->nelts) {
+        return OK;
+    }
+    rt = apr_pcalloc(pconf, sizeof(*rt));
+    rt->s = s;
+    rt->conf = conf;
+    rt->store_dir = conf->store_dir;
+    acme_log_init(&rt->log, s);
+
+    rv = acme_store_open(&rt->store, rt->store_dir, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "
+                     "start without it",
+                     rt->store_dir);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = acme_parent_prepare_certs(rt, pconf, ptemp);
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    rv = acme_parent_tokens_create(rt, pconf);
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    g_runtime = rt;
+    if (first_pass) {
+        return OK;
+    }
+    acme_parent_tokens_republish(rt, ptemp);
+    rv = acme_parent_driver_setup(rt, pconf);
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (conf->auto_restart != 0) {
+        rv = acme_parent_restarter_start(rt, pconf);
+        if (rv != APR_SUCCESS) {
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    return OK;
+}
+
+static void acme_child_init(apr_pool_t *pchild, server_rec *s)
+{
+    (void)s;
+    if (g_runtime) {
+        acme_child_tokens_init(g_runtime, pchild);
+    }
+}
+
+static void acme_register_hooks(apr_pool_t *p)
+{
+    /* Ours must run before mod_ssl's post_config, which reads the certificate files. */
+    static const char *const before_ssl[] = {"mod_ssl.c", NULL};
+    /* Children attach to the token table before mod_watchdog starts the driver in its own
+     * child_init. */
+    static const char *const before_watchdog[] = {"mod_watchdog.c", NULL};
+
+    (void)p;
+    ap_hook_pre_config(acme_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(acme_conf_check, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(acme_post_config, NULL, before_ssl, APR_HOOK_MIDDLE);
+    ap_hook_child_init(acme_child_init, NULL, before_watchdog, APR_HOOK_REALLY_FIRST);
+    acme_certs_register_hooks();
+    acme_challenge_register_hooks();
+}
+
+AP_DECLARE_MODULE(acme) = {
+    STANDARD20_MODULE_STUFF,
+    NULL,             /* per-directory config: none */
+    NULL,
+    acme_conf_create, /* per-server config */
+    acme_conf_merge,
+    acme_cmds,
+    acme_register_hooks,
+    AP_MODULE_FLAG_NONE,
+};

@@ -1,0 +1,114 @@
+/* mod_acme.h - what the Apache glue files share: the configuration, the per-generation runtime,
+ * and the entry points each glue file offers the others.
+ *
+ * Naming says who may call what (cf. mod_h2): acme_parent_* run in the parent (root) during
+ * post_config or in the restart thread, acme_driver_* in the watchdog child (as the User),
+ * acme_request_* on the request path of any child.
+ */
+#ifndef MOD_ACME_H
+#define MOD_ACME_H
+
+#include <apr_global_mutex.h>
+#include <apr_thread_proc.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <ap_socache.h>
+
+#include "acme_issue.h"
+#include "acme_job.h"
+#include "acme_store.h"
+
+/* mod_acme.c declares the module, which also declares its log index. */
+#ifndef ACME_MODULE_RECORD
+APLOG_USE_MODULE(acme);
+#endif
+extern module AP_MODULE_DECLARE_DATA acme_module;
+
+#define ACME_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
+#define ACME_LETSENCRYPT "https://acme-v02.api.letsencrypt.org/directory"
+#define ACME_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
+#define ACME_RESTART_FLAG "staging/restart.wanted"
+#define ACME_RESTART_MIN_GAP apr_time_from_sec(60) /* at most one automatic restart a minute */
+
+/* One ACMEDomain: one certificate for these names. */
+typedef struct acme_domain_t {
+    const char *name;          /* first name: the certificate's and the store's name */
+    apr_array_header_t *names; /* const char *, lowercase, as configured */
+    const char *defined_at;    /* "file:line", for messages */
+
+    /* Filled by the parent in post_config and inherited by the children: */
+    int has_active;            /* an active set exists and parses */
+    int active_covers;         /* ... and covers every configured name */
+    apr_time_t not_before, not_after;
+    const char *serial;
+    const char *chain_file, *key_file;       /* active set, for mod_ssl */
+    const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
+    int vhosts;                              /* TLS vhosts using it */
+} acme_domain_t;
+
+/* Server configuration. Every directive is global (outside <VirtualHost>), so virtual hosts
+ * share the main server's values through the merge. */
+typedef struct acme_conf_t {
+    apr_array_header_t *domains; /* acme_domain_t * */
+    apr_array_header_t *ca_urls; /* const char *; first is used, later ones are fallbacks */
+    const char *ca_file;
+    const char *email;
+    int agreement;               /* -1 unset */
+    const char *store_dir;
+    acme_key_type_e key_type;
+    int key_type_set;
+    int auto_restart;            /* -1 unset */
+    const char *cache_spec;      /* ACMEChallengeCache as given */
+    const ap_socache_provider_t *cache_provider;
+    const char *cache_args;
+    acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
+} acme_conf_t;
+
+/* What one server generation shares between hooks, built in post_config in pconf. Children
+ * inherit it through fork. */
+typedef struct acme_runtime_t {
+    server_rec *s;
+    acme_conf_t *conf;
+    acme_store_t *store;
+    const char *store_dir;
+    ap_socache_instance_t *cache;
+    apr_global_mutex_t *cache_mutex; /* NULL when the provider is MP-safe */
+    acme_log_t log;                  /* to the main server's error log */
+} acme_runtime_t;
+
+/* mod_acme.c */
+acme_runtime_t *acme_runtime(void);
+acme_conf_t *acme_conf_get(const server_rec *s);
+void acme_log_init(acme_log_t *log, server_rec *s);
+
+/* mod_acme_config.c */
+extern const command_rec acme_cmds[];
+void *acme_conf_create(apr_pool_t *p, server_rec *s);
+void *acme_conf_merge(apr_pool_t *p, void *base, void *add);
+/* Checks the configuration as a whole (check_config hook): every error names the directive. */
+int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* The ACMEDomain whose names include host, or NULL. Request path: no allocation. */
+const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *host);
+/* The ACMEDomain a virtual host uses (its ServerName or a ServerAlias is a name of it), found
+ * once in check_config; NULL when none. */
+acme_domain_t *acme_domain_for_server(const server_rec *s);
+
+/* mod_acme_certs.c */
+apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);
+void acme_certs_register_hooks(void);
+
+/* mod_acme_challenge.c */
+apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf);
+void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp);
+void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild);
+acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p);
+void acme_challenge_register_hooks(void);
+
+/* mod_acme_drive.c */
+apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf);
+
+/* mod_acme_restart.c */
+apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf);
+
+#endif /* MOD_ACME_H */

@@ -1,0 +1,276 @@
+/* mod_acme_certs.c - certificates for mod_ssl: promotion of staged sets, the fallback while a
+ * domain has none, the store's ownership, and the hooks through which mod_ssl asks for files.
+ *
+ * acme_parent_* run in the parent as root in post_config, before mod_ssl's post_config. The hooks
+ * are called by mod_ssl from that same post_config, for each TLS virtual host.
+ */
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_ssl.h>
+#include <unixd.h>
+
+#include "acme_selfsigned.h"
+#include "mod_acme.h"
+
+#define FALLBACK_LIFETIME apr_time_from_sec(30 * 86400)
+#define FALLBACK_RETRY_AFTER "30" /* seconds, on the 503 answers while the fallback is served */
+
+/* The child (the User) writes accounts, staged sets and job state; active keys, the archive and
+ * fallbacks stay root's. The store's top folder lets the User through to its own folders. */
+static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
+{
+    static const char *const user_dirs[] = {"accounts", "staging", "jobs"};
+    const char *cmd;
+    size_t i;
+
+    if (geteuid() != 0) {
+        return APR_SUCCESS; /* not root: the server's user owns everything already */
+    }
+    if (chmod(rt->store_dir, 0711) != 0) {
+        return APR_FROM_OS_ERROR(errno);
+    }
+    for (i = 0; i < sizeof(user_dirs) / sizeof(user_dirs[0]); i++) {
+        const char *dir = acme_store_path(rt->store, user_dirs[i], ptemp);
+        apr_dir_t *d;
+        apr_finfo_t fi;
+        if (apr_dir_make(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, ptemp) !=
+                APR_SUCCESS &&
+            apr_stat(&fi, dir, APR_FINFO_TYPE, ptemp) != APR_SUCCESS) {
+            return APR_EGENERAL;
+        }
+        if (chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+        /* One level of entries below (accounts/<ca>, staging/<name>, jobs/<name>.json) and their
+         * files: created by the child, but also left by a server that ran as another user. */
+        if (apr_dir_open(&d, dir, ptemp) == APR_SUCCESS) {
+            while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
+                const char *sub;
+                apr_dir_t *d2;
+                apr_finfo_t f2;
+                if (fi.name[0] == '.' && (!fi.name[1] || (fi.name[1] == '.' && !fi.name[2]))) {
+                    continue;
+                }
+                sub = apr_pstrcat(ptemp, dir, "/", fi.name, NULL);
+                if (lchown(sub, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+                    continue;
+                }
+                if (fi.filetype != APR_DIR || apr_dir_open(&d2, sub, ptemp) != APR_SUCCESS) {
+                    continue;
+                }
+                while (apr_dir_read(&f2, APR_FINFO_NAME, d2) == APR_SUCCESS) {
+                    if (f2.name[0] != '.') {
+                        cmd = apr_pstrcat(ptemp, sub, "/", f2.name, NULL);
+                        if (lchown(cmd, ap_unixd_config.user_id, ap_unixd_config.group_id)) {
+                            continue;
+                        }
+                    }
+                }
+                apr_dir_close(d2);
+            }
+            apr_dir_close(d);
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* A self-signed certificate for the domain's names, kept in fallback/<name>/ and reused while it
+ * covers the names and has a week left. EC P-256: it is made in milliseconds. */
+static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
+                                     apr_pool_t *ptemp)
+{
+    const char *dir = apr_pstrcat(ptemp, "fallback/", d->name, NULL);
+    const char *kpath = apr_pstrcat(ptemp, dir, "/privkey.pem", NULL);
+    const char *cpath = apr_pstrcat(ptemp, dir, "/fullchain.pem", NULL);
+    apr_time_t now = apr_time_now();
+    apr_array_header_t *chain;
+    acme_key_t *key;
+    const char *pem, *kpem, *missing;
+    char *text;
+    apr_size_t len, klen;
+    apr_status_t rv;
+
+    rv = acme_store_read(&text, &len, rt->store, cpath, ACME_CERT_PEM_MAX, ptemp);
+    if (rv == APR_SUCCESS && acme_cert_chain_parse(&chain, text, len, ptemp) == APR_SUCCESS &&
+        acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names, &missing) ==
+            APR_SUCCESS &&
+        acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)) >
+            now + apr_time_from_sec(7 * 86400)) {
+        goto done;
+    }
+    rv = acme_key_generate(&key, ACME_KEY_EC256, ptemp);
+    if (rv == APR_SUCCESS) {
+        rv = acme_selfsigned_create(&pem, &len, key, d->names, now - apr_time_from_sec(3600),
+                                    now + FALLBACK_LIFETIME, ptemp);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = acme_key_to_pem(&kpem, &klen, key, ptemp);
+    }
+    /* Key first: a certificate never stands next to a key that is not its own for long. */
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_write(rt->store, kpath, kpem, klen, APR_FPROT_UREAD | APR_FPROT_UWRITE,
+                              ptemp);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_write(rt->store, cpath, pem, len,
+                              APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
+                                  APR_FPROT_WREAD,
+                              ptemp);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                     "ACME01030: %s: cannot write the temporary certificate in %s; the server "
+                     "cannot start its TLS virtual host without one",
+                     d->name, acme_store_path(rt->store, dir, ptemp));
+        return rv;
+    }
+done:
+    d->fb_chain_file = acme_store_path(rt->store, cpath, pconf);
+    d->fb_key_file = acme_store_path(rt->store, kpath, pconf);
+    return APR_SUCCESS;
+}
+
+static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
+                           apr_pool_t *ptemp)
+{
+    acme_certset_t *set;
+    const acme_cert_t *leaf;
+    const char *why = NULL, *missing = NULL;
+    apr_status_t rv;
+
+    rv = acme_store_promote(rt->store, d->name, d->names, apr_time_now(), &why, ptemp);
+    if (rv == APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                     "ACME01020: %s: new certificate activated", d->name);
+    }
+    else if (!APR_STATUS_IS_ENOENT(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                     "ACME01021: %s: the new certificate in %s was not activated: %s; the "
+                     "current one stays in use and a new one will be obtained",
+                     d->name, acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->name,
+                                                                     NULL), ptemp),
+                     why ? why : acme_strerror(rv, ptemp));
+    }
+
+    rv = acme_store_load(&set, rt->store, d->name, 0, &why, pconf);
+    if (rv == APR_SUCCESS) {
+        leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
+        d->has_active = 1;
+        d->active_covers = acme_cert_covers(leaf, d->names, &missing) == APR_SUCCESS;
+        d->not_before = acme_cert_not_before(leaf);
+        d->not_after = acme_cert_not_after(leaf);
+        d->serial = acme_cert_serial_hex(leaf, pconf);
+        d->chain_file = set->chain_file;
+        d->key_file = set->key_file;
+        if (!d->active_covers) {
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                         "ACME01022: %s: the current certificate does not cover %s; it is "
+                         "served until a new one for all names of the ACMEDomain is ready",
+                         d->name, missing);
+        }
+    }
+    else if (!APR_STATUS_IS_ENOENT(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                     "ACME01023: %s: the active certificate in the store cannot be used: %s; "
+                     "serving a temporary one until a new one is obtained",
+                     d->name, why ? why : acme_strerror(rv, ptemp));
+    }
+}
+
+apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    apr_status_t rv;
+    int i;
+
+    rv = share_with_user(rt, ptemp);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                     "ACME01011: cannot give the server's User its folders in the store %s",
+                     rt->store_dir);
+        return rv;
+    }
+    for (i = 0; i < rt->conf->domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
+        prepare_domain(rt, d, pconf, ptemp);
+        if (!d->has_active) {
+            rv = prepare_fallback(rt, d, pconf, ptemp);
+            if (rv != APR_SUCCESS) {
+                return rv;
+            }
+        }
+    }
+    return APR_SUCCESS;
+}
+
+/* mod_ssl asks for the files of a TLS virtual host. One that names its own
+ * SSLCertificateFile keeps it. */
+static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_header_t *cert_files,
+                                   apr_array_header_t *key_files)
+{
+    acme_runtime_t *rt = acme_runtime();
+    acme_domain_t *d;
+
+    (void)p;
+    if (!rt || !(d = acme_domain_for_server(s))) {
+        return DECLINED;
+    }
+    if (cert_files->nelts) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                     "ACME01031: %s: virtual host %s has its own SSLCertificateFile and keeps it",
+                     d->name, s->server_hostname);
+        return DECLINED;
+    }
+    if (!d->has_active) {
+        return DECLINED;
+    }
+    APR_ARRAY_PUSH(cert_files, const char *) = d->chain_file;
+    APR_ARRAY_PUSH(key_files, const char *) = d->key_file;
+    return OK;
+}
+
+static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
+                                            apr_array_header_t *cert_files,
+                                            apr_array_header_t *key_files)
+{
+    acme_runtime_t *rt = acme_runtime();
+    acme_domain_t *d;
+
+    (void)p;
+    if (!rt || !(d = acme_domain_for_server(s)) || d->has_active ||
+        !d->fb_chain_file) {
+        return DECLINED;
+    }
+    APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
+    APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
+    return OK;
+}
+
+/* mod_ssl answers every request on a fallback certificate with 503; tell clients when to come
+ * back. Runs before mod_ssl's post_read_request, on TLS connections of vhosts that have no
+ * certificate yet: one pointer test for all others. */
+static int acme_fallback_retry_after(request_rec *r)
+{
+    acme_runtime_t *rt = acme_runtime();
+    const acme_domain_t *d;
+
+    if (!rt) {
+        return DECLINED;
+    }
+    d = acme_domain_for_server(r->server);
+    if (d && !d->has_active && ap_ssl_conn_is_ssl(r->connection)) {
+        apr_table_setn(r->err_headers_out, "Retry-After", FALLBACK_RETRY_AFTER);
+    }
+    return DECLINED;
+}
+
+void acme_certs_register_hooks(void)
+{
+    ap_hook_ssl_add_cert_files(acme_ssl_add_cert_files, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_add_fallback_cert_files(acme_ssl_add_fallback_cert_files, NULL, NULL,
+                                        APR_HOOK_MIDDLE);
+    ap_hook_post_read_request(acme_fallback_retry_after, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}

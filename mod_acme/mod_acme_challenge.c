@@ -1,0 +1,258 @@
+/* mod_acme_challenge.c - the token table in socache (shared memory by default) and the answers
+ * to http-01 validation requests.
+ *
+ * The parent creates the table in post_config and re-publishes pending challenges from the job
+ * files (a graceful restart makes a new segment); every child attaches in child_init; the
+ * driver publishes and removes tokens through acme_tokens_socache(); request children answer
+ * GET /.well-known/acme-challenge/<token> from it in a quick_handler, before mod_rewrite,
+ * proxies and access control, without touching a file.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <util_mutex.h>
+
+#include "mod_acme.h"
+
+#define TOKEN_VALUE_MAX 2048 /* "host\nkeyauth" */
+#define PREFIX_LEN (sizeof(ACME_CHALLENGE_PREFIX) - 1)
+
+static apr_status_t cache_destroy(void *data)
+{
+    acme_runtime_t *rt = data;
+    rt->conf->cache_provider->destroy(rt->cache, rt->s);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf)
+{
+    const ap_socache_provider_t *prov = rt->conf->cache_provider;
+    struct ap_socache_hints hints = {43, 256, apr_time_from_sec(600)};
+    const char *err;
+    apr_status_t rv;
+
+    err = prov->create(&rt->cache, rt->conf->cache_args, pconf, pconf);
+    if (err) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                     "ACME01040: ACMEChallengeCache %s: %s", rt->conf->cache_spec, err);
+        return APR_EGENERAL;
+    }
+    rv = prov->init(rt->cache, "mod_acme-tokens", &hints, rt->s, pconf);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                     "ACME01041: cannot set up the challenge token cache (%s)",
+                     rt->conf->cache_spec ? rt->conf->cache_spec : "shmcb");
+        return rv;
+    }
+    apr_pool_cleanup_register(pconf, rt, cache_destroy, apr_pool_cleanup_null);
+    if (prov->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
+        rv = ap_global_mutex_create(&rt->cache_mutex, NULL, "acme-tokens", NULL, rt->s, pconf,
+                                    0);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild)
+{
+    if (rt->cache_mutex) {
+        apr_status_t rv = apr_global_mutex_child_init(
+            &rt->cache_mutex, apr_global_mutex_lockfile(rt->cache_mutex), pchild);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                         "ACME01042: cannot attach to the token cache lock; challenges may go "
+                         "unanswered from this child");
+        }
+    }
+}
+
+static void cache_lock(acme_runtime_t *rt)
+{
+    if (rt->cache_mutex) {
+        apr_global_mutex_lock(rt->cache_mutex);
+    }
+}
+
+static void cache_unlock(acme_runtime_t *rt)
+{
+    if (rt->cache_mutex) {
+        apr_global_mutex_unlock(rt->cache_mutex);
+    }
+}
+
+static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *host,
+                               const char *keyauth, apr_time_t expires)
+{
+    acme_runtime_t *rt = t->baton;
+    char value[TOKEN_VALUE_MAX];
+    apr_pool_t *p;
+    apr_status_t rv;
+    int n;
+
+    if (!acme_token_ok(token, strlen(token))) {
+        return APR_EINVAL;
+    }
+    n = apr_snprintf(value, sizeof(value), "%s\n%s", host, keyauth);
+    if (n <= 0 || (apr_size_t)n >= sizeof(value)) {
+        return ACME_ETOOLARGE;
+    }
+    rv = apr_pool_create(&p, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cache_lock(rt);
+    rv = rt->conf->cache_provider->store(rt->cache, rt->s, (const unsigned char *)token,
+                                         (unsigned int)strlen(token), expires,
+                                         (unsigned char *)value, (unsigned int)n, p);
+    cache_unlock(rt);
+    apr_pool_destroy(p);
+    return rv;
+}
+
+/* Looks a token up; *phost and *pkeyauth point into buf. */
+static apr_status_t lookup(acme_runtime_t *rt, const char *token, apr_size_t tlen, char *buf,
+                           apr_size_t bufsize, const char **phost, const char **pkeyauth,
+                           apr_pool_t *p)
+{
+    unsigned int len = (unsigned int)bufsize - 1;
+    char *nl;
+    apr_status_t rv;
+
+    cache_lock(rt);
+    rv = rt->conf->cache_provider->retrieve(rt->cache, rt->s, (const unsigned char *)token,
+                                            (unsigned int)tlen, (unsigned char *)buf, &len, p);
+    cache_unlock(rt);
+    if (rv != APR_SUCCESS) {
+        return APR_NOTFOUND;
+    }
+    buf[len] = '\0';
+    nl = strchr(buf, '\n');
+    if (!nl) {
+        return APR_NOTFOUND;
+    }
+    *nl = '\0';
+    *phost = buf;
+    *pkeyauth = nl + 1;
+    return APR_SUCCESS;
+}
+
+static apr_status_t tokens_get(acme_tokens_t *t, const char *token, const char **phost,
+                               const char **pkeyauth, apr_pool_t *p)
+{
+    char buf[TOKEN_VALUE_MAX];
+    const char *host, *keyauth;
+    apr_status_t rv;
+
+    rv = lookup(t->baton, token, strlen(token), buf, sizeof(buf), &host, &keyauth, p);
+    if (rv == APR_SUCCESS) {
+        *phost = apr_pstrdup(p, host);
+        *pkeyauth = apr_pstrdup(p, keyauth);
+    }
+    return rv;
+}
+
+static apr_status_t tokens_remove(acme_tokens_t *t, const char *token)
+{
+    acme_runtime_t *rt = t->baton;
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    rv = apr_pool_create(&p, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    cache_lock(rt);
+    rv = rt->conf->cache_provider->remove(rt->cache, rt->s, (const unsigned char *)token,
+                                          (unsigned int)strlen(token), p);
+    cache_unlock(rt);
+    apr_pool_destroy(p);
+    return APR_STATUS_IS_NOTFOUND(rv) ? APR_SUCCESS : rv;
+}
+
+acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p)
+{
+    acme_tokens_t *t = apr_pcalloc(p, sizeof(*t));
+
+    t->put = tokens_put;
+    t->get = tokens_get;
+    t->remove = tokens_remove;
+    t->baton = rt;
+    return t;
+}
+
+void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
+{
+    acme_tokens_t *t = acme_tokens_socache(rt, ptemp);
+    apr_time_t now = apr_time_now();
+    int i, j, n = 0;
+
+    for (i = 0; i < rt->conf->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
+        acme_job_t *job;
+        if (acme_job_load(&job, rt->store, d->name, ptemp) != APR_SUCCESS) {
+            continue; /* the driver reports a bad job file when it reads it */
+        }
+        for (j = 0; j < job->challenges->nelts; j++) {
+            const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
+            if (ch->expires > now &&
+                t->put(t, ch->token, ch->host, ch->keyauth, ch->expires) == APR_SUCCESS) {
+                n++;
+            }
+        }
+    }
+    if (n) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                     "ACME01043: %d pending challenge answer(s) published again after the "
+                     "restart",
+                     n);
+    }
+}
+
+/* GET /.well-known/acme-challenge/<token>: answered from the table for the names being
+ * validated, 404 for unknown tokens on our names, and left to others everywhere else. */
+static int acme_challenge_handler(request_rec *r, int lookup_only)
+{
+    acme_runtime_t *rt = acme_runtime();
+    char buf[TOKEN_VALUE_MAX];
+    const char *token, *host, *keyauth;
+    apr_size_t tlen, klen;
+
+    if (!rt || lookup_only || strncmp(r->uri, ACME_CHALLENGE_PREFIX, PREFIX_LEN) != 0) {
+        return DECLINED;
+    }
+    if (r->method_number != M_GET || !r->hostname) {
+        return DECLINED;
+    }
+    if (!acme_domain_for_host(rt->conf, r->hostname)) {
+        return DECLINED; /* not our name: another ACME client on this server may answer */
+    }
+    token = r->uri + PREFIX_LEN;
+    tlen = strlen(token);
+    if (!acme_token_ok(token, tlen) ||
+        lookup(rt, token, tlen, buf, sizeof(buf), &host, &keyauth, r->pool) != APR_SUCCESS ||
+        strcasecmp(host, r->hostname) != 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      "ACME01044: %s: no challenge answer for %.64s", r->hostname, r->uri);
+        return HTTP_NOT_FOUND;
+    }
+    klen = strlen(keyauth);
+    ap_set_content_type(r, "text/plain");
+    ap_set_content_length(r, (apr_off_t)klen);
+    apr_table_setn(r->headers_out, "Cache-Control", "no-store");
+    if (!r->header_only) {
+        ap_rwrite(keyauth, (int)klen, r);
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "ACME01045: %s: answered challenge %.16s...",
+                  r->hostname, token);
+    return OK;
+}
+
+void acme_challenge_register_hooks(void)
+{
+    ap_hook_quick_handler(acme_challenge_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}
