@@ -152,5 +152,5 @@ AP_DECLARE_MODULE(acme) = {
     acme_conf_merge,
     acme_cmds,
     acme_register_hooks,
-    AP_MODULE_FLAG_NONE,
+    AP_MODULE_FLAG_ALWAYS_MERGE, /* every vhost gets its own config: vhost_domain */
 };

@@ -227,6 +227,8 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (!d->has_active) {
         return DECLINED;
     }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
+                 d->name, s->server_hostname, d->chain_file);
     APR_ARRAY_PUSH(cert_files, const char *) = d->chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->key_file;
     return OK;
@@ -244,6 +246,9 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
         !d->fb_chain_file) {
         return DECLINED;
     }
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                 "ACME01033: %s: virtual host %s serves a temporary certificate for now",
+                 d->name, s->server_hostname);
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
     return OK;

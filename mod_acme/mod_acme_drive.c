@@ -53,6 +53,7 @@ struct driver_t {
     apr_file_t *lock;
     int locked;
     int lock_busy_logged;
+    apr_time_t lock_error_logged; /* an unusable lock file is reported once a minute */
     apr_thread_mutex_t *account_mutex; /* first-time account setup, one at a time */
     worker_t **workers;                /* per domain, NULL when idle */
     apr_time_t *next_run;              /* per domain */
@@ -406,10 +407,14 @@ static int driver_lock(driver_t *drv)
         rv = apr_file_open(&drv->lock, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
                            APR_FPROT_UREAD | APR_FPROT_UWRITE, drv->pool);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                         "ACME01056: cannot open %s; no certificate can be obtained or renewed "
-                         "until the server's User may write in %s/jobs",
-                         path, drv->rt->store_dir);
+            if (apr_time_now() - drv->lock_error_logged > apr_time_from_sec(60)) {
+                ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
+                             "ACME01056: cannot open %s; no certificate can be obtained or "
+                             "renewed until the server's User may write in %s/jobs (and reach "
+                             "it through every parent folder)",
+                             path, drv->rt->store_dir);
+                drv->lock_error_logged = apr_time_now();
+            }
             drv->lock = NULL;
             return 0;
         }

@@ -6,6 +6,7 @@ Only the standard library and Debian's python3-cryptography are used.
 import datetime
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
@@ -21,16 +22,30 @@ from cryptography.x509.oid import NameOID
 LOOPBACK = "127.0.0.1"
 
 
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that nothing listens on right now (all held open while
+    choosing, so the kernel cannot hand out one twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((LOOPBACK, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def check_port_free(port, what):
-    """Fails with a clear message when port is taken."""
+    """Fails with a clear message when something listens on port (TIME_WAIT leftovers do not
+    count: servers bind with SO_REUSEADDR)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError as e:
@@ -116,12 +131,10 @@ class Pebble:
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.listener = make_listener_ca(workdir)
-        self.port = free_port()
-        self.mgmt_port = free_port()
-        self.dns_port = free_port()
-        self.dns_mgmt_port = free_port()
-        self.http_port = http_port or free_port()
-        self.tls_port = tls_port or free_port()
+        ports = free_ports(6)
+        self.port, self.mgmt_port, self.dns_port, self.dns_mgmt_port = ports[:4]
+        self.http_port = http_port or ports[4]
+        self.tls_port = tls_port or ports[5]
         cfg = {"pebble": {
             "listenAddress": f"{LOOPBACK}:{self.port}",
             "managementListenAddress": f"{LOOPBACK}:{self.mgmt_port}",
@@ -222,3 +235,251 @@ def verify_chain(chain_path, root_pem, workdir):
     argv.append(leaf)
     r = subprocess.run(argv, capture_output=True, text=True)
     return r.returncode == 0, r.stdout + r.stderr
+
+
+MODULES_DIR = "/usr/lib/apache2/modules"
+HTTPD_BIN = "/usr/sbin/apache2"
+
+
+def module_path():
+    build = os.environ.get("top_builddir") or os.path.abspath(
+        os.path.join(os.path.dirname(__file__), "..", ".."))
+    return os.path.join(build, ".libs", "mod_acme.so")
+
+
+def public_dir(parent, name):
+    """A folder the server's User (www-data) can reach: every level down to it must be
+    traversable, which pytest's own temporary folders are not."""
+    path = os.path.join(parent, name)
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)
+    return path
+
+
+class Httpd:
+    """Debian's apache2 with mod_acme, on loopback, configured by the test. Started and stopped
+    by PID (its PidFile)."""
+
+    def __init__(self, root, pebble, mpm="event", user="www-data"):
+        self.root = public_dir(os.path.dirname(root), os.path.basename(root))
+        self.pebble = pebble
+        self.mpm = mpm
+        self.user = user if os.geteuid() == 0 else None
+        self.http_port = pebble.http_port
+        self.https_port = pebble.tls_port
+        self.conf_path = os.path.join(self.root, "httpd.conf")
+        self.error_log = os.path.join(self.root, "error.log")
+        self.pid_file = os.path.join(self.root, "httpd.pid")
+        self.docroot = public_dir(self.root, "htdocs")
+        with open(os.path.join(self.docroot, "index.html"), "w") as f:
+            f.write("hello from the test vhost\n")
+        self.store = os.path.join(self.root, "acme")
+        self.started_pids = set()
+
+    def base_conf(self, extra_modules=(), ca=True):
+        mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
+                "socache_shmcb", "ssl", "setenvif"]
+        mods += list(extra_modules)
+        lines = [f"ServerRoot {self.root}", f"PidFile {self.pid_file}",
+                 f"ErrorLog {self.error_log}", "LogLevel info acme:debug ssl:warn",
+                 f"Listen 127.0.0.1:{self.http_port}", f"Listen 127.0.0.1:{self.https_port}",
+                 "ServerName localhost", f"DocumentRoot {self.docroot}",
+                 "TypesConfig /etc/mime.types",
+                 "Mutex file:" + self.root + " default", "StartServers 2",
+                 "GracefulShutdownTimeout 5",
+                 "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
+                 f"CustomLog {self.root}/access.log acmetest"]
+        lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
+        lines.append(f"LoadModule acme_module {module_path()}")
+        if self.user:
+            lines += [f"User {self.user}", f"Group {self.user}"]
+        if ca:
+            lines += [f"ACMECertificateAuthority {self.pebble.directory}",
+                      f"ACMECACertificateFile {self.pebble.ca_file}"]
+        lines += [f"ACMEStoreDir {self.store}"]
+        return "\n".join(lines) + "\n"
+
+    def write_conf(self, body, extra_modules=(), ca=True):
+        with open(self.conf_path, "w") as f:
+            f.write(self.base_conf(extra_modules, ca) + body)
+
+    def ssl_vhost(self, name, aliases=(), extra=""):
+        alias = f"    ServerAlias {' '.join(aliases)}\n" if aliases else ""
+        return (f"<VirtualHost 127.0.0.1:{self.https_port}>\n    ServerName {name}\n{alias}"
+                f"    SSLEngine on\n{extra}</VirtualHost>\n")
+
+    def run(self, *args):
+        return subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    def configtest(self):
+        return self.run("-t")
+
+    def pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    def start(self):
+        check_port_free(self.http_port, "httpd http")
+        check_port_free(self.https_port, "httpd https")
+        r = self.run("-k", "start")
+        if r.returncode != 0:
+            raise RuntimeError(f"httpd did not start: {r.stdout}{r.stderr}\n{self.log_text()}")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not self.pid():
+            time.sleep(0.05)
+        pid = self.pid()
+        if not pid:
+            raise RuntimeError(f"httpd wrote no PID file\n{self.log_text()}")
+        self.started_pids.add(pid)
+        wait_port(self.https_port, _PidProc(pid), "httpd")
+        return pid
+
+    def signal(self, sig):
+        pid = self.pid()
+        if pid:
+            os.kill(pid, sig)
+
+    def graceful(self):
+        self.signal(signal.SIGUSR1)
+
+    def stop(self):
+        """Stops the server we started, by PID, and waits until none of its processes is
+        left (children included)."""
+        pid = self.pid()
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 15
+        dumped = False
+        while time.monotonic() < deadline and self.processes():
+            if not dumped and time.monotonic() > deadline - 12 and shutil.which("gdb"):
+                # A child that does not stop is a bug worth a stack trace in the test folder.
+                dumped = True
+                with open(os.path.join(self.root, "stuck-stacks.txt"), "w") as f:
+                    for p in self.processes():
+                        if p == pid:
+                            continue
+                        r = subprocess.run(["gdb", "-p", str(p), "-batch", "-ex",
+                                            "thread apply all bt 15"], capture_output=True,
+                                           text=True, timeout=60)
+                        f.write(f"=== {p}\n{r.stdout}\n")
+            time.sleep(0.05)
+
+    def processes(self):
+        """PIDs of every process (parent and children) running our configuration, found by
+        the configuration path on their command line, so that children left behind by a dead
+        parent are found too."""
+        out = []
+        needle = self.conf_path.encode()
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        out.append(int(entry))
+            except OSError:
+                continue
+        return out
+
+    def children(self):
+        """PIDs of the children of the running parent."""
+        pid = self.pid()
+        return [p for p in self.processes() if p != pid]
+
+    def log_text(self):
+        try:
+            with open(self.error_log, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+    def wait_log(self, needle, timeout=30.0, count=1):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log_text().count(needle) >= count:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def unexpected_errors(self, allowed=()):
+        bad = []
+        for line in self.log_text().splitlines():
+            if ":error]" in line or ":emerg]" in line or ":crit]" in line or ":alert]" in line:
+                if not any(a in line for a in allowed):
+                    bad.append(line)
+        return bad
+
+
+class _PidProc:
+    """poll() for a PID we did not spawn as a child (httpd daemonizes)."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.returncode = None
+
+    def poll(self):
+        try:
+            os.kill(self.pid, 0)
+            return None
+        except ProcessLookupError:
+            self.returncode = -1
+            return -1
+
+
+def tls_peer_cert(port, server_name, timeout=5.0):
+    """The leaf certificate the server presents for server_name (no verification), and the
+    chain as PEM when the server sends one."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+        with ctx.wrap_socket(sock, server_hostname=server_name) as tls:
+            der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der)
+
+
+def https_get(port, host, path="/", cafile=None, timeout=5.0):
+    """GET over TLS with SNI and Host = host; returns (status, headers, body). Verifies against
+    cafile when given."""
+    import http.client
+    if cafile:
+        ctx = ssl.create_default_context(cafile=cafile)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    conn = http.client.HTTPSConnection(LOOPBACK, port, context=ctx, timeout=timeout)
+    conn._server_hostname = host  # SNI
+    conn.server_hostname = host
+    try:
+        sock = socket.create_connection((LOOPBACK, port), timeout=timeout)
+        conn.sock = ctx.wrap_socket(sock, server_hostname=host)
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def http_get(port, host, path, headers=None, timeout=5.0):
+    import http.client
+    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        for k, v in (headers or {}).items():
+            conn.putheader(k, v)
+        conn.endheaders()
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()

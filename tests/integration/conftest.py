@@ -14,6 +14,7 @@ BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
 @pytest.fixture(scope="session")
 def workdir():
     d = tempfile.mkdtemp(prefix="mod_acme-it-")
+    os.chmod(d, 0o755)  # httpd's User must reach the stores below
     yield d
     if os.environ.get("KEEP_TEST_DIRS") != "1":
         shutil.rmtree(d, ignore_errors=True)
@@ -38,3 +39,41 @@ def drive_bin():
     if not os.access(path, os.X_OK):
         pytest.fail(f"{path} is not built: run make check")
     return path
+
+
+@pytest.fixture(scope="session")
+def pebble(workdir):
+    """pebble validating for real: http-01 requests go to httpd on pebble.http_port."""
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble"))
+    yield pb
+    pb.stop()
+
+
+_serial = [0]  # one server folder per Httpd in the whole session
+
+
+@pytest.fixture
+def httpd_factory(workdir, pebble, request):
+    """Makes Httpd instances for a test; at teardown stops them (by PID) and fails the test on
+    [error] lines it did not expect (a test lists expected ones in httpd.allowed_errors)."""
+    made = []
+    if not os.access(acmetest.module_path(), os.R_OK):
+        pytest.fail(f"{acmetest.module_path()} is not built: run make")
+
+    def make(mpm="event", **kw):
+        _serial[0] += 1
+        name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
+        root = os.path.join(acmetest.public_dir(workdir, "httpd"), f"{_serial[0]:03d}-{name}")
+        h = acmetest.Httpd(root, pebble, mpm=mpm, **kw)
+        h.allowed_errors = []
+        made.append(h)
+        return h
+
+    yield make
+    errors = []
+    for h in made:
+        h.stop()
+        errors += h.unexpected_errors(h.allowed_errors)
+        leftovers = h.processes()
+        assert not leftovers, f"httpd children left running: {leftovers}"
+    assert not errors, "unexpected error lines in the server log:\n" + "\n".join(errors)

@@ -1,0 +1,313 @@
+"""The module in the real Debian Apache against the real pebble (validating http-01 for real):
+what an operator and a client see."""
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+
+import pytest
+
+import acmetest
+
+ACCOUNT = "ACMEContactEmail admin@a.test\nACMEAgreement accepted\n"
+TOKEN = "testTOKEN_abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def issuer_is_self(cert):
+    return cert.issuer == cert.subject
+
+
+def wait_real_cert(h, name, timeout=30.0):
+    """Waits until the vhost serves a certificate issued by pebble; returns it."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = acmetest.tls_peer_cert(h.https_port, name)
+            if not issuer_is_self(last):
+                return last
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{name}: no certificate from the CA after {timeout} s; "
+                         f"last served: {last.subject if last else None}\n{h.log_text()[-3000:]}")
+
+
+def served_chain_verifies(h, name, pebble, tmp_path):
+    """The chain the server sends for name verifies against pebble's root."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{h.https_port}",
+                        "-servername", name, "-showcerts"], input="", capture_output=True,
+                       text=True, timeout=20)
+    chain = tmp_path / f"served-{name}.pem"
+    blocks = []
+    inside = False
+    for line in r.stdout.splitlines():
+        if line.startswith("-----BEGIN CERTIFICATE-----"):
+            inside = True
+            blocks.append([])
+        if inside:
+            blocks[-1].append(line)
+        if line.startswith("-----END CERTIFICATE-----"):
+            inside = False
+    chain.write_text("\n".join("\n".join(b) for b in blocks) + "\n")
+    ok, msg = acmetest.verify_chain(str(chain), pebble.root_pem(), str(tmp_path))
+    assert ok, msg
+    return acmetest.split_pem_chain(chain.read_bytes())
+
+
+def write_job_with_challenge(h, domain, host, token=TOKEN, keyauth=None, next_run=None):
+    """A job file as the driver leaves it while a challenge is pending: the parent publishes its
+    answer at start-up. next_run in the future keeps the driver from working on the domain."""
+    os.makedirs(os.path.join(h.store, "jobs"), exist_ok=True)
+    job = {"failures": 0, "challenges": [{"token": token, "host": host,
+                                          "keyauth": keyauth or token + ".thumb",
+                                          "expires": int(time.time()) + 3600}]}
+    if next_run:
+        job["next-run"] = next_run
+    with open(os.path.join(h.store, "jobs", f"{domain}.json"), "w") as f:
+        json.dump(job, f)
+
+
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_fallback_then_certificate_without_a_manual_step(httpd_factory, pebble, tmp_path, mpm):
+    h = httpd_factory(mpm=mpm)
+    h.write_conf(ACCOUNT + "ACMEDomain a.test b.test\n" + h.ssl_vhost("a.test", ["b.test"]))
+    t0 = time.monotonic()
+    h.start()
+    # At once: the vhost answers with the temporary certificate, 503 and Retry-After.
+    first = acmetest.tls_peer_cert(h.https_port, "a.test")
+    status, headers, _ = acmetest.https_get(h.https_port, "a.test")
+    if issuer_is_self(first):
+        assert status == 503
+        assert headers.get("Retry-After") == "30"
+    # Then, by itself: issuance, graceful restart, the real chain for both names.
+    for name in ("a.test", "b.test"):
+        cert = wait_real_cert(h, name)
+        assert sorted(acmetest.san_names(cert)) == ["a.test", "b.test"]
+    elapsed = time.monotonic() - t0
+    chain = served_chain_verifies(h, "b.test", pebble, tmp_path)
+    assert len(chain) >= 2
+    status, _, body = acmetest.https_get(h.https_port, "a.test")
+    assert status == 200 and b"hello" in body
+    log = h.log_text()
+    assert "ACME01070" in log and "ACME01020: a.test: new certificate activated" in log
+    print(f"\n[{mpm}] start -> real certificate served: {elapsed:.2f} s")
+
+
+def test_store_ownership_as_root_with_user(httpd_factory):
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start httpd with User www-data")
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain own.test\n" + h.ssl_vhost("own.test"))
+    h.start()
+    wait_real_cert(h, "own.test")
+    import pwd
+    www = pwd.getpwnam("www-data").pw_uid
+    key = os.path.join(h.store, "domains", "own.test", "privkey.pem")
+    st = os.stat(key)
+    assert st.st_uid == 0 and stat.S_IMODE(st.st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.join(h.store, "archive")).st_mode) == 0o700
+    for d in ("accounts", "jobs", "staging"):
+        assert os.stat(os.path.join(h.store, d)).st_uid == www, d
+    acct = [os.path.join(r, f) for r, _, fs in os.walk(os.path.join(h.store, "accounts"))
+            for f in fs if f == "account.key"]
+    assert acct and os.stat(acct[0]).st_uid == www
+    assert stat.S_IMODE(os.stat(acct[0]).st_mode) == 0o600
+    # The driver ran as the User, not as root.
+    children = h.children()
+    assert children and all(os.stat(f"/proc/{c}").st_uid == www for c in children)
+
+
+def test_two_domains_issued_concurrently_one_restart(httpd_factory, pebble, tmp_path):
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain one.test www.one.test\nACMEDomain two.test\n" +
+                 h.ssl_vhost("one.test", ["www.one.test"]) + h.ssl_vhost("two.test"))
+    h.start()
+    one = wait_real_cert(h, "one.test")
+    two = wait_real_cert(h, "two.test")
+    assert sorted(acmetest.san_names(one)) == ["one.test", "www.one.test"]
+    assert acmetest.san_names(two) == ["two.test"]
+    served_chain_verifies(h, "two.test", pebble, tmp_path)
+    log = h.log_text()
+    assert log.count("ACME01070") == 1, "one graceful restart activates both"
+    # Both orders were in flight at the same time: each one's order line comes before the
+    # other's certificate.
+    lines = log.splitlines()
+    def first(needle):
+        return next(i for i, line in enumerate(lines) if needle in line)
+    assert first("ACME00026: one.test") < first("ACME00028: two.test")
+    assert first("ACME00026: two.test") < first("ACME00028: one.test")
+
+
+def test_restarts_keep_the_certificate_and_do_not_reorder(httpd_factory, pebble):
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain keep.test\n" + h.ssl_vhost("keep.test"))
+    h.start()
+    serial = wait_real_cert(h, "keep.test").serial_number
+    time.sleep(1.0)
+    orders_before = pebble.requests().count("POST /order-plz")
+    h.graceful()
+    assert h.wait_log("AH00493", count=2)  # our own restart, then this one
+    time.sleep(1.5)
+    assert acmetest.tls_peer_cert(h.https_port, "keep.test").serial_number == serial
+    h.stop()
+    h.start()
+    time.sleep(1.5)
+    assert acmetest.tls_peer_cert(h.https_port, "keep.test").serial_number == serial
+    assert pebble.requests().count("POST /order-plz") == orders_before
+
+
+def test_auto_restart_off_waits_for_the_operator(httpd_factory):
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEAutoRestart off\nACMEDomain manual.test\n" +
+                 h.ssl_vhost("manual.test"))
+    h.start()
+    assert h.wait_log("ACME01054: manual.test")
+    assert "run 'apachectl graceful' to activate it" in h.log_text()
+    time.sleep(1.5)
+    assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "manual.test"))
+    assert os.path.isdir(os.path.join(h.store, "staging", "manual.test"))
+    h.graceful()
+    cert = wait_real_cert(h, "manual.test", timeout=10)
+    assert acmetest.san_names(cert) == ["manual.test"]
+    assert "ACME01070" not in h.log_text()
+
+
+def test_challenge_answers_and_404(httpd_factory):
+    h = httpd_factory()
+    # A file where a webroot client would put it: we must not serve it for our names.
+    wk = acmetest.public_dir(h.docroot, ".well-known")
+    acmetest.public_dir(wk, "acme-challenge")
+    other = "fileTOKEN_abcdefghijklmnopqrstuvwxyz0123456789"
+    with open(os.path.join(wk, "acme-challenge", other), "w") as f:
+        f.write("from a file\n")
+    far = int(time.time()) + 3600
+    write_job_with_challenge(h, "tok.test", "tok.test", next_run=far)
+    h.write_conf(ACCOUNT + "ACMEDomain tok.test www.tok.test\n" + h.ssl_vhost("tok.test"))
+    h.start()
+    path = "/.well-known/acme-challenge/"
+    status, headers, body = acmetest.http_get(h.http_port, "tok.test", path + TOKEN)
+    assert status == 200 and body == (TOKEN + ".thumb").encode()
+    assert headers["Content-Type"].startswith("text/plain")
+    # Our names: unknown tokens are 404, even when a file of that name exists.
+    assert acmetest.http_get(h.http_port, "tok.test", path + other)[0] == 404
+    assert acmetest.http_get(h.http_port, "www.tok.test", path + "x" * 20)[0] == 404
+    # The token is for tok.test only.
+    assert acmetest.http_get(h.http_port, "www.tok.test", path + TOKEN)[0] == 404
+    # Bad tokens never reach a lookup.
+    for bad in ("short", "../../../../etc/passwd", "a%2F" * 8, "A" * 300):
+        assert acmetest.http_get(h.http_port, "tok.test", path + bad)[0] in (400, 404)
+    # Other hosts: declined, the file is served as usual.
+    status, _, body = acmetest.http_get(h.http_port, "other.test", path + other)
+    assert status == 200 and body == b"from a file\n"
+    # Pending answers survive a graceful restart (shared memory does not).
+    h.graceful()
+    assert h.wait_log("ACME01043", count=2)
+    time.sleep(0.5)
+    status, _, body = acmetest.http_get(h.http_port, "tok.test", path + TOKEN)
+    assert status == 200 and body == (TOKEN + ".thumb").encode()
+
+
+def test_challenge_keeps_connection_alive(httpd_factory):
+    import http.client
+    h = httpd_factory()
+    write_job_with_challenge(h, "ka.test", "ka.test", next_run=int(time.time()) + 3600)
+    h.write_conf(ACCOUNT + "ACMEDomain ka.test\n" + h.ssl_vhost("ka.test"))
+    h.start()
+    conn = http.client.HTTPConnection("127.0.0.1", h.http_port, timeout=5)
+    conn.connect()
+    sock = conn.sock
+    for _ in range(3):
+        conn.putrequest("GET", "/.well-known/acme-challenge/" + TOKEN, skip_host=True)
+        conn.putheader("Host", "ka.test")
+        conn.endheaders()
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == (TOKEN + ".thumb").encode()
+        assert r.getheader("Connection", "").lower() != "close"
+        assert conn.sock is sock, "the server closed the connection"
+    conn.close()
+
+
+@pytest.mark.parametrize("guard", ["rewrite", "denied", "proxy"])
+def test_issuance_whatever_the_url_space(httpd_factory, guard):
+    """http-01 works with mod_rewrite forcing https, Require all denied, or a reverse proxy of
+    everything: the answer comes before all of them."""
+    h = httpd_factory()
+    extra_mods = {"rewrite": ["rewrite"], "denied": [], "proxy": ["proxy", "proxy_http"]}[guard]
+    guard_conf = {
+        "rewrite": "RewriteEngine on\nRewriteRule ^ https://%{HTTP_HOST}%{REQUEST_URI} [R=301,L]\n",
+        "denied": f"<Directory />\n  Require all denied\n</Directory>\n"
+                  f"<Location />\n  Require all denied\n</Location>\n",
+        "proxy": f"ProxyPass / http://127.0.0.1:{acmetest.free_port()}/\n",
+    }[guard]
+    h.write_conf(guard_conf + ACCOUNT + f"ACMEDomain {guard}.test\n" +
+                 h.ssl_vhost(f"{guard}.test"), extra_modules=extra_mods)
+    h.start()
+    # The guard really guards: a normal request is redirected, denied or proxied (502).
+    status = acmetest.http_get(h.http_port, f"{guard}.test", "/index.html")[0]
+    assert status == {"rewrite": 301, "denied": 403, "proxy": 503}[guard] or \
+        (guard == "proxy" and status == 502)
+    # What the guards log about the normal request above.
+    h.allowed_errors += ["AH00957", "AH01114", "AH00959", "AH01630"]
+    cert = wait_real_cert(h, f"{guard}.test")
+    assert acmetest.san_names(cert) == [f"{guard}.test"]
+
+
+def test_own_certificate_file_is_kept(httpd_factory, tmp_path):
+    h = httpd_factory()
+    from cryptography.hazmat.primitives import serialization
+    key_path = os.path.join(h.root, "own.key")
+    cert_path = os.path.join(h.root, "own.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key_path, "-out", cert_path,
+                    "-subj", "/CN=mine.test", "-days", "2", "-addext",
+                    "subjectAltName=DNS:mine.test"], check=True, capture_output=True)
+    h.write_conf(ACCOUNT + "ACMEDomain mine.test\n" + h.ssl_vhost(
+        "mine.test", extra=f"    SSLCertificateFile {cert_path}\n"
+                           f"    SSLCertificateKeyFile {key_path}\n"))
+    h.start()
+    mine = acmetest.tls_peer_cert(h.https_port, "mine.test")
+    assert mine.subject.rfc4514_string() == "CN=mine.test"
+    assert acmetest.https_get(h.http_port and h.https_port, "mine.test")[0] == 200
+    (serialization,)
+
+
+CONFIG_ERRORS = [
+    ("ACMEDomain bad_name.test", "ACMEDomain bad_name.test: not a host name"),
+    ("ACMEDomain *.wild.test", "wildcard names need the dns-01 challenge"),
+    ("ACMEDomain a.test\nACMEDomain b.test a.test", "a.test is already in ACMEDomain a.test"),
+    ("ACMEDomain a.test a.test", "a.test is given twice"),
+    ("ACMEDomain", "ACMEDomain needs at least one name"),
+    ("ACMECertificateAuthority http://ca.test/dir\nACMEDomain a.test",
+     "expected an https:// ACME directory URL"),
+    ("ACMEContactEmail nobody\nACMEDomain a.test", "ACMEContactEmail nobody: expected one e-mail"),
+    ("ACMEAgreement yes\nACMEDomain a.test", "ACMEAgreement yes: the only value is 'accepted'"),
+    ("ACMEKeyType dsa\nACMEDomain a.test", "ACMEKeyType dsa: expected ec256"),
+    ("ACMEAutoRestart maybe\nACMEDomain a.test", "ACMEAutoRestart must be On or Off"),
+    ("ACMEChallengeCache redis\nACMEDomain a.test",
+     "no socache provider 'redis' is loaded"),
+    ("ACMEContactEmail a@b.test\nACMEContactEmail c@d.test", "ACMEContactEmail is duplicate"),
+    ("<VirtualHost *:1234>\nACMEDomain a.test\n</VirtualHost>",
+     "cannot occur within <VirtualHost> section"),
+]
+
+
+@pytest.mark.parametrize("conf,message", CONFIG_ERRORS)
+def test_configtest_names_the_mistake(httpd_factory, conf, message):
+    h = httpd_factory()
+    h.write_conf(conf + "\n", ca="ACMECertificateAuthority" not in conf)
+    r = h.configtest()
+    out = r.stdout + r.stderr + h.log_text()
+    assert r.returncode != 0, out
+    assert message in out, out
+
+
+def test_configtest_warns_about_unused_domain(httpd_factory):
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain lonely.test\n" + h.ssl_vhost("other.test"))
+    r = h.configtest()
+    assert r.returncode == 0
+    out = r.stdout + r.stderr + h.log_text()
+    assert "ACMEDomain lonely.test" in out and "no VirtualHost has one of its names" in out
