@@ -14,7 +14,7 @@
 #include "acme_tokens.h"
 
 #define ACME_ALT_CHAINS_MAX 4            /* alternate chains downloaded and kept */
-#define ACME_POLL_FIRST (250 * 1000)     /* first wait when the CA gives no Retry-After */
+#define ACME_POLL_FIRST (100 * 1000)     /* first wait when the CA gives no Retry-After */
 #define ACME_POLL_MAX (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
 #define ACME_POLL_ATTEMPTS_MAX 60        /* polls of one order, whatever the time */
 

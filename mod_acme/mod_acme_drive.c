@@ -25,7 +25,7 @@
 
 #include "mod_acme.h"
 
-#define DRIVER_TICK apr_time_from_msec(250)
+#define DRIVER_TICK apr_time_from_msec(100)
 #define DRIVER_WORKERS_MAX 8
 #define DRIVER_LOCK "jobs/driver.lock"
 #define ORDER_WAIT apr_time_from_sec(300) /* bound on one attempt's polling */
@@ -582,10 +582,15 @@ static void driver_stop(driver_t *drv)
 static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
 {
     driver_t *drv = data;
+    apr_status_t rv;
 
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
-        return driver_start(drv);
+        rv = driver_start(drv);
+        if (rv == APR_SUCCESS) {
+            driver_tick(drv, ptemp); /* start work now, not one interval later */
+        }
+        return rv;
     case AP_WATCHDOG_STATE_RUNNING:
         if (drv->pool) {
             driver_tick(drv, ptemp);

@@ -21,7 +21,7 @@
 
 #include "mod_acme.h"
 
-#define POLL_INTERVAL apr_time_from_msec(100)
+#define POLL_INTERVAL apr_time_from_msec(50)
 #define LAST_RESTART_KEY "mod_acme-last-restart"
 
 typedef struct restarter_t {

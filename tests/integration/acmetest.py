@@ -346,11 +346,35 @@ class Httpd:
     def graceful(self):
         self.signal(signal.SIGUSR1)
 
+    def _youngest_child_age(self):
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        ages = []
+        for c in self.children():
+            try:
+                with open(f"/proc/{c}/stat") as f:
+                    start = int(f.read().rsplit(")", 1)[1].split()[19]) / ticks
+                ages.append(uptime - start)
+            except (OSError, IndexError, ValueError):
+                continue
+        return min(ages) if ages else 99.0
+
+    def settle(self, min_age=1.0, timeout=5.0):
+        """Waits until every child has run for min_age seconds. httpd's children are not safe
+        against SIGTERM while they start up (the event MPM's signal handler frees memory, which
+        deadlocks a child caught inside malloc), so tests never stop a server that has just
+        restarted."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self._youngest_child_age() < min_age:
+            time.sleep(0.1)
+
     def stop(self):
         """Stops the server we started, by PID, and waits until none of its processes is
         left (children included)."""
         pid = self.pid()
         if pid:
+            self.settle()
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
