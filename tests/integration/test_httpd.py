@@ -311,3 +311,32 @@ def test_configtest_warns_about_unused_domain(httpd_factory):
     assert r.returncode == 0
     out = r.stdout + r.stderr + h.log_text()
     assert "ACMEDomain lonely.test" in out and "no VirtualHost has one of its names" in out
+
+
+def test_runs_unprivileged(httpd_factory):
+    """httpd started as an ordinary user (no User switch): the store belongs to that user and
+    everything works the same."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to become another user")
+    import pwd
+    www = pwd.getpwnam("www-data")
+    h = httpd_factory(user=None)
+    h.write_conf(ACCOUNT + "ACMEDomain plain.test\n" + h.ssl_vhost("plain.test"))
+    for root, dirs, files in os.walk(h.root):
+        for n in dirs + files + [""]:
+            os.chown(os.path.join(root, n), www.pw_uid, www.pw_gid)
+
+    def become_www():
+        os.setgid(www.pw_gid)
+        os.setgroups([])
+        os.setuid(www.pw_uid)
+
+    r = subprocess.run([acmetest.HTTPD_BIN, "-d", h.root, "-f", h.conf_path, "-k", "start"],
+                       preexec_fn=become_www, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr + h.log_text()
+    cert = wait_real_cert(h, "plain.test")
+    assert acmetest.san_names(cert) == ["plain.test"]
+    key = os.path.join(h.store, "domains", "plain.test", "privkey.pem")
+    st = os.stat(key)
+    assert st.st_uid == www.pw_uid and stat.S_IMODE(st.st_mode) == 0o600
+    assert all(os.stat(f"/proc/{p}").st_uid == www.pw_uid for p in h.processes())
