@@ -54,9 +54,24 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
 /* Records a success: failures, error, order and challenges cleared. */
 void acme_job_done(acme_job_t *job);
 
-/* When a certificate valid from not_before to not_after is due for renewal: when a third of its
- * lifetime is left, or half when the lifetime is 10 days or less (short-lived certificates). */
-apr_time_t acme_renew_at(apr_time_t not_before, apr_time_t not_after);
+/* ACMERenewWindow: renew when this much of the lifetime is left, as a percentage or a duration;
+ * both 0 = the default (a third, or half for lifetimes of 10 days or less). */
+typedef struct acme_renew_window_t {
+    int percent;                 /* 1..99 */
+    apr_interval_time_t left;    /* > 0 */
+} acme_renew_window_t;
+
+/* "33%", "30d", "12h", "90m", "600s" or plain seconds. APR_EINVAL for anything else, 0%, 100%
+ * or more, or a zero duration. */
+apr_status_t acme_renew_window_parse(acme_renew_window_t *w, const char *s);
+
+/* When a certificate valid from not_before to not_after is due for renewal under window w
+ * (NULL = default). A duration window as long as the lifetime or longer would renew forever:
+ * half the lifetime is used then. The time is moved earlier by a spread derived from seed (the
+ * certificate's serial, say: stable across restarts) of up to 1/20 of the window or an hour,
+ * so that many servers do not renew at the same second. */
+apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, apr_time_t not_after,
+                         apr_uint32_t seed);
 
 /* The wait after the given number of consecutive failures (>= 1), before jitter. */
 apr_interval_time_t acme_job_backoff(int failures, int transient);

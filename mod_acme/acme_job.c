@@ -1,6 +1,7 @@
 /* acme_job.c - per-domain renewal state in the store, and the retry schedule. */
 #include <string.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "acme_job.h"
@@ -110,14 +111,72 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     return acme_store_json_write(store, job_path(job->name, p), j, p);
 }
 
-apr_time_t acme_renew_at(apr_time_t not_before, apr_time_t not_after)
+apr_status_t acme_renew_window_parse(acme_renew_window_t *w, const char *s)
 {
-    apr_interval_time_t life = not_after - not_before;
+    char *end = NULL;
+    apr_int64_t n;
+
+    if (!s || !apr_isdigit(*s)) {
+        return APR_EINVAL;
+    }
+    n = apr_strtoi64(s, &end, 10);
+    if (n <= 0 || n > 100000000 || !end) {
+        return APR_EINVAL;
+    }
+    memset(w, 0, sizeof(*w));
+    if (strcmp(end, "%") == 0) {
+        if (n >= 100) {
+            return APR_EINVAL;
+        }
+        w->percent = (int)n;
+        return APR_SUCCESS;
+    }
+    if (*end && end[1]) {
+        return APR_EINVAL;
+    }
+    switch (*end) {
+    case 'd':
+        n *= 86400;
+        break;
+    case 'h':
+        n *= 3600;
+        break;
+    case 'm':
+        n *= 60;
+        break;
+    case 's':
+    case '\0':
+        break;
+    default:
+        return APR_EINVAL;
+    }
+    w->left = apr_time_from_sec(n);
+    return APR_SUCCESS;
+}
+
+apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, apr_time_t not_after,
+                         apr_uint32_t seed)
+{
+    apr_interval_time_t life = not_after - not_before, window, spread;
 
     if (life <= 0) {
         return not_before;
     }
-    return not_after - (life <= apr_time_from_sec(10 * 86400) ? life / 2 : life / 3);
+    if (w && w->percent) {
+        window = life / 100 * w->percent;
+    }
+    else if (w && w->left) {
+        window = w->left < life ? w->left : life / 2;
+    }
+    else {
+        window = life <= apr_time_from_sec(10 * 86400) ? life / 2 : life / 3;
+    }
+    spread = window / 20 < apr_time_from_sec(3600) ? window / 20 : apr_time_from_sec(3600);
+    if (spread > 0) {
+        window += (apr_interval_time_t)(seed % (apr_uint32_t)(apr_time_sec(spread) + 1)) *
+                  APR_USEC_PER_SEC;
+    }
+    return not_after - window;
 }
 
 apr_interval_time_t acme_job_backoff(int failures, int transient)

@@ -42,6 +42,7 @@ typedef struct acme_domain_t {
     int active_covers;         /* ... and covers every configured name */
     apr_time_t not_before, not_after;
     const char *serial;
+    apr_uint32_t renew_seed;                 /* spreads renewal times, stable per certificate */
     const char *chain_file, *key_file;       /* active set, for mod_ssl */
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
@@ -59,6 +60,8 @@ typedef struct acme_conf_t {
     acme_key_type_e key_type;
     int key_type_set;
     int auto_restart;            /* -1 unset */
+    acme_renew_window_t renew_window; /* zero: the default */
+    int renew_window_set;
     const char *cache_spec;      /* ACMEChallengeCache as given */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <apr_hash.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <http_protocol.h>
@@ -164,6 +165,10 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         d->not_before = acme_cert_not_before(leaf);
         d->not_after = acme_cert_not_after(leaf);
         d->serial = acme_cert_serial_hex(leaf, pconf);
+        {
+            apr_ssize_t klen = APR_HASH_KEY_STRING;
+            d->renew_seed = apr_hashfunc_default(d->serial, &klen);
+        }
         d->chain_file = set->chain_file;
         d->key_file = set->key_file;
         if (!d->active_covers) {

@@ -40,6 +40,8 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(key_type_set, 0);
     c->key_type = add->key_type_set ? add->key_type : base->key_type;
     ACME_MERGE(auto_restart, -1);
+    c->renew_window = add->renew_window_set ? add->renew_window : base->renew_window;
+    ACME_MERGE(renew_window_set, 0);
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
@@ -287,6 +289,26 @@ static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
+static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = global_only(cmd, c->renew_window_set);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (acme_renew_window_parse(&c->renew_window, arg) != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool,
+                            "ACMERenewWindow %s: expected the part of the lifetime left when "
+                            "renewing, as a percentage (1%%..99%%, e.g. 33%%) or a duration "
+                            "(e.g. 30d, 12h, 90m, 600s)",
+                            arg);
+    }
+    c->renew_window_set = 1;
+    return NULL;
+}
+
 static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
@@ -317,6 +339,8 @@ const command_rec acme_cmds[] = {
                   "folder for keys, certificates and state (relative to ServerRoot)"),
     AP_INIT_TAKE_ARGV("ACMEKeyType", cmd_key_type, NULL, RSRC_CONF,
                       "ec256 (default), ec384, rsa2048, rsa3072 or rsa4096"),
+    AP_INIT_TAKE1("ACMERenewWindow", cmd_renew_window, NULL, RSRC_CONF,
+                  "renew when this much of the lifetime is left: N% or a duration (30d, 12h)"),
     AP_INIT_FLAG("ACMEAutoRestart", cmd_auto_restart, NULL, RSRC_CONF,
                  "restart gracefully when new certificates are ready (default on)"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,

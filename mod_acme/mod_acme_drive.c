@@ -443,7 +443,8 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (!d->has_active || !d->active_covers) {
         return 1;
     }
-    return now >= acme_renew_at(d->not_before, d->not_after);
+    return now >= acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after,
+                                d->renew_seed);
 }
 
 static void reap(driver_t *drv, int i)
@@ -491,6 +492,11 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
         return;
     }
     drv->workers[i] = w;
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s", d->name,
+                 !d->has_active      ? "no certificate yet: obtaining one"
+                 : !d->active_covers ? "the certificate misses configured names: obtaining a "
+                                       "new one"
+                                     : "the certificate is due for renewal: renewing");
 }
 
 /* Asks the parent for one graceful restart once new sets are staged, when no challenge is

@@ -164,21 +164,51 @@ static void bad_files_give_an_empty_job(void **state)
 static void renewal_time(void **state)
 {
     apr_time_t t0 = apr_time_from_sec(1800000000);
+    acme_renew_window_t w;
     (void)state;
 
-    /* 90 days: renew with 30 days left. */
-    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(90 * 86400)),
+    /* seed 0: no spread. 90 days: renew with 30 days left. */
+    assert_int_equal(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(90 * 86400), 0),
                      t0 + apr_time_from_sec(60 * 86400));
     /* 6 days (short-lived): renew at half time. */
-    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(6 * 86400)),
+    assert_int_equal(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(6 * 86400), 0),
                      t0 + apr_time_from_sec(3 * 86400));
     /* 10 days is short-lived, 10 days and a second is not. */
-    assert_int_equal(acme_renew_at(t0, t0 + apr_time_from_sec(10 * 86400)),
+    assert_int_equal(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(10 * 86400), 0),
                      t0 + apr_time_from_sec(5 * 86400));
-    assert_true(acme_renew_at(t0, t0 + apr_time_from_sec(10 * 86400 + 3)) >
+    assert_true(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(10 * 86400 + 3), 0) >
                 t0 + apr_time_from_sec(6 * 86400));
+    /* The spread moves renewal earlier by at most an hour (or 1/20 of the window). */
+    assert_true(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(90 * 86400), 1234567) <
+                t0 + apr_time_from_sec(60 * 86400));
+    assert_true(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(90 * 86400), 1234567) >=
+                t0 + apr_time_from_sec(60 * 86400 - 3600));
+    assert_true(acme_renew_at(NULL, t0, t0 + apr_time_from_sec(60), 0xffffffffu) >=
+                t0 + apr_time_from_sec(30 - 2));
+    /* ACMERenewWindow */
+    assert_int_equal(acme_renew_window_parse(&w, "50%"), APR_SUCCESS);
+    assert_int_equal(acme_renew_at(&w, t0, t0 + apr_time_from_sec(100), 0),
+                     t0 + apr_time_from_sec(50));
+    assert_int_equal(acme_renew_window_parse(&w, "21d"), APR_SUCCESS);
+    assert_int_equal(acme_renew_at(&w, t0, t0 + apr_time_from_sec(90 * 86400), 0),
+                     t0 + apr_time_from_sec(69 * 86400));
+    /* A window longer than the lifetime would renew forever: half the lifetime instead. */
+    assert_int_equal(acme_renew_at(&w, t0, t0 + apr_time_from_sec(6 * 86400), 0),
+                     t0 + apr_time_from_sec(3 * 86400));
+    assert_int_equal(acme_renew_window_parse(&w, "90m"), APR_SUCCESS);
+    assert_int_equal(w.left, apr_time_from_sec(5400));
+    assert_int_equal(acme_renew_window_parse(&w, "600"), APR_SUCCESS);
+    assert_int_equal(w.left, apr_time_from_sec(600));
+    {
+        static const char *const bad[] = {"", "0%", "100%", "-5%", "5x", "12hh", "%", "d",
+                                          "0", "3 d", "1e3"};
+        size_t i;
+        for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            assert_int_equal(acme_renew_window_parse(&w, bad[i]), APR_EINVAL);
+        }
+    }
     /* A broken validity renews at once. */
-    assert_int_equal(acme_renew_at(t0, t0 - 1), t0);
+    assert_int_equal(acme_renew_at(NULL, t0, t0 - 1, 0), t0);
 }
 
 static const struct CMUnitTest tests[] = {
