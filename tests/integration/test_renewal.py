@@ -1,0 +1,74 @@
+"""Renewal against the real pebble issuing short-lived certificates: the old certificate is
+served until the new one is active, no TLS handshake fails on the way."""
+import os
+import threading
+import time
+
+import pytest
+
+import acmetest
+
+VALIDITY = 90  # seconds; renewal at half, activation after the one-a-minute restart limit
+
+
+@pytest.fixture(scope="module")
+def short_pebble(workdir):
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-short"), validity=VALIDITY)
+    yield pb
+    pb.stop()
+
+
+def test_renewal_is_invisible_to_clients(workdir, short_pebble, request):
+    root = os.path.join(acmetest.public_dir(workdir, "httpd"), "renewal")
+    h = acmetest.Httpd(root, short_pebble)
+    h.write_conf("ACMEContactEmail admin@r.test\nACMEAgreement accepted\n"
+                 "ACMERenewWindow 50%\nACMEDomain r.test\n" + h.ssl_vhost("r.test"))
+    h.start()
+    try:
+        deadline = time.monotonic() + 30
+        first = None
+        while time.monotonic() < deadline:
+            c = acmetest.tls_peer_cert(h.https_port, "r.test")
+            if c.issuer != c.subject:
+                first = c
+                break
+            time.sleep(0.1)
+        assert first is not None, h.log_text()[-3000:]
+
+        seen = []       # (time, serial) of every handshake
+        failures = []
+        stop = threading.Event()
+
+        def client_loop():
+            while not stop.is_set():
+                try:
+                    cert = acmetest.tls_peer_cert(h.https_port, "r.test", timeout=5)
+                    seen.append((time.monotonic(), cert.serial_number))
+                except Exception as e:  # noqa: BLE001 - every failure counts
+                    failures.append(repr(e))
+                time.sleep(0.02)
+
+        t = threading.Thread(target=client_loop)
+        t.start()
+        try:
+            # Renewal starts at half the lifetime; the restart waits for the one-a-minute limit.
+            assert h.wait_log("ACME01020: r.test", count=2, timeout=VALIDITY + 30), \
+                h.log_text()[-4000:]
+            time.sleep(2.0)
+        finally:
+            stop.set()
+            t.join()
+        log = h.log_text()
+        assert "the certificate is due for renewal: renewing" in log
+        assert not failures, failures[:5]
+        serials = [s for _, s in seen]
+        assert serials[0] == first.serial_number
+        new = serials[-1]
+        assert new != first.serial_number
+        # Once the new certificate is served, the old one never comes back.
+        switch = serials.index(new)
+        assert all(s == new for s in serials[switch:])
+        assert len(seen) > 100
+        assert not h.unexpected_errors()
+    finally:
+        h.stop()
