@@ -39,7 +39,8 @@ typedef struct acme_domain_t {
 
     /* Filled by the parent in post_config and inherited by the children: */
     int has_active;            /* an active set exists and parses */
-    int active_covers;         /* ... and covers every configured name */
+    const char *mismatch;      /* why the active set no longer fits the configuration (names,
+                                * key type, CA), or NULL: a new certificate is obtained */
     apr_time_t not_before, not_after;
     const char *serial;
     apr_uint32_t renew_seed;                 /* spreads renewal times, stable per certificate */

@@ -135,12 +135,57 @@ done:
     return APR_SUCCESS;
 }
 
+/* Why the active set no longer fits the configuration, or NULL: other names (added or
+ * removed), another key type, or a CA that is no longer configured. */
+static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
+                                const acme_certset_t *set, const acme_cert_t *leaf, apr_pool_t *p)
+{
+    apr_array_header_t *sans;
+    const char *missing = NULL, *ca = acme_json_str(set->meta, "ca");
+    int i, j;
+
+    if (acme_cert_covers(leaf, d->names, &missing) != APR_SUCCESS) {
+        return apr_psprintf(p, "does not cover %s", missing);
+    }
+    if (acme_cert_names(&sans, leaf, p) == APR_SUCCESS) {
+        for (i = 0; i < sans->nelts; i++) {
+            const char *n = APR_ARRAY_IDX(sans, i, const char *);
+            for (j = 0; j < d->names->nelts; j++) {
+                if (strcasecmp(n, APR_ARRAY_IDX(d->names, j, const char *)) == 0) {
+                    break;
+                }
+            }
+            if (j == d->names->nelts) {
+                return apr_psprintf(p, "also names %s, which the ACMEDomain no longer has", n);
+            }
+        }
+    }
+    if (acme_key_type(set->key) != rt->conf->key_type) {
+        return apr_psprintf(p, "has a %s key, ACMEKeyType asks for %s",
+                            acme_key_type_name(acme_key_type(set->key)),
+                            acme_key_type_name(rt->conf->key_type));
+    }
+    if (ca) {
+        apr_array_header_t *cas = rt->conf->ca_urls;
+        int found = cas ? 0 : strcmp(ca, ACME_LETSENCRYPT) == 0;
+        for (i = 0; cas && i < cas->nelts; i++) {
+            found |= strcmp(APR_ARRAY_IDX(cas, i, const char *), ca) == 0;
+        }
+        if (!found) {
+            return apr_psprintf(p, "comes from %s, which is no longer an "
+                                   "ACMECertificateAuthority",
+                                ca);
+        }
+    }
+    return NULL;
+}
+
 static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
                            apr_pool_t *ptemp)
 {
     acme_certset_t *set;
     const acme_cert_t *leaf;
-    const char *why = NULL, *missing = NULL;
+    const char *why = NULL;
     apr_status_t rv;
 
     rv = acme_store_promote(rt->store, d->name, d->names, apr_time_now(), &why, ptemp);
@@ -161,7 +206,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
     if (rv == APR_SUCCESS) {
         leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
         d->has_active = 1;
-        d->active_covers = acme_cert_covers(leaf, d->names, &missing) == APR_SUCCESS;
+        d->mismatch = set_mismatch(rt, d, set, leaf, pconf);
         d->not_before = acme_cert_not_before(leaf);
         d->not_after = acme_cert_not_after(leaf);
         d->serial = acme_cert_serial_hex(leaf, pconf);
@@ -171,11 +216,11 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         }
         d->chain_file = set->chain_file;
         d->key_file = set->key_file;
-        if (!d->active_covers) {
+        if (d->mismatch) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                         "ACME01022: %s: the current certificate does not cover %s; it is "
-                         "served until a new one for all names of the ACMEDomain is ready",
-                         d->name, missing);
+                         "ACME01022: %s: the current certificate %s; it is served until a new "
+                         "one that fits the configuration is ready",
+                         d->name, d->mismatch);
         }
     }
     else if (!APR_STATUS_IS_ENOENT(rv)) {

@@ -440,7 +440,7 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (drv->staged[i] || drv->next_run[i] > now) {
         return 0;
     }
-    if (!d->has_active || !d->active_covers) {
+    if (!d->has_active || d->mismatch) {
         return 1;
     }
     return now >= acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after,
@@ -492,11 +492,12 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
         return;
     }
     drv->workers[i] = w;
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s", d->name,
-                 !d->has_active      ? "no certificate yet: obtaining one"
-                 : !d->active_covers ? "the certificate misses configured names: obtaining a "
-                                       "new one"
-                                     : "the certificate is due for renewal: renewing");
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
+                 !d->has_active ? "no certificate yet: obtaining one"
+                 : d->mismatch  ? "the certificate "
+                                : "the certificate is due for renewal: renewing",
+                 d->has_active && d->mismatch ? d->mismatch : "",
+                 d->has_active && d->mismatch ? ": obtaining a new one" : "");
 }
 
 /* Asks the parent for one graceful restart once new sets are staged, when no challenge is

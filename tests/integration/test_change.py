@@ -1,0 +1,63 @@
+"""Configuration changes lead to a new certificate on the next start, with the old one served
+until then; an ACMEDomain removed from the configuration leaves its files alone."""
+import os
+import time
+
+import acmetest
+from test_httpd import ACCOUNT, wait_real_cert
+
+
+def serial_and_names(h, name):
+    c = acmetest.tls_peer_cert(h.https_port, name)
+    return c.serial_number, sorted(acmetest.san_names(c)), c
+
+
+def wait_new_cert(h, name, old_serial, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        c = acmetest.tls_peer_cert(h.https_port, name)
+        if c.serial_number != old_serial and c.issuer != c.subject:
+            return c
+        time.sleep(0.1)
+    raise AssertionError(f"{name}: still the old certificate\n{h.log_text()[-3000:]}")
+
+
+def test_names_key_type_and_removal(httpd_factory):
+    h = httpd_factory()
+    vhost = h.ssl_vhost("c.test", ["www.c.test"])
+    h.write_conf(ACCOUNT + "ACMEDomain c.test\n" + vhost)
+    h.start()
+    first = wait_real_cert(h, "c.test")
+    h.stop()
+
+    # A name added: the old certificate is served at once, then one with both names.
+    h.write_conf(ACCOUNT + "ACMEDomain c.test www.c.test\n" + vhost)
+    h.start()
+    assert acmetest.tls_peer_cert(h.https_port, "c.test").serial_number == first.serial_number
+    both = wait_new_cert(h, "c.test", first.serial_number)
+    assert sorted(acmetest.san_names(both)) == ["c.test", "www.c.test"]
+    assert "does not cover www.c.test" in h.log_text()
+    h.stop()
+
+    # Another key type.
+    h.write_conf(ACCOUNT + "ACMEKeyType rsa2048\nACMEDomain c.test www.c.test\n" + vhost)
+    h.start()
+    rsa = wait_new_cert(h, "c.test", both.serial_number)
+    assert rsa.public_key().key_size == 2048
+    assert "has a ec256 key, ACMEKeyType asks for rsa2048" in h.log_text()
+    h.stop()
+
+    # A name removed.
+    h.write_conf(ACCOUNT + "ACMEKeyType rsa2048\nACMEDomain c.test\n" + vhost)
+    h.start()
+    one = wait_new_cert(h, "c.test", rsa.serial_number)
+    assert acmetest.san_names(one) == ["c.test"]
+    assert "also names www.c.test, which the ACMEDomain no longer has" in h.log_text()
+    h.stop()
+
+    # The ACMEDomain removed: the server starts without it, its files stay in the store.
+    h.write_conf(ACCOUNT + "ACMEDomain other.test\n" + h.ssl_vhost("other.test"))
+    h.start()
+    wait_real_cert(h, "other.test")
+    assert os.path.islink(os.path.join(h.store, "domains", "c.test"))
+    assert len(os.listdir(os.path.join(h.store, "archive", "c.test"))) == 4
