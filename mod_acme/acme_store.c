@@ -2,13 +2,17 @@
  * CA ids, atomic writes, bounded reads, JSON files and removal. Certificate sets (stage, load,
  * promote) are built on it in acme_store_set.c. The layout and the guarantees are described in
  * acme_store.h. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <apr_atomic.h>
 #include <apr_file_info.h>
 #include <apr_file_io.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
@@ -117,49 +121,75 @@ out:
 
 /* Removes path whatever it is; a folder with everything below it. Symlinks are removed, never
  * followed. Missing is success. */
-apr_status_t acme_store_remove_tree(const char *path, apr_pool_t *p)
+/* Removes name below the open folder dirfd without ever following a symlink: the store's
+ * staging/ belongs to the server's User, and root must not be steered into another folder by a
+ * link swapped in while it works. Names are collected before anything is removed. */
+static apr_status_t remove_at(int parent, const char *name, int depth, apr_pool_t *p)
 {
-    apr_pool_t *sub = NULL;
     apr_array_header_t *names;
-    apr_finfo_t fi;
-    int i;
-    apr_status_t rv;
+    struct stat st;
+    struct dirent *e;
+    DIR *d;
+    int fd, i;
+    apr_status_t rv = APR_SUCCESS;
 
-    rv = apr_stat(&fi, path, APR_FINFO_LINK | APR_FINFO_TYPE, p);
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = APR_SUCCESS;
-        goto out;
+    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
     }
-    if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-        goto out;
+    if (!S_ISDIR(st.st_mode)) {
+        return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? APR_SUCCESS
+                                                                : APR_FROM_OS_ERROR(errno);
     }
-    if (fi.filetype != APR_DIR) {
-        rv = apr_file_remove(path, p);
-        goto out;
+    if (depth > 16) {
+        return ACME_EBADSTORE;
     }
-    /* A sub-pool per level keeps memory flat in deep or wide trees. */
-    rv = apr_pool_create(&sub, p);
-    if (rv != APR_SUCCESS) {
-        goto out;
+    fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        return APR_FROM_OS_ERROR(errno);
     }
-    rv = acme_store_list_dir(&names, path, sub);
+    d = fdopendir(fd);
+    if (!d) {
+        rv = APR_FROM_OS_ERROR(errno);
+        close(fd);
+        return rv;
+    }
+    names = apr_array_make(p, 8, sizeof(const char *));
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, e->d_name);
+        }
+    }
     for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
-        rv = acme_store_remove_tree(
-            apr_pstrcat(sub, path, "/", APR_ARRAY_IDX(names, i, const char *), NULL), sub);
+        rv = remove_at(dirfd(d), APR_ARRAY_IDX(names, i, const char *), depth + 1, p);
     }
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    rv = apr_dir_remove(path, sub);
-out:
-    if (sub) {
-        apr_pool_destroy(sub);
+    closedir(d);
+    if (rv == APR_SUCCESS && unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
+        rv = APR_FROM_OS_ERROR(errno);
     }
     return rv;
 }
 
-/* temp file next to path, write, fsync, rename over path, fsync of the folder. On failure the
- * temp file is gone and path is as it was. */
+apr_status_t acme_store_remove_tree(const char *path, apr_pool_t *p)
+{
+    const char *slash = strrchr(path, '/');
+    const char *dir = slash ? (slash == path ? "/" : apr_pstrmemdup(p, path, slash - path)) : ".";
+    apr_pool_t *sub;
+    apr_status_t rv;
+    int fd;
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
+    }
+    rv = apr_pool_create(&sub, p);
+    if (rv == APR_SUCCESS) {
+        rv = remove_at(fd, slash ? slash + 1 : path, 0, sub);
+        apr_pool_destroy(sub);
+    }
+    close(fd);
+    return rv;
+}
+
 apr_status_t acme_store_write_atomic(acme_store_t *store, const char *path, const void *data,
                                      apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
 {
@@ -222,31 +252,39 @@ apr_status_t acme_store_read_bounded(char **pdata, apr_size_t *plen, const char 
                                      apr_size_t max, apr_pool_t *p)
 {
     apr_file_t *f = NULL;
-    apr_finfo_t fi;
     apr_size_t len = 0;
+    struct stat st;
     char *buf;
     apr_status_t rv;
+    int fd;
 
-    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, APR_FPROT_OS_DEFAULT, p);
-    if (rv != APR_SUCCESS) {
+    /* The parent (root) reads files the server's User wrote: never through a symlink, never
+     * blocking on a FIFO, only a plain file with one name (a hard link to someone else's key is
+     * refused). */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        rv = errno == ELOOP ? ACME_EBADSTORE : APR_FROM_OS_ERROR(errno);
         goto out;
     }
-    rv = apr_file_info_get(&fi, APR_FINFO_SIZE | APR_FINFO_TYPE, f);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    if (fi.filetype != APR_REG) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        close(fd);
         rv = ACME_EBADSTORE;
         goto out;
     }
-    if (fi.size < 0 || (apr_uint64_t)fi.size > max) {
+    rv = apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_BINARY, p);
+    if (rv != APR_SUCCESS) {
+        close(fd);
+        f = NULL;
+        goto out;
+    }
+    if (st.st_size < 0 || (apr_uint64_t)st.st_size > max) {
         rv = ACME_ETOOLARGE;
         goto out;
     }
     /* One byte more than stat promised: more data shows a file written in place while we read,
      * which no store writer does, and the bound must hold whatever it grows to. */
-    buf = apr_palloc(p, (apr_size_t)fi.size + 2);
-    rv = apr_file_read_full(f, buf, (apr_size_t)fi.size + 1, &len);
+    buf = apr_palloc(p, (apr_size_t)st.st_size + 2);
+    rv = apr_file_read_full(f, buf, (apr_size_t)st.st_size + 1, &len);
     if (rv == APR_SUCCESS) {
         rv = ACME_EBADSTORE;
         goto out;

@@ -93,6 +93,8 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                      rt->store_dir);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* A flag left by an earlier run is moot: promotion happens now anyway. */
+    acme_store_remove(rt->store, ACME_RESTART_FLAG, ptemp);
     rv = acme_parent_prepare_certs(rt, pconf, ptemp);
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -110,7 +112,8 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (conf->auto_restart != 0) {
+    /* One-process mode (-X) has no graceful restart to ask for. */
+    if (conf->auto_restart != 0 && !ap_exists_config_define("ONE_PROCESS")) {
         rv = acme_parent_restarter_start(rt, pconf);
         if (rv != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;

@@ -4,6 +4,7 @@
  * acme_parent_* run in the parent as root in post_config, before mod_ssl's post_config. The hooks
  * are called by mod_ssl from that same post_config, for each TLS virtual host.
  */
+#include <errno.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -21,11 +22,13 @@
 #define FALLBACK_RETRY_AFTER "30" /* seconds, on the 503 answers while the fallback is served */
 
 /* The child (the User) writes accounts, staged sets and job state; active keys, the archive and
- * fallbacks stay root's. The store's top folder lets the User through to its own folders. */
+ * fallbacks stay root's. The store's top folder lets the User through to its own folders.
+ * Only those three folders are handed over, never what is in them: root must not walk a tree
+ * the User can change under it (a swapped symlink would hand root's files to the User). */
 static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
 {
     static const char *const user_dirs[] = {"accounts", "staging", "jobs"};
-    const char *cmd;
+    struct stat st;
     size_t i;
 
     if (geteuid() != 0) {
@@ -36,44 +39,20 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
     }
     for (i = 0; i < sizeof(user_dirs) / sizeof(user_dirs[0]); i++) {
         const char *dir = acme_store_path(rt->store, user_dirs[i], ptemp);
-        apr_dir_t *d;
-        apr_finfo_t fi;
-        if (apr_dir_make(dir, APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE, ptemp) !=
-                APR_SUCCESS &&
-            apr_stat(&fi, dir, APR_FINFO_TYPE, ptemp) != APR_SUCCESS) {
-            return APR_EGENERAL;
-        }
-        if (chown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
             return APR_FROM_OS_ERROR(errno);
         }
-        /* One level of entries below (accounts/<ca>, staging/<name>, jobs/<name>.json) and their
-         * files: created by the child, but also left by a server that ran as another user. */
-        if (apr_dir_open(&d, dir, ptemp) == APR_SUCCESS) {
-            while (apr_dir_read(&fi, APR_FINFO_NAME | APR_FINFO_TYPE, d) == APR_SUCCESS) {
-                const char *sub;
-                apr_dir_t *d2;
-                apr_finfo_t f2;
-                if (fi.name[0] == '.' && (!fi.name[1] || (fi.name[1] == '.' && !fi.name[2]))) {
-                    continue;
-                }
-                sub = apr_pstrcat(ptemp, dir, "/", fi.name, NULL);
-                if (lchown(sub, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
-                    continue;
-                }
-                if (fi.filetype != APR_DIR || apr_dir_open(&d2, sub, ptemp) != APR_SUCCESS) {
-                    continue;
-                }
-                while (apr_dir_read(&f2, APR_FINFO_NAME, d2) == APR_SUCCESS) {
-                    if (f2.name[0] != '.') {
-                        cmd = apr_pstrcat(ptemp, sub, "/", f2.name, NULL);
-                        if (lchown(cmd, ap_unixd_config.user_id, ap_unixd_config.group_id)) {
-                            continue;
-                        }
-                    }
-                }
-                apr_dir_close(d2);
-            }
-            apr_dir_close(d);
+        if (lstat(dir, &st) != 0) {
+            return APR_FROM_OS_ERROR(errno);
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                         "ACME01012: %s is not a folder; move it away", dir);
+            return APR_EGENERAL;
+        }
+        if ((st.st_uid != ap_unixd_config.user_id || st.st_gid != ap_unixd_config.group_id) &&
+            lchown(dir, ap_unixd_config.user_id, ap_unixd_config.group_id) != 0) {
+            return APR_FROM_OS_ERROR(errno);
         }
     }
     return APR_SUCCESS;

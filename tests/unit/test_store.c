@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "store_util.h"
 
 static mode_t mode_of(const char *path)
@@ -313,11 +316,49 @@ static void open_makes_paths_absolute(void **state)
                         apr_pstrcat(fx->p, fx->dir, "/rel/store/jobs/x", NULL));
 }
 
+/* What the server's User may plant in its folders never steers root elsewhere: reads refuse
+ * symlinks, FIFOs and hard links; removal removes a link, not what it points to. */
+static void planted_links_are_refused(void **state)
+{
+    fx_t *fx = *state;
+    const char *outside = apr_pstrcat(fx->p, fx->dir, "/outside", NULL);
+    const char *secret = apr_pstrcat(fx->p, outside, "/secret.pem", NULL);
+    char *data = NULL;
+    apr_size_t len;
+
+    assert_int_equal(mkdir(outside, 0700), 0);
+    assert_int_equal(acme_store_write(fx->store, "jobs/real.json", "{}", 2, APR_FPROT_UREAD,
+                                      fx->p),
+                     APR_SUCCESS);
+    {
+        FILE *f = fopen(secret, "w");
+        assert_non_null(f);
+        fputs("secret", f);
+        fclose(f);
+    }
+    assert_int_equal(symlink(secret, acme_store_path(fx->store, "jobs/link.json", fx->p)), 0);
+    assert_int_equal(acme_store_read(&data, &len, fx->store, "jobs/link.json", 100, fx->p),
+                     ACME_EBADSTORE);
+    assert_int_equal(link(secret, acme_store_path(fx->store, "jobs/hard.json", fx->p)), 0);
+    assert_int_equal(acme_store_read(&data, &len, fx->store, "jobs/hard.json", 100, fx->p),
+                     ACME_EBADSTORE);
+    assert_int_equal(mkfifo(acme_store_path(fx->store, "jobs/fifo.json", fx->p), 0600), 0);
+    assert_int_equal(acme_store_read(&data, &len, fx->store, "jobs/fifo.json", 100, fx->p),
+                     ACME_EBADSTORE);
+    assert_null(data);
+    /* A folder swapped for a link to elsewhere: the link goes, the target stays. */
+    assert_int_equal(symlink(outside, acme_store_path(fx->store, "staging/a.test", fx->p)), 0);
+    assert_int_equal(acme_store_remove(fx->store, "staging/a.test", fx->p), APR_SUCCESS);
+    assert_true(exists(secret));
+    assert_false(exists(acme_store_path(fx->store, "staging/a.test", fx->p)));
+}
+
 static const struct CMUnitTest tests[] = {
     STORE_TEST(write_survives_crash_at_every_step),
     STORE_TEST(write_failure_keeps_old_file),
     STORE_TEST(read_is_bounded_and_terminated),
     STORE_TEST(remove_is_idempotent),
+    STORE_TEST(planted_links_are_refused),
     STORE_TEST(json_roundtrip_and_bad_files),
     STORE_TEST(names_are_checked),
     STORE_TEST(ca_id_is_a_safe_name),
