@@ -127,6 +127,7 @@ static void acme_child_init(apr_pool_t *pchild, server_rec *s)
     (void)s;
     if (g_runtime) {
         acme_child_tokens_init(g_runtime, pchild);
+        acme_child_driver_init(g_runtime, pchild);
     }
 }
 

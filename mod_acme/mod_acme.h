@@ -47,6 +47,7 @@ typedef struct acme_domain_t {
     const char *chain_file, *key_file;       /* active set, for mod_ssl */
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
+    int promote_failed;                      /* the staged set could not be activated */
 } acme_domain_t;
 
 /* Server configuration. Every directive is global (outside <VirtualHost>), so virtual hosts
@@ -67,6 +68,7 @@ typedef struct acme_conf_t {
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
+    int vhost_fallback;          /* mod_ssl took our fallback for this server: answers 503 */
 } acme_conf_t;
 
 /* What one server generation shares between hooks, built in post_config in pconf. Children
@@ -79,6 +81,7 @@ typedef struct acme_runtime_t {
     ap_socache_instance_t *cache;
     apr_global_mutex_t *cache_mutex; /* NULL when the provider is MP-safe */
     acme_log_t log;                  /* to the main server's error log */
+    void *driver;                    /* the renewal driver (mod_acme_drive.c) */
 } acme_runtime_t;
 
 /* mod_acme.c */
@@ -111,6 +114,8 @@ void acme_challenge_register_hooks(void);
 
 /* mod_acme_drive.c */
 apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf);
+
+void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild);
 
 /* mod_acme_restart.c */
 apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf);

@@ -74,12 +74,17 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
     apr_size_t len, klen;
     apr_status_t rv;
 
+    /* Reused only whole: a certificate that fits and the key that goes with it. */
     rv = acme_store_read(&text, &len, rt->store, cpath, ACME_CERT_PEM_MAX, ptemp);
     if (rv == APR_SUCCESS && acme_cert_chain_parse(&chain, text, len, ptemp) == APR_SUCCESS &&
         acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names, &missing) ==
             APR_SUCCESS &&
         acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)) >
-            now + apr_time_from_sec(7 * 86400)) {
+            now + apr_time_from_sec(7 * 86400) &&
+        acme_store_read(&text, &klen, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) ==
+            APR_SUCCESS &&
+        acme_key_from_pem(&key, text, klen, ptemp) == APR_SUCCESS &&
+        acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
         goto done;
     }
     rv = acme_key_generate(&key, ACME_KEY_EC256, ptemp);
@@ -173,6 +178,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
                      "ACME01020: %s: new certificate activated", d->name);
     }
     else if (!APR_STATUS_IS_ENOENT(rv)) {
+        d->promote_failed = 1;
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
                      "ACME01021: %s: the new certificate in %s was not activated: %s; the "
                      "current one stays in use and a new one will be obtained",
@@ -248,8 +254,11 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
         return DECLINED;
     }
     if (cert_files->nelts) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                     "ACME01031: %s: virtual host %s has its own SSLCertificateFile and keeps it",
+        /* Often a global SSLCertificateFile, which mod_ssl gives every vhost: say so. */
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "ACME01031: %s: virtual host %s has an SSLCertificateFile (its own or a "
+                     "global one) and keeps it; remove it there to serve the ACMEDomain's "
+                     "certificate",
                      d->name, s->server_hostname);
         return DECLINED;
     }
@@ -278,6 +287,7 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
                  "ACME01033: %s: virtual host %s serves a temporary certificate for now",
                  d->name, s->server_hostname);
+    acme_conf_get(s)->vhost_fallback = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
     return OK;
@@ -289,13 +299,11 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
 static int acme_fallback_retry_after(request_rec *r)
 {
     acme_runtime_t *rt = acme_runtime();
-    const acme_domain_t *d;
 
     if (!rt) {
         return DECLINED;
     }
-    d = acme_domain_for_server(r->server);
-    if (d && !d->has_active && ap_ssl_conn_is_ssl(r->connection)) {
+    if (acme_conf_get(r->server)->vhost_fallback && ap_ssl_conn_is_ssl(r->connection)) {
         apr_table_setn(r->err_headers_out, "Retry-After", FALLBACK_RETRY_AFTER);
     }
     return DECLINED;

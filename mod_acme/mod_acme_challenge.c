@@ -71,11 +71,10 @@ void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild)
     }
 }
 
-static void cache_lock(acme_runtime_t *rt)
+/* shmcb is not safe across processes without the lock: no lock, no access. */
+static apr_status_t cache_lock(acme_runtime_t *rt)
 {
-    if (rt->cache_mutex) {
-        apr_global_mutex_lock(rt->cache_mutex);
-    }
+    return rt->cache_mutex ? apr_global_mutex_lock(rt->cache_mutex) : APR_SUCCESS;
 }
 
 static void cache_unlock(acme_runtime_t *rt)
@@ -105,7 +104,11 @@ static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    cache_lock(rt);
+    rv = cache_lock(rt);
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return rv;
+    }
     rv = rt->conf->cache_provider->store(rt->cache, rt->s, (const unsigned char *)token,
                                          (unsigned int)strlen(token), expires,
                                          (unsigned char *)value, (unsigned int)n, p);
@@ -123,7 +126,9 @@ static apr_status_t lookup(acme_runtime_t *rt, const char *token, apr_size_t tle
     char *nl;
     apr_status_t rv;
 
-    cache_lock(rt);
+    if (cache_lock(rt) != APR_SUCCESS) {
+        return APR_NOTFOUND;
+    }
     rv = rt->conf->cache_provider->retrieve(rt->cache, rt->s, (const unsigned char *)token,
                                             (unsigned int)tlen, (unsigned char *)buf, &len, p);
     cache_unlock(rt);
@@ -166,7 +171,11 @@ static apr_status_t tokens_remove(acme_tokens_t *t, const char *token)
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    cache_lock(rt);
+    rv = cache_lock(rt);
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(p);
+        return rv;
+    }
     rv = rt->conf->cache_provider->remove(rt->cache, rt->s, (const unsigned char *)token,
                                           (unsigned int)strlen(token), p);
     cache_unlock(rt);

@@ -3,6 +3,7 @@
  *
  * Every message names the directive, the value and what is expected.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <string.h>
 
@@ -46,6 +47,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
+    c->vhost_fallback = 0;
     return c;
 }
 
@@ -76,6 +78,21 @@ static const char *lowercase(apr_pool_t *p, const char *s)
         *c = (char)tolower((unsigned char)*c);
     }
     return out;
+}
+
+/* IP literals in one canonical text form (RFC 5952 for IPv6), as certificates show them. */
+static const char *canonical_name(apr_pool_t *p, const char *name)
+{
+    unsigned char addr[16];
+    char buf[INET6_ADDRSTRLEN];
+
+    if (inet_pton(AF_INET6, name, addr) == 1 && inet_ntop(AF_INET6, addr, buf, sizeof(buf))) {
+        return apr_pstrdup(p, buf);
+    }
+    if (inet_pton(AF_INET, name, addr) == 1 && inet_ntop(AF_INET, addr, buf, sizeof(buf))) {
+        return apr_pstrdup(p, buf);
+    }
+    return name;
 }
 
 static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
@@ -132,7 +149,7 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
                 }
             }
         }
-        APR_ARRAY_PUSH(d->names, const char *) = name;
+        APR_ARRAY_PUSH(d->names, const char *) = canonical_name(cmd->pool, name);
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;

@@ -59,8 +59,33 @@ struct driver_t {
     apr_time_t *next_run;              /* per domain */
     int *staged;                       /* per domain: a valid set waits for activation */
     int restart_asked;
+    apr_time_t restart_retry;          /* after a failed flag write */
+    int *blocked_logged;               /* per domain: the parent could not activate its set */
+    apr_time_t *job_mtime;             /* per domain: job file last seen, for re-publication */
+    apr_time_t republish_check;
+    acme_clock_t clock;                /* the system clock, with sleeps that end when stopping */
     volatile apr_uint32_t stopping;
+    volatile apr_uint32_t active;      /* workers not yet finished */
+    volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
 };
+
+static apr_time_t driver_clock_now(void *baton)
+{
+    (void)baton;
+    return apr_time_now();
+}
+
+/* Waits in short slices: a stopping server must not wait for a worker's Retry-After. */
+static void driver_clock_sleep(void *baton, apr_interval_time_t t)
+{
+    driver_t *drv = baton;
+    apr_time_t until = apr_time_now() + t;
+
+    while (!apr_atomic_read32(&drv->stopping) && apr_time_now() < until) {
+        apr_interval_time_t left = until - apr_time_now();
+        apr_sleep(left < apr_time_from_msec(100) ? left : apr_time_from_msec(100));
+    }
+}
 
 static const char *key_path(const acme_domain_t *d, apr_pool_t *p)
 {
@@ -196,7 +221,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     hopts.ca_file = conf->ca_file;
     rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
     if (rv == APR_SUCCESS) {
-        rv = acme_client_create(&client, w->ca_url, http, &rt->log, NULL, w->pool);
+        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
     }
     if (rv != APR_SUCCESS) {
         return rv;
@@ -349,6 +374,11 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     worker_obtain(w);
     apr_atomic_set32(&w->done, 1);
+    /* Stopping, the last worker to finish lets the next generation's driver work. */
+    if (apr_atomic_dec32(&w->drv->active) == 0 && apr_atomic_read32(&w->drv->release_when_idle) &&
+        w->drv->lock) {
+        apr_file_unlock(w->drv->lock);
+    }
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }
@@ -382,11 +412,18 @@ static apr_status_t driver_start(driver_t *drv)
     drv->workers = apr_pcalloc(drv->pool, sizeof(worker_t *) * (apr_size_t)domains->nelts);
     drv->next_run = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    drv->blocked_logged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->clock.now = driver_clock_now;
+    drv->clock.sleep = driver_clock_sleep;
+    drv->clock.baton = drv;
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
         acme_job_t *job;
         if (acme_job_load(&job, drv->rt->store, d->name, drv->pool) == APR_SUCCESS) {
-            drv->next_run[i] = job->next_run;
+            /* A time saved by a clock that ran ahead must not stall renewal for long. */
+            apr_time_t cap = apr_time_now() + ACME_BACKOFF_PERMANENT;
+            drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
         }
         drv->staged[i] = staged_ok(drv, d, drv->pool);
     }
@@ -440,6 +477,19 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (drv->staged[i] || drv->next_run[i] > now) {
         return 0;
     }
+    /* The parent could not activate what is staged (it logged why at start): ordering again
+     * would only stage again; the operator's fix and a restart come first. */
+    if (d->promote_failed) {
+        if (!drv->blocked_logged[i]) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                         "ACME01063: %s: the staged certificate could not be activated at the "
+                         "last start (see ACME01021); no new order until the store is fixed and "
+                         "the server restarted",
+                         d->name);
+            drv->blocked_logged[i] = 1;
+        }
+        return 0;
+    }
     if (!d->has_active || d->mismatch) {
         return 1;
     }
@@ -479,11 +529,14 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
     w->d = d;
     w->pool = p;
     w->started = now;
+    /* Counted before the thread exists: it may finish before apr_thread_create returns. */
+    apr_atomic_inc32(&drv->active);
     rv = apr_threadattr_create(&attr, p);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&w->thread, attr, worker_main, w, p);
     }
     if (rv != APR_SUCCESS) {
+        apr_atomic_dec32(&drv->active);
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
                      "ACME01058: %s: cannot start a worker thread; trying again shortly",
                      d->name);
@@ -508,7 +561,7 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     const char *names = "";
     int i, any = 0;
 
-    if (drv->restart_asked || drv->rt->conf->auto_restart == 0) {
+    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || now < drv->restart_retry) {
         return;
     }
     for (i = 0; i < domains->nelts; i++) {
@@ -516,7 +569,7 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
             return;
         }
-        if (drv->staged[i]) {
+        if (drv->staged[i] && !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
             any = 1;
             names = apr_pstrcat(ptemp, names, " ", APR_ARRAY_IDX(domains, i, acme_domain_t *)->name,
                                 NULL);
@@ -533,6 +586,51 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                      "ACME01059: new certificates staged for%s; asking for a graceful restart",
                      names);
     }
+    else {
+        drv->restart_retry = now + apr_time_from_sec(60);
+        ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                     "ACME01064: new certificates staged for%s, but %s cannot be written; "
+                     "trying again in a minute (or run 'apachectl graceful')",
+                     names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
+    }
+}
+
+/* A driver of the previous generation may still publish challenge answers after this
+ * generation's parent published the pending ones: they land in the old shared memory only. So
+ * job files that changed are read again (once a second) and their answers published here. */
+static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    acme_tokens_t *tokens;
+    int i, j;
+
+    if (now < drv->republish_check) {
+        return;
+    }
+    drv->republish_check = now + apr_time_from_sec(1);
+    tokens = acme_tokens_socache(drv->rt, ptemp);
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        const char *path = apr_pstrcat(ptemp, "jobs/", d->name, ".json", NULL);
+        apr_finfo_t fi;
+        acme_job_t *job;
+        if (drv->workers[i] ||
+            apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_MTIME,
+                     ptemp) != APR_SUCCESS ||
+            fi.mtime == drv->job_mtime[i]) {
+            continue;
+        }
+        drv->job_mtime[i] = fi.mtime;
+        if (acme_job_load(&job, drv->rt->store, d->name, ptemp) != APR_SUCCESS) {
+            continue;
+        }
+        for (j = 0; j < job->challenges->nelts; j++) {
+            const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
+            if (ch->expires > now) {
+                tokens->put(tokens, ch->token, ch->host, ch->keyauth, ch->expires);
+            }
+        }
+    }
 }
 
 static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
@@ -541,7 +639,11 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     apr_time_t now = apr_time_now();
     int i, running = 0;
 
-    if (apr_atomic_read32(&drv->stopping) || !driver_lock(drv)) {
+    if (apr_atomic_read32(&drv->stopping)) {
+        return;
+    }
+    if (!driver_lock(drv)) {
+        republish_changed(drv, now, ptemp);
         return;
     }
     for (i = 0; i < domains->nelts; i++) {
@@ -583,6 +685,30 @@ static void driver_stop(driver_t *drv)
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;
+    }
+    else if (busy) {
+        apr_atomic_set32(&drv->release_when_idle, 1);
+    }
+}
+
+/* A child exits without always telling mod_watchdog (prefork never does): workers are stopped
+ * here before the process's exit handlers pull OpenSSL and libcurl from under them. */
+static apr_status_t driver_child_exit(void *data)
+{
+    driver_t *drv = data;
+    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
+
+    apr_atomic_set32(&drv->stopping, 1);
+    while (apr_atomic_read32(&drv->active) && apr_time_now() < until) {
+        apr_sleep(apr_time_from_msec(20));
+    }
+    return APR_SUCCESS;
+}
+
+void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild)
+{
+    if (rt->driver) {
+        apr_pool_pre_cleanup_register(pchild, rt->driver, driver_child_exit);
     }
 }
 
@@ -635,6 +761,7 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
     }
     drv = apr_pcalloc(pconf, sizeof(*drv));
     drv->rt = rt;
+    rt->driver = drv;
     rv = wd_get(&wd, "mod_acme", 0, 1, pconf);
     if (rv == APR_SUCCESS) {
         rv = wd_register(wd, DRIVER_TICK, drv, driver_callback);

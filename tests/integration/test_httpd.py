@@ -270,7 +270,9 @@ def test_own_certificate_file_is_kept(httpd_factory, tmp_path):
     h.start()
     mine = acmetest.tls_peer_cert(h.https_port, "mine.test")
     assert mine.subject.rfc4514_string() == "CN=mine.test"
-    assert acmetest.https_get(h.http_port and h.https_port, "mine.test")[0] == 200
+    status, headers, _ = acmetest.https_get(h.https_port, "mine.test")
+    assert status == 200 and "Retry-After" not in headers
+    assert "has an SSLCertificateFile (its own or a global one) and keeps it" in h.log_text()
     (serialization,)
 
 
@@ -340,3 +342,31 @@ def test_runs_unprivileged(httpd_factory):
     st = os.stat(key)
     assert st.st_uid == www.pw_uid and stat.S_IMODE(st.st_mode) == 0o600
     assert all(os.stat(f"/proc/{p}").st_uid == www.pw_uid for p in h.processes())
+
+
+def test_ip_address_certificate(httpd_factory, pebble, tmp_path):
+    """RFC 8738: a certificate for an IP address, validated over http-01 with Host = the IP."""
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain 127.0.0.1\n" + h.ssl_vhost("127.0.0.1"))
+    h.start()
+    cert = wait_real_cert(h, "127.0.0.1")
+    assert acmetest.san_names(cert) == ["127.0.0.1"]
+
+
+def test_broken_config_on_disk_blocks_the_automatic_restart(httpd_factory):
+    """A half-edited configuration must not take the server down: the automatic restart runs
+    configtest first and waits."""
+    h = httpd_factory()
+    good = ACCOUNT + "ACMEDomain edit.test\n" + h.ssl_vhost("edit.test")
+    h.write_conf(good)
+    h.start()
+    with open(h.conf_path, "a") as f:
+        f.write("\nThisIsNotADirective on\n")
+    assert h.wait_log("ACME01072", timeout=30), h.log_text()[-3000:]
+    h.allowed_errors += ["ACME01072", "Invalid command 'ThisIsNotADirective'"]
+    assert h.pid() and acmetest.tls_peer_cert(h.https_port, "edit.test").issuer is not None
+    assert os.path.isdir(os.path.join(h.store, "staging", "edit.test"))
+    h.write_conf(good)
+    h.graceful()
+    cert = wait_real_cert(h, "edit.test", timeout=15)
+    assert acmetest.san_names(cert) == ["edit.test"]
