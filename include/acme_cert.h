@@ -13,7 +13,7 @@
 
 /* At most this many certificates in one chain, and this many bytes of PEM. */
 #define ACME_CERT_CHAIN_MAX 10
-#define ACME_CERT_PEM_MAX (256 * 1024)
+#define ACME_CERT_PEM_MAX   (256 * 1024)
 
 typedef struct acme_cert_t acme_cert_t;
 

@@ -14,24 +14,24 @@
 #include "acme_problem.h"
 
 #define ACME_BADNONCE_RETRIES 5 /* pebble rejects 5% of good nonces; CAs may do likewise */
-#define ACME_RETRY_AFTER_MAX (24 * 3600 * APR_USEC_PER_SEC) /* longest wait a CA can ask for */
+#define ACME_RETRY_AFTER_MAX  (24 * 3600 * APR_USEC_PER_SEC) /* longest wait a CA can ask for */
 
 typedef struct acme_client_t acme_client_t;
 
 /* A successful answer (2xx) of the CA. */
 typedef struct acme_resp_t {
     int status;
-    const char *url;                /* the request URL */
-    const char *location;           /* Location header or NULL */
+    const char *url;                 /* the request URL */
+    const char *location;            /* Location header or NULL */
     apr_interval_time_t retry_after; /* -1 when absent */
-    const char *content_type;       /* "" when absent */
-    json_t *json;                   /* the body when it is a JSON object, else NULL */
-    acme_http_resp_t *http;         /* headers and raw body */
+    const char *content_type;        /* "" when absent */
+    json_t *json;                    /* the body when it is a JSON object, else NULL */
+    acme_http_resp_t *http;          /* headers and raw body */
 } acme_resp_t;
 
 apr_status_t acme_client_create(acme_client_t **pclient, const char *directory_url,
-                                acme_http_t *http, const acme_log_t *log,
-                                const acme_clock_t *clock, apr_pool_t *p);
+                                acme_http_t *http, const acme_log_t *log, const acme_clock_t *clock,
+                                apr_pool_t *p);
 
 const acme_log_t *acme_client_log(const acme_client_t *client);
 const acme_clock_t *acme_client_clock(const acme_client_t *client);
@@ -44,8 +44,8 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client);
 /* URL of a directory resource ("newOrder", "renewalInfo", ...). Fetches the directory if needed
  * and returns its failure (ACME_ETRANSPORT when the CA is unreachable, ...) with *pprob saying
  * why; APR_NOTFOUND when the CA offers no such resource. */
-apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob,
-                                  acme_client_t *client, const char *name);
+apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob, acme_client_t *client,
+                                  const char *name);
 
 /* The account used for kid-signed requests. key stays owned by the caller, whose pool must live
  * as long as the client uses the account. */

@@ -18,30 +18,30 @@
 
 /* Status codes of our own, above APR's user range. Problem documents from the CA map onto
  * these in one table (acme_problem.c). */
-#define ACME_ERR_BASE (APR_OS_START_USERERR + 8500)
-#define ACME_EPROTO (ACME_ERR_BASE + 1)          /* CA answer unusable (bad JSON, missing field) */
-#define ACME_ETOOLARGE (ACME_ERR_BASE + 2)       /* outside input over its bound */
-#define ACME_ETRANSPORT (ACME_ERR_BASE + 3)      /* could not reach the CA */
-#define ACME_ETIMEOUT (ACME_ERR_BASE + 4)        /* polling gave up after its bound */
-#define ACME_EBADNONCE (ACME_ERR_BASE + 5)       /* badNonce */
-#define ACME_ERATELIMITED (ACME_ERR_BASE + 6)    /* rateLimited: see retry_after */
-#define ACME_EUNAUTHORIZED (ACME_ERR_BASE + 7)   /* unauthorized */
-#define ACME_EMALFORMED (ACME_ERR_BASE + 8)      /* malformed */
-#define ACME_EBADCSR (ACME_ERR_BASE + 9)         /* badCSR */
-#define ACME_EREJECTED (ACME_ERR_BASE + 10)      /* rejected/unsupportedIdentifier */
-#define ACME_ENOTREADY (ACME_ERR_BASE + 11)      /* orderNotReady */
-#define ACME_ENOACCOUNT (ACME_ERR_BASE + 12)     /* accountDoesNotExist */
-#define ACME_EEAB (ACME_ERR_BASE + 13)           /* externalAccountRequired */
-#define ACME_EUSERACTION (ACME_ERR_BASE + 14)    /* userActionRequired (new terms) */
-#define ACME_ESERVER (ACME_ERR_BASE + 15)        /* serverInternal, 5xx */
-#define ACME_EVALIDATION (ACME_ERR_BASE + 16)    /* challenge failed: dns, connection, tls, ... */
-#define ACME_EINVALID (ACME_ERR_BASE + 17)       /* order or authorization became invalid */
-#define ACME_EBADKEY (ACME_ERR_BASE + 18)        /* badPublicKey, badSignatureAlgorithm */
-#define ACME_ECONFIG (ACME_ERR_BASE + 19)        /* caller asked for something impossible */
-#define ACME_ECRYPTO (ACME_ERR_BASE + 20)        /* OpenSSL failed */
-#define ACME_EBADSTORE (ACME_ERR_BASE + 21)      /* a store file fails validation */
-#define ACME_ECANCELLED (ACME_ERR_BASE + 22)     /* the caller asked to stop (server stopping) */
-#define ACME_ERR_END (ACME_ERR_BASE + 23)
+#define ACME_ERR_BASE      (APR_OS_START_USERERR + 8500)
+#define ACME_EPROTO        (ACME_ERR_BASE + 1)  /* CA answer unusable (bad JSON, missing field) */
+#define ACME_ETOOLARGE     (ACME_ERR_BASE + 2)  /* outside input over its bound */
+#define ACME_ETRANSPORT    (ACME_ERR_BASE + 3)  /* could not reach the CA */
+#define ACME_ETIMEOUT      (ACME_ERR_BASE + 4)  /* polling gave up after its bound */
+#define ACME_EBADNONCE     (ACME_ERR_BASE + 5)  /* badNonce */
+#define ACME_ERATELIMITED  (ACME_ERR_BASE + 6)  /* rateLimited: see retry_after */
+#define ACME_EUNAUTHORIZED (ACME_ERR_BASE + 7)  /* unauthorized */
+#define ACME_EMALFORMED    (ACME_ERR_BASE + 8)  /* malformed */
+#define ACME_EBADCSR       (ACME_ERR_BASE + 9)  /* badCSR */
+#define ACME_EREJECTED     (ACME_ERR_BASE + 10) /* rejected/unsupportedIdentifier */
+#define ACME_ENOTREADY     (ACME_ERR_BASE + 11) /* orderNotReady */
+#define ACME_ENOACCOUNT    (ACME_ERR_BASE + 12) /* accountDoesNotExist */
+#define ACME_EEAB          (ACME_ERR_BASE + 13) /* externalAccountRequired */
+#define ACME_EUSERACTION   (ACME_ERR_BASE + 14) /* userActionRequired (new terms) */
+#define ACME_ESERVER       (ACME_ERR_BASE + 15) /* serverInternal, 5xx */
+#define ACME_EVALIDATION   (ACME_ERR_BASE + 16) /* challenge failed: dns, connection, tls, ... */
+#define ACME_EINVALID      (ACME_ERR_BASE + 17) /* order or authorization became invalid */
+#define ACME_EBADKEY       (ACME_ERR_BASE + 18) /* badPublicKey, badSignatureAlgorithm */
+#define ACME_ECONFIG       (ACME_ERR_BASE + 19) /* caller asked for something impossible */
+#define ACME_ECRYPTO       (ACME_ERR_BASE + 20) /* OpenSSL failed */
+#define ACME_EBADSTORE     (ACME_ERR_BASE + 21) /* a store file fails validation */
+#define ACME_ECANCELLED    (ACME_ERR_BASE + 22) /* the caller asked to stop (server stopping) */
+#define ACME_ERR_END       (ACME_ERR_BASE + 23)
 
 /* Text for our codes and APR's; never NULL. */
 const char *acme_strerror(apr_status_t rv, apr_pool_t *p);

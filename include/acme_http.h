@@ -13,8 +13,8 @@
 
 #include "acme_core.h"
 
-#define ACME_HTTP_BODY_MAX (1024 * 1024)    /* directory, orders, chains are far smaller */
-#define ACME_HTTP_HEADERS_MAX 100           /* header lines per response */
+#define ACME_HTTP_BODY_MAX        (1024 * 1024) /* directory, orders, chains are far smaller */
+#define ACME_HTTP_HEADERS_MAX     100           /* header lines per response */
 #define ACME_HTTP_HEADER_LINE_MAX (8 * 1024)
 
 typedef struct acme_http_req_t {
@@ -67,8 +67,8 @@ apr_array_header_t *acme_http_header_values(const acme_http_resp_t *resp, const 
 
 /* URLs of the Link headers with the given rel (RFC 8288: <url>;rel="alternate"), resolved
  * against base when relative. */
-apr_array_header_t *acme_http_links(const acme_http_resp_t *resp, const char *rel,
-                                    const char *base, apr_pool_t *p);
+apr_array_header_t *acme_http_links(const acme_http_resp_t *resp, const char *rel, const char *base,
+                                    apr_pool_t *p);
 
 /* ref resolved against base (RFC 3986 section 5); ref itself when that fails. */
 const char *acme_http_resolve(const char *base, const char *ref, apr_pool_t *p);

@@ -13,10 +13,10 @@
 #include "acme_store.h"
 #include "acme_tokens.h"
 
-#define ACME_ALT_CHAINS_MAX 4            /* alternate chains downloaded and kept */
-#define ACME_POLL_FIRST (100 * 1000)     /* first wait when the CA gives no Retry-After */
-#define ACME_POLL_MAX (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
-#define ACME_POLL_ATTEMPTS_MAX 60        /* polls of one order, whatever the time */
+#define ACME_ALT_CHAINS_MAX    4            /* alternate chains downloaded and kept */
+#define ACME_POLL_FIRST        (100 * 1000) /* first wait when the CA gives no Retry-After */
+#define ACME_POLL_MAX          (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
+#define ACME_POLL_ATTEMPTS_MAX 60                      /* polls of one order, whatever the time */
 
 /* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key and
  * account.json from the store (no request when the account URL is known), else creates the key
@@ -33,13 +33,13 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
 apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p);
 
 typedef struct acme_issue_req_t {
-    const char *domain;               /* for log lines: the ACMEDomain's first name */
-    const apr_array_header_t *names;  /* const char *: the identifiers, in order */
-    acme_key_type_e key_type;         /* of the certificate key */
+    const char *domain;                        /* for log lines: the ACMEDomain's first name */
+    const apr_array_header_t *names;           /* const char *: the identifiers, in order */
+    acme_key_type_e key_type;                  /* of the certificate key */
     const apr_array_header_t *challenge_types; /* const char *, preference order; NULL = http-01 */
-    acme_tokens_t *tokens;            /* where http-01 answers are published; may be NULL */
-    apr_interval_time_t max_wait;     /* bound on all waiting for this order; 0 = 5 minutes */
-    const char *order_url;            /* an order of an earlier attempt to resume, or NULL */
+    acme_tokens_t *tokens;        /* where http-01 answers are published; may be NULL */
+    apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
+    const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;
@@ -53,12 +53,12 @@ typedef struct acme_issue_req_t {
 
 typedef struct acme_issue_result_t {
     const char *order_url;
-    acme_key_t *key;                  /* the certificate's new private key */
-    const char *chain_pem;            /* leaf first, as the CA sent it */
+    acme_key_t *key;       /* the certificate's new private key */
+    const char *chain_pem; /* leaf first, as the CA sent it */
     apr_size_t chain_len;
-    apr_array_header_t *alt_chains;   /* const char * PEM texts of alternate chains */
+    apr_array_header_t *alt_chains; /* const char * PEM texts of alternate chains */
     int authz_total;
-    int authz_reused;                 /* already valid: no challenge needed */
+    int authz_reused; /* already valid: no challenge needed */
 } acme_issue_result_t;
 
 /* Runs one issuance. An order given in req->order_url is resumed when it is for the same

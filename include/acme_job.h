@@ -14,9 +14,9 @@
 #include "acme_store.h"
 
 #define ACME_JOB_CHALLENGES_MAX 100
-#define ACME_BACKOFF_FIRST apr_time_from_sec(60)        /* first retry after a failure */
-#define ACME_BACKOFF_MAX apr_time_from_sec(4 * 3600)    /* transient failures */
-#define ACME_BACKOFF_PERMANENT apr_time_from_sec(12 * 3600) /* needs the operator */
+#define ACME_BACKOFF_FIRST      apr_time_from_sec(60)        /* first retry after a failure */
+#define ACME_BACKOFF_MAX        apr_time_from_sec(4 * 3600)  /* transient failures */
+#define ACME_BACKOFF_PERMANENT  apr_time_from_sec(12 * 3600) /* needs the operator */
 
 typedef struct acme_job_chal_t {
     const char *token;
@@ -40,8 +40,7 @@ acme_job_t *acme_job_make(const char *name, apr_pool_t *p);
 
 /* Loads jobs/<name>.json. A missing file gives an empty job and APR_SUCCESS; a file that does
  * not parse gives an empty job and ACME_EBADSTORE (the caller logs it and goes on). */
-apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name,
-                           apr_pool_t *p);
+apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name, apr_pool_t *p);
 
 apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_t *p);
 
@@ -57,8 +56,8 @@ void acme_job_done(acme_job_t *job);
 /* ACMERenewWindow: renew when this much of the lifetime is left, as a percentage or a duration;
  * both 0 = the default (a third, or half for lifetimes of 10 days or less). */
 typedef struct acme_renew_window_t {
-    int percent;                 /* 1..99 */
-    apr_interval_time_t left;    /* > 0 */
+    int percent;              /* 1..99 */
+    apr_interval_time_t left; /* > 0 */
 } acme_renew_window_t;
 
 /* "33%", "30d", "12h", "90m", "600s" or plain seconds. APR_EINVAL for anything else, 0%, 100%

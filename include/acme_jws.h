@@ -18,9 +18,8 @@ apr_status_t acme_jws_signature(const unsigned char **psig, apr_size_t *psiglen,
 /* Flattened JWS {"protected","payload","signature"} for an ACME request.
  * The protected header holds alg, nonce, url and either kid (when kid != NULL) or the key's
  * jwk. payload == NULL means POST-as-GET: the empty string, not "{}". */
-apr_status_t acme_jws_sign(json_t **pjws, const acme_key_t *key, const char *kid,
-                           const char *nonce, const char *url, const json_t *payload,
-                           apr_pool_t *p);
+apr_status_t acme_jws_sign(json_t **pjws, const acme_key_t *key, const char *kid, const char *nonce,
+                           const char *url, const json_t *payload, apr_pool_t *p);
 
 /* Flattened JWS with a protected header given as JSON and a payload given as bytes;
  * the general form behind acme_jws_sign. */

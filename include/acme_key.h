@@ -28,8 +28,8 @@ const char *acme_key_type_name(acme_key_type_e type);
 
 apr_status_t acme_key_generate(acme_key_t **pkey, acme_key_type_e type, apr_pool_t *p);
 
-/* Takes ownership of evp in every case (freed with p, or at once when refused). Only EC P-256/P-384 and RSA 2048..4096 are accepted:
- * APR_ENOTIMPL for other algorithms and sizes. */
+/* Takes ownership of evp in every case (freed with p, or at once when refused). Only EC P-256/P-384
+ * and RSA 2048..4096 are accepted: APR_ENOTIMPL for other algorithms and sizes. */
 apr_status_t acme_key_from_evp(acme_key_t **pkey, EVP_PKEY *evp, apr_pool_t *p);
 
 /* PEM private key (PKCS#8 or traditional), unencrypted. ACME_EBADSTORE when the text is no

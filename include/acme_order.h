@@ -13,7 +13,7 @@
 #include "acme_client.h"
 
 #define ACME_ORDER_IDENTIFIERS_MAX 100 /* Let's Encrypt allows 100 names per certificate */
-#define ACME_AUTHZ_CHALLENGES_MAX 16
+#define ACME_AUTHZ_CHALLENGES_MAX  16
 
 typedef enum {
     ACME_STATE_UNKNOWN = 0,
@@ -41,9 +41,9 @@ typedef struct acme_account_req_t {
 
 /* newAccount with the key (jwk): creates the account or returns the existing one for the key.
  * *purl = the account URL (kid). */
-apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob,
-                                   acme_client_t *client, const acme_key_t *key,
-                                   const acme_account_req_t *req, apr_pool_t *p);
+apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob, acme_client_t *client,
+                                   const acme_key_t *key, const acme_account_req_t *req,
+                                   apr_pool_t *p);
 
 /* newAccount with onlyReturnExisting: ACME_ENOACCOUNT when the CA knows no account for key. */
 apr_status_t acme_account_find(const char **purl, acme_problem_t **pprob, acme_client_t *client,

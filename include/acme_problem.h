@@ -8,17 +8,17 @@
 
 #include "acme_core.h"
 
-#define ACME_PROBLEM_NS "urn:ietf:params:acme:error:"
-#define ACME_PROBLEM_SUB_MAX 20     /* subproblems kept; the rest are counted */
+#define ACME_PROBLEM_NS         "urn:ietf:params:acme:error:"
+#define ACME_PROBLEM_SUB_MAX    20  /* subproblems kept; the rest are counted */
 #define ACME_PROBLEM_DETAIL_MAX 512 /* characters of detail kept */
 
 typedef struct acme_problem_t {
-    const char *type;       /* as sent, e.g. "urn:ietf:params:acme:error:rateLimited" */
-    const char *name;       /* type without the ACME namespace, e.g. "rateLimited" */
-    const char *detail;     /* printable, bounded; "" when absent */
-    int http_status;        /* HTTP status of the response, or "status" member */
-    const char *identifier; /* subproblems: "dns:a.test"; NULL otherwise */
-    apr_status_t rv;        /* the mapped status code */
+    const char *type;                /* as sent, e.g. "urn:ietf:params:acme:error:rateLimited" */
+    const char *name;                /* type without the ACME namespace, e.g. "rateLimited" */
+    const char *detail;              /* printable, bounded; "" when absent */
+    int http_status;                 /* HTTP status of the response, or "status" member */
+    const char *identifier;          /* subproblems: "dns:a.test"; NULL otherwise */
+    apr_status_t rv;                 /* the mapped status code */
     apr_interval_time_t retry_after; /* Retry-After of the response; -1 when absent */
     apr_array_header_t *subproblems; /* acme_problem_t * */
     int subproblems_dropped;

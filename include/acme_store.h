@@ -25,11 +25,11 @@
 
 /* Bounds for files read back from the store. */
 #define ACME_STORE_JSON_MAX (1024 * 1024)
-#define ACME_STORE_KEY_MAX (64 * 1024)
+#define ACME_STORE_KEY_MAX  (64 * 1024)
 
-#define ACME_STORE_KEY_FILE "privkey.pem"
+#define ACME_STORE_KEY_FILE   "privkey.pem"
 #define ACME_STORE_CHAIN_FILE "fullchain.pem"
-#define ACME_STORE_META_FILE "meta.json"
+#define ACME_STORE_META_FILE  "meta.json"
 
 typedef struct acme_store_t acme_store_t;
 
@@ -76,9 +76,9 @@ const char *acme_store_ca_id(const char *directory_url, apr_pool_t *p);
 
 /* A set of certificate files as loaded from the store. */
 typedef struct acme_certset_t {
-    const char *name;        /* the domain (first name of the ACMEDomain) */
-    const char *dir;         /* absolute folder holding the files */
-    const char *key_file;    /* absolute paths, for mod_ssl */
+    const char *name;     /* the domain (first name of the ACMEDomain) */
+    const char *dir;      /* absolute folder holding the files */
+    const char *key_file; /* absolute paths, for mod_ssl */
     const char *chain_file;
     acme_key_t *key;
     apr_array_header_t *chain; /* acme_cert_t *, leaf first */
@@ -102,7 +102,7 @@ apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const c
  * active one. APR_ENOENT when nothing is staged. When validation fails the staged set is left
  * in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy. */
 apr_status_t acme_store_promote(acme_store_t *store, const char *name,
-                                const apr_array_header_t *names, apr_time_t now,
-                                const char **pwhy, apr_pool_t *p);
+                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                apr_pool_t *p);
 
 #endif /* ACME_STORE_H */

@@ -16,8 +16,8 @@ typedef struct acme_tokens_t acme_tokens_t;
 
 struct acme_tokens_t {
     /* Publishes keyauth for token, valid for requests naming host, until expires. */
-    apr_status_t (*put)(acme_tokens_t *t, const char *token, const char *host,
-                        const char *keyauth, apr_time_t expires);
+    apr_status_t (*put)(acme_tokens_t *t, const char *token, const char *host, const char *keyauth,
+                        apr_time_t expires);
     /* APR_NOTFOUND when absent or expired; *phost and *pkeyauth are copies in p. */
     apr_status_t (*get)(acme_tokens_t *t, const char *token, const char **phost,
                         const char **pkeyauth, apr_pool_t *p);

@@ -28,17 +28,17 @@ static apr_status_t new_account(const char **purl, acme_problem_t **pprob, acme_
     }
     if (resp->json && acme_json_str(resp->json, "status") &&
         acme_state_parse(acme_json_str(resp->json, "status")) != ACME_STATE_VALID) {
-        acme_log(acme_client_log(client), ACME_LOG_DEBUG, ACME_EUNAUTHORIZED,
-                 "account %s is %s", resp->location, acme_json_str(resp->json, "status"));
+        acme_log(acme_client_log(client), ACME_LOG_DEBUG, ACME_EUNAUTHORIZED, "account %s is %s",
+                 resp->location, acme_json_str(resp->json, "status"));
         return ACME_EUNAUTHORIZED;
     }
     *purl = apr_pstrdup(p, resp->location);
     return APR_SUCCESS;
 }
 
-apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob,
-                                   acme_client_t *client, const acme_key_t *key,
-                                   const acme_account_req_t *req, apr_pool_t *p)
+apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob, acme_client_t *client,
+                                   const acme_key_t *key, const acme_account_req_t *req,
+                                   apr_pool_t *p)
 {
     json_t *payload = acme_json_pool(p, json_object());
     json_t *contacts = json_array();
@@ -47,8 +47,7 @@ apr_status_t acme_account_register(const char **purl, acme_problem_t **pprob,
 
     json_object_set_new(payload, "contact", contacts);
     for (i = 0; req->contacts && i < req->contacts->nelts; i++) {
-        json_array_append_new(contacts,
-                              json_string(APR_ARRAY_IDX(req->contacts, i, const char *)));
+        json_array_append_new(contacts, json_string(APR_ARRAY_IDX(req->contacts, i, const char *)));
     }
     if (req->terms_agreed) {
         json_object_set_new(payload, "termsOfServiceAgreed", json_true());

@@ -18,13 +18,13 @@ struct acme_client_t {
     const acme_key_t *key;
     const char *kid;
     unsigned requests;
-    volatile apr_uint32_t *cancel; /* non-zero: stop before the next request */
+    volatile apr_uint32_t *cancel;     /* non-zero: stop before the next request */
     acme_problem_t *directory_problem; /* why the last directory fetch failed */
 };
 
 apr_status_t acme_client_create(acme_client_t **pclient, const char *directory_url,
-                                acme_http_t *http, const acme_log_t *log,
-                                const acme_clock_t *clock, apr_pool_t *p)
+                                acme_http_t *http, const acme_log_t *log, const acme_clock_t *clock,
+                                apr_pool_t *p)
 {
     acme_client_t *c;
 
@@ -108,8 +108,8 @@ void acme_client_set_cancel(acme_client_t *client, volatile apr_uint32_t *flag)
 
 /* One request. When no answer comes, *pprob (if pprob) says why in words. */
 static apr_status_t perform(acme_http_resp_t **presp, acme_problem_t **pprob, acme_client_t *c,
-                            const char *method, const char *url, const char *body,
-                            apr_size_t len, apr_pool_t *p)
+                            const char *method, const char *url, const char *body, apr_size_t len,
+                            apr_pool_t *p)
 {
     acme_http_req_t req;
     apr_status_t rv;
@@ -137,8 +137,8 @@ static apr_status_t perform(acme_http_resp_t **presp, acme_problem_t **pprob, ac
         }
         return rv;
     }
-    acme_log(c->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s %s -> %d (%" APR_SIZE_T_FMT " bytes)",
-             method, url, (*presp)->status, (*presp)->body_len);
+    acme_log(c->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s %s -> %d (%" APR_SIZE_T_FMT " bytes)", method,
+             url, (*presp)->status, (*presp)->body_len);
     keep_nonce(c, *presp);
     return APR_SUCCESS;
 }
@@ -183,8 +183,8 @@ static apr_status_t judge(acme_resp_t **presp, acme_problem_t **pprob, acme_clie
     resp->http = hr;
     if (is_json_type(ct) || (hr->body_len && hr->body[0] == '{')) {
         json_error_t err;
-        resp->json = acme_json_pool(p, json_loadb(hr->body, hr->body_len,
-                                                  JSON_REJECT_DUPLICATES, &err));
+        resp->json =
+            acme_json_pool(p, json_loadb(hr->body, hr->body_len, JSON_REJECT_DUPLICATES, &err));
         if (!json_is_object(resp->json)) {
             acme_log(c->log, ACME_LOG_DEBUG, ACME_EPROTO, "%s: answer is not a JSON object: %s",
                      url, resp->json ? "other JSON type" : err.text);
@@ -235,11 +235,11 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
         if (prob) {
             acme_log(client->log, ACME_LOG_DEBUG, rv, "directory %s: %s", client->directory_url,
                      acme_problem_describe(prob, ptmp));
-            client->directory_problem = acme_problem_make(
-                rv, prob->http_status,
-                apr_psprintf(ptmp, "directory %s: %s", client->directory_url,
-                             acme_problem_describe(prob, ptmp)),
-                client->pool);
+            client->directory_problem =
+                acme_problem_make(rv, prob->http_status,
+                                  apr_psprintf(ptmp, "directory %s: %s", client->directory_url,
+                                               acme_problem_describe(prob, ptmp)),
+                                  client->pool);
             client->directory_problem->retry_after = prob->retry_after;
         }
         goto out;
@@ -273,8 +273,8 @@ const acme_problem_t *acme_client_directory_problem(const acme_client_t *client)
     return client->directory_problem;
 }
 
-apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob,
-                                  acme_client_t *client, const char *name)
+apr_status_t acme_client_resource(const char **purl, acme_problem_t **pprob, acme_client_t *client,
+                                  const char *name)
 {
     const json_t *dir;
     const char *url;

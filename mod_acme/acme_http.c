@@ -141,14 +141,13 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
     }
     if (strcmp(req->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    }
-    else if (strcmp(req->method, "POST") == 0) {
+    } else if (strcmp(req->method, "POST") == 0) {
         curl_easy_setopt(c, CURLOPT_POST, 1L);
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
         if (req->content_type) {
-            hdrs = curl_slist_append(hdrs,
-                                     apr_pstrcat(p, "Content-Type: ", req->content_type, NULL));
+            hdrs =
+                curl_slist_append(hdrs, apr_pstrcat(p, "Content-Type: ", req->content_type, NULL));
         }
         /* No "Expect: 100-continue" round trip for our small bodies. */
         hdrs = curl_slist_append(hdrs, "Expect:");
@@ -168,8 +167,7 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
         goto out;
     }
     if (cc != CURLE_OK) {
-        apr_cpystrn(http->error, errbuf[0] ? errbuf : curl_easy_strerror(cc),
-                    sizeof(http->error));
+        apr_cpystrn(http->error, errbuf[0] ? errbuf : curl_easy_strerror(cc), sizeof(http->error));
         acme_log(http->log, ACME_LOG_DEBUG, ACME_ETRANSPORT, "%s %s: %s", req->method, req->url,
                  errbuf[0] ? errbuf : curl_easy_strerror(cc));
         rv = ACME_ETRANSPORT;
@@ -330,8 +328,8 @@ static void parse_links(apr_array_header_t *out, const char *value, const char *
     }
 }
 
-apr_array_header_t *acme_http_links(const acme_http_resp_t *resp, const char *rel,
-                                    const char *base, apr_pool_t *p)
+apr_array_header_t *acme_http_links(const acme_http_resp_t *resp, const char *rel, const char *base,
+                                    apr_pool_t *p)
 {
     apr_array_header_t *values = acme_http_header_values(resp, "Link", p);
     apr_array_header_t *out = apr_array_make(p, 2, sizeof(const char *));

@@ -47,8 +47,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
             strcmp(acme_json_str(info, "key"), thumb) == 0) {
             url = acme_json_str(info, "url");
         }
-    }
-    else if (APR_STATUS_IS_ENOENT(rv)) {
+    } else if (APR_STATUS_IS_ENOENT(rv)) {
         rv = acme_key_generate(&key, key_type, p);
         if (rv != APR_SUCCESS) {
             return rv;
@@ -62,8 +61,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
                      acme_store_path(store, key_path, p));
             return rv;
         }
-    }
-    else {
+    } else {
         acme_log(log, ACME_LOG_ERR, rv, "ACME00012: cannot read account key %s",
                  acme_store_path(store, key_path, p));
         return rv;
@@ -72,8 +70,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     if (!url) {
         if (req->terms_agreed) {
             rv = acme_account_register(&url, pprob, client, key, req, p);
-        }
-        else {
+        } else {
             /* Without agreement we may still use an account that exists already. */
             rv = acme_account_find(&url, pprob, client, key, p);
             if (rv == ACME_ENOACCOUNT) {
@@ -150,8 +147,8 @@ static apr_status_t poll_wait(issue_t *is, apr_interval_time_t retry_after, cons
                  "ACME00020: %s: gave up waiting for %s after %d polls; the order is resumed "
                  "at the next attempt",
                  is->req->domain, what, is->polls - 1);
-        *is->pprob =
-            acme_problem_make(ACME_ETIMEOUT, 0, apr_psprintf(p, "timed out waiting for %s", what), p);
+        *is->pprob = acme_problem_make(ACME_ETIMEOUT, 0,
+                                       apr_psprintf(p, "timed out waiting for %s", what), p);
         (*is->pprob)->retry_after = retry_after;
         return ACME_ETIMEOUT;
     }
@@ -166,8 +163,7 @@ static apr_status_t step_failed(issue_t *is, apr_status_t rv, const char *step,
                                 const acme_problem_t *prob, apr_pool_t *p)
 {
     acme_log(is->log, ACME_LOG_ERR, rv, "ACME00021: %s: %s failed: %s; %s", is->req->domain, step,
-             prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p),
-             acme_problem_advice(rv));
+             prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p), acme_problem_advice(rv));
     return rv;
 }
 
@@ -236,8 +232,10 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
         }
         ch = acme_authz_challenge(a, type);
         if (!ch->token) {
-            acme_log(is->log, ACME_LOG_ERR, ACME_EPROTO, "ACME00024: %s: %s challenge for %s "
-                     "has no token", is->req->domain, type, a->identifier.value);
+            acme_log(is->log, ACME_LOG_ERR, ACME_EPROTO,
+                     "ACME00024: %s: %s challenge for %s "
+                     "has no token",
+                     is->req->domain, type, a->identifier.value);
             return ACME_EPROTO;
         }
         rv = acme_key_authorization(&keyauth, acme_client_key(is->client), ch->token, p);
@@ -258,8 +256,8 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
                 return step_failed(is, rv, "answering the challenge", *is->pprob, p);
             }
         }
-        acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s for %s answered",
-                 is->req->domain, type, a->identifier.value);
+        acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s for %s answered", is->req->domain,
+                 type, a->identifier.value);
     }
     return APR_SUCCESS;
 }
@@ -363,8 +361,7 @@ static int same_names(const acme_order_t *order, const apr_array_header_t *names
  * or ready, or already finalized when the caller kept the key it was finalized with. *porder
  * stays NULL when a new order is needed. A CA that cannot answer now fails the attempt: making a
  * new order then could end with two certificates. */
-static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char *url,
-                                 apr_pool_t *p)
+static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char *url, apr_pool_t *p)
 {
     acme_order_t *order;
     acme_problem_t *prob = NULL;
@@ -378,8 +375,8 @@ static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char 
             return step_failed(is, rv, "fetching the earlier order", prob, p);
         }
         acme_log(is->log, ACME_LOG_INFO, rv,
-                 "ACME00029: %s: earlier order %s is gone (%s); making a new one",
-                 is->req->domain, url, prob ? acme_problem_describe(prob, p) : "no answer");
+                 "ACME00029: %s: earlier order %s is gone (%s); making a new one", is->req->domain,
+                 url, prob ? acme_problem_describe(prob, p) : "no answer");
         return APR_SUCCESS;
     }
     usable = order->status == ACME_STATE_PENDING || order->status == ACME_STATE_READY ||
@@ -427,8 +424,8 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     if (req->on_order) {
         req->on_order(req->baton, order->url);
     }
-    acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00026: %s: order %s is %s",
-             req->domain, order->url, acme_state_name(order->status));
+    acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS, "ACME00026: %s: order %s is %s", req->domain,
+             order->url, acme_state_name(order->status));
 
     if (order->status == ACME_STATE_PENDING) {
         rv = start_authzs(is, order, res, p);
@@ -470,8 +467,7 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         /* A valid order we did not finalize ourselves has a certificate for a key we lack. */
         acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
                  "ACME00027: %s: order %s ended %s%s%s; a new order is made at the next attempt",
-                 req->domain, order->url, acme_state_name(order->status),
-                 order->error ? ": " : "",
+                 req->domain, order->url, acme_state_name(order->status), order->error ? ": " : "",
                  order->error ? acme_problem_describe(order->error, p) : "");
         return ACME_EINVALID;
     }

@@ -36,8 +36,7 @@ static apr_time_t time_member(const json_t *j, const char *key)
                : 0;
 }
 
-apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name,
-                           apr_pool_t *p)
+apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name, apr_pool_t *p)
 {
     acme_job_t *job = acme_job_make(name, p);
     const json_t *chals, *fails;
@@ -164,11 +163,9 @@ apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, ap
     }
     if (w && w->percent) {
         window = life / 100 * w->percent;
-    }
-    else if (w && w->left) {
+    } else if (w && w->left) {
         window = w->left < life ? w->left : life / 2;
-    }
-    else {
+    } else {
         window = life <= apr_time_from_sec(10 * 86400) ? life / 2 : life / 3;
     }
     spread = window / 20 < apr_time_from_sec(3600) ? window / 20 : apr_time_from_sec(3600);

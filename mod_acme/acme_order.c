@@ -8,10 +8,14 @@
 #include "acme_tokens.h"
 
 static const char *const state_names[] = {
-    [ACME_STATE_UNKNOWN] = "unknown",       [ACME_STATE_PENDING] = "pending",
-    [ACME_STATE_READY] = "ready",           [ACME_STATE_PROCESSING] = "processing",
-    [ACME_STATE_VALID] = "valid",           [ACME_STATE_INVALID] = "invalid",
-    [ACME_STATE_DEACTIVATED] = "deactivated", [ACME_STATE_EXPIRED] = "expired",
+    [ACME_STATE_UNKNOWN] = "unknown",
+    [ACME_STATE_PENDING] = "pending",
+    [ACME_STATE_READY] = "ready",
+    [ACME_STATE_PROCESSING] = "processing",
+    [ACME_STATE_VALID] = "valid",
+    [ACME_STATE_INVALID] = "invalid",
+    [ACME_STATE_DEACTIVATED] = "deactivated",
+    [ACME_STATE_EXPIRED] = "expired",
     [ACME_STATE_REVOKED] = "revoked",
 };
 
@@ -86,8 +90,7 @@ apr_array_header_t *acme_idents_for(const apr_array_header_t *names, apr_pool_t 
 }
 
 static apr_status_t order_parse(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *c,
-                                const char *url,
-                                const acme_resp_t *resp, apr_pool_t *p)
+                                const char *url, const acme_resp_t *resp, apr_pool_t *p)
 {
     const json_t *j = resp->json;
     const json_t *ids = json_object_get(j, "identifiers");
@@ -335,8 +338,7 @@ apr_status_t acme_chain_download(const char **ppem, apr_size_t *plen,
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (resp->http->body_len == 0 ||
-        !strstr(resp->http->body, "-----BEGIN CERTIFICATE-----")) {
+    if (resp->http->body_len == 0 || !strstr(resp->http->body, "-----BEGIN CERTIFICATE-----")) {
         return bad_object(client, pprob, "certificate", url, "(PEM body)", p);
     }
     if (palternates) {

@@ -155,11 +155,11 @@ acme_problem_t *acme_problem_from_body(const char *body, apr_size_t len, int htt
     prob->http_status = http_status;
     prob->retry_after = -1;
     prob->subproblems = apr_array_make(p, 0, sizeof(acme_problem_t *));
-    prob->rv = http_status >= 500 ? ACME_ESERVER : (http_status == 429 ? ACME_ERATELIMITED
-                                                                        : ACME_EPROTO);
+    prob->rv =
+        http_status >= 500 ? ACME_ESERVER : (http_status == 429 ? ACME_ERATELIMITED : ACME_EPROTO);
     /* Show the start of whatever came instead: often an HTML error page from a proxy. */
-    prob->detail = clean_text(
-        apr_pstrmemdup(p, body ? body : "", len > 120 ? 120 : (body ? len : 0)), p);
+    prob->detail =
+        clean_text(apr_pstrmemdup(p, body ? body : "", len > 120 ? 120 : (body ? len : 0)), p);
     return prob;
 }
 
@@ -170,11 +170,9 @@ const char *acme_problem_describe(const acme_problem_t *prob, apr_pool_t *p)
 
     if (!prob->name[0] && !prob->http_status) {
         s = prob->detail[0] ? prob->detail : "no details";
-    }
-    else {
-        s = apr_psprintf(p, "%s (HTTP %d)%s%s",
-                         prob->name[0] ? prob->name : "no problem document", prob->http_status,
-                         prob->detail[0] ? ": " : "", prob->detail);
+    } else {
+        s = apr_psprintf(p, "%s (HTTP %d)%s%s", prob->name[0] ? prob->name : "no problem document",
+                         prob->http_status, prob->detail[0] ? ": " : "", prob->detail);
     }
     for (i = 0; i < prob->subproblems->nelts; i++) {
         const acme_problem_t *sub = APR_ARRAY_IDX(prob->subproblems, i, acme_problem_t *);

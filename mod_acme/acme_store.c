@@ -138,7 +138,7 @@ static apr_status_t remove_at(int parent, const char *name, int depth, apr_pool_
     }
     if (!S_ISDIR(st.st_mode)) {
         return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? APR_SUCCESS
-                                                                : APR_FROM_OS_ERROR(errno);
+                                                                 : APR_FROM_OS_ERROR(errno);
     }
     if (depth > 16) {
         return ACME_EBADSTORE;

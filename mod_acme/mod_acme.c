@@ -49,10 +49,10 @@ void acme_log_init(acme_log_t *log, server_rec *s)
     log->fn = log_to_httpd;
     log->baton = s;
     /* Formatting is skipped for what the server would drop anyway. */
-    log->max_level = lvl >= APLOG_TRACE1  ? ACME_LOG_TRACE
-                     : lvl >= APLOG_DEBUG ? ACME_LOG_DEBUG
-                     : lvl >= APLOG_INFO  ? ACME_LOG_INFO
-                     : lvl >= APLOG_NOTICE ? ACME_LOG_NOTICE
+    log->max_level = lvl >= APLOG_TRACE1    ? ACME_LOG_TRACE
+                     : lvl >= APLOG_DEBUG   ? ACME_LOG_DEBUG
+                     : lvl >= APLOG_INFO    ? ACME_LOG_INFO
+                     : lvl >= APLOG_NOTICE  ? ACME_LOG_NOTICE
                      : lvl >= APLOG_WARNING ? ACME_LOG_WARN
                                             : ACME_LOG_ERR;
 }
@@ -150,7 +150,7 @@ static void acme_register_hooks(apr_pool_t *p)
 
 AP_DECLARE_MODULE(acme) = {
     STANDARD20_MODULE_STUFF,
-    NULL,             /* per-directory config: none */
+    NULL, /* per-directory config: none */
     NULL,
     acme_conf_create, /* per-server config */
     acme_conf_merge,

@@ -25,11 +25,11 @@ APLOG_USE_MODULE(acme);
 #endif
 extern module AP_MODULE_DECLARE_DATA acme_module;
 
-#define ACME_CHALLENGE_PREFIX "/.well-known/acme-challenge/"
-#define ACME_LETSENCRYPT "https://acme-v02.api.letsencrypt.org/directory"
+#define ACME_CHALLENGE_PREFIX    "/.well-known/acme-challenge/"
+#define ACME_LETSENCRYPT         "https://acme-v02.api.letsencrypt.org/directory"
 #define ACME_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
-#define ACME_RESTART_FLAG "staging/restart.wanted"
-#define ACME_RESTART_MIN_GAP apr_time_from_sec(60) /* at most one automatic restart a minute */
+#define ACME_RESTART_FLAG        "staging/restart.wanted"
+#define ACME_RESTART_MIN_GAP     apr_time_from_sec(60) /* at most one automatic restart a minute */
 
 /* One ACMEDomain: one certificate for these names. */
 typedef struct acme_domain_t {
@@ -38,9 +38,9 @@ typedef struct acme_domain_t {
     const char *defined_at;    /* "file:line", for messages */
 
     /* Filled by the parent in post_config and inherited by the children: */
-    int has_active;            /* an active set exists and parses */
-    const char *mismatch;      /* why the active set no longer fits the configuration (names,
-                                * key type, CA), or NULL: a new certificate is obtained */
+    int has_active;       /* an active set exists and parses */
+    const char *mismatch; /* why the active set no longer fits the configuration (names,
+                           * key type, CA), or NULL: a new certificate is obtained */
     apr_time_t not_before, not_after;
     const char *serial;
     apr_uint32_t renew_seed;                 /* spreads renewal times, stable per certificate */
@@ -57,14 +57,14 @@ typedef struct acme_conf_t {
     apr_array_header_t *ca_urls; /* const char *; first is used, later ones are fallbacks */
     const char *ca_file;
     const char *email;
-    int agreement;               /* -1 unset */
+    int agreement; /* -1 unset */
     const char *store_dir;
     acme_key_type_e key_type;
     int key_type_set;
-    int auto_restart;            /* -1 unset */
+    int auto_restart;                 /* -1 unset */
     acme_renew_window_t renew_window; /* zero: the default */
     int renew_window_set;
-    const char *cache_spec;      /* ACMEChallengeCache as given */
+    const char *cache_spec; /* ACMEChallengeCache as given */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */

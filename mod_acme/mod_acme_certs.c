@@ -18,7 +18,7 @@
 #include "acme_selfsigned.h"
 #include "mod_acme.h"
 
-#define FALLBACK_LIFETIME apr_time_from_sec(30 * 86400)
+#define FALLBACK_LIFETIME    apr_time_from_sec(30 * 86400)
 #define FALLBACK_RETRY_AFTER "30" /* seconds, on the 503 answers while the fallback is served */
 
 /* The child (the User) writes accounts, staged sets and job state; active keys, the archive and
@@ -81,8 +81,7 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
             APR_SUCCESS &&
         acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)) >
             now + apr_time_from_sec(7 * 86400) &&
-        acme_store_read(&text, &klen, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) ==
-            APR_SUCCESS &&
+        acme_store_read(&text, &klen, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) == APR_SUCCESS &&
         acme_key_from_pem(&key, text, klen, ptemp) == APR_SUCCESS &&
         acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
         goto done;
@@ -101,10 +100,9 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
                               ptemp);
     }
     if (rv == APR_SUCCESS) {
-        rv = acme_store_write(rt->store, cpath, pem, len,
-                              APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD |
-                                  APR_FPROT_WREAD,
-                              ptemp);
+        rv = acme_store_write(
+            rt->store, cpath, pem, len,
+            APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD, ptemp);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
@@ -156,8 +154,9 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
             found |= strcmp(APR_ARRAY_IDX(cas, i, const char *), ca) == 0;
         }
         if (!found) {
-            return apr_psprintf(p, "comes from %s, which is no longer an "
-                                   "ACMECertificateAuthority",
+            return apr_psprintf(p,
+                                "comes from %s, which is no longer an "
+                                "ACMECertificateAuthority",
                                 ca);
         }
     }
@@ -174,17 +173,17 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
 
     rv = acme_store_promote(rt->store, d->name, d->names, apr_time_now(), &why, ptemp);
     if (rv == APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                     "ACME01020: %s: new certificate activated", d->name);
-    }
-    else if (!APR_STATUS_IS_ENOENT(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
+                     d->name);
+    } else if (!APR_STATUS_IS_ENOENT(rv)) {
         d->promote_failed = 1;
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                     "ACME01021: %s: the new certificate in %s was not activated: %s; the "
-                     "current one stays in use and a new one will be obtained",
-                     d->name, acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->name,
-                                                                     NULL), ptemp),
-                     why ? why : acme_strerror(rv, ptemp));
+        ap_log_error(
+            APLOG_MARK, APLOG_ERR, rv, rt->s,
+            "ACME01021: %s: the new certificate in %s was not activated: %s; the "
+            "current one stays in use and a new one will be obtained",
+            d->name,
+            acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->name, NULL), ptemp),
+            why ? why : acme_strerror(rv, ptemp));
     }
 
     rv = acme_store_load(&set, rt->store, d->name, 0, &why, pconf);
@@ -207,8 +206,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
                          "one that fits the configuration is ready",
                          d->name, d->mismatch);
         }
-    }
-    else if (!APR_STATUS_IS_ENOENT(rv)) {
+    } else if (!APR_STATUS_IS_ENOENT(rv)) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
                      "ACME01023: %s: the active certificate in the store cannot be used: %s; "
                      "serving a temporary one until a new one is obtained",
@@ -265,8 +263,8 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (!d->has_active) {
         return DECLINED;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
-                 d->name, s->server_hostname, d->chain_file);
+    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s", d->name,
+                 s->server_hostname, d->chain_file);
     APR_ARRAY_PUSH(cert_files, const char *) = d->chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->key_file;
     return OK;
@@ -280,13 +278,12 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
     acme_domain_t *d;
 
     (void)p;
-    if (!rt || !(d = acme_domain_for_server(s)) || d->has_active ||
-        !d->fb_chain_file) {
+    if (!rt || !(d = acme_domain_for_server(s)) || d->has_active || !d->fb_chain_file) {
         return DECLINED;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "ACME01033: %s: virtual host %s serves a temporary certificate for now",
-                 d->name, s->server_hostname);
+                 "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
+                 s->server_hostname);
     acme_conf_get(s)->vhost_fallback = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;

@@ -18,7 +18,7 @@
 #include "mod_acme.h"
 
 #define TOKEN_VALUE_MAX 2048 /* "host\nkeyauth" */
-#define PREFIX_LEN (sizeof(ACME_CHALLENGE_PREFIX) - 1)
+#define PREFIX_LEN      (sizeof(ACME_CHALLENGE_PREFIX) - 1)
 
 static apr_status_t cache_destroy(void *data)
 {
@@ -36,8 +36,8 @@ apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf)
 
     err = prov->create(&rt->cache, rt->conf->cache_args, pconf, pconf);
     if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
-                     "ACME01040: ACMEChallengeCache %s: %s", rt->conf->cache_spec, err);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s, "ACME01040: ACMEChallengeCache %s: %s",
+                     rt->conf->cache_spec, err);
         return APR_EGENERAL;
     }
     rv = prov->init(rt->cache, "mod_acme-tokens", &hints, rt->s, pconf);
@@ -49,8 +49,7 @@ apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf)
     }
     apr_pool_cleanup_register(pconf, rt, cache_destroy, apr_pool_cleanup_null);
     if (prov->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
-        rv = ap_global_mutex_create(&rt->cache_mutex, NULL, "acme-tokens", NULL, rt->s, pconf,
-                                    0);
+        rv = ap_global_mutex_create(&rt->cache_mutex, NULL, "acme-tokens", NULL, rt->s, pconf, 0);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -245,8 +244,8 @@ static int acme_challenge_handler(request_rec *r, int lookup_only)
     if (!acme_token_ok(token, tlen) ||
         lookup(rt, token, tlen, buf, sizeof(buf), &host, &keyauth, r->pool) != APR_SUCCESS ||
         strcasecmp(host, r->hostname) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
-                      "ACME01044: %s: no challenge answer for %.64s", r->hostname, r->uri);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "ACME01044: %s: no challenge answer for %.64s",
+                      r->hostname, r->uri);
         return HTTP_NOT_FOUND;
     }
     klen = strlen(keyauth);

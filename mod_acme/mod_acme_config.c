@@ -115,8 +115,8 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
     }
     d = apr_pcalloc(cmd->pool, sizeof(*d));
     d->names = apr_array_make(cmd->pool, argc, sizeof(const char *));
-    d->defined_at = apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename,
-                                 cmd->directive->line_num);
+    d->defined_at =
+        apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename, cmd->directive->line_num);
     for (i = 0; i < argc; i++) {
         const char *name = lowercase(cmd->pool, argv[i]);
         if (name[0] == '*') {
@@ -175,12 +175,10 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
         const char *v = argv[i];
         if (strcasecmp(v, "letsencrypt") == 0) {
             v = ACME_LETSENCRYPT;
-        }
-        else if (strcasecmp(v, "letsencrypt-staging") == 0) {
+        } else if (strcasecmp(v, "letsencrypt-staging") == 0) {
             v = ACME_LETSENCRYPT_STAGING;
-        }
-        else if (strncasecmp(v, "https://", 8) != 0 || strlen(v) < 12 || strlen(v) > 1024 ||
-                 strpbrk(v, " \t\"'<>")) {
+        } else if (strncasecmp(v, "https://", 8) != 0 || strlen(v) < 12 || strlen(v) > 1024 ||
+                   strpbrk(v, " \t\"'<>")) {
             return apr_psprintf(cmd->pool,
                                 "ACMECertificateAuthority %s: expected an https:// ACME "
                                 "directory URL, letsencrypt or letsencrypt-staging",
@@ -204,8 +202,9 @@ static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
     path = ap_server_root_relative(cmd->pool, arg);
     if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
         fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ACMECACertificateFile %s: no such file (expected a PEM "
-                                       "file of CA certificates)",
+        return apr_psprintf(cmd->pool,
+                            "ACMECACertificateFile %s: no such file (expected a PEM "
+                            "file of CA certificates)",
                             arg);
     }
     c->ca_file = path;
@@ -228,8 +227,9 @@ static const char *cmd_email(cmd_parms *cmd, void *dc, const char *arg)
     at = strchr(v, '@');
     if (!at || at == v || !at[1] || strchr(at + 1, '@') || strpbrk(v, " \t,;<>\"'") ||
         strlen(v) > 254) {
-        return apr_psprintf(cmd->pool, "ACMEContactEmail %s: expected one e-mail address, "
-                                       "e.g. admin@example.org",
+        return apr_psprintf(cmd->pool,
+                            "ACMEContactEmail %s: expected one e-mail address, "
+                            "e.g. admin@example.org",
                             arg);
     }
     c->email = apr_pstrdup(cmd->pool, v);

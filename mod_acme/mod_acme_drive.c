@@ -25,11 +25,11 @@
 
 #include "mod_acme.h"
 
-#define DRIVER_TICK apr_time_from_msec(100)
+#define DRIVER_TICK        apr_time_from_msec(100)
 #define DRIVER_WORKERS_MAX 8
-#define DRIVER_LOCK "jobs/driver.lock"
-#define ORDER_WAIT apr_time_from_sec(300) /* bound on one attempt's polling */
-#define COALESCE_MAX apr_time_from_sec(60) /* a restart waits at most this for other workers */
+#define DRIVER_LOCK        "jobs/driver.lock"
+#define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
+#define COALESCE_MAX       apr_time_from_sec(60) /* a restart waits at most this for other workers */
 
 typedef struct driver_t driver_t;
 
@@ -53,19 +53,19 @@ struct driver_t {
     apr_file_t *lock;
     int locked;
     int lock_busy_logged;
-    apr_time_t lock_error_logged; /* an unusable lock file is reported once a minute */
+    apr_time_t lock_error_logged;      /* an unusable lock file is reported once a minute */
     apr_thread_mutex_t *account_mutex; /* first-time account setup, one at a time */
     worker_t **workers;                /* per domain, NULL when idle */
     apr_time_t *next_run;              /* per domain */
     int *staged;                       /* per domain: a valid set waits for activation */
     int restart_asked;
-    apr_time_t restart_retry;          /* after a failed flag write */
-    int *blocked_logged;               /* per domain: the parent could not activate its set */
-    apr_time_t *job_mtime;             /* per domain: job file last seen, for re-publication */
+    apr_time_t restart_retry; /* after a failed flag write */
+    int *blocked_logged;      /* per domain: the parent could not activate its set */
+    apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
     apr_time_t republish_check;
-    acme_clock_t clock;                /* the system clock, with sleeps that end when stopping */
+    acme_clock_t clock; /* the system clock, with sleeps that end when stopping */
     volatile apr_uint32_t stopping;
-    volatile apr_uint32_t active;      /* workers not yet finished */
+    volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
 };
 
@@ -178,8 +178,8 @@ static acme_key_t *worker_kept_key(worker_t *w)
     char *pem;
     apr_size_t len;
 
-    if (acme_store_read(&pem, &len, w->drv->rt->store, key_path(w->d, w->pool),
-                        ACME_STORE_KEY_MAX, w->pool) != APR_SUCCESS ||
+    if (acme_store_read(&pem, &len, w->drv->rt->store, key_path(w->d, w->pool), ACME_STORE_KEY_MAX,
+                        w->pool) != APR_SUCCESS ||
         acme_key_from_pem(&key, pem, len, w->pool) != APR_SUCCESS) {
         return NULL;
     }
@@ -195,8 +195,7 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
     return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
-                                       "key-type",
-                                       acme_key_type_name(w->drv->rt->conf->key_type),
+                                       "key-type", acme_key_type_name(w->drv->rt->conf->key_type),
                                        "obtained", (json_int_t)apr_time_sec(apr_time_now())));
 }
 
@@ -231,8 +230,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     memset(&areq, 0, sizeof(areq));
     contacts = apr_array_make(w->pool, 1, sizeof(const char *));
     if (conf->email) {
-        APR_ARRAY_PUSH(contacts, const char *) = apr_pstrcat(w->pool, "mailto:", conf->email,
-                                                             NULL);
+        APR_ARRAY_PUSH(contacts, const char *) = apr_pstrcat(w->pool, "mailto:", conf->email, NULL);
     }
     areq.contacts = contacts;
     areq.terms_agreed = conf->agreement == 1;
@@ -284,8 +282,9 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
                           set_meta(w, w->pool), &why, w->pool);
     if (rv != APR_SUCCESS) {
         *pprob = acme_problem_make(rv, 0,
-                                   apr_psprintf(w->pool, "the new certificate cannot be "
-                                                         "stored: %s",
+                                   apr_psprintf(w->pool,
+                                                "the new certificate cannot be "
+                                                "stored: %s",
                                                 why ? why : acme_strerror(rv, w->pool)),
                                    w->pool);
         return rv;
@@ -343,8 +342,7 @@ static apr_status_t worker_obtain(worker_t *w)
         w->staged = 1;
         w->next_run = 0;
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                     "ACME01054: %s: new certificate obtained from %s; %s", w->d->name,
-                     w->ca_url,
+                     "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
                      rt->conf->auto_restart != 0
                          ? "a graceful restart activates it shortly"
                          : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
@@ -493,8 +491,8 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (!d->has_active || d->mismatch) {
         return 1;
     }
-    return now >= acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after,
-                                d->renew_seed);
+    return now >=
+           acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
 static void reap(driver_t *drv, int i)
@@ -538,8 +536,7 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
     if (rv != APR_SUCCESS) {
         apr_atomic_dec32(&drv->active);
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                     "ACME01058: %s: cannot start a worker thread; trying again shortly",
-                     d->name);
+                     "ACME01058: %s: cannot start a worker thread; trying again shortly", d->name);
         apr_pool_destroy(p);
         drv->next_run[i] = now + apr_time_from_sec(10);
         return;
@@ -585,8 +582,7 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
                      "ACME01059: new certificates staged for%s; asking for a graceful restart",
                      names);
-    }
-    else {
+    } else {
         drv->restart_retry = now + apr_time_from_sec(60);
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
                      "ACME01064: new certificates staged for%s, but %s cannot be written; "
@@ -615,8 +611,8 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         apr_finfo_t fi;
         acme_job_t *job;
         if (drv->workers[i] ||
-            apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_MTIME,
-                     ptemp) != APR_SUCCESS ||
+            apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_MTIME, ptemp) !=
+                APR_SUCCESS ||
             fi.mtime == drv->job_mtime[i]) {
             continue;
         }
@@ -685,8 +681,7 @@ static void driver_stop(driver_t *drv)
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;
-    }
-    else if (busy) {
+    } else if (busy) {
         apr_atomic_set32(&drv->release_when_idle, 1);
     }
 }
@@ -741,8 +736,8 @@ static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
 
 apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
 {
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) *wd_get;
-    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) *wd_register;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_get_instance) * wd_get;
+    APR_OPTIONAL_FN_TYPE(ap_watchdog_register_callback) * wd_register;
     ap_watchdog_t *wd;
     driver_t *drv;
     apr_status_t rv;

@@ -24,7 +24,7 @@
 
 #include "mod_acme.h"
 
-#define POLL_INTERVAL apr_time_from_msec(50)
+#define POLL_INTERVAL    apr_time_from_msec(50)
 #define LAST_RESTART_KEY "mod_acme-last-restart"
 
 typedef struct restarter_t {
@@ -32,7 +32,7 @@ typedef struct restarter_t {
     apr_pool_t *pool; /* unmanaged: the thread's, freed after the join */
     apr_thread_t *thread;
     const char *flag;
-    apr_time_t *last_restart; /* in the process pool: survives generations */
+    apr_time_t *last_restart;      /* in the process pool: survives generations */
     const char *const *configtest; /* argv of `httpd -t` with this server's -d, -f and -D */
     apr_time_t next_try;           /* after a failed configtest */
     volatile apr_uint32_t stop;
@@ -49,9 +49,9 @@ static int configtest_passes(restarter_t *r)
     int code = -1;
 
     if (apr_procattr_create(&attr, r->pool) != APR_SUCCESS ||
-        apr_procattr_cmdtype_set(attr, strchr(r->configtest[0], '/') ? APR_PROGRAM_ENV
-                                                                      : APR_PROGRAM_PATH) !=
-            APR_SUCCESS ||
+        apr_procattr_cmdtype_set(attr, strchr(r->configtest[0], '/')
+                                           ? APR_PROGRAM_ENV
+                                           : APR_PROGRAM_PATH) != APR_SUCCESS ||
         apr_proc_create(&proc, r->configtest[0], r->configtest, NULL, attr, r->pool) !=
             APR_SUCCESS) {
         return 1; /* cannot test: do as apachectl graceful would without -t */

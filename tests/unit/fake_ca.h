@@ -11,8 +11,8 @@
 
 #define CA "https://ca.test"
 #define FAKE_DIRECTORY                                                                             \
-    "{\"newNonce\":\"" CA "/nonce\",\"newAccount\":\"" CA "/acct\",\"newOrder\":\"" CA           \
-    "/order\",\"revokeCert\":\"" CA "/revoke\",\"keyChange\":\"" CA "/kc\","                      \
+    "{\"newNonce\":\"" CA "/nonce\",\"newAccount\":\"" CA "/acct\",\"newOrder\":\"" CA             \
+    "/order\",\"revokeCert\":\"" CA "/revoke\",\"keyChange\":\"" CA "/kc\","                       \
     "\"meta\":{\"termsOfService\":\"" CA "/tos\"}}"
 
 typedef struct fake_answer_t {
@@ -27,8 +27,8 @@ typedef struct fake_answer_t {
 typedef struct fake_request_t {
     const char *method;
     const char *url;
-    const char *nonce;   /* from the JWS protected header */
-    const char *kid;     /* idem, NULL when jwk was used */
+    const char *nonce; /* from the JWS protected header */
+    const char *kid;   /* idem, NULL when jwk was used */
     int has_jwk;
     const char *payload; /* decoded JWS payload */
 } fake_request_t;
@@ -64,8 +64,9 @@ static inline void fake_record(fake_ca_t *ca, const acme_http_req_t *req, apr_po
     /* The url of the protected header is the request URL (RFC 8555 section 6.4). */
     assert_string_equal(acme_json_str(prot, "url"), req->url);
     r->nonce = apr_pstrdup(ca->requests->pool, acme_json_str(prot, "nonce"));
-    r->kid = acme_json_str(prot, "kid") ? apr_pstrdup(ca->requests->pool, acme_json_str(prot, "kid"))
-                                        : NULL;
+    r->kid = acme_json_str(prot, "kid")
+                 ? apr_pstrdup(ca->requests->pool, acme_json_str(prot, "kid"))
+                 : NULL;
     r->has_jwk = json_object_get(prot, "jwk") != NULL;
     assert_int_equal(acme_b64u_decode(&raw, &len, acme_json_str(jws, "payload"),
                                       strlen(acme_json_str(jws, "payload")), p),

@@ -6,26 +6,35 @@
 #include "acme_issue.h"
 #include "fake_ca.h"
 
-#define DIR_OK {"GET", CA "/dir", 200, "Content-Type: application/json\n", FAKE_DIRECTORY, 0}
-#define NONCE_OK {"HEAD", CA "/nonce", 200, "", "", 0}
-#define JSON "Content-Type: application/json\n"
+#define DIR_OK                                                                                     \
+    {                                                                                              \
+        "GET", CA "/dir", 200, "Content-Type: application/json\n", FAKE_DIRECTORY, 0               \
+    }
+#define NONCE_OK                                                                                   \
+    {                                                                                              \
+        "HEAD", CA "/nonce", 200, "", "", 0                                                        \
+    }
+#define JSON    "Content-Type: application/json\n"
 #define PROBLEM "Content-Type: application/problem+json\n"
 #define ACCT_CREATED                                                                               \
-    {"POST", CA "/acct", 201, JSON "Location: " CA "/acct/1\n", "{\"status\":\"valid\"}", 0}
+    {                                                                                              \
+        "POST", CA "/acct", 201, JSON "Location: " CA "/acct/1\n", "{\"status\":\"valid\"}", 0     \
+    }
 
 #define TOKEN_A "tokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 #define TOKEN_B "tokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
 
 #define ORDER(status, extra)                                                                       \
-    "{\"status\":\"" status "\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"},"        \
-    "{\"type\":\"dns\",\"value\":\"b.test\"}],\"authorizations\":[\"" CA "/authz/a\",\"" CA      \
+    "{\"status\":\"" status "\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"},"         \
+    "{\"type\":\"dns\",\"value\":\"b.test\"}],\"authorizations\":[\"" CA "/authz/a\",\"" CA        \
     "/authz/b\"],\"finalize\":\"" CA "/finalize/1\"" extra "}"
 
 #define AUTHZ(name, status, token, chstatus)                                                       \
-    "{\"status\":\"" status "\",\"identifier\":{\"type\":\"dns\",\"value\":\"" name "\"},"        \
-    "\"challenges\":[{\"type\":\"http-01\",\"url\":\"" CA "/chal/" name "/http\",\"token\":\""   \
-    token "\",\"status\":\"" chstatus "\"},{\"type\":\"dns-01\",\"url\":\"" CA "/chal/" name     \
-    "/dns\",\"token\":\"" token "\",\"status\":\"" chstatus "\"}]}"
+    "{\"status\":\"" status "\",\"identifier\":{\"type\":\"dns\",\"value\":\"" name "\"},"         \
+    "\"challenges\":[{\"type\":\"http-01\",\"url\":\"" CA "/chal/" name                            \
+    "/http\",\"token\":\"" token "\",\"status\":\"" chstatus                                       \
+    "\"},{\"type\":\"dns-01\",\"url\":\"" CA "/chal/" name "/dns\",\"token\":\"" token             \
+    "\",\"status\":\"" chstatus "\"}]}"
 
 #define CHAIN_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -47,9 +56,9 @@ static fixture_t *fixture(apr_pool_t *p, fake_ca_t *ca, int with_account)
     f->log = unit_log_make(p);
     f->clock = unit_clock_make(p, apr_time_from_sec(1800000000));
     ca->http.log = &f->log->log;
-    assert_int_equal(acme_client_create(&f->client, CA "/dir", &ca->http, &f->log->log,
-                                        &f->clock->clock, p),
-                     APR_SUCCESS);
+    assert_int_equal(
+        acme_client_create(&f->client, CA "/dir", &ca->http, &f->log->log, &f->clock->clock, p),
+        APR_SUCCESS);
     assert_int_equal(acme_key_generate(&f->account_key, ACME_KEY_EC256, p), APR_SUCCESS);
     if (with_account) {
         acme_client_set_account(f->client, f->account_key, CA "/acct/1");
@@ -138,12 +147,15 @@ static void bad_nonce_retries_are_bounded(void **state)
     script[0] = (fake_answer_t)DIR_OK;
     script[1] = (fake_answer_t)NONCE_OK;
     for (i = 2; i < (int)(sizeof(script) / sizeof(script[0])); i++) {
-        script[i] = (fake_answer_t){"POST", CA "/order/1", 400, PROBLEM,
-                                    "{\"type\":\"urn:ietf:params:acme:error:badNonce\"}", 0};
+        script[i] = (fake_answer_t){"POST",
+                                    CA "/order/1",
+                                    400,
+                                    PROBLEM,
+                                    "{\"type\":\"urn:ietf:params:acme:error:badNonce\"}",
+                                    0};
     }
     f = fixture(*state, FAKE_CA(*state, script), 1);
-    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p),
-                     ACME_EBADNONCE);
+    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p), ACME_EBADNONCE);
     assert_int_equal(f->ca->requests->nelts, 2 + ACME_BADNONCE_RETRIES + 1);
     assert_non_null(prob);
     assert_string_equal(prob->name, "badNonce");
@@ -186,12 +198,12 @@ static void bad_answers_are_refused(void **state)
         apr_status_t rv;
         apr_status_t expect;
     } rows[] = {
-        {200, JSON, "{\"status\":\"pending\",\"identif", 0, ACME_EPROTO},     /* truncated */
-        {200, JSON, "[\"not\",\"an\",\"object\"]", 0, ACME_EPROTO},          /* wrong type */
-        {200, JSON, "{\"status\":\"pending\"}", 0, ACME_EPROTO},              /* members */
+        {200, JSON, "{\"status\":\"pending\",\"identif", 0, ACME_EPROTO}, /* truncated */
+        {200, JSON, "[\"not\",\"an\",\"object\"]", 0, ACME_EPROTO},       /* wrong type */
+        {200, JSON, "{\"status\":\"pending\"}", 0, ACME_EPROTO},          /* members */
         {200, JSON, "{\"status\":7,\"identifiers\":[],\"finalize\":1}", 0, ACME_EPROTO},
-        {200, JSON, ORDER("bogus", ""), 0, ACME_EPROTO},                     /* state */
-        {200, JSON, ORDER("valid", ""), 0, ACME_EPROTO},                     /* no certificate */
+        {200, JSON, ORDER("bogus", ""), 0, ACME_EPROTO}, /* state */
+        {200, JSON, ORDER("valid", ""), 0, ACME_EPROTO}, /* no certificate */
         {200, JSON, ORDER("valid", ",\"certificate\":\"ftp://x\""), 0, ACME_EPROTO},
         {500, "", "", 0, ACME_ESERVER},
         {404, PROBLEM, "{\"type\":\"urn:ietf:params:acme:error:malformed\"}", 0, ACME_EMALFORMED},
@@ -208,8 +220,8 @@ static void bad_answers_are_refused(void **state)
 
         script[0] = (fake_answer_t)DIR_OK;
         script[1] = (fake_answer_t)NONCE_OK;
-        script[2] = (fake_answer_t){"POST", CA "/order/1", rows[i].status, rows[i].headers,
-                                    rows[i].body, rows[i].rv};
+        script[2] = (fake_answer_t){"POST",          CA "/order/1", rows[i].status,
+                                    rows[i].headers, rows[i].body,  rows[i].rv};
         f = fixture(*state, fake_ca_make(*state, script, 3), 1);
         assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p),
                          rows[i].expect);
@@ -271,9 +283,9 @@ static void retry_after_forms(void **state)
         assert_int_equal(acme_http_retry_after(&resp, apr_time_now()), rows[i].expect);
     }
     apr_table_set(resp.headers, "Retry-After", "Sun, 06 Nov 2033 08:49:37 GMT");
-    assert_int_equal(acme_http_retry_after(&resp, apr_date_parse_http(
-                                                      "Sun, 06 Nov 2033 08:48:37 GMT")),
-                     apr_time_from_sec(60));
+    assert_int_equal(
+        acme_http_retry_after(&resp, apr_date_parse_http("Sun, 06 Nov 2033 08:48:37 GMT")),
+        apr_time_from_sec(60));
 }
 
 static void link_headers(void **state)
@@ -315,8 +327,7 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
         {"POST", CA "/order/1", 200, JSON "Retry-After: 2\n", ORDER("pending", ""), 0},
         {"POST", CA "/order/1", 200, JSON, ORDER("ready", ""), 0},
         {"POST", CA "/finalize/1", 200, JSON "Retry-After: 1\n", ORDER("processing", ""), 0},
-        {"POST", CA "/order/1", 200, JSON,
-         ORDER("valid", ",\"certificate\":\"" CA "/cert/1\""), 0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/cert/1\""), 0},
         {"POST", CA "/cert/1", 200,
          "Content-Type: application/pem-certificate-chain\nLink: <" CA
          "/cert/1/1>;rel=\"alternate\"\n",
@@ -394,8 +405,7 @@ static void issuance_publishes_key_authorization(void **state)
     /* On failure the tokens are removed too. */
     assert_int_equal(tokens->get(tokens, TOKEN_A, &host, &keyauth, f->p), APR_NOTFOUND);
     assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
-    assert_int_equal(acme_key_authorization(&keyauth, f->account_key, TOKEN_A, f->p),
-                     APR_SUCCESS);
+    assert_int_equal(acme_key_authorization(&keyauth, f->account_key, TOKEN_A, f->p), APR_SUCCESS);
     assert_string_equal(keyauth, apr_pstrcat(f->p, TOKEN_A, ".", thumb, NULL));
 }
 
@@ -410,15 +420,15 @@ static void polling_is_bounded(void **state)
 
     script[n++] = (fake_answer_t)DIR_OK;
     script[n++] = (fake_answer_t)NONCE_OK;
-    script[n++] = (fake_answer_t){"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n",
-                                  ORDER("pending", ""), 0};
-    script[n++] = (fake_answer_t){"POST", CA "/authz/a", 200, JSON,
-                                  AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0};
-    script[n++] = (fake_answer_t){"POST", CA "/authz/b", 200, JSON,
-                                  AUTHZ("b.test", "valid", TOKEN_B, "valid"), 0};
+    script[n++] = (fake_answer_t){
+        "POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0};
+    script[n++] = (fake_answer_t){
+        "POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0};
+    script[n++] = (fake_answer_t){
+        "POST", CA "/authz/b", 200, JSON, AUTHZ("b.test", "valid", TOKEN_B, "valid"), 0};
     for (i = 0; i < 40; i++) {
-        script[n++] = (fake_answer_t){"POST", CA "/order/1", 200, JSON "Retry-After: 1\n",
-                                      ORDER("pending", ""), 0};
+        script[n++] = (fake_answer_t){
+            "POST", CA "/order/1", 200, JSON "Retry-After: 1\n", ORDER("pending", ""), 0};
     }
     f = fixture(*state, fake_ca_make(*state, script, n), 1);
     memset(&req, 0, sizeof(req));
@@ -526,8 +536,7 @@ static void issuance_resumes_pending_order(void **state)
         /* second attempt: the persisted order is invalid now, a new one is made */
         {"POST", CA "/order/7", 200, JSON, ORDER("invalid", ""), 0},
         {"POST", CA "/order", 201, JSON "Location: " CA "/order/8\n", ORDER("ready", ""), 0},
-        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/8\""),
-         0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/8\""), 0},
         {"POST", CA "/c/8", 200, "", CHAIN_PEM, 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
@@ -576,8 +585,7 @@ static void finalized_order_resumed_with_kept_key(void **state)
         /* attempt 2: the CA does not answer about the order: no new order */
         {"POST", CA "/order/9", 503, "Retry-After: 120\n", "", 0},
         /* attempt 3: the order is valid; the kept key goes with its certificate */
-        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""),
-         0},
+        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
         {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
@@ -629,8 +637,7 @@ static void cancel_and_bounds(void **state)
     /* A stopping server stops before the next request. */
     acme_client_set_cancel(f->client, &stop);
     stop = 1;
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
-                     ACME_ECANCELLED);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ECANCELLED);
     assert_int_equal(f->ca->requests->nelts, 3);
 }
 
@@ -643,8 +650,7 @@ static void unreachable_ca_says_why(void **state)
     acme_problem_t *prob = NULL;
     acme_order_t *order;
 
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
-                     ACME_ETRANSPORT);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ETRANSPORT);
     assert_non_null(prob);
     assert_non_null(strstr(acme_problem_describe(prob, f->p), "directory " CA "/dir"));
     assert_non_null(strstr(prob->detail, "Failed to connect to ca.test port 443"));

@@ -8,11 +8,8 @@ static void b64u_roundtrip(void **state)
         const char *raw;
         const char *b64u;
     } rows[] = {
-        {"", ""},
-        {"f", "Zg"},
-        {"fo", "Zm8"},
-        {"foo", "Zm9v"},
-        {"\xfb\xff", "-_8"}, /* url alphabet, no padding */
+        {"", ""},        {"f", "Zg"},         {"fo", "Zm8"},
+        {"foo", "Zm9v"}, {"\xfb\xff", "-_8"}, /* url alphabet, no padding */
     };
     size_t i;
 

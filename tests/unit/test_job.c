@@ -32,8 +32,8 @@ static void backoff_schedule(void **state)
         int transient;
         apr_interval_time_t wait;
     } rows[] = {
-        {1, 1, apr_time_from_sec(60)},   {2, 1, apr_time_from_sec(120)},
-        {3, 1, apr_time_from_sec(240)},  {8, 1, apr_time_from_sec(7680)},
+        {1, 1, apr_time_from_sec(60)},    {2, 1, apr_time_from_sec(120)},
+        {3, 1, apr_time_from_sec(240)},   {8, 1, apr_time_from_sec(7680)},
         {9, 1, apr_time_from_sec(14400)}, {50, 1, apr_time_from_sec(14400)},
         {1, 0, apr_time_from_sec(43200)}, {7, 0, apr_time_from_sec(43200)},
     };
@@ -124,7 +124,10 @@ static void save_and_load(void **state)
 static void bad_files_give_an_empty_job(void **state)
 {
     static const char *const bad[] = {
-        "{\"order\":", "[]", "", "\"x\"",
+        "{\"order\":",
+        "[]",
+        "",
+        "\"x\"",
     };
     apr_pool_t *p = *state;
     acme_store_t *store = temp_store(p);
@@ -143,7 +146,8 @@ static void bad_files_give_an_empty_job(void **state)
     {
         const char *text =
             "{\"order\":42,\"failures\":-3,\"next-run\":\"soon\",\"challenges\":["
-            "{\"token\":\"../../etc/passwd\",\"host\":\"a.test\",\"keyauth\":\"../../etc/passwd.x\"},"
+            "{\"token\":\"../../etc/passwd\",\"host\":\"a.test\",\"keyauth\":\"../../etc/"
+            "passwd.x\"},"
             "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"other.x\"},"
             "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"" TOKEN ".ok\"},"
             "{\"token\":\"" TOKEN "\"}, 17]}";
@@ -200,8 +204,8 @@ static void renewal_time(void **state)
     assert_int_equal(acme_renew_window_parse(&w, "600"), APR_SUCCESS);
     assert_int_equal(w.left, apr_time_from_sec(600));
     {
-        static const char *const bad[] = {"", "0%", "100%", "-5%", "5x", "12hh", "%", "d",
-                                          "0", "3 d", "1e3"};
+        static const char *const bad[] = {"",  "0%", "100%", "-5%", "5x", "12hh",
+                                          "%", "d",  "0",    "3 d", "1e3"};
         size_t i;
         for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
             assert_int_equal(acme_renew_window_parse(&w, bad[i]), APR_EINVAL);

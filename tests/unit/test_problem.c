@@ -45,15 +45,14 @@ static void maps_every_rfc_type(void **state)
 static void parses_problem_with_subproblems(void **state)
 {
     apr_pool_t *p = *state;
-    const char *body =
-        "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
-        "\"detail\":\"Some identifiers were rejected\",\"status\":400,"
-        "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:malformed\","
-        "\"detail\":\"Invalid underscore in DNS name \\\"_example.org\\\"\","
-        "\"identifier\":{\"type\":\"dns\",\"value\":\"_example.org\"}},"
-        "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
-        "\"detail\":\"This CA will not issue for \\\"example.net\\\"\","
-        "\"identifier\":{\"type\":\"dns\",\"value\":\"example.net\"}}]}";
+    const char *body = "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+                       "\"detail\":\"Some identifiers were rejected\",\"status\":400,"
+                       "\"subproblems\":[{\"type\":\"urn:ietf:params:acme:error:malformed\","
+                       "\"detail\":\"Invalid underscore in DNS name \\\"_example.org\\\"\","
+                       "\"identifier\":{\"type\":\"dns\",\"value\":\"_example.org\"}},"
+                       "{\"type\":\"urn:ietf:params:acme:error:rejectedIdentifier\","
+                       "\"detail\":\"This CA will not issue for \\\"example.net\\\"\","
+                       "\"identifier\":{\"type\":\"dns\",\"value\":\"example.net\"}}]}";
     acme_problem_t *prob = acme_problem_from_body(body, strlen(body), 400, p);
     const char *d;
 

@@ -327,8 +327,7 @@ static void planted_links_are_refused(void **state)
     apr_size_t len;
 
     assert_int_equal(mkdir(outside, 0700), 0);
-    assert_int_equal(acme_store_write(fx->store, "jobs/real.json", "{}", 2, APR_FPROT_UREAD,
-                                      fx->p),
+    assert_int_equal(acme_store_write(fx->store, "jobs/real.json", "{}", 2, APR_FPROT_UREAD, fx->p),
                      APR_SUCCESS);
     {
         FILE *f = fopen(secret, "w");

@@ -21,7 +21,8 @@ typedef struct unit_log_t {
     apr_array_header_t *lines; /* const char *: "LEVEL message" */
 } unit_log_t;
 
-static inline void unit_log_fn(void *baton, acme_log_level_e level, apr_status_t rv, const char *msg)
+static inline void unit_log_fn(void *baton, acme_log_level_e level, apr_status_t rv,
+                               const char *msg)
 {
     unit_log_t *ul = baton;
     static const char *names[] = {"ERR", "WARN", "NOTICE", "INFO", "DEBUG", "TRACE"};
