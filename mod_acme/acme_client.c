@@ -186,11 +186,12 @@ static apr_status_t judge(acme_resp_t **presp, acme_problem_t **pprob, acme_clie
         resp->json =
             acme_json_pool(p, json_loadb(hr->body, hr->body_len, JSON_REJECT_DUPLICATES, &err));
         if (!json_is_object(resp->json)) {
-            acme_log(c->log, ACME_LOG_DEBUG, ACME_EPROTO, "%s: answer is not a JSON object: %s",
-                     url, resp->json ? "other JSON type" : err.text);
+            const char *why =
+                apr_psprintf(p, "%s: the answer (HTTP %d) is not a JSON object (%s): %.80s", url,
+                             hr->status, resp->json ? "another JSON type" : err.text, hr->body);
+            acme_log(c->log, ACME_LOG_DEBUG, ACME_EPROTO, "%s", why);
             if (pprob) {
-                *pprob = acme_problem_from_body(hr->body, hr->body_len, hr->status, p);
-                (*pprob)->rv = ACME_EPROTO;
+                *pprob = acme_problem_make(ACME_EPROTO, 0, why, p);
             }
             return ACME_EPROTO;
         }
@@ -210,6 +211,23 @@ apr_status_t acme_client_get(acme_resp_t **presp, acme_problem_t **pprob, acme_c
         return rv;
     }
     return judge(presp, pprob, client, url, hr, p);
+}
+
+/* Remembers why the directory could not be had, in words naming its URL, for the callers'
+ * problem (the directory is fetched on behalf of whatever request comes first). */
+static void directory_failed(acme_client_t *c, apr_status_t rv, const acme_problem_t *prob,
+                             const char *why, apr_pool_t *ptmp)
+{
+    if (prob) {
+        /* Our own problems (no document, no status) name the URL already. */
+        why = prob->name[0] || prob->http_status
+                  ? apr_psprintf(ptmp, "directory %s: %s", c->directory_url,
+                                 acme_problem_describe(prob, ptmp))
+                  : acme_problem_describe(prob, ptmp);
+    }
+    acme_log(c->log, ACME_LOG_DEBUG, rv, "%s", why);
+    c->directory_problem = acme_problem_make(rv, 0, why, c->pool);
+    c->directory_problem->retry_after = prob ? prob->retry_after : -1;
 }
 
 apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
@@ -232,29 +250,23 @@ apr_status_t acme_client_directory(const json_t **pdir, acme_client_t *client)
     }
     rv = acme_client_get(&resp, &prob, client, client->directory_url, ptmp);
     if (rv != APR_SUCCESS) {
-        if (prob) {
-            acme_log(client->log, ACME_LOG_DEBUG, rv, "directory %s: %s", client->directory_url,
-                     acme_problem_describe(prob, ptmp));
-            client->directory_problem =
-                acme_problem_make(rv, prob->http_status,
-                                  apr_psprintf(ptmp, "directory %s: %s", client->directory_url,
-                                               acme_problem_describe(prob, ptmp)),
-                                  client->pool);
-            client->directory_problem->retry_after = prob->retry_after;
-        }
+        directory_failed(client, rv, prob, acme_strerror(rv, ptmp), ptmp);
         goto out;
     }
     rv = ACME_EPROTO;
     if (!resp->json) {
-        acme_log(client->log, ACME_LOG_DEBUG, rv,
-                 "directory %s: answer is not JSON (Content-Type %s)", client->directory_url,
-                 resp->content_type);
+        directory_failed(client, rv, NULL,
+                         apr_psprintf(ptmp, "directory %s: the answer is not JSON (%s)",
+                                      client->directory_url, resp->content_type),
+                         ptmp);
         goto out;
     }
     for (i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
         if (!acme_json_str(resp->json, required[i])) {
-            acme_log(client->log, ACME_LOG_DEBUG, rv, "directory %s: no %s URL",
-                     client->directory_url, required[i]);
+            directory_failed(
+                client, rv, NULL,
+                apr_psprintf(ptmp, "directory %s: no %s URL", client->directory_url, required[i]),
+                ptmp);
             goto out;
         }
     }

@@ -1,10 +1,33 @@
 /* acme_issue.c - account setup from the store and one blocking issuance. */
+#include <stdarg.h>
 #include <string.h>
 
 #include <apr_strings.h>
 
 #include "acme_csr.h"
 #include "acme_issue.h"
+
+/* Why the work stops, said once: as the problem the caller logs at error level with what
+ * happens next, and here at INFO with the tag and the place. */
+static apr_status_t stop_with(const acme_log_t *log, acme_problem_t **pprob, apr_status_t rv,
+                              apr_pool_t *p, const char *tag, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static apr_status_t stop_with(const acme_log_t *log, acme_problem_t **pprob, apr_status_t rv,
+                              apr_pool_t *p, const char *tag, const char *fmt, ...)
+{
+    va_list ap;
+    char *msg;
+
+    va_start(ap, fmt);
+    msg = apr_pvsprintf(p, fmt, ap);
+    va_end(ap);
+    acme_log(log, ACME_LOG_INFO, rv, "%s: %s", tag, msg);
+    if (pprob) {
+        *pprob = acme_problem_make(rv, 0, msg, p);
+    }
+    return rv;
+}
 
 /* --- account --- */
 
@@ -34,11 +57,10 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
         rv = acme_key_from_pem(&key, text, len, p);
         if (rv != APR_SUCCESS) {
             /* Never replace an account key we cannot read: the operator must look at it. */
-            acme_log(log, ACME_LOG_ERR, rv,
-                     "ACME00010: account key %s cannot be used (%s); move it away to let a new "
-                     "account be created",
-                     acme_store_path(store, key_path, p), acme_strerror(rv, p));
-            return rv;
+            return stop_with(log, pprob, rv, p, "ACME00010",
+                             "account key %s cannot be used (%s); move it away to let a new "
+                             "account be created",
+                             acme_store_path(store, key_path, p), acme_strerror(rv, p));
         }
         /* The URL counts only with the thumbprint of this very key: a key and a URL from two
          * registrations would sign every request under the wrong account. */
@@ -57,14 +79,13 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
             rv = acme_store_write(store, key_path, pem, len, APR_FPROT_UREAD | APR_FPROT_UWRITE, p);
         }
         if (rv != APR_SUCCESS) {
-            acme_log(log, ACME_LOG_ERR, rv, "ACME00011: cannot save a new account key in %s",
-                     acme_store_path(store, key_path, p));
-            return rv;
+            return stop_with(log, pprob, rv, p, "ACME00011",
+                             "cannot save a new account key in %s (%s)",
+                             acme_store_path(store, key_path, p), acme_strerror(rv, p));
         }
     } else {
-        acme_log(log, ACME_LOG_ERR, rv, "ACME00012: cannot read account key %s",
-                 acme_store_path(store, key_path, p));
-        return rv;
+        return stop_with(log, pprob, rv, p, "ACME00012", "cannot read account key %s (%s)",
+                         acme_store_path(store, key_path, p), acme_strerror(rv, p));
     }
 
     if (!url) {
@@ -74,11 +95,10 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
             /* Without agreement we may still use an account that exists already. */
             rv = acme_account_find(&url, pprob, client, key, p);
             if (rv == ACME_ENOACCOUNT) {
-                acme_log(log, ACME_LOG_ERR, rv,
-                         "ACME00013: no account at %s and the terms of service are not "
-                         "accepted; set 'ACMEAgreement accepted'",
-                         acme_client_directory_url(client));
-                return ACME_ECONFIG;
+                return stop_with(log, pprob, ACME_ECONFIG, p, "ACME00013",
+                                 "no account at %s and the terms of service are not accepted; "
+                                 "set 'ACMEAgreement accepted'",
+                                 acme_client_directory_url(client));
             }
         }
         if (rv != APR_SUCCESS) {
@@ -143,7 +163,7 @@ static apr_status_t poll_wait(issue_t *is, apr_interval_time_t retry_after, cons
     apr_time_t now = is->clock->now(is->clock->baton);
 
     if (++is->polls > ACME_POLL_ATTEMPTS_MAX || now + t > is->deadline) {
-        acme_log(is->log, ACME_LOG_ERR, ACME_ETIMEOUT,
+        acme_log(is->log, ACME_LOG_INFO, ACME_ETIMEOUT,
                  "ACME00020: %s: gave up waiting for %s after %d polls; the order is resumed "
                  "at the next attempt",
                  is->req->domain, what, is->polls - 1);
@@ -162,7 +182,11 @@ static apr_status_t poll_wait(issue_t *is, apr_interval_time_t retry_after, cons
 static apr_status_t step_failed(issue_t *is, apr_status_t rv, const char *step,
                                 const acme_problem_t *prob, apr_pool_t *p)
 {
-    acme_log(is->log, ACME_LOG_ERR, rv, "ACME00021: %s: %s failed: %s; %s", is->req->domain, step,
+    if (!prob) {
+        *is->pprob =
+            acme_problem_make(rv, 0, apr_psprintf(p, "%s: %s", step, acme_strerror(rv, p)), p);
+    }
+    acme_log(is->log, ACME_LOG_INFO, rv, "ACME00021: %s: %s failed: %s; %s", is->req->domain, step,
              prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p), acme_problem_advice(rv));
     return rv;
 }
@@ -214,29 +238,25 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
             continue;
         }
         if (a->status != ACME_STATE_PENDING) {
-            acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
-                     "ACME00022: %s: authorization for %s is %s: %s; a new order is made at the "
-                     "next attempt",
-                     is->req->domain, a->identifier.value, acme_state_name(a->status),
-                     acme_authz_error(a) ? acme_problem_describe(acme_authz_error(a), p)
-                                         : "no reason given");
-            return ACME_EINVALID;
+            return stop_with(is->log, is->pprob, ACME_EINVALID, p, "ACME00022",
+                             "authorization for %s is %s: %s; a new order is made at the next "
+                             "attempt",
+                             a->identifier.value, acme_state_name(a->status),
+                             acme_authz_error(a) ? acme_problem_describe(acme_authz_error(a), p)
+                                                 : "no reason given");
         }
         type = pick_type(is->req, a);
         if (!type) {
-            acme_log(is->log, ACME_LOG_ERR, ACME_ECONFIG,
-                     "ACME00023: %s: the CA offers no allowed challenge type for %s; allow "
-                     "another one with ACMEChallenges",
-                     is->req->domain, a->identifier.value);
-            return ACME_ECONFIG;
+            return stop_with(is->log, is->pprob, ACME_ECONFIG, p, "ACME00023",
+                             "the CA offers no challenge type we can answer for %s (we answer "
+                             "http-01)",
+                             a->identifier.value);
         }
         ch = acme_authz_challenge(a, type);
         if (!ch->token) {
-            acme_log(is->log, ACME_LOG_ERR, ACME_EPROTO,
-                     "ACME00024: %s: %s challenge for %s "
-                     "has no token",
-                     is->req->domain, type, a->identifier.value);
-            return ACME_EPROTO;
+            return stop_with(is->log, is->pprob, ACME_EPROTO, p, "ACME00024",
+                             "the CA's %s challenge for %s has no token", type,
+                             a->identifier.value);
         }
         rv = acme_key_authorization(&keyauth, acme_client_key(is->client), ch->token, p);
         if (rv != APR_SUCCESS) {
@@ -281,7 +301,7 @@ static void explain_invalid(issue_t *is, const acme_order_t *order, apr_pool_t *
         }
         if (a->status == ACME_STATE_INVALID) {
             const acme_problem_t *err = acme_authz_error(a);
-            acme_log(is->log, ACME_LOG_ERR, err ? err->rv : ACME_EVALIDATION,
+            acme_log(is->log, ACME_LOG_INFO, err ? err->rv : ACME_EVALIDATION,
                      "ACME00025: %s: validation of %s failed: %s; %s", is->req->domain,
                      a->identifier.value, err ? acme_problem_describe(err, p) : "no reason given",
                      acme_problem_advice(err ? err->rv : ACME_EVALIDATION));
@@ -296,10 +316,10 @@ static void explain_invalid(issue_t *is, const acme_order_t *order, apr_pool_t *
         }
     }
     if (!found) {
-        acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
-                 "ACME00031: %s: order %s became invalid without a reason from the CA; a new "
-                 "order is made at the next attempt",
-                 is->req->domain, order->url);
+        stop_with(is->log, is->pprob, ACME_EINVALID, p, "ACME00031",
+                  "order %s became invalid without a reason from the CA; a new order is made at "
+                  "the next attempt",
+                  order->url);
     }
 }
 
@@ -465,11 +485,10 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     }
     if (order->status != ACME_STATE_VALID || !res->key) {
         /* A valid order we did not finalize ourselves has a certificate for a key we lack. */
-        acme_log(is->log, ACME_LOG_ERR, ACME_EINVALID,
-                 "ACME00027: %s: order %s ended %s%s%s; a new order is made at the next attempt",
-                 req->domain, order->url, acme_state_name(order->status), order->error ? ": " : "",
-                 order->error ? acme_problem_describe(order->error, p) : "");
-        return ACME_EINVALID;
+        return stop_with(is->log, is->pprob, ACME_EINVALID, p, "ACME00027",
+                         "order %s ended %s%s%s; a new order is made at the next attempt",
+                         order->url, acme_state_name(order->status), order->error ? ": " : "",
+                         order->error ? acme_problem_describe(order->error, p) : "");
     }
     rv = acme_chain_download(&res->chain_pem, &res->chain_len, &alts, is->pprob, is->client,
                              order->certificate, p);

@@ -39,6 +39,10 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
                                  APLOG_INFO, APLOG_DEBUG,   APLOG_TRACE1};
     server_rec *s = baton;
 
+    /* Our own codes mean nothing to APR's strerror; the message names the cause already. */
+    if (rv > ACME_ERR_BASE && rv < ACME_ERR_END) {
+        rv = APR_SUCCESS;
+    }
     ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
 }
 

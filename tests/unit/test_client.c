@@ -652,7 +652,7 @@ static void unreachable_ca_says_why(void **state)
 
     assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ETRANSPORT);
     assert_non_null(prob);
-    assert_non_null(strstr(acme_problem_describe(prob, f->p), "directory " CA "/dir"));
+    assert_non_null(strstr(acme_problem_describe(prob, f->p), "GET " CA "/dir: Failed to connect"));
     assert_non_null(strstr(prob->detail, "Failed to connect to ca.test port 443"));
 }
 

@@ -1,0 +1,97 @@
+"""A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
+500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. Pebble's
+own address in bodies and headers is rewritten to the proxy's, so clients keep coming back
+through it. Test code only; loopback only."""
+import http.server
+import ssl
+import threading
+import urllib.request
+
+import acmetest
+
+
+class ChaosProxy:
+    def __init__(self, pebble):
+        self.pebble = pebble
+        self.port = acmetest.free_port()
+        self.mode = "pass"          # pass | 500 | 503 | 429 | garbage
+        self.only_path = None       # fail only requests whose path contains this
+        self.retry_after = None
+        self.requests = []
+        self.upstream = f"https://127.0.0.1:{pebble.port}"
+        self.base = f"https://127.0.0.1:{self.port}"
+        self.directory = f"{self.base}/dir"
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def handle_any(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                proxy.requests.append((self.command, self.path))
+                failing = proxy.mode != "pass" and (
+                    proxy.only_path is None or proxy.only_path in self.path)
+                if failing:
+                    return self.fail()
+                req = urllib.request.Request(proxy.upstream + self.path, data=body,
+                                             method=self.command)
+                for k in ("Content-Type",):
+                    if self.headers.get(k):
+                        req.add_header(k, self.headers[k])
+                # pebble checks the JWS url against its own address as the client named it
+                req.add_header("Host", self.headers.get("Host", ""))
+                ctx = ssl.create_default_context(cafile=proxy.pebble.ca_file)
+                try:
+                    resp = urllib.request.urlopen(req, context=ctx, timeout=10)
+                    status, headers, data = resp.status, resp.getheaders(), resp.read()
+                except urllib.error.HTTPError as e:
+                    status, headers, data = e.code, e.headers.items(), e.read()
+                data = data.replace(proxy.upstream.encode(), proxy.base.encode())
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() in ("content-length", "connection", "transfer-encoding"):
+                        continue
+                    self.send_header(k, v.replace(proxy.upstream, proxy.base))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def fail(self):
+                mode = proxy.mode
+                if mode == "garbage":
+                    data = b"<html>this is not the ACME server you are looking for</html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                else:
+                    status = int(mode)
+                    kind = {"500": "serverInternal", "503": "serverInternal",
+                            "429": "rateLimited"}[mode]
+                    data = (b'{"type":"urn:ietf:params:acme:error:' + kind.encode() +
+                            b'","detail":"injected by the test proxy","status":' +
+                            mode.encode() + b'}')
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/problem+json")
+                    if proxy.retry_after:
+                        self.send_header("Retry-After", str(proxy.retry_after))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            do_GET = do_POST = do_HEAD = handle_any
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pebble.listener["cert"], pebble.listener["key"])
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
