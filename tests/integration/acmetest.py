@@ -325,6 +325,10 @@ class Httpd:
     def start(self):
         check_port_free(self.http_port, "httpd http")
         check_port_free(self.https_port, "httpd https")
+        # A PID file left by a killed server names a dead process: not ours to wait for.
+        old = self.pid()
+        if old and old not in self.processes():
+            os.unlink(self.pid_file)
         r = self.run("-k", "start")
         if r.returncode != 0:
             raise RuntimeError(f"httpd did not start: {r.stdout}{r.stderr}\n{self.log_text()}")
