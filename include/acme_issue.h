@@ -40,6 +40,7 @@ typedef struct acme_issue_req_t {
     acme_tokens_t *tokens;        /* where http-01 answers are published; may be NULL */
     apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
+    const char *replaces;         /* ARI certID of the certificate being renewed, or NULL */
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;

@@ -70,9 +70,10 @@ typedef struct acme_order_t {
 /* Identifiers for names: "ip" for IP literals, "dns" otherwise. */
 apr_array_header_t *acme_idents_for(const apr_array_header_t *names, apr_pool_t *p);
 
-/* newOrder for names (const char *). */
+/* newOrder for names (const char *); replaces (RFC 9773 section 5) is the ARI certID of the
+ * certificate this order renews, or NULL. */
 apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
-                            const apr_array_header_t *names, apr_pool_t *p);
+                            const apr_array_header_t *names, const char *replaces, apr_pool_t *p);
 
 /* POST-as-GET of an order URL. */
 apr_status_t acme_order_get(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,

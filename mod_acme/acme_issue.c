@@ -4,6 +4,7 @@
 
 #include <apr_strings.h>
 
+#include "acme_ari.h"
 #include "acme_csr.h"
 #include "acme_issue.h"
 
@@ -435,7 +436,15 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         }
     }
     if (!order) {
-        rv = acme_order_new(&order, is->pprob, is->client, req->names, p);
+        rv = acme_order_new(&order, is->pprob, is->client, req->names, req->replaces, p);
+        /* RFC 9773 section 5: a CA that will not take "replaces" here gets the order once more
+         * without it; renewal must not depend on it. */
+        if (rv != APR_SUCCESS && req->replaces && acme_ari_replaces_refused(*is->pprob)) {
+            acme_log(is->log, ACME_LOG_INFO, rv,
+                     "ACME00032: %s: the CA refused replaces=%s (%s); ordering without it",
+                     req->domain, req->replaces, acme_problem_describe(*is->pprob, p));
+            rv = acme_order_new(&order, is->pprob, is->client, req->names, NULL, p);
+        }
         if (rv != APR_SUCCESS) {
             return step_failed(is, rv, "creating the order", *is->pprob, p);
         }

@@ -149,7 +149,7 @@ static apr_status_t order_parse(acme_order_t **porder, acme_problem_t **pprob, a
 }
 
 apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
-                            const apr_array_header_t *names, apr_pool_t *p)
+                            const apr_array_header_t *names, const char *replaces, apr_pool_t *p)
 {
     const char *url;
     apr_array_header_t *ids;
@@ -169,6 +169,9 @@ apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_
     payload = acme_json_pool(p, json_object());
     jids = json_array();
     json_object_set_new(payload, "identifiers", jids);
+    if (replaces) {
+        json_object_set_new(payload, "replaces", json_string(replaces));
+    }
     for (i = 0; i < ids->nelts; i++) {
         const acme_ident_t *id = &APR_ARRAY_IDX(ids, i, acme_ident_t);
         json_array_append_new(jids, json_pack("{s:s, s:s}", "type", id->type, "value", id->value));

@@ -15,6 +15,7 @@
 #include <http_ssl.h>
 #include <unixd.h>
 
+#include "acme_ari.h"
 #include "acme_selfsigned.h"
 #include "mod_acme.h"
 
@@ -199,6 +200,9 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             d->renew_seed = apr_hashfunc_default(d->serial, &klen);
         }
         d->chain_file = set->chain_file;
+        if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
+            d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
+        }
         d->key_file = set->key_file;
         if (d->mismatch) {
             ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,

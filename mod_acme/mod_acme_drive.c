@@ -23,6 +23,7 @@
 #include <http_core.h>
 #include <mod_watchdog.h>
 
+#include "acme_ari.h"
 #include "mod_acme.h"
 
 #define DRIVER_TICK        apr_time_from_msec(100)
@@ -45,6 +46,10 @@ typedef struct worker_t {
     const char *ca_url; /* CA of the current try */
     int staged;
     apr_time_t next_run;
+    int ari_only;            /* this worker only asks the CA for renewal information */
+    int ari_absent;          /* ... and learnt that the CA offers none */
+    apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
+    apr_time_t ari_check_at; /* ... and when to ask again */
 } worker_t;
 
 struct driver_t {
@@ -63,7 +68,11 @@ struct driver_t {
     int *blocked_logged;      /* per domain: the parent could not activate its set */
     apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
     apr_time_t republish_check;
-    acme_clock_t clock; /* the system clock, with sleeps that end when stopping */
+    apr_time_t *ari_renew_at; /* per domain: from the CA's renewal information, or 0 */
+    apr_time_t *ari_check_at; /* per domain: when to ask the CA again */
+    int ari_absent;           /* the CA offers no renewal information */
+    int ari_known;            /* the CA answered renewal information once */
+    acme_clock_t clock;       /* the system clock, with sleeps that end when stopping */
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
@@ -261,6 +270,14 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
         if (rv != APR_SUCCESS) {
             return rv;
         }
+        /* A renewal names the certificate it replaces (RFC 9773), when the CA does ARI. */
+        {
+            const char *ari_url;
+            if (w->d->has_active && w->d->ari_cert_id &&
+                acme_client_resource(&ari_url, NULL, client, "renewalInfo") == APR_SUCCESS) {
+                ireq.replaces = w->d->ari_cert_id;
+            }
+        }
         rv = acme_issue(&res, pprob, client, &ireq, w->pool);
         /* The CA forgot the account (a reset test CA, a deleted account): register again. */
         if (rv == ACME_ENOACCOUNT && again) {
@@ -362,6 +379,57 @@ static apr_status_t worker_obtain(worker_t *w)
     return rv;
 }
 
+/* Asks the CA when to renew (RFC 9773): a time picked uniformly in its suggested window. */
+static void worker_ari(worker_t *w)
+{
+    acme_runtime_t *rt = w->drv->rt;
+    apr_array_header_t *cas = rt->conf->ca_urls;
+    acme_http_opts_t hopts;
+    acme_http_t *http;
+    acme_client_t *client;
+    acme_problem_t *prob = NULL;
+    acme_ari_t *ari;
+    apr_uint64_t rnd = 0;
+    char from[APR_RFC822_DATE_LEN], to[APR_RFC822_DATE_LEN], at[APR_RFC822_DATE_LEN];
+    apr_status_t rv;
+
+    memset(&hopts, 0, sizeof(hopts));
+    hopts.ca_file = rt->conf->ca_file;
+    w->ca_url = cas ? APR_ARRAY_IDX(cas, 0, const char *) : ACME_LETSENCRYPT;
+    w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
+    rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return;
+    }
+    acme_client_set_cancel(client, &w->drv->stopping);
+    rv = acme_ari_fetch(&ari, &prob, client, w->d->ari_cert_id, w->pool);
+    if (rv == APR_NOTFOUND) {
+        w->ari_absent = 1;
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                     "ACME01065: %s: no renewal information from %s (%s); asking again in an "
+                     "hour, the renewal window applies meanwhile",
+                     w->d->name, w->ca_url,
+                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        return;
+    }
+    apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+    w->ari_renew_at = acme_ari_pick(ari, rnd);
+    w->ari_check_at = ari->recheck;
+    apr_rfc822_date(from, ari->start);
+    apr_rfc822_date(to, ari->end);
+    apr_rfc822_date(at, w->ari_renew_at);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                 "ACME01066: %s: the CA suggests renewing between %s and %s%s%s; renewing at %s",
+                 w->d->name, from, to, ari->explanation ? " (see " : "",
+                 ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "", at);
+}
+
 static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
 {
     worker_t *w = data;
@@ -370,7 +438,11 @@ static void *APR_THREAD_FUNC worker_main(apr_thread_t *thread, void *data)
     /* Signals are the server's business: they go to the main thread. */
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
-    worker_obtain(w);
+    if (w->ari_only) {
+        worker_ari(w);
+    } else {
+        worker_obtain(w);
+    }
     apr_atomic_set32(&w->done, 1);
     /* Stopping, the last worker to finish lets the next generation's driver work. */
     if (apr_atomic_dec32(&w->drv->active) == 0 && apr_atomic_read32(&w->drv->release_when_idle) &&
@@ -412,6 +484,8 @@ static apr_status_t driver_start(driver_t *drv)
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->blocked_logged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_check_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
@@ -491,6 +565,10 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (!d->has_active || d->mismatch) {
         return 1;
     }
+    /* The CA's renewal information, when it gave some, decides; else the renewal window. */
+    if (drv->ari_renew_at[i]) {
+        return now >= drv->ari_renew_at[i];
+    }
     return now >=
            acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
@@ -501,6 +579,17 @@ static void reap(driver_t *drv, int i)
     apr_status_t trv;
 
     apr_thread_join(&trv, w->thread);
+    if (w->ari_only) {
+        drv->ari_absent |= w->ari_absent;
+        drv->ari_check_at[i] = w->ari_check_at;
+        if (w->ari_renew_at) {
+            drv->ari_renew_at[i] = w->ari_renew_at;
+            drv->ari_known = 1;
+        }
+        apr_pool_destroy(w->pool);
+        drv->workers[i] = NULL;
+        return;
+    }
     drv->staged[i] = w->staged;
     drv->next_run[i] = w->next_run;
     if (w->staged) {
@@ -510,7 +599,7 @@ static void reap(driver_t *drv, int i)
     drv->workers[i] = NULL;
 }
 
-static void spawn(driver_t *drv, int i, apr_time_t now)
+static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
 {
     acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
     apr_threadattr_t *attr;
@@ -527,6 +616,7 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
     w->d = d;
     w->pool = p;
     w->started = now;
+    w->ari_only = ari_only;
     /* Counted before the thread exists: it may finish before apr_thread_create returns. */
     apr_atomic_inc32(&drv->active);
     rv = apr_threadattr_create(&attr, p);
@@ -542,6 +632,9 @@ static void spawn(driver_t *drv, int i, apr_time_t now)
         return;
     }
     drv->workers[i] = w;
+    if (ari_only) {
+        return;
+    }
     ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
                  !d->has_active ? "no certificate yet: obtaining one"
                  : d->mismatch  ? "the certificate "
@@ -633,7 +726,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_time_t now = apr_time_now();
-    int i, running = 0;
+    int i, running = 0, asking = 0;
 
     if (apr_atomic_read32(&drv->stopping)) {
         return;
@@ -647,12 +740,22 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             reap(drv, i);
         }
         running += drv->workers[i] != NULL;
+        asking += drv->workers[i] && drv->workers[i]->ari_only;
     }
     for (i = 0; i < domains->nelts && running < DRIVER_WORKERS_MAX; i++) {
-        if (!drv->workers[i] && needs_work(drv, i, now)) {
-            spawn(drv, i, now);
-            running += drv->workers[i] != NULL;
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        if (drv->workers[i]) {
+            continue;
         }
+        if (needs_work(drv, i, now)) {
+            spawn(drv, i, now, 0);
+        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->ari_absent &&
+                   !drv->staged[i] && now >= drv->ari_check_at[i] && (drv->ari_known || !asking)) {
+            /* Until the CA has shown it does ARI, one domain asks on behalf of all. */
+            spawn(drv, i, now, 1);
+            asking += drv->workers[i] != NULL;
+        }
+        running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
 }

@@ -93,7 +93,8 @@ static void directory_cached_and_nonces_reused(void **state)
                      APR_SUCCESS);
     assert_string_equal(url, CA "/acct/1");
     acme_client_set_account(f->client, f->account_key, url);
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), APR_SUCCESS);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
+                     APR_SUCCESS);
     assert_int_equal(acme_order_get(&order, &prob, f->client, order->url, f->p), APR_SUCCESS);
     assert_int_equal(order->authzs->nelts, 2);
     assert_int_equal(acme_client_resource(&url, NULL, f->client, "newOrder"), APR_SUCCESS);
@@ -177,12 +178,13 @@ static void rate_limit_surfaces_retry_after(void **state)
     acme_problem_t *prob = NULL;
     acme_order_t *order;
 
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
                      ACME_ERATELIMITED);
     assert_int_equal(prob->retry_after, apr_time_from_sec(3600));
     assert_non_null(strstr(acme_problem_describe(prob, f->p), "too many certificates"));
     prob = NULL;
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ESERVER);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
+                     ACME_ESERVER);
     /* An HTTP-date counts from the (fake) clock's now. */
     assert_int_equal(prob->retry_after,
                      apr_date_parse_http("Fri, 15 Jan 2027 08:00:00 GMT") - f->clock->now);
@@ -631,13 +633,14 @@ static void cancel_and_bounds(void **state)
     acme_order_t *order;
 
     /* No CA may park us for more than a day. */
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p),
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
                      ACME_ERATELIMITED);
     assert_int_equal(prob->retry_after, ACME_RETRY_AFTER_MAX);
     /* A stopping server stops before the next request. */
     acme_client_set_cancel(f->client, &stop);
     stop = 1;
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ECANCELLED);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
+                     ACME_ECANCELLED);
     assert_int_equal(f->ca->requests->nelts, 3);
 }
 
@@ -650,7 +653,8 @@ static void unreachable_ca_says_why(void **state)
     acme_problem_t *prob = NULL;
     acme_order_t *order;
 
-    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), f->p), ACME_ETRANSPORT);
+    assert_int_equal(acme_order_new(&order, &prob, f->client, names2(f->p), NULL, f->p),
+                     ACME_ETRANSPORT);
     assert_non_null(prob);
     assert_non_null(strstr(acme_problem_describe(prob, f->p), "GET " CA "/dir: Failed to connect"));
     assert_non_null(strstr(prob->detail, "Failed to connect to ca.test port 443"));
