@@ -32,8 +32,16 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 #define ACME_RESTART_MIN_GAP     apr_time_from_sec(60) /* at most one automatic restart a minute */
 
 /* One ACMEDomain: one certificate for these names. */
-typedef struct acme_domain_t {
-    const char *name;          /* first name: the certificate's and the store's name */
+typedef struct acme_domain_t acme_domain_t;
+
+/* One certificate to keep: an ACMEDomain and one of the ACMEKeyType types. With several key
+ * types, check_config adds one unit per further type, chained from the first (next_type). */
+struct acme_domain_t {
+    const char *name;     /* for log lines: the first name, "(type)" added for further types */
+    const char *set_name; /* store name: the first name, "_<type>" added for further types */
+    acme_key_type_e key_type;
+    acme_domain_t *next_type;  /* the unit of the next key type, or NULL */
+    int primary;               /* the first key type's unit, which the vhost names */
     apr_array_header_t *names; /* const char *, lowercase, as configured */
     const char *defined_at;    /* "file:line", for messages */
 
@@ -49,7 +57,7 @@ typedef struct acme_domain_t {
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
     int promote_failed;                      /* the staged set could not be activated */
-} acme_domain_t;
+};
 
 /* Server configuration. Every directive is global (outside <VirtualHost>), so virtual hosts
  * share the main server's values through the merge. */
@@ -60,8 +68,8 @@ typedef struct acme_conf_t {
     const char *email;
     int agreement; /* -1 unset */
     const char *store_dir;
-    acme_key_type_e key_type;
-    int key_type_set;
+    acme_key_type_e key_types[5];     /* ACMEKeyType, in order; the first is the primary */
+    int n_key_types;                  /* 0: ec256 */
     int auto_restart;                 /* -1 unset */
     acme_renew_window_t renew_window; /* zero: the default */
     int renew_window_set;

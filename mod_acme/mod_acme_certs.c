@@ -143,10 +143,10 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
             }
         }
     }
-    if (acme_key_type(set->key) != rt->conf->key_type) {
+    if (acme_key_type(set->key) != d->key_type) {
         return apr_psprintf(p, "has a %s key, ACMEKeyType asks for %s",
                             acme_key_type_name(acme_key_type(set->key)),
-                            acme_key_type_name(rt->conf->key_type));
+                            acme_key_type_name(d->key_type));
     }
     if (ca) {
         apr_array_header_t *cas = rt->conf->ca_urls;
@@ -172,7 +172,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
     const char *why = NULL;
     apr_status_t rv;
 
-    rv = acme_store_promote(rt->store, d->name, d->names, apr_time_now(), &why, ptemp);
+    rv = acme_store_promote(rt->store, d->set_name, d->names, apr_time_now(), &why, ptemp);
     if (rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
                      d->name);
@@ -183,11 +183,11 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             "ACME01021: %s: the new certificate in %s was not activated: %s; the "
             "current one stays in use and a new one will be obtained",
             d->name,
-            acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->name, NULL), ptemp),
+            acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->set_name, NULL), ptemp),
             why ? why : acme_strerror(rv, ptemp));
     }
 
-    rv = acme_store_load(&set, rt->store, d->name, 0, &why, pconf);
+    rv = acme_store_load(&set, rt->store, d->set_name, 0, &why, pconf);
     if (rv == APR_SUCCESS) {
         leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
         d->has_active = 1;
@@ -231,9 +231,16 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
         return rv;
     }
     for (i = 0; i < rt->conf->domains->nelts; i++) {
-        acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
-        prepare_domain(rt, d, pconf, ptemp);
-        if (!d->has_active) {
+        prepare_domain(rt, APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), pconf, ptemp);
+    }
+    /* A fallback only for an ACMEDomain that has no certificate of any of its key types. */
+    for (i = 0; i < rt->conf->domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), *u;
+        int any = 0;
+        for (u = d; d->primary && u; u = u->next_type) {
+            any |= u->has_active;
+        }
+        if (d->primary && !any) {
             rv = prepare_fallback(rt, d, pconf, ptemp);
             if (rv != APR_SUCCESS) {
                 return rv;
@@ -249,7 +256,8 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
                                    apr_array_header_t *key_files)
 {
     acme_runtime_t *rt = acme_runtime();
-    acme_domain_t *d;
+    acme_domain_t *d, *u;
+    int added = 0;
 
     (void)p;
     if (!rt || !(d = acme_domain_for_server(s))) {
@@ -264,14 +272,18 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
                      d->name, s->server_hostname);
         return DECLINED;
     }
-    if (!d->has_active) {
-        return DECLINED;
+    /* One pair per key type: mod_ssl picks the one the client can use. */
+    for (u = d; u; u = u->next_type) {
+        if (!u->has_active) {
+            continue;
+        }
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
+                     u->name, s->server_hostname, u->chain_file);
+        APR_ARRAY_PUSH(cert_files, const char *) = u->chain_file;
+        APR_ARRAY_PUSH(key_files, const char *) = u->key_file;
+        added = 1;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s", d->name,
-                 s->server_hostname, d->chain_file);
-    APR_ARRAY_PUSH(cert_files, const char *) = d->chain_file;
-    APR_ARRAY_PUSH(key_files, const char *) = d->key_file;
-    return OK;
+    return added ? OK : DECLINED;
 }
 
 static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
@@ -282,7 +294,7 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
     acme_domain_t *d;
 
     (void)p;
-    if (!rt || !(d = acme_domain_for_server(s)) || d->has_active || !d->fb_chain_file) {
+    if (!rt || !(d = acme_domain_for_server(s)) || !d->fb_chain_file) {
         return DECLINED;
     }
     ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,

@@ -202,7 +202,7 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
         acme_job_t *job;
-        if (acme_job_load(&job, rt->store, d->name, ptemp) != APR_SUCCESS) {
+        if (acme_job_load(&job, rt->store, d->set_name, ptemp) != APR_SUCCESS) {
             continue; /* the driver reports a bad job file when it reads it */
         }
         for (j = 0; j < job->challenges->nelts; j++) {

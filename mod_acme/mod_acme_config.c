@@ -38,8 +38,13 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(email, NULL);
     ACME_MERGE(agreement, -1);
     ACME_MERGE(store_dir, NULL);
-    ACME_MERGE(key_type_set, 0);
-    c->key_type = add->key_type_set ? add->key_type : base->key_type;
+    if (add->n_key_types) {
+        memcpy(c->key_types, add->key_types, sizeof(c->key_types));
+        c->n_key_types = add->n_key_types;
+    } else {
+        memcpy(c->key_types, base->key_types, sizeof(c->key_types));
+        c->n_key_types = base->n_key_types;
+    }
     ACME_MERGE(auto_restart, -1);
     c->renew_window = add->renew_window_set ? add->renew_window : base->renew_window;
     ACME_MERGE(renew_window_set, 0);
@@ -152,6 +157,8 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
         APR_ARRAY_PUSH(d->names, const char *) = canonical_name(cmd->pool, name);
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
+    d->set_name = d->name;
+    d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
     return NULL;
 }
@@ -274,22 +281,30 @@ static const char *cmd_store(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_key_type(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->key_type_set);
+    const char *err = global_only(cmd, c->n_key_types != 0);
+    int i, j;
 
     (void)dc;
     if (err) {
         return err;
     }
-    if (argc != 1) {
-        return "ACMEKeyType takes one key type here: ec256, ec384, rsa2048, rsa3072 or rsa4096 "
-               "(one certificate per key type is not available yet)";
+    if (argc < 1 || argc > 5) {
+        return "ACMEKeyType takes one to five of ec256, ec384, rsa2048, rsa3072, rsa4096";
     }
-    if (acme_key_type_parse(&c->key_type, argv[0]) != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool,
-                            "ACMEKeyType %s: expected ec256, ec384, rsa2048, rsa3072 or rsa4096",
-                            argv[0]);
+    for (i = 0; i < argc; i++) {
+        if (acme_key_type_parse(&c->key_types[i], argv[i]) != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool,
+                                "ACMEKeyType %s: expected ec256, ec384, rsa2048, rsa3072 or "
+                                "rsa4096",
+                                argv[i]);
+        }
+        for (j = 0; j < i; j++) {
+            if (c->key_types[j] == c->key_types[i]) {
+                return apr_psprintf(cmd->pool, "ACMEKeyType %s is given twice", argv[i]);
+            }
+        }
     }
-    c->key_type_set = 1;
+    c->n_key_types = argc;
     return NULL;
 }
 
@@ -425,6 +440,32 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     if (!c->store_dir) {
         c->store_dir = ap_server_root_relative(pconf, "acme");
     }
+    /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
+     * change of the only type renews in place), the others get "_<type>", which no DNS name
+     * can collide with. */
+    if (!c->n_key_types) {
+        c->key_types[0] = ACME_KEY_EC256;
+        c->n_key_types = 1;
+    }
+    {
+        int n = c->domains->nelts, k;
+        for (i = 0; i < n; i++) {
+            acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *), *prev = d;
+            d->key_type = c->key_types[0];
+            for (k = 1; k < c->n_key_types; k++) {
+                acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
+                const char *type = acme_key_type_name(c->key_types[k]);
+                u->key_type = c->key_types[k];
+                u->name = apr_psprintf(pconf, "%s (%s)", d->name, type);
+                u->set_name = apr_psprintf(pconf, "%s_%s", d->name, type);
+                u->primary = 0;
+                u->next_type = NULL;
+                prev->next_type = u;
+                prev = u;
+                APR_ARRAY_PUSH(c->domains, acme_domain_t *) = u;
+            }
+        }
+    }
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {
         acme_domain_t *d = match_server(c, v);
@@ -435,7 +476,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
-        if (!d->vhosts) {
+        if (d->primary && !d->vhosts) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                          "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
                          "ServerName or ServerAlias, so no vhost will serve its certificate; it "

@@ -98,7 +98,7 @@ static void driver_clock_sleep(void *baton, apr_interval_time_t t)
 
 static const char *key_path(const acme_domain_t *d, apr_pool_t *p)
 {
-    return apr_pstrcat(p, "jobs/", d->name, ".key", NULL);
+    return apr_pstrcat(p, "jobs/", d->set_name, ".key", NULL);
 }
 
 /* --- the token table as the issuance sees it: socache plus the job file --- */
@@ -204,8 +204,8 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
     return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
-                                       "key-type", acme_key_type_name(w->drv->rt->conf->key_type),
-                                       "obtained", (json_int_t)apr_time_sec(apr_time_now())));
+                                       "key-type", acme_key_type_name(w->d->key_type), "obtained",
+                                       (json_int_t)apr_time_sec(apr_time_now())));
 }
 
 /* One try against one CA. */
@@ -252,7 +252,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     tokens.baton = w;
     ireq.domain = w->d->name;
     ireq.names = w->d->names;
-    ireq.key_type = conf->key_type;
+    ireq.key_type = w->d->key_type;
     ireq.tokens = &tokens;
     ireq.max_wait = ORDER_WAIT;
     ireq.on_order = worker_on_order;
@@ -295,7 +295,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    rv = acme_store_stage(rt->store, w->d->name, res->key, res->chain_pem, res->chain_len,
+    rv = acme_store_stage(rt->store, w->d->set_name, res->key, res->chain_pem, res->chain_len,
                           set_meta(w, w->pool), &why, w->pool);
     if (rv != APR_SUCCESS) {
         *pprob = acme_problem_make(rv, 0,
@@ -326,7 +326,7 @@ static apr_status_t worker_obtain(worker_t *w)
     apr_status_t rv;
     int n, start = 0, k;
 
-    rv = acme_job_load(&w->job, rt->store, w->d->name, w->pool);
+    rv = acme_job_load(&w->job, rt->store, w->d->set_name, w->pool);
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
                      "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
@@ -461,7 +461,7 @@ static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
     acme_certset_t *set;
     const char *why;
 
-    return acme_store_load(&set, drv->rt->store, d->name, 1, &why, p) == APR_SUCCESS &&
+    return acme_store_load(&set, drv->rt->store, d->set_name, 1, &why, p) == APR_SUCCESS &&
            acme_cert_chain_check(set->chain, set->key, d->names, apr_time_now(), &why, p) ==
                APR_SUCCESS;
 }
@@ -492,7 +492,7 @@ static apr_status_t driver_start(driver_t *drv)
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
         acme_job_t *job;
-        if (acme_job_load(&job, drv->rt->store, d->name, drv->pool) == APR_SUCCESS) {
+        if (acme_job_load(&job, drv->rt->store, d->set_name, drv->pool) == APR_SUCCESS) {
             /* A time saved by a clock that ran ahead must not stall renewal for long. */
             apr_time_t cap = apr_time_now() + ACME_BACKOFF_PERMANENT;
             drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
@@ -700,7 +700,7 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     tokens = acme_tokens_socache(drv->rt, ptemp);
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
-        const char *path = apr_pstrcat(ptemp, "jobs/", d->name, ".json", NULL);
+        const char *path = apr_pstrcat(ptemp, "jobs/", d->set_name, ".json", NULL);
         apr_finfo_t fi;
         acme_job_t *job;
         if (drv->workers[i] ||
@@ -710,7 +710,7 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
             continue;
         }
         drv->job_mtime[i] = fi.mtime;
-        if (acme_job_load(&job, drv->rt->store, d->name, ptemp) != APR_SUCCESS) {
+        if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) != APR_SUCCESS) {
             continue;
         }
         for (j = 0; j < job->challenges->nelts; j++) {

@@ -370,3 +370,46 @@ def test_broken_config_on_disk_blocks_the_automatic_restart(httpd_factory):
     h.graceful()
     cert = wait_real_cert(h, "edit.test", timeout=15)
     assert acmetest.san_names(cert) == ["edit.test"]
+
+
+def tls_cert_for_auth(port, name, auth):
+    """The certificate served to a TLS 1.2 client that accepts only ECDSA or only RSA."""
+    import socket
+    import ssl
+    from cryptography import x509
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-GCM-SHA256" if auth == "ec" else
+                    "ECDHE-RSA-AES128-GCM-SHA256")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        with ctx.wrap_socket(sock, server_hostname=name) as tls:
+            return x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+
+
+def test_two_key_types_both_served(httpd_factory):
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEKeyType ec256 rsa2048\nACMEDomain kt.test www.kt.test\n" +
+                 h.ssl_vhost("kt.test", ["www.kt.test"]))
+    h.start()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            ecc = tls_cert_for_auth(h.https_port, "kt.test", "ec")
+            rsac = tls_cert_for_auth(h.https_port, "kt.test", "rsa")
+            if not issuer_is_self(ecc) and not issuer_is_self(rsac):
+                break
+        except OSError:
+            pass
+        time.sleep(0.2)
+    assert isinstance(ecc.public_key(), ec.EllipticCurvePublicKey), h.log_text()[-3000:]
+    assert isinstance(rsac.public_key(), rsa.RSAPublicKey)
+    assert rsac.public_key().key_size == 2048
+    for c in (ecc, rsac):
+        assert "Pebble" in c.issuer.rfc4514_string()
+        assert sorted(acmetest.san_names(c)) == ["kt.test", "www.kt.test"]
+    assert os.path.islink(os.path.join(h.store, "domains", "kt.test"))
+    assert os.path.islink(os.path.join(h.store, "domains", "kt.test_rsa2048"))
+    assert h.log_text().count("ACME01070") == 1, "one restart activates both"
