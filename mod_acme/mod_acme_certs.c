@@ -176,12 +176,33 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
     if (rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
                      d->name);
+    } else if (rv == ACME_EBADSTORE) {
+        /* A set that fails validation is moved aside for the operator to look at, and a new
+         * one is obtained; the active set stays. */
+        const char *staged = apr_pstrcat(ptemp, "staging/", d->set_name, NULL);
+        const char *aside = apr_psprintf(ptemp, "staging/.rejected.%s.%" APR_TIME_T_FMT,
+                                         d->set_name, apr_time_sec(apr_time_now()));
+        int moved = rename(acme_store_path(rt->store, staged, ptemp),
+                           acme_store_path(rt->store, aside, ptemp)) == 0;
+        if (!moved) {
+            d->promote_failed = 1;
+        }
+        ap_log_error(
+            APLOG_MARK, APLOG_ERR, 0, rt->s,
+            "ACME01021: %s: the new certificate in %s was not activated: %s; %s", d->name,
+            acme_store_path(rt->store, staged, ptemp), why ? why : acme_strerror(rv, ptemp),
+            moved ? apr_psprintf(ptemp,
+                                 "it was moved to %s; the current certificate "
+                                 "stays in use (or the fallback) until a new one is obtained",
+                                 acme_store_path(rt->store, aside, ptemp))
+                  : "it could not be moved aside; the current certificate stays in "
+                    "use");
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
         d->promote_failed = 1;
         ap_log_error(
             APLOG_MARK, APLOG_ERR, rv, rt->s,
-            "ACME01021: %s: the new certificate in %s was not activated: %s; the "
-            "current one stays in use and a new one will be obtained",
+            "ACME01021: %s: the new certificate in %s could not be activated: %s; the "
+            "current one stays in use until the store is fixed",
             d->name,
             acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->set_name, NULL), ptemp),
             why ? why : acme_strerror(rv, ptemp));

@@ -61,3 +61,32 @@ def test_names_key_type_and_removal(httpd_factory):
     wait_real_cert(h, "other.test")
     assert os.path.islink(os.path.join(h.store, "domains", "c.test"))
     assert len(os.listdir(os.path.join(h.store, "archive", "c.test"))) == 4
+
+
+def test_bad_staged_set_is_not_activated(httpd_factory):
+    """A staged set whose key does not match its certificate is never activated: the active
+    certificate stays, the log says why, the set is moved aside, and a good one follows."""
+    import shutil
+    import subprocess
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain bad.test\n" + h.ssl_vhost("bad.test"))
+    h.start()
+    first = wait_real_cert(h, "bad.test")
+    h.stop()
+    staged = os.path.join(h.store, "staging", "bad.test")
+    os.makedirs(staged)
+    shutil.copy(os.path.join(h.store, "domains", "bad.test", "fullchain.pem"), staged)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", os.path.join(staged, "privkey.pem")],
+                   check=True, capture_output=True)
+    with open(os.path.join(staged, "meta.json"), "w") as f:
+        f.write("{}")
+    h.allowed_errors.append("ACME01021")
+    h.start()
+    time.sleep(1.0)
+    log = h.log_text()
+    assert "ACME01021: bad.test" in log and "does not match" in log, log[-3000:]
+    assert acmetest.tls_peer_cert(h.https_port, "bad.test").serial_number == first.serial_number
+    assert not os.path.exists(staged)
+    assert any(n.startswith(".rejected.bad.test.")
+               for n in os.listdir(os.path.join(h.store, "staging")))
