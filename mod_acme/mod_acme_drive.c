@@ -30,7 +30,8 @@
 #define DRIVER_WORKERS_MAX 8
 #define DRIVER_LOCK        "jobs/driver.lock"
 #define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
-#define COALESCE_MAX       apr_time_from_sec(60) /* a restart waits at most this for other workers */
+/* A restart waits at most this long for other workers, so that one activates a batch. */
+#define COALESCE_MAX apr_time_from_sec(60)
 
 typedef struct driver_t driver_t;
 
