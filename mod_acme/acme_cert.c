@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "acme_ossl.h"
 #include "acme_cert.h"
 
 struct acme_cert_t {
@@ -37,30 +38,6 @@ static const char PEM_BEGIN[] = "-----BEGIN CERTIFICATE-----";
 static const char PEM_END[] = "-----END CERTIFICATE-----";
 #define PEM_BEGIN_LEN (sizeof(PEM_BEGIN) - 1)
 #define PEM_END_LEN   (sizeof(PEM_END) - 1)
-
-static apr_status_t x509_cleanup(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bio_cleanup(void *data)
-{
-    BIO_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t gens_cleanup(void *data)
-{
-    GENERAL_NAMES_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bn_cleanup(void *data)
-{
-    BN_free(data);
-    return APR_SUCCESS;
-}
 
 static apr_status_t openssl_mem_cleanup(void *data)
 {
@@ -146,7 +123,7 @@ static apr_status_t decode_names(apr_array_header_t **pnames, X509 *x, apr_pool_
         *pnames = names;
         goto out;
     }
-    apr_pool_cleanup_register(p, gens, gens_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(p, gens, acme_ossl_gens_free, apr_pool_cleanup_null);
     for (i = 0; i < sk_GENERAL_NAME_num(gens); i++) {
         const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gens, i);
         const unsigned char *d;
@@ -172,7 +149,7 @@ static apr_status_t decode_names(apr_array_header_t **pnames, X509 *x, apr_pool_
         }
     }
     /* Decoded once and kept as strings: the stack is not needed beyond this point. */
-    apr_pool_cleanup_run(p, gens, gens_cleanup);
+    apr_pool_cleanup_run(p, gens, acme_ossl_gens_free);
     *pnames = names;
 out:
     return rv;
@@ -197,7 +174,7 @@ static apr_status_t parse_block(acme_cert_t **pcert, const char *pem, apr_size_t
         rv = ACME_ECRYPTO;
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bio, bio_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bio, acme_ossl_bio_free, apr_pool_cleanup_null);
     if (!PEM_read_bio(bio, &name, &header, &data, &dlen)) {
         goto out;
     }
@@ -212,7 +189,7 @@ static apr_status_t parse_block(acme_cert_t **pcert, const char *pem, apr_size_t
     if (!x) {
         goto out;
     }
-    apr_pool_cleanup_register(pc, x, x509_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pc, x, acme_ossl_x509_free, apr_pool_cleanup_null);
     if (q != data + dlen) {
         goto out;
     }
@@ -324,7 +301,7 @@ apr_status_t acme_cert_to_pem(const char **ppem, const acme_cert_t *cert, apr_po
     if (!bio) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bio, bio_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bio, acme_ossl_bio_free, apr_pool_cleanup_null);
     if (!PEM_write_bio_X509(bio, cert->x509)) {
         goto out;
     }
@@ -377,7 +354,7 @@ const char *acme_cert_serial_hex(const acme_cert_t *cert, apr_pool_t *p)
     if (!bn) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bn, bn_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bn, acme_ossl_bn_free, apr_pool_cleanup_null);
     hex = BN_bn2hex(bn);
     if (!hex) {
         goto out;

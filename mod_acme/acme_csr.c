@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "acme_ossl.h"
 #include "acme_csr.h"
 
 /* RFC 5280 appendix A.1: ub-common-name INTEGER ::= 64 */
@@ -31,12 +32,6 @@
 static apr_status_t req_cleanup(void *data)
 {
     X509_REQ_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t gens_cleanup(void *data)
-{
-    GENERAL_NAMES_free(data);
     return APR_SUCCESS;
 }
 
@@ -181,7 +176,7 @@ apr_status_t acme_san_extension(X509_EXTENSION **pext, const apr_array_header_t 
     if (!gens) {
         goto out;
     }
-    apr_pool_cleanup_register(p, gens, gens_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(p, gens, acme_ossl_gens_free, apr_pool_cleanup_null);
     for (i = 0; i < names->nelts; i++) {
         rv = add_san(gens, APR_ARRAY_IDX(names, i, const char *));
         if (rv != APR_SUCCESS) {

@@ -19,6 +19,7 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
+#include "acme_ossl.h"
 #include "acme_key.h"
 
 struct acme_key_t {
@@ -61,18 +62,6 @@ static int type_index(acme_key_type_e type)
 static apr_status_t evp_cleanup(void *data)
 {
     EVP_PKEY_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bn_cleanup(void *data)
-{
-    BN_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bio_cleanup(void *data)
-{
-    BIO_free(data);
     return APR_SUCCESS;
 }
 
@@ -221,7 +210,7 @@ apr_status_t acme_key_from_pem(acme_key_t **pkey, const char *pem, apr_size_t le
     if (!bio) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bio, bio_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bio, acme_ossl_bio_free, apr_pool_cleanup_null);
     /* Reads PKCS#8 as well as the traditional "RSA PRIVATE KEY"/"EC PRIVATE KEY" forms. */
     evp = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL);
     if (!evp) {
@@ -263,7 +252,7 @@ apr_status_t acme_key_to_pem(const char **ppem, apr_size_t *plen, const acme_key
     if (!bio) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bio, bio_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bio, acme_ossl_bio_free, apr_pool_cleanup_null);
     if (!PEM_write_bio_PKCS8PrivateKey(bio, key->evp, NULL, NULL, 0, NULL, NULL)) {
         goto out;
     }
@@ -312,7 +301,7 @@ static apr_status_t bn_param_b64u(const char **pb64u, const EVP_PKEY *evp, const
     if (!EVP_PKEY_get_bn_param(evp, param, &bn) || !bn) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bn, bn_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bn, acme_ossl_bn_free, apr_pool_cleanup_null);
     if (padlen > 0) {
         if (BN_num_bytes(bn) > padlen) {
             goto out;

@@ -6,26 +6,9 @@
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 
+#include "acme_ossl.h"
 #include "acme_csr.h"
 #include "acme_selfsigned.h"
-
-static apr_status_t x509_cleanup(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bio_cleanup(void *data)
-{
-    BIO_free(data);
-    return APR_SUCCESS;
-}
-
-static apr_status_t bn_cleanup(void *data)
-{
-    BN_free(data);
-    return APR_SUCCESS;
-}
 
 apr_status_t acme_selfsigned_create(const char **ppem, apr_size_t *plen, const acme_key_t *key,
                                     const apr_array_header_t *names, apr_time_t not_before,
@@ -51,12 +34,12 @@ apr_status_t acme_selfsigned_create(const char **ppem, apr_size_t *plen, const a
     if (!x) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, x, x509_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, x, acme_ossl_x509_free, apr_pool_cleanup_null);
     serial = BN_new();
     if (!serial) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, serial, bn_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, serial, acme_ossl_bn_free, apr_pool_cleanup_null);
     /* A random positive 64-bit serial: clients cache certificates by issuer and serial. */
     if (!BN_rand(serial, 64, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) ||
         !BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)) || !X509_set_version(x, 2) ||
@@ -88,7 +71,7 @@ apr_status_t acme_selfsigned_create(const char **ppem, apr_size_t *plen, const a
     if (!bio) {
         goto out;
     }
-    apr_pool_cleanup_register(ptmp, bio, bio_cleanup, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(ptmp, bio, acme_ossl_bio_free, apr_pool_cleanup_null);
     if (!PEM_write_bio_X509(bio, x)) {
         goto out;
     }
