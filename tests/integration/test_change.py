@@ -90,3 +90,29 @@ def test_bad_staged_set_is_not_activated(httpd_factory):
     assert not os.path.exists(staged)
     assert any(n.startswith(".rejected.bad.test.")
                for n in os.listdir(os.path.join(h.store, "staging")))
+
+
+def test_another_ca_leads_to_a_new_certificate(httpd_factory, pebble):
+    """Pointing ACMECertificateAuthority elsewhere renews from the new CA (here pebble behind
+    a proxy: another directory URL, another account in the store)."""
+    from chaosproxy import ChaosProxy
+    proxy = ChaosProxy(pebble)
+    try:
+        h = httpd_factory()
+        vhost = h.ssl_vhost("ca.test")
+        h.write_conf(ACCOUNT + "ACMEDomain ca.test\n" + vhost)
+        h.start()
+        first = wait_real_cert(h, "ca.test")
+        h.stop()
+        h.write_conf(f"ACMECertificateAuthority {proxy.directory}\n"
+                     f"ACMECACertificateFile {pebble.ca_file}\n" + ACCOUNT +
+                     "ACMEDomain ca.test\n" + vhost, ca=False)
+        h.start()
+        assert acmetest.tls_peer_cert(h.https_port, "ca.test").serial_number == \
+            first.serial_number
+        second = wait_new_cert(h, "ca.test", first.serial_number)
+        assert acmetest.san_names(second) == ["ca.test"]
+        assert "which is no longer an ACMECertificateAuthority" in h.log_text()
+        assert any(m == "POST" and "order-plz" in path for m, path in proxy.requests)
+    finally:
+        proxy.stop()
