@@ -48,7 +48,7 @@ def served_matches_store(h, name):
     return served.serial_number in serials and chain
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_kill_9_everything_at_random_points(httpd_factory, seed):
     rnd = random.Random(seed)
     h = httpd_factory()
@@ -75,7 +75,7 @@ def test_kill_9_everything_at_random_points(httpd_factory, seed):
     store_is_consistent(h)
 
 
-@pytest.mark.parametrize("seed", range(2))
+@pytest.mark.parametrize("seed", range(3))
 def test_kill_9_children_during_issuance(httpd_factory, seed):
     """The parent lives on and starts new children; mod_watchdog elects a new driver, which
     resumes the orders from the job files."""
