@@ -1,0 +1,68 @@
+/* mod_acme_drive.h - what the renewal driver (mod_acme_drive.c, the watchdog thread) and its
+ * workers (mod_acme_worker.c, one thread per certificate being obtained or asked about) share.
+ * Private to those two files. */
+#ifndef MOD_ACME_DRIVE_H
+#define MOD_ACME_DRIVE_H
+
+#include <apr_atomic.h>
+#include <apr_thread_mutex.h>
+
+#include "mod_acme.h"
+
+#define DRIVER_TICK        apr_time_from_msec(100)
+#define DRIVER_WORKERS_MAX 8
+#define DRIVER_LOCK        "jobs/driver.lock"
+#define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
+/* A restart waits at most this long for other workers, so that one activates a batch. */
+#define COALESCE_MAX apr_time_from_sec(60)
+
+typedef struct driver_t driver_t;
+
+typedef struct worker_t {
+    driver_t *drv;
+    acme_domain_t *d;
+    apr_pool_t *pool; /* unmanaged: freed by the driver after the join */
+    apr_thread_t *thread;
+    apr_time_t started;
+    volatile apr_uint32_t done;
+    volatile apr_uint32_t challenges; /* answers published and not withdrawn */
+    acme_job_t *job;
+    const char *ca_url; /* CA of the current try */
+    int staged;
+    apr_time_t next_run;
+    int ari_only;            /* this worker only asks the CA for renewal information */
+    int ari_absent;          /* ... and learnt that the CA offers none */
+    apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
+    apr_time_t ari_check_at; /* ... and when to ask again */
+} worker_t;
+
+struct driver_t {
+    acme_runtime_t *rt;
+    apr_pool_t *pool; /* the driver's own, in the child */
+    apr_file_t *lock;
+    int locked;
+    int lock_busy_logged;
+    apr_time_t lock_error_logged;      /* an unusable lock file is reported once a minute */
+    apr_thread_mutex_t *account_mutex; /* first-time account setup, one at a time */
+    worker_t **workers;                /* per domain, NULL when idle */
+    apr_time_t *next_run;              /* per domain */
+    int *staged;                       /* per domain: a valid set waits for activation */
+    int restart_asked;
+    apr_time_t restart_retry; /* after a failed flag write */
+    int *blocked_logged;      /* per domain: the parent could not activate its set */
+    apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
+    apr_time_t republish_check;
+    apr_time_t *ari_renew_at; /* per domain: from the CA's renewal information, or 0 */
+    apr_time_t *ari_check_at; /* per domain: when to ask the CA again */
+    int ari_absent;           /* the CA offers no renewal information */
+    int ari_known;            /* the CA answered renewal information once */
+    acme_clock_t clock;       /* the system clock, with sleeps that end when stopping */
+    volatile apr_uint32_t stopping;
+    volatile apr_uint32_t active;            /* workers not yet finished */
+    volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
+};
+
+/* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
+void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
+
+#endif /* MOD_ACME_DRIVE_H */

@@ -1,0 +1,372 @@
+/* mod_acme_worker.c - a worker of the renewal driver: one thread that obtains one certificate
+ * (account, order, challenges published in the token table and the job file, finalize with a
+ * key kept first, staging) or asks the CA for renewal information (RFC 9773). It has its own
+ * pool, transport and ACME client; what it learns goes back to the driver at the join.
+ *
+ * worker_* functions run in the worker thread only.
+ */
+#include <signal.h>
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+
+#include "acme_ari.h"
+#include "mod_acme_drive.h"
+
+static const char *key_path(const acme_domain_t *d, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "jobs/", d->set_name, ".key", NULL);
+}
+
+/* --- the token table as the issuance sees it: socache plus the job file --- */
+
+static apr_status_t job_tokens_put(acme_tokens_t *t, const char *token, const char *host,
+                                   const char *keyauth, apr_time_t expires)
+{
+    worker_t *w = t->baton;
+    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, w->pool);
+    acme_job_chal_t *ch;
+    apr_status_t rv;
+
+    rv = cache->put(cache, token, host, keyauth, expires);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    ch = apr_array_push(w->job->challenges);
+    ch->token = apr_pstrdup(w->pool, token);
+    ch->host = apr_pstrdup(w->pool, host);
+    ch->keyauth = apr_pstrdup(w->pool, keyauth);
+    ch->expires = expires;
+    apr_atomic_inc32(&w->challenges);
+    /* Persisted so that the parent publishes it again after a restart wiped shared memory. */
+    return acme_job_save(w->drv->rt->store, w->job, w->pool);
+}
+
+static apr_status_t job_tokens_get(acme_tokens_t *t, const char *token, const char **phost,
+                                   const char **pkeyauth, apr_pool_t *p)
+{
+    worker_t *w = t->baton;
+    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, p);
+    return cache->get(cache, token, phost, pkeyauth, p);
+}
+
+static apr_status_t job_tokens_remove(acme_tokens_t *t, const char *token)
+{
+    worker_t *w = t->baton;
+    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, w->pool);
+    apr_array_header_t *chals = w->job->challenges;
+    int i;
+
+    for (i = 0; i < chals->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(chals, i, acme_job_chal_t).token, token) == 0) {
+            memmove(&APR_ARRAY_IDX(chals, i, acme_job_chal_t),
+                    &APR_ARRAY_IDX(chals, i + 1, acme_job_chal_t),
+                    (size_t)(chals->nelts - i - 1) * sizeof(acme_job_chal_t));
+            chals->nelts--;
+            apr_atomic_dec32(&w->challenges);
+            break;
+        }
+    }
+    acme_job_save(w->drv->rt->store, w->job, w->pool);
+    return cache->remove(cache, token);
+}
+
+static void worker_on_order(void *baton, const char *url)
+{
+    worker_t *w = baton;
+
+    if (!w->job->order_url || strcmp(w->job->order_url, url) != 0) {
+        w->job->order_url = apr_pstrdup(w->pool, url);
+        w->job->ca_url = w->ca_url;
+        acme_job_save(w->drv->rt->store, w->job, w->pool);
+    }
+}
+
+static apr_status_t worker_on_key(void *baton, const acme_key_t *key)
+{
+    worker_t *w = baton;
+    const char *pem;
+    apr_size_t len;
+    apr_status_t rv;
+
+    rv = acme_key_to_pem(&pem, &len, key, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_write(w->drv->rt->store, key_path(w->d, w->pool), pem, len,
+                              APR_FPROT_UREAD | APR_FPROT_UWRITE, w->pool);
+    }
+    return rv;
+}
+
+/* The key of a finalized order of an earlier attempt, if one was kept. */
+static acme_key_t *worker_kept_key(worker_t *w)
+{
+    acme_key_t *key = NULL;
+    char *pem;
+    apr_size_t len;
+
+    if (acme_store_read(&pem, &len, w->drv->rt->store, key_path(w->d, w->pool), ACME_STORE_KEY_MAX,
+                        w->pool) != APR_SUCCESS ||
+        acme_key_from_pem(&key, pem, len, w->pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    return key;
+}
+
+static json_t *set_meta(worker_t *w, apr_pool_t *p)
+{
+    json_t *names = json_array();
+    int i;
+
+    for (i = 0; i < w->d->names->nelts; i++) {
+        json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
+    }
+    return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
+                                       "key-type", acme_key_type_name(w->d->key_type), "obtained",
+                                       (json_int_t)apr_time_sec(apr_time_now())));
+}
+
+/* One try against one CA. */
+static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
+{
+    acme_runtime_t *rt = w->drv->rt;
+    acme_conf_t *conf = rt->conf;
+    acme_http_opts_t hopts;
+    acme_account_req_t areq;
+    acme_issue_req_t ireq;
+    acme_issue_result_t *res;
+    acme_tokens_t tokens;
+    acme_http_t *http;
+    acme_client_t *client;
+    apr_array_header_t *contacts;
+    const char *why = NULL;
+    apr_status_t rv;
+    int again;
+
+    memset(&hopts, 0, sizeof(hopts));
+    hopts.ca_file = conf->ca_file;
+    rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    acme_client_set_cancel(client, &w->drv->stopping);
+
+    memset(&areq, 0, sizeof(areq));
+    contacts = apr_array_make(w->pool, 1, sizeof(const char *));
+    if (conf->email) {
+        APR_ARRAY_PUSH(contacts, const char *) = apr_pstrcat(w->pool, "mailto:", conf->email, NULL);
+    }
+    areq.contacts = contacts;
+    areq.terms_agreed = conf->agreement == 1;
+
+    memset(&ireq, 0, sizeof(ireq));
+    memset(&tokens, 0, sizeof(tokens));
+    tokens.put = job_tokens_put;
+    tokens.get = job_tokens_get;
+    tokens.remove = job_tokens_remove;
+    tokens.baton = w;
+    ireq.domain = w->d->name;
+    ireq.names = w->d->names;
+    ireq.key_type = w->d->key_type;
+    ireq.tokens = &tokens;
+    ireq.max_wait = ORDER_WAIT;
+    ireq.on_order = worker_on_order;
+    ireq.on_key = worker_on_key;
+    ireq.baton = w;
+    if (w->job->order_url && w->job->ca_url && strcmp(w->job->ca_url, w->ca_url) == 0) {
+        ireq.order_url = w->job->order_url;
+        ireq.key = worker_kept_key(w);
+    }
+
+    for (again = 1; again >= 0; again--) {
+        apr_thread_mutex_lock(w->drv->account_mutex);
+        rv = acme_account_setup(client, rt->store, &areq, ACME_KEY_EC256, pprob, w->pool);
+        apr_thread_mutex_unlock(w->drv->account_mutex);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        /* A renewal names the certificate it replaces (RFC 9773), when the CA does ARI. */
+        {
+            const char *ari_url;
+            if (w->d->has_active && w->d->ari_cert_id &&
+                acme_client_resource(&ari_url, NULL, client, "renewalInfo") == APR_SUCCESS) {
+                ireq.replaces = w->d->ari_cert_id;
+            }
+        }
+        rv = acme_issue(&res, pprob, client, &ireq, w->pool);
+        /* The CA forgot the account (a reset test CA, a deleted account): register again. */
+        if (rv == ACME_ENOACCOUNT && again) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                         "ACME01051: %s: the CA %s no longer knows our account; registering "
+                         "again",
+                         w->d->name, w->ca_url);
+            apr_thread_mutex_lock(w->drv->account_mutex);
+            acme_account_forget(client, rt->store, w->pool);
+            apr_thread_mutex_unlock(w->drv->account_mutex);
+            continue;
+        }
+        break;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = acme_store_stage(rt->store, w->d->set_name, res->key, res->chain_pem, res->chain_len,
+                          set_meta(w, w->pool), &why, w->pool);
+    if (rv != APR_SUCCESS) {
+        *pprob = acme_problem_make(rv, 0,
+                                   apr_psprintf(w->pool,
+                                                "the new certificate cannot be "
+                                                "stored: %s",
+                                                why ? why : acme_strerror(rv, w->pool)),
+                                   w->pool);
+        return rv;
+    }
+    return APR_SUCCESS;
+}
+
+static const char *when_text(apr_time_t t, apr_pool_t *p)
+{
+    char buf[APR_RFC822_DATE_LEN];
+    apr_rfc822_date(buf, t);
+    return apr_pstrdup(p, buf);
+}
+
+static apr_status_t worker_obtain(worker_t *w)
+{
+    acme_runtime_t *rt = w->drv->rt;
+    apr_array_header_t *cas = rt->conf->ca_urls;
+    const char *fallback_ca[] = {ACME_LETSENCRYPT};
+    acme_problem_t *prob = NULL;
+    apr_uint32_t rnd = 0;
+    apr_status_t rv;
+    int n, start = 0, k;
+
+    rv = acme_job_load(&w->job, rt->store, w->d->set_name, w->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                     "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
+                     w->d->name, rt->store_dir);
+    }
+    n = cas ? cas->nelts : 1;
+    /* An order in flight continues at its own CA. */
+    for (k = 0; cas && w->job->ca_url && k < n; k++) {
+        if (strcmp(APR_ARRAY_IDX(cas, k, const char *), w->job->ca_url) == 0) {
+            start = k;
+        }
+    }
+    for (k = 0; k < n; k++) {
+        w->ca_url = cas ? APR_ARRAY_IDX(cas, (start + k) % n, const char *) : fallback_ca[0];
+        prob = NULL;
+        rv = worker_try(w, &prob);
+        if (rv == APR_SUCCESS || rv == ACME_ECANCELLED || !acme_status_is_transient(rv) ||
+            k + 1 == n) {
+            break;
+        }
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                     "ACME01053: %s: %s failed (%s); trying the next ACMECertificateAuthority",
+                     w->d->name, w->ca_url,
+                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+    }
+    if (rv == APR_SUCCESS) {
+        acme_job_done(w->job);
+        acme_job_save(rt->store, w->job, w->pool);
+        acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
+        w->staged = 1;
+        w->next_run = 0;
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                     "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
+                     rt->conf->auto_restart != 0
+                         ? "a graceful restart activates it shortly"
+                         : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
+        return APR_SUCCESS;
+    }
+    if (rv == ACME_ECANCELLED) {
+        return rv; /* the server stops; the job resumes in the next generation */
+    }
+    apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+    acme_job_failed(w->job, rv, prob, apr_time_now(), rnd, w->pool);
+    acme_job_save(rt->store, w->job, w->pool);
+    w->next_run = w->job->next_run;
+    ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                 "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
+                 w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
+                 when_text(w->next_run, w->pool), w->job->failures);
+    return rv;
+}
+
+/* Asks the CA when to renew (RFC 9773): a time picked uniformly in its suggested window. */
+static void worker_ari(worker_t *w)
+{
+    acme_runtime_t *rt = w->drv->rt;
+    apr_array_header_t *cas = rt->conf->ca_urls;
+    acme_http_opts_t hopts;
+    acme_http_t *http;
+    acme_client_t *client;
+    acme_problem_t *prob = NULL;
+    acme_ari_t *ari;
+    apr_uint64_t rnd = 0;
+    char from[APR_RFC822_DATE_LEN], to[APR_RFC822_DATE_LEN], at[APR_RFC822_DATE_LEN];
+    apr_status_t rv;
+
+    memset(&hopts, 0, sizeof(hopts));
+    hopts.ca_file = rt->conf->ca_file;
+    w->ca_url = cas ? APR_ARRAY_IDX(cas, 0, const char *) : ACME_LETSENCRYPT;
+    w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
+    rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
+    }
+    if (rv != APR_SUCCESS) {
+        return;
+    }
+    acme_client_set_cancel(client, &w->drv->stopping);
+    rv = acme_ari_fetch(&ari, &prob, client, w->d->ari_cert_id, w->pool);
+    if (rv == APR_NOTFOUND) {
+        w->ari_absent = 1;
+        return;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                     "ACME01065: %s: no renewal information from %s (%s); asking again in an "
+                     "hour, the renewal window applies meanwhile",
+                     w->d->name, w->ca_url,
+                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        return;
+    }
+    apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+    w->ari_renew_at = acme_ari_pick(ari, rnd);
+    w->ari_check_at = ari->recheck;
+    apr_rfc822_date(from, ari->start);
+    apr_rfc822_date(to, ari->end);
+    apr_rfc822_date(at, w->ari_renew_at);
+    ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                 "ACME01066: %s: the CA suggests renewing between %s and %s%s%s; renewing at %s",
+                 w->d->name, from, to, ari->explanation ? " (see " : "",
+                 ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "", at);
+}
+
+void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)
+{
+    worker_t *w = data;
+    sigset_t all;
+
+    /* Signals are the server's business: they go to the main thread. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (w->ari_only) {
+        worker_ari(w);
+    } else {
+        worker_obtain(w);
+    }
+    apr_atomic_set32(&w->done, 1);
+    /* Stopping, the last worker to finish lets the next generation's driver work. */
+    if (apr_atomic_dec32(&w->drv->active) == 0 && apr_atomic_read32(&w->drv->release_when_idle) &&
+        w->drv->lock) {
+        apr_file_unlock(w->drv->lock);
+    }
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
