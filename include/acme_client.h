@@ -65,6 +65,13 @@ apr_status_t acme_client_post(acme_resp_t **presp, acme_problem_t **pprob, acme_
 apr_status_t acme_client_get(acme_resp_t **presp, acme_problem_t **pprob, acme_client_t *client,
                              const char *url, apr_pool_t *p);
 
+/* Gives the client a directory another client of the same CA fetched (JSON text), saving a
+ * request. APR_EINVAL, and nothing changes, when it lacks the required URLs. */
+apr_status_t acme_client_seed_directory(acme_client_t *client, const char *json, apr_size_t len);
+
+/* The directory as JSON text for seeding other clients, or NULL when none was fetched yet. */
+const char *acme_client_directory_json(const acme_client_t *client, apr_pool_t *p);
+
 /* Why the last directory fetch failed (NULL after a success); its detail names the URL and the
  * transport's or CA's words. */
 const acme_problem_t *acme_client_directory_problem(const acme_client_t *client);

@@ -280,6 +280,38 @@ out:
     return rv;
 }
 
+static int directory_ok(const json_t *dir)
+{
+    return acme_json_str(dir, "newNonce") && acme_json_str(dir, "newAccount") &&
+           acme_json_str(dir, "newOrder");
+}
+
+apr_status_t acme_client_seed_directory(acme_client_t *client, const char *json, apr_size_t len)
+{
+    json_t *dir = json_loadb(json, len, JSON_REJECT_DUPLICATES, NULL);
+
+    if (!json_is_object(dir) || !directory_ok(dir)) {
+        json_decref(dir);
+        return APR_EINVAL;
+    }
+    client->directory = acme_json_pool(client->pool, dir);
+    return APR_SUCCESS;
+}
+
+const char *acme_client_directory_json(const acme_client_t *client, apr_pool_t *p)
+{
+    char *s;
+    const char *out;
+
+    if (!client->directory) {
+        return NULL;
+    }
+    s = json_dumps(client->directory, JSON_COMPACT);
+    out = s ? apr_pstrdup(p, s) : NULL;
+    free(s);
+    return out;
+}
+
 const acme_problem_t *acme_client_directory_problem(const acme_client_t *client)
 {
     return client->directory_problem;

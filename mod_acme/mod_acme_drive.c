@@ -15,6 +15,7 @@
  * These functions run in the watchdog thread; the workers are in mod_acme_worker.c.
  */
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -43,6 +44,54 @@ static void driver_clock_sleep(void *baton, apr_interval_time_t t)
 
 /* --- the driver --- */
 
+apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const char *ca_url,
+                                apr_pool_t *p)
+{
+    acme_http_opts_t hopts;
+    acme_http_t *http;
+    acme_client_t *client;
+    const char *dir;
+    apr_status_t rv;
+
+    memset(&hopts, 0, sizeof(hopts));
+    hopts.ca_file = drv->rt->conf->ca_file;
+    rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    acme_client_set_cancel(client, &drv->stopping);
+    apr_thread_mutex_lock(drv->dir_mutex);
+    dir = apr_hash_get(drv->dir_cache, ca_url, APR_HASH_KEY_STRING);
+    dir = dir ? apr_pstrdup(p, dir) : NULL;
+    apr_thread_mutex_unlock(drv->dir_mutex);
+    if (dir) {
+        acme_client_seed_directory(client, dir, strlen(dir));
+    }
+    *pclient = client;
+    return APR_SUCCESS;
+}
+
+void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
+                             apr_status_t rv, apr_pool_t *p)
+{
+    const char *dir = NULL;
+
+    if (rv != ACME_EPROTO && rv != ACME_EMALFORMED) {
+        dir = acme_client_directory_json(client, p);
+    }
+    apr_thread_mutex_lock(drv->dir_mutex);
+    if (dir && !apr_hash_get(drv->dir_cache, ca_url, APR_HASH_KEY_STRING)) {
+        apr_hash_set(drv->dir_cache, apr_pstrdup(drv->dir_pool, ca_url), APR_HASH_KEY_STRING,
+                     apr_pstrdup(drv->dir_pool, dir));
+    } else if (!dir) {
+        apr_hash_set(drv->dir_cache, ca_url, APR_HASH_KEY_STRING, NULL);
+    }
+    apr_thread_mutex_unlock(drv->dir_mutex);
+}
+
 /* A staged set that would pass the parent's checks: it only waits for a restart. */
 static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
 {
@@ -64,9 +113,18 @@ static apr_status_t driver_start(driver_t *drv)
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&drv->account_mutex, APR_THREAD_MUTEX_DEFAULT, drv->pool);
     }
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&drv->dir_mutex, APR_THREAD_MUTEX_DEFAULT, drv->pool);
+    }
+    /* The directory cache has a pool (and allocator) of its own: workers write it, under
+     * dir_mutex, while the driver thread allocates from drv->pool. */
+    if (rv == APR_SUCCESS) {
+        rv = apr_pool_create_unmanaged_ex(&drv->dir_pool, NULL, NULL);
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }
+    drv->dir_cache = apr_hash_make(drv->dir_pool);
     drv->workers = apr_pcalloc(drv->pool, sizeof(worker_t *) * (apr_size_t)domains->nelts);
     drv->next_run = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);

@@ -5,6 +5,7 @@
 #define MOD_ACME_DRIVE_H
 
 #include <apr_atomic.h>
+#include <apr_hash.h>
 #include <apr_thread_mutex.h>
 
 #include "mod_acme.h"
@@ -52,15 +53,28 @@ struct driver_t {
     int *blocked_logged;      /* per domain: the parent could not activate its set */
     apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
     apr_time_t republish_check;
-    apr_time_t *ari_renew_at; /* per domain: from the CA's renewal information, or 0 */
-    apr_time_t *ari_check_at; /* per domain: when to ask the CA again */
-    int ari_absent;           /* the CA offers no renewal information */
-    int ari_known;            /* the CA answered renewal information once */
-    acme_clock_t clock;       /* the system clock, with sleeps that end when stopping */
+    apr_time_t *ari_renew_at;      /* per domain: from the CA's renewal information, or 0 */
+    apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
+    int ari_absent;                /* the CA offers no renewal information */
+    int ari_known;                 /* the CA answered renewal information once */
+    acme_clock_t clock;            /* the system clock, with sleeps that end when stopping */
+    apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
+    apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
+    apr_pool_t *dir_pool;          /* the cache's own (unmanaged) pool */
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
 };
+
+/* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an
+ * earlier worker fetched (one request less per issuance). */
+apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const char *ca_url,
+                                apr_pool_t *p);
+
+/* Keeps the client's directory for later workers; forgets it after a protocol error (the CA
+ * may have moved its resources). */
+void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
+                             apr_status_t rv, apr_pool_t *p);
 
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);

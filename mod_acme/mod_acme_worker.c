@@ -126,33 +126,19 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
                                        (json_int_t)apr_time_sec(apr_time_now())));
 }
 
-/* One try against one CA. */
-static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
+/* One try against one CA, with a client made for it. */
+static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_problem_t **pprob)
 {
     acme_runtime_t *rt = w->drv->rt;
     acme_conf_t *conf = rt->conf;
-    acme_http_opts_t hopts;
     acme_account_req_t areq;
     acme_issue_req_t ireq;
     acme_issue_result_t *res;
     acme_tokens_t tokens;
-    acme_http_t *http;
-    acme_client_t *client;
     apr_array_header_t *contacts;
     const char *why = NULL;
     apr_status_t rv;
     int again;
-
-    memset(&hopts, 0, sizeof(hopts));
-    hopts.ca_file = conf->ca_file;
-    rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
-    if (rv == APR_SUCCESS) {
-        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
-    }
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    acme_client_set_cancel(client, &w->drv->stopping);
 
     memset(&areq, 0, sizeof(areq));
     contacts = apr_array_make(w->pool, 1, sizeof(const char *));
@@ -225,6 +211,21 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
         return rv;
     }
     return APR_SUCCESS;
+}
+
+/* One try against one CA. */
+static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
+{
+    acme_client_t *client;
+    apr_status_t rv;
+
+    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = worker_issue(w, client, pprob);
+    acme_driver_client_done(w->drv, client, w->ca_url, rv, w->pool);
+    return rv;
 }
 
 static const char *when_text(apr_time_t t, apr_pool_t *p)
@@ -302,8 +303,6 @@ static void worker_ari(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
     apr_array_header_t *cas = rt->conf->ca_urls;
-    acme_http_opts_t hopts;
-    acme_http_t *http;
     acme_client_t *client;
     acme_problem_t *prob = NULL;
     acme_ari_t *ari;
@@ -311,19 +310,14 @@ static void worker_ari(worker_t *w)
     char from[APR_RFC822_DATE_LEN], to[APR_RFC822_DATE_LEN], at[APR_RFC822_DATE_LEN];
     apr_status_t rv;
 
-    memset(&hopts, 0, sizeof(hopts));
-    hopts.ca_file = rt->conf->ca_file;
     w->ca_url = cas ? APR_ARRAY_IDX(cas, 0, const char *) : ACME_LETSENCRYPT;
     w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
-    rv = acme_http_curl_create(&http, &hopts, &rt->log, w->pool);
-    if (rv == APR_SUCCESS) {
-        rv = acme_client_create(&client, w->ca_url, http, &rt->log, &w->drv->clock, w->pool);
-    }
+    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return;
     }
-    acme_client_set_cancel(client, &w->drv->stopping);
     rv = acme_ari_fetch(&ari, &prob, client, w->d->ari_cert_id, w->pool);
+    acme_driver_client_done(w->drv, client, w->ca_url, rv, w->pool);
     if (rv == APR_NOTFOUND) {
         w->ari_absent = 1;
         return;

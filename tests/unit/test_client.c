@@ -660,6 +660,28 @@ static void unreachable_ca_says_why(void **state)
     assert_non_null(strstr(prob->detail, "Failed to connect to ca.test port 443"));
 }
 
+/* A directory handed over from an earlier client saves the GET; a bad one is refused. */
+static void seeded_directory_saves_a_request(void **state)
+{
+    static const fake_answer_t script[] = {
+        NONCE_OK,
+        {"POST", CA "/order/1", 200, JSON, ORDER("ready", ""), 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_problem_t *prob = NULL;
+    acme_order_t *order;
+    const char *json;
+
+    assert_int_equal(acme_client_seed_directory(f->client, "{\"newNonce\":1}", 13), APR_EINVAL);
+    assert_null(acme_client_directory_json(f->client, f->p));
+    assert_int_equal(acme_client_seed_directory(f->client, FAKE_DIRECTORY, strlen(FAKE_DIRECTORY)),
+                     APR_SUCCESS);
+    assert_int_equal(acme_order_get(&order, &prob, f->client, CA "/order/1", f->p), APR_SUCCESS);
+    assert_int_equal(f->ca->requests->nelts, 2); /* no GET of the directory */
+    json = acme_client_directory_json(f->client, f->p);
+    assert_non_null(strstr(json, CA "/order"));
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(directory_cached_and_nonces_reused),
     UNIT_TEST(bad_nonce_retried_with_fresh_nonce),
@@ -679,6 +701,7 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(finalized_order_resumed_with_kept_key),
     UNIT_TEST(cancel_and_bounds),
     UNIT_TEST(unreachable_ca_says_why),
+    UNIT_TEST(seeded_directory_saves_a_request),
 };
 
 UNIT_MAIN("client", tests)
