@@ -288,8 +288,6 @@ apr_status_t acme_cert_to_pem(const char **ppem, const acme_cert_t *cert, apr_po
 {
     apr_pool_t *ptmp = NULL;
     BIO *bio;
-    char *data = NULL;
-    long n;
     apr_status_t rv;
 
     rv = apr_pool_create(&ptmp, p);
@@ -305,11 +303,9 @@ apr_status_t acme_cert_to_pem(const char **ppem, const acme_cert_t *cert, apr_po
     if (!PEM_write_bio_X509(bio, cert->x509)) {
         goto out;
     }
-    n = BIO_get_mem_data(bio, &data);
-    if (n <= 0 || !data) {
+    if (acme_ossl_bio_text(ppem, NULL, bio, p) != APR_SUCCESS) {
         goto out;
     }
-    *ppem = apr_pstrmemdup(p, data, (apr_size_t)n);
     rv = APR_SUCCESS;
 out:
     ERR_clear_error();

@@ -237,8 +237,6 @@ apr_status_t acme_key_to_pem(const char **ppem, apr_size_t *plen, const acme_key
 {
     apr_pool_t *ptmp = NULL;
     BIO *bio;
-    char *data = NULL;
-    long n;
     apr_status_t rv;
 
     rv = apr_pool_create(&ptmp, p);
@@ -256,12 +254,9 @@ apr_status_t acme_key_to_pem(const char **ppem, apr_size_t *plen, const acme_key
     if (!PEM_write_bio_PKCS8PrivateKey(bio, key->evp, NULL, NULL, 0, NULL, NULL)) {
         goto out;
     }
-    n = BIO_get_mem_data(bio, &data);
-    if (n <= 0 || !data) {
+    if (acme_ossl_bio_text(ppem, plen, bio, p) != APR_SUCCESS) {
         goto out;
     }
-    *ppem = apr_pstrmemdup(p, data, (apr_size_t)n);
-    *plen = (apr_size_t)n;
     rv = APR_SUCCESS;
 out:
     ERR_clear_error();

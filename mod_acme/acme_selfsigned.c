@@ -20,8 +20,6 @@ apr_status_t acme_selfsigned_create(const char **ppem, apr_size_t *plen, const a
     BIGNUM *serial;
     BIO *bio;
     const char *first;
-    char *data;
-    long len;
     int has_cn = 0;
     apr_status_t rv;
 
@@ -75,12 +73,9 @@ apr_status_t acme_selfsigned_create(const char **ppem, apr_size_t *plen, const a
     if (!PEM_write_bio_X509(bio, x)) {
         goto out;
     }
-    len = BIO_get_mem_data(bio, &data);
-    if (len <= 0) {
+    if (acme_ossl_bio_text(ppem, plen, bio, p) != APR_SUCCESS) {
         goto out;
     }
-    *ppem = apr_pstrmemdup(p, data, (apr_size_t)len);
-    *plen = (apr_size_t)len;
     rv = APR_SUCCESS;
 out:
     if (ptmp) {

@@ -83,13 +83,35 @@ static void cache_unlock(acme_runtime_t *rt)
     }
 }
 
+/* One store (value != NULL) or remove in the table, locked, with a pool for the provider. */
+static apr_status_t cache_change(acme_runtime_t *rt, const char *token, const char *value,
+                                 unsigned int vlen, apr_time_t expires)
+{
+    apr_pool_t *p;
+    apr_status_t rv;
+
+    rv = apr_pool_create(&p, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = cache_lock(rt);
+    if (rv == APR_SUCCESS) {
+        rv = value
+                 ? rt->conf->cache_provider->store(rt->cache, rt->s, (const unsigned char *)token,
+                                                   (unsigned int)strlen(token), expires,
+                                                   (unsigned char *)value, vlen, p)
+                 : rt->conf->cache_provider->remove(rt->cache, rt->s, (const unsigned char *)token,
+                                                    (unsigned int)strlen(token), p);
+        cache_unlock(rt);
+    }
+    apr_pool_destroy(p);
+    return rv;
+}
+
 static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *host,
                                const char *keyauth, apr_time_t expires)
 {
-    acme_runtime_t *rt = t->baton;
     char value[TOKEN_VALUE_MAX];
-    apr_pool_t *p;
-    apr_status_t rv;
     int n;
 
     if (!acme_token_ok(token, strlen(token))) {
@@ -99,21 +121,7 @@ static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *
     if (n <= 0 || (apr_size_t)n >= sizeof(value)) {
         return ACME_ETOOLARGE;
     }
-    rv = apr_pool_create(&p, NULL);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = cache_lock(rt);
-    if (rv != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return rv;
-    }
-    rv = rt->conf->cache_provider->store(rt->cache, rt->s, (const unsigned char *)token,
-                                         (unsigned int)strlen(token), expires,
-                                         (unsigned char *)value, (unsigned int)n, p);
-    cache_unlock(rt);
-    apr_pool_destroy(p);
-    return rv;
+    return cache_change(t->baton, token, value, (unsigned int)n, expires);
 }
 
 /* Looks a token up; *phost and *pkeyauth point into buf. */
@@ -162,23 +170,7 @@ static apr_status_t tokens_get(acme_tokens_t *t, const char *token, const char *
 
 static apr_status_t tokens_remove(acme_tokens_t *t, const char *token)
 {
-    acme_runtime_t *rt = t->baton;
-    apr_pool_t *p;
-    apr_status_t rv;
-
-    rv = apr_pool_create(&p, NULL);
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    rv = cache_lock(rt);
-    if (rv != APR_SUCCESS) {
-        apr_pool_destroy(p);
-        return rv;
-    }
-    rv = rt->conf->cache_provider->remove(rt->cache, rt->s, (const unsigned char *)token,
-                                          (unsigned int)strlen(token), p);
-    cache_unlock(rt);
-    apr_pool_destroy(p);
+    apr_status_t rv = cache_change(t->baton, token, NULL, 0, 0);
     return APR_STATUS_IS_NOTFOUND(rv) ? APR_SUCCESS : rv;
 }
 
