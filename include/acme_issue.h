@@ -1,7 +1,8 @@
 /* acme_issue.h - getting a certificate from start to end with the single steps of acme_order.h:
  * the account (kept in the store per CA), the order, authorizations (already valid ones are
  * skipped), challenge answers published in the token table, polling that honours Retry-After
- * within a bounded total time, finalize with a fresh key, and the chain with its alternates.
+ * within a bounded total time, finalize with a fresh key, and the chain (with its alternates when
+ * asked for).
  *
  * The calls block their thread while they wait; the caller owns the thread (the renewal driver
  * runs one issuance per worker, the test driver runs one in main). Logging names the domain.
@@ -41,6 +42,7 @@ typedef struct acme_issue_req_t {
     apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
     const char *replaces;         /* ARI certID of the certificate being renewed, or NULL */
+    int alternates;               /* also download the alternate chains (Link rel="alternate") */
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;

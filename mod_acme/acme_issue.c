@@ -505,7 +505,8 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         return step_failed(is, rv, "downloading the certificate", *is->pprob, p);
     }
     res->alt_chains = apr_array_make(p, 0, sizeof(const char *));
-    for (i = 0; alts && i < alts->nelts && i < ACME_ALT_CHAINS_MAX; i++) {
+    /* Alternates cost a request each: fetched only for a caller that will use them. */
+    for (i = 0; req->alternates && alts && i < alts->nelts && i < ACME_ALT_CHAINS_MAX; i++) {
         const char *pem;
         apr_size_t len;
         acme_problem_t *ignored = NULL;

@@ -143,6 +143,7 @@ int main(int argc, const char *const *argv)
     ireq.names = names;
     ireq.key_type = key_type;
     ireq.max_wait = apr_time_from_sec(timeout_s);
+    ireq.alternates = 1;
     rv = acme_tokens_hash_create(&ireq.tokens, p);
     if (rv == APR_SUCCESS) {
         rv = acme_issue(&res, &prob, client, &ireq, p);

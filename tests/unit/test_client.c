@@ -346,6 +346,7 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
 
     memset(&req, 0, sizeof(req));
     req.domain = "a.test";
+    req.alternates = 1;
     req.names = names2(f->p);
     req.key_type = ACME_KEY_EC256;
     assert_int_equal(acme_tokens_hash_create(&req.tokens, f->p), APR_SUCCESS);
