@@ -174,6 +174,8 @@ static inline char *fuzz_rest(fuzz_input_t *in, apr_size_t *plen, apr_pool_t *p)
     "\"revokeCert\":\"" FUZZ_CA "/revoke\",\"keyChange\":\"" FUZZ_CA "/kc\","                      \
     "\"meta\":{\"termsOfService\":\"" FUZZ_CA "/tos\"}}"
 
+#define FUZZ_CALL_REQUESTS_MAX (1 + 2 * (ACME_BADNONCE_RETRIES + 1))
+
 typedef struct fuzz_ca_t {
     acme_http_t http;
     const char *directory; /* body of GET FUZZ_DIRURL */
@@ -183,8 +185,9 @@ typedef struct fuzz_ca_t {
     const char *body;      /* its body, NUL-terminated */
     apr_size_t body_len;
     int nonces;            /* fresh Replay-Nonce values handed out */
+    int raw;               /* HEAD gets the answer too, and no Replay-Nonce is added to it */
     int fail;              /* every request fails as if the CA were unreachable */
-    int requests;
+    int requests;          /* since the target last reset it (one client call) */
 } fuzz_ca_t;
 
 static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_req_t *req,
@@ -193,8 +196,9 @@ static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_re
     fuzz_ca_t *ca = http->baton;
     acme_http_resp_t *resp;
 
-    /* Bounded like the real client: pebble gives up after 5 badNonce answers, so do we. */
-    FUZZ_ASSERT(++ca->requests <= 20);
+    /* One call of the client sends at most: the directory, then per attempt (badNonce retries
+     * included) newNonce and the request itself. Targets reset the count before each call. */
+    FUZZ_ASSERT(++ca->requests <= FUZZ_CALL_REQUESTS_MAX);
     FUZZ_ASSERT(req->method && req->url);
     if (ca->fail) {
         apr_cpystrn(http->error, "fuzz: no CA", sizeof(http->error));
@@ -202,7 +206,7 @@ static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_re
     }
     resp = apr_pcalloc(p, sizeof(*resp));
     resp->headers = apr_table_make(p, 8);
-    if (strcmp(req->method, "HEAD") == 0) {
+    if (strcmp(req->method, "HEAD") == 0 && !ca->raw) {
         resp->status = 200;
         resp->body = "";
     } else if (strcmp(req->method, "GET") == 0 && strcmp(req->url, FUZZ_DIRURL) == 0) {
@@ -220,7 +224,7 @@ static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_re
         resp->body = ca->body ? ca->body : "";
         resp->body_len = ca->body ? ca->body_len : 0;
     }
-    if (!apr_table_get(resp->headers, "Replay-Nonce")) {
+    if (!ca->raw && !apr_table_get(resp->headers, "Replay-Nonce")) {
         apr_table_set(resp->headers, "Replay-Nonce", apr_psprintf(p, "fuzzNonce%04d", ++ca->nonces));
     }
     *presp = resp;

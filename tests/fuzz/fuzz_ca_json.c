@@ -141,6 +141,7 @@ static void fuzz_directory(fuzz_ca_t *ca, const char *body, apr_size_t len, apr_
     ca->body = ORDER_OK;
     ca->body_len = strlen(ORDER_OK);
     prob = NULL;
+    ca->requests = 0;
     rv = acme_order_new(&order, &prob, client, names, NULL, p);
     if (rv == APR_SUCCESS) {
         check_order(order);
@@ -148,6 +149,7 @@ static void fuzz_directory(fuzz_ca_t *ca, const char *body, apr_size_t len, apr_
         check_problem(prob, rv, p);
     }
     prob = NULL;
+    ca->requests = 0;
     rv = acme_ari_fetch(&ari, &prob, client, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", p);
     if (rv == APR_SUCCESS) {
         FUZZ_ASSERT(ari->end > ari->start);
@@ -242,6 +244,7 @@ static void fuzz_object(fuzz_ca_t *ca, int kind, unsigned opt, unsigned st, cons
             }
         }
         prob = NULL;
+        ca->requests = 0;
         rv = acme_ari_fetch(&ari, &prob, client, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", p);
         break;
     }
