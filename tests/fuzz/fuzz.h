@@ -63,13 +63,14 @@ static inline apr_pool_t *fuzz_pool(void)
 /* APR's allocator may take its memory with mmap, which LeakSanitizer does not scan: what lives
  * as long as the process in the root pool (a key made once) is also noted here, so that it is not
  * reported as leaked. */
+static const void *fuzz_kept[16];
+
 static inline void fuzz_keep(const void *ptr)
 {
-    static const void *kept[16];
     static int n;
 
     FUZZ_ASSERT(n < 16);
-    kept[n++] = ptr;
+    fuzz_kept[n++] = ptr;
 }
 
 /* Every message is formatted by acme_log (max level TRACE) and then dropped. */
