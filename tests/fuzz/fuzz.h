@@ -181,14 +181,14 @@ typedef struct fuzz_ca_t {
     acme_http_t http;
     const char *directory; /* body of GET FUZZ_DIRURL */
     apr_size_t directory_len;
-    int status;            /* the answer to every other request */
-    apr_table_t *headers;  /* its headers (copied into each answer) */
-    const char *body;      /* its body, NUL-terminated */
+    int status;           /* the answer to every other request */
+    apr_table_t *headers; /* its headers (copied into each answer) */
+    const char *body;     /* its body, NUL-terminated */
     apr_size_t body_len;
-    int nonces;            /* fresh Replay-Nonce values handed out */
-    int raw;               /* HEAD gets the answer too, and no Replay-Nonce is added to it */
-    int fail;              /* every request fails as if the CA were unreachable */
-    int requests;          /* since the target last reset it (one client call) */
+    int nonces;   /* fresh Replay-Nonce values handed out */
+    int raw;      /* HEAD gets the answer too, and no Replay-Nonce is added to it */
+    int fail;     /* every request fails as if the CA were unreachable */
+    int requests; /* since the target last reset it (one client call) */
 } fuzz_ca_t;
 
 static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_req_t *req,
@@ -226,7 +226,8 @@ static inline apr_status_t fuzz_ca_perform(acme_http_t *http, const acme_http_re
         resp->body_len = ca->body ? ca->body_len : 0;
     }
     if (!ca->raw && !apr_table_get(resp->headers, "Replay-Nonce")) {
-        apr_table_set(resp->headers, "Replay-Nonce", apr_psprintf(p, "fuzzNonce%04d", ++ca->nonces));
+        apr_table_set(resp->headers, "Replay-Nonce",
+                      apr_psprintf(p, "fuzzNonce%04d", ++ca->nonces));
     }
     *presp = resp;
     return APR_SUCCESS;

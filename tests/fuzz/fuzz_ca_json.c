@@ -33,8 +33,8 @@ static const char *const content_types[] = {"application/json", "application/pro
                                             "text/html; charset=utf-8"};
 
 #define ORDER_OK                                                                                   \
-    "{\"status\":\"pending\",\"expires\":\"2025-06-08T00:00:00Z\",\"identifiers\":[{\"type\":"    \
-    "\"dns\",\"value\":\"a.test\"}],\"authorizations\":[\"" FUZZ_CA "/authz/1\"],"               \
+    "{\"status\":\"pending\",\"expires\":\"2025-06-08T00:00:00Z\",\"identifiers\":[{\"type\":"     \
+    "\"dns\",\"value\":\"a.test\"}],\"authorizations\":[\"" FUZZ_CA "/authz/1\"],"                 \
     "\"finalize\":\"" FUZZ_CA "/finalize/1\"}"
 
 static const acme_key_t *account_key(void)
@@ -78,8 +78,7 @@ static void check_order(const acme_order_t *o)
     int i;
 
     FUZZ_ASSERT(o->status != ACME_STATE_UNKNOWN);
-    FUZZ_ASSERT(o->identifiers->nelts >= 1 &&
-                o->identifiers->nelts <= ACME_ORDER_IDENTIFIERS_MAX);
+    FUZZ_ASSERT(o->identifiers->nelts >= 1 && o->identifiers->nelts <= ACME_ORDER_IDENTIFIERS_MAX);
     FUZZ_ASSERT(o->authzs->nelts <= ACME_ORDER_IDENTIFIERS_MAX);
     FUZZ_ASSERT(o->finalize && (o->status != ACME_STATE_VALID || o->certificate));
     for (i = 0; i < o->identifiers->nelts; i++) {
@@ -182,7 +181,8 @@ static void fuzz_object(fuzz_ca_t *ca, int kind, unsigned opt, unsigned st, cons
         apr_table_set(ca->headers, "Location", FUZZ_CA "/obj/1");
     }
     if (opt & 4) {
-        apr_table_set(ca->headers, "Retry-After", (opt & 0x80) ? "120" : "Sun, 01 Jun 2025 01:00:00 GMT");
+        apr_table_set(ca->headers, "Retry-After",
+                      (opt & 0x80) ? "120" : "Sun, 01 Jun 2025 01:00:00 GMT");
     }
     ca->body = body;
     ca->body_len = len;
@@ -238,7 +238,8 @@ static void fuzz_object(fuzz_ca_t *ca, int kind, unsigned opt, unsigned st, cons
                         ari->recheck <= FUZZ_NOW + ACME_ARI_RECHECK_MAX);
             i = 0;
             while (i < 4) {
-                apr_time_t t = acme_ari_pick(ari, (apr_uint64_t)opt * 0x9e3779b97f4a7c15ULL + (apr_uint64_t)i);
+                apr_time_t t =
+                    acme_ari_pick(ari, (apr_uint64_t)opt * 0x9e3779b97f4a7c15ULL + (apr_uint64_t)i);
                 FUZZ_ASSERT(t >= ari->start && t < ari->end);
                 i++;
             }

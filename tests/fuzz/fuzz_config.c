@@ -165,8 +165,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c = acme_conf_get(s);
     v = fuzz_httpd_server("www.example.org", p);
     APR_ARRAY_PUSH(v->names, const char *) = "alias.example.org";
-    ap_set_module_config(v->module_config, &acme_module,
-                         acme_conf_merge(p, c, acme_conf_get(v)));
+    ap_set_module_config(v->module_config, &acme_module, acme_conf_merge(p, c, acme_conf_get(v)));
     s->next = v;
     vc = acme_conf_get(v);
     FUZZ_ASSERT(vc->domains == c->domains);

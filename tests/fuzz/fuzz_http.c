@@ -19,8 +19,8 @@
 static const int statuses[] = {200, 201, 204, 400, 404, 429, 500, 503};
 
 #define ORDER_OK                                                                                   \
-    "{\"status\":\"valid\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"}],"            \
-    "\"authorizations\":[\"" FUZZ_CA "/authz/1\"],\"finalize\":\"" FUZZ_CA "/finalize/1\","      \
+    "{\"status\":\"valid\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"}],"             \
+    "\"authorizations\":[\"" FUZZ_CA "/authz/1\"],\"finalize\":\"" FUZZ_CA "/finalize/1\","        \
     "\"certificate\":\"" FUZZ_CA "/cert/1\"}"
 #define BAD_NONCE "{\"type\":\"urn:ietf:params:acme:error:badNonce\",\"detail\":\"stale\"}"
 #define CHAIN     "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"

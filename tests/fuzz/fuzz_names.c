@@ -164,9 +164,9 @@ static void check_rfc3339(const char *s, apr_pool_t *p)
     if (apr_time_exp_gmt(&exp, t) != APR_SUCCESS || exp.tm_year < 70 || exp.tm_year > 8099) {
         return;
     }
-    text = apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", exp.tm_year + 1900,
-                        exp.tm_mon + 1, exp.tm_mday, exp.tm_hour, exp.tm_min, exp.tm_sec,
-                        exp.tm_usec);
+    text =
+        apr_psprintf(p, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ", exp.tm_year + 1900, exp.tm_mon + 1,
+                     exp.tm_mday, exp.tm_hour, exp.tm_min, exp.tm_sec, exp.tm_usec);
     FUZZ_ASSERT(acme_rfc3339_parse(&again, text) == APR_SUCCESS);
     FUZZ_ASSERT(again == t);
 }

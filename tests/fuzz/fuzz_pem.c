@@ -65,8 +65,8 @@ static void check_cert(const acme_cert_t *cert, int leaf, apr_pool_t *p)
     FUZZ_ASSERT(acme_cert_names(&again, APR_ARRAY_IDX(copy, 0, const acme_cert_t *), p) ==
                 APR_SUCCESS);
     FUZZ_ASSERT(again->nelts == names->nelts);
-    FUZZ_ASSERT(strcmp(acme_cert_serial_hex(APR_ARRAY_IDX(copy, 0, const acme_cert_t *), p),
-                       serial) == 0);
+    FUZZ_ASSERT(
+        strcmp(acme_cert_serial_hex(APR_ARRAY_IDX(copy, 0, const acme_cert_t *), p), serial) == 0);
 
 names:
     /* Every name we could have asked for is covered, in any letter case; a name not on the

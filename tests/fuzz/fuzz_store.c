@@ -86,9 +86,9 @@ static void fuzz_job(acme_store_t *store, unsigned opt, const char *data, apr_si
     FUZZ_ASSERT(again->failures == job->failures);
     FUZZ_ASSERT(apr_time_sec(again->next_run) == apr_time_sec(job->next_run));
     FUZZ_ASSERT(again->challenges->nelts == job->challenges->nelts);
-    FUZZ_ASSERT((!again->order_url && !job->order_url) ||
-                (again->order_url && job->order_url &&
-                 strcmp(again->order_url, job->order_url) == 0));
+    FUZZ_ASSERT(
+        (!again->order_url && !job->order_url) ||
+        (again->order_url && job->order_url && strcmp(again->order_url, job->order_url) == 0));
     FUZZ_ASSERT(!again->last_error == !job->last_error);
     for (i = 0; i < job->challenges->nelts; i++) {
         FUZZ_ASSERT(strcmp(APR_ARRAY_IDX(again->challenges, i, acme_job_chal_t).keyauth,

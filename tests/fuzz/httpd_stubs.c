@@ -144,9 +144,9 @@ fuzz_quick_handler_fn *fuzz_httpd_quick_handler(void)
     return quick_handler;
 }
 
-apr_status_t ap_global_mutex_create(apr_global_mutex_t **mutex, const char **name,
-                                    const char *type, const char *instance_id, server_rec *server,
-                                    apr_pool_t *pool, apr_int32_t options)
+apr_status_t ap_global_mutex_create(apr_global_mutex_t **mutex, const char **name, const char *type,
+                                    const char *instance_id, server_rec *server, apr_pool_t *pool,
+                                    apr_int32_t options)
 {
     (void)mutex;
     (void)name;
@@ -224,8 +224,8 @@ typedef struct entry_t {
     unsigned int len;
 } entry_t;
 
-static const char *cache_create(ap_socache_instance_t **instance, const char *arg,
-                                apr_pool_t *tmp, apr_pool_t *p)
+static const char *cache_create(ap_socache_instance_t **instance, const char *arg, apr_pool_t *tmp,
+                                apr_pool_t *p)
 {
     ap_socache_instance_t *c = apr_pcalloc(p, sizeof(*c));
 
@@ -270,9 +270,9 @@ static apr_status_t cache_store(ap_socache_instance_t *c, server_rec *s, const u
     return APR_SUCCESS;
 }
 
-static apr_status_t cache_retrieve(ap_socache_instance_t *c, server_rec *s,
-                                   const unsigned char *id, unsigned int idlen,
-                                   unsigned char *data, unsigned int *datalen, apr_pool_t *pool)
+static apr_status_t cache_retrieve(ap_socache_instance_t *c, server_rec *s, const unsigned char *id,
+                                   unsigned int idlen, unsigned char *data, unsigned int *datalen,
+                                   apr_pool_t *pool)
 {
     entry_t *e = apr_hash_get(c->entries, id, idlen);
 
@@ -289,8 +289,8 @@ static apr_status_t cache_retrieve(ap_socache_instance_t *c, server_rec *s,
     return APR_SUCCESS;
 }
 
-static apr_status_t cache_remove(ap_socache_instance_t *c, server_rec *s,
-                                 const unsigned char *id, unsigned int idlen, apr_pool_t *pool)
+static apr_status_t cache_remove(ap_socache_instance_t *c, server_rec *s, const unsigned char *id,
+                                 unsigned int idlen, apr_pool_t *pool)
 {
     (void)s;
     (void)pool;
@@ -302,6 +302,6 @@ static apr_status_t cache_remove(ap_socache_instance_t *c, server_rec *s,
 }
 
 const ap_socache_provider_t fuzz_socache_provider = {
-    "shmcb",      0,           cache_create, cache_init, cache_destroy,
-    cache_store, cache_retrieve, cache_remove, NULL,      NULL,
+    "shmcb",      0,    cache_create, cache_init, cache_destroy, cache_store, cache_retrieve,
+    cache_remove, NULL, NULL,
 };
