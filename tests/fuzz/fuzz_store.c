@@ -191,7 +191,7 @@ static void fuzz_account(acme_store_t *store, unsigned opt, fuzz_input_t *in, ap
     FUZZ_ASSERT(acme_store_remove(store, dir, p) == APR_SUCCESS);
 }
 
-static void fuzz_key(const char *pem, apr_size_t len, apr_pool_t *p)
+static void fuzz_key(unsigned opt, const char *pem, apr_size_t len, apr_pool_t *p)
 {
     acme_key_t *key, *again;
     const char *out, *thumb;
@@ -202,8 +202,10 @@ static void fuzz_key(const char *pem, apr_size_t len, apr_pool_t *p)
         return;
     }
     FUZZ_ASSERT(acme_key_to_pem(&out, &olen, key, p) == APR_SUCCESS);
-    FUZZ_ASSERT(acme_key_from_pem(&again, out, olen, p) == APR_SUCCESS);
-    FUZZ_ASSERT(acme_key_type(again) == acme_key_type(key));
+    if (opt & 1) { /* what we write reads back (decoding is the costly part) */
+        FUZZ_ASSERT(acme_key_from_pem(&again, out, olen, p) == APR_SUCCESS);
+        FUZZ_ASSERT(acme_key_type(again) == acme_key_type(key));
+    }
     FUZZ_ASSERT(acme_key_jwk(&jwk, key, p) == APR_SUCCESS);
     FUZZ_ASSERT(acme_key_thumbprint(&thumb, key, p) == APR_SUCCESS && strlen(thumb) == 43);
     FUZZ_ASSERT(acme_key_jws_alg(key) != NULL);
@@ -234,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case K_KEY:
         text = fuzz_rest(&in, &len, p);
-        fuzz_key(text, len, p);
+        fuzz_key(opt, text, len, p);
         break;
     }
     apr_pool_destroy(p);
