@@ -59,7 +59,8 @@ static void replay_file(const char *path)
         return;
     }
     if (pid == 0) {
-        _exit(run_one(path));
+        /* exit, not _exit: the target's atexit handlers remove its scratch store. */
+        exit(run_one(path));
     }
     if (waitpid(pid, &status, 0) != pid) {
         perror("waitpid");
