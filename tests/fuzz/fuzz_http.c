@@ -141,8 +141,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     (void)acme_http_header_values(&resp, "Replay-Nonce", p);
     check_links(&resp, "alternate", p);
     check_links(&resp, "up", p);
+    /* Any wait here (an HTTP-date may lie years ahead); the client caps it (checked below). */
     ra = acme_http_retry_after(&resp, FUZZ_NOW);
-    FUZZ_ASSERT(ra >= -1 && ra <= apr_time_from_sec(366 * 24 * 3600));
+    FUZZ_ASSERT(ra >= -1);
     loc = apr_table_get(resp.headers, "Location");
     if (loc) {
         FUZZ_ASSERT(acme_http_resolve(BASE, loc, p) != NULL);

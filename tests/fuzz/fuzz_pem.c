@@ -4,6 +4,7 @@
  *
  * Input: the PEM text itself.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 
 #include "fuzz.h"
@@ -22,6 +23,17 @@ static const acme_key_t *other_key(void)
         fuzz_keep(acme_key_evp(key));
     }
     return key;
+}
+
+/* 1 when s is an IP literal in the text inet_ntop gives (as iPAddress names are decoded). */
+static int ip_is_canonical(const char *s)
+{
+    unsigned char addr[16];
+    char buf[INET6_ADDRSTRLEN];
+    int af = strchr(s, ':') ? AF_INET6 : AF_INET;
+
+    return inet_pton(af, s, addr) == 1 && inet_ntop(af, addr, buf, sizeof(buf)) &&
+           strcmp(buf, s) == 0;
 }
 
 static int is_b64u(const char *s)
@@ -70,11 +82,12 @@ static void check_cert(const acme_cert_t *cert, int leaf, apr_pool_t *p)
 
 names:
     /* Every name we could have asked for is covered, in any letter case; a name not on the
-     * certificate is not. */
+     * certificate is not. (A dNSName that reads as an IP in another spelling than the canonical
+     * one is no such name: we would ask for the canonical IP.) */
     for (i = 0; i < names->nelts; i++) {
         const char *n = APR_ARRAY_IDX(names, i, const char *);
         apr_array_header_t *one = apr_array_make(p, 1, sizeof(const char *));
-        if (!acme_name_is_dns(n) && !acme_name_is_ip(n)) {
+        if (!acme_name_is_dns(n) && !(acme_name_is_ip(n) && ip_is_canonical(n))) {
             continue;
         }
         APR_ARRAY_PUSH(one, const char *) = n;
@@ -90,9 +103,13 @@ names:
     }
     {
         apr_array_header_t *absent = apr_array_make(p, 1, sizeof(const char *));
+        int on_cert = 0;
+        for (i = 0; i < names->nelts; i++) {
+            on_cert |= !strcmp(APR_ARRAY_IDX(names, i, const char *), "absent.fuzz.invalid");
+        }
         APR_ARRAY_PUSH(absent, const char *) = "absent.fuzz.invalid";
-        FUZZ_ASSERT(acme_cert_covers(cert, absent, &missing) == ACME_EBADSTORE);
-        FUZZ_ASSERT(strcmp(missing, "absent.fuzz.invalid") == 0);
+        FUZZ_ASSERT(on_cert || acme_cert_covers(cert, absent, &missing) == ACME_EBADSTORE);
+        FUZZ_ASSERT(on_cert || strcmp(missing, "absent.fuzz.invalid") == 0);
     }
     FUZZ_ASSERT(!acme_cert_matches_key(cert, other_key()));
 
@@ -114,7 +131,9 @@ static void check_renewal(const acme_cert_t *leaf)
     for (i = 0; i < sizeof(windows) / sizeof(windows[0]); i++) {
         apr_time_t at = acme_renew_at(&windows[i], nb, na, 0xdeadbeef);
         if (na > nb) {
-            FUZZ_ASSERT(at >= nb && at <= na);
+            /* Inside the lifetime, but for the spread (at most an hour) that a window of
+             * nearly the whole lifetime may push before its start: renewal at once. */
+            FUZZ_ASSERT(at >= nb - apr_time_from_sec(3600) && at <= na);
         } else {
             FUZZ_ASSERT(at == nb);
         }
