@@ -1,7 +1,8 @@
 /* fuzz_store.c - every file the store reads back, written as the fuzzer likes and read by the
  * real calls in a scratch store: a job file (jobs/<name>.json), a set of certificate files
  * (privkey.pem, fullchain.pem, meta.json: loaded staged, promoted, loaded active), an account
- * (account.key, account.json) and a kept certificate key. What comes back must be sane, and a
+ * (account.key, account.json), a kept certificate key, and the target of the domains/<name>
+ * link. What comes back must be sane, and a
  * job written back must read the same.
  *
  * Input: one byte choosing the file kind, one byte of options, then the file contents; the files
@@ -18,7 +19,7 @@
 #define NAME "a.example.org"
 #define SEP  "\n%%\n"
 
-enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_COUNT };
+enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_LINK, K_COUNT };
 
 static acme_store_t *scratch_store(void)
 {
@@ -211,6 +212,23 @@ static void fuzz_key(unsigned opt, const char *pem, apr_size_t len, apr_pool_t *
     FUZZ_ASSERT(acme_key_jws_alg(key) != NULL);
 }
 
+/* domains/<name>: the link to the active set, whose target names the generation. */
+static void fuzz_link(acme_store_t *store, const char *target, apr_pool_t *p)
+{
+    acme_certset_t *set;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    if (!*target || symlink(target, acme_store_path(store, "domains/" NAME, p)) != 0) {
+        return;
+    }
+    rv = acme_store_load(&set, store, NAME, 0, &why, p);
+    FUZZ_ASSERT(rv != APR_SUCCESS || set->generation >= 1);
+    FUZZ_ASSERT(rv == APR_SUCCESS || rv == ACME_EBADSTORE || APR_STATUS_IS_ENOENT(rv) ||
+                rv == APR_EINVAL);
+    FUZZ_ASSERT(acme_store_remove(store, "domains/" NAME, p) == APR_SUCCESS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -237,6 +255,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case K_KEY:
         text = fuzz_rest(&in, &len, p);
         fuzz_key(opt, text, len, p);
+        break;
+    case K_LINK:
+        fuzz_link(store, fuzz_rest(&in, NULL, p), p);
         break;
     }
     apr_pool_destroy(p);
