@@ -620,6 +620,38 @@ static void finalized_order_resumed_with_kept_key(void **state)
     assert_string_equal(res->chain_pem, CHAIN_PEM);
 }
 
+/* An order an earlier attempt finalized may still be processing when it is resumed: it is
+ * polled until valid, as after a finalize of our own, and its certificate downloaded. */
+static void processing_order_resumed_is_polled(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order/9", 200, JSON, ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON "Retry-After: 2\n", ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    acme_key_t *kept;
+
+    assert_int_equal(acme_key_generate(&kept, ACME_KEY_EC256, f->p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/9";
+    req.key = kept;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_ptr_equal(res->key, kept);
+    assert_string_equal(res->chain_pem, CHAIN_PEM);
+    assert_int_equal(f->ca->requests->nelts, (int)(sizeof(script) / sizeof(script[0])));
+    /* The first poll after ACME_POLL_FIRST, the second after the CA's Retry-After. */
+    assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(2));
+}
+
 static void cancel_and_bounds(void **state)
 {
     static const fake_answer_t script[] = {
@@ -700,6 +732,7 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(hostile_tokens_are_refused),
     UNIT_TEST(issuance_resumes_pending_order),
     UNIT_TEST(finalized_order_resumed_with_kept_key),
+    UNIT_TEST(processing_order_resumed_is_polled),
     UNIT_TEST(cancel_and_bounds),
     UNIT_TEST(unreachable_ca_says_why),
     UNIT_TEST(seeded_directory_saves_a_request),
