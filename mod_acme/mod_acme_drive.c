@@ -55,6 +55,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ch
 
     memset(&hopts, 0, sizeof(hopts));
     hopts.ca_file = drv->rt->conf->ca_file;
+    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
         rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
@@ -406,33 +407,56 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     maybe_ask_restart(drv, now, ptemp);
 }
 
-static void driver_stop(driver_t *drv)
+/* Workers that finished are joined; returns how many still run. Under drv->mutex. */
+static int reap_done(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
-    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
-    int i, busy = 1;
+    int i, busy = 0;
 
-    apr_atomic_set32(&drv->stopping, 1);
-    /* Workers stop before their next request; give them a moment, but never hold up the
-     * restart: a worker still inside a request dies with its process. */
-    while (busy && apr_time_now() < until) {
-        busy = 0;
-        for (i = 0; drv->workers && i < domains->nelts; i++) {
-            if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-                reap(drv, i);
-            }
-            busy |= drv->workers[i] != NULL;
+    for (i = 0; drv->workers && i < domains->nelts; i++) {
+        if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
+            reap(drv, i);
         }
-        if (busy) {
-            apr_sleep(apr_time_from_msec(20));
+        busy += drv->workers[i] != NULL;
+    }
+    return busy;
+}
+
+/* Stops the driver: no new work, requests in flight aborted, workers joined within
+ * DRIVER_STOP_WAIT. May be called more than once and from two threads at the same time (the
+ * watchdog thread's own stop, and the child's exit). */
+static void driver_stop(driver_t *drv)
+{
+    int busy;
+
+    apr_thread_mutex_lock(drv->mutex);
+    if (!apr_atomic_read32(&drv->stopping)) {
+        drv->stop_deadline = apr_time_now() + DRIVER_STOP_WAIT;
+        apr_atomic_set32(&drv->stopping, 1);
+    }
+    apr_thread_mutex_unlock(drv->mutex);
+    /* Requests in flight and waits between polls end at once; a worker may still be writing
+     * the job file or making a key, so it gets a moment. The lock is held meanwhile. */
+    for (;;) {
+        apr_thread_mutex_lock(drv->mutex);
+        busy = drv->pool ? reap_done(drv) : 0;
+        if (!busy || apr_time_now() >= drv->stop_deadline) {
+            break;
         }
+        apr_thread_mutex_unlock(drv->mutex);
+        apr_sleep(apr_time_from_msec(20));
     }
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;
-    } else if (busy) {
+    } else if (busy && !apr_atomic_read32(&drv->release_when_idle)) {
         apr_atomic_set32(&drv->release_when_idle, 1);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
+                     "ACME02301: %d renewal worker(s) still busy after %d ms of stopping; the "
+                     "last one to finish lets the next generation work",
+                     busy, (int)apr_time_as_msec(DRIVER_STOP_WAIT));
     }
+    apr_thread_mutex_unlock(drv->mutex);
 }
 
 /* A child exits without always telling mod_watchdog (prefork never does): workers are stopped
@@ -440,10 +464,9 @@ static void driver_stop(driver_t *drv)
 static apr_status_t driver_child_exit(void *data)
 {
     driver_t *drv = data;
-    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
 
-    apr_atomic_set32(&drv->stopping, 1);
-    while (apr_atomic_read32(&drv->active) && apr_time_now() < until) {
+    driver_stop(drv);
+    while (apr_atomic_read32(&drv->active) && apr_time_now() < drv->stop_deadline) {
         apr_sleep(apr_time_from_msec(20));
     }
     return APR_SUCCESS;
@@ -451,32 +474,41 @@ static apr_status_t driver_child_exit(void *data)
 
 void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild)
 {
-    if (rt->driver) {
-        apr_pool_pre_cleanup_register(pchild, rt->driver, driver_child_exit);
+    driver_t *drv = rt->driver;
+
+    /* Without its mutex the driver stays idle in this child (driver_callback). */
+    if (drv &&
+        apr_thread_mutex_create(&drv->mutex, APR_THREAD_MUTEX_DEFAULT, pchild) == APR_SUCCESS) {
+        apr_pool_pre_cleanup_register(pchild, drv, driver_child_exit);
     }
 }
 
 static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
 {
     driver_t *drv = data;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
+    if (!drv->mutex) {
+        return APR_EGENERAL; /* the child could not set the driver up: it stays idle */
+    }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
-        rv = driver_start(drv);
+        apr_thread_mutex_lock(drv->mutex);
+        rv = apr_atomic_read32(&drv->stopping) ? APR_EGENERAL : driver_start(drv);
         if (rv == APR_SUCCESS) {
             driver_tick(drv, ptemp); /* start work now, not one interval later */
         }
+        apr_thread_mutex_unlock(drv->mutex);
         return rv;
     case AP_WATCHDOG_STATE_RUNNING:
+        apr_thread_mutex_lock(drv->mutex);
         if (drv->pool) {
             driver_tick(drv, ptemp);
         }
+        apr_thread_mutex_unlock(drv->mutex);
         return APR_SUCCESS;
     case AP_WATCHDOG_STATE_STOPPING:
-        if (drv->pool) {
-            driver_stop(drv);
-        }
+        driver_stop(drv);
         return APR_SUCCESS;
     default:
         return APR_SUCCESS;

@@ -16,6 +16,10 @@
 #define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
 /* A restart waits at most this long for other workers, so that one activates a batch. */
 #define COALESCE_MAX apr_time_from_sec(60)
+/* A stopping driver waits at most this long for its workers. Their CA requests are aborted
+ * (they leave within about a second); httpd warns about a child still running after 3 s of a
+ * stop (AH00045) and kills it after 9 s (AH00046). */
+#define DRIVER_STOP_WAIT apr_time_from_msec(2500)
 
 typedef struct driver_t driver_t;
 
@@ -40,6 +44,10 @@ typedef struct worker_t {
 struct driver_t {
     acme_runtime_t *rt;
     apr_pool_t *pool; /* the driver's own, in the child */
+    /* Serialises the watchdog thread's ticks and the stop: mod_watchdog calls the STOPPING
+     * callback from the child's exit (main thread) while its own thread may still tick. */
+    apr_thread_mutex_t *mutex;
+    apr_time_t stop_deadline; /* set by the first stop: workers get until then */
     apr_file_t *lock;
     int locked;
     int lock_busy_logged;

@@ -285,7 +285,12 @@ static apr_status_t worker_obtain(worker_t *w)
         return APR_SUCCESS;
     }
     if (rv == ACME_ECANCELLED) {
-        return rv; /* the server stops; the job resumes in the next generation */
+        /* The server stops: nothing counts as failed; the order resumes at the next start. */
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                     "ACME02300: %s: the server is stopping: the work with %s was abandoned; "
+                     "it resumes at the next start",
+                     w->d->name, w->ca_url);
+        return rv;
     }
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     acme_job_failed(w->job, rv, prob, apr_time_now(), rnd, w->pool);
@@ -321,6 +326,9 @@ static void worker_ari(worker_t *w)
     if (rv == APR_NOTFOUND) {
         w->ari_absent = 1;
         return;
+    }
+    if (rv == ACME_ECANCELLED) {
+        return; /* the server stops */
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,

@@ -1,0 +1,110 @@
+"""Start -> issue -> stop cycles of Debian's apache2 with mod_acme against pebble, counting the
+children httpd had to kill. Prints figures; asserts nothing about time (a loaded machine would
+make that flaky).
+
+    /usr/bin/python3 tests/bench/stopcycles.py [--cycles 200] [--stop-at served|issued|order]
+
+Each cycle starts the server with an empty store, waits for the moment named by --stop-at and
+stops it as `apache2 -k stop` does (SIGTERM to the parent), then waits until no process of it is
+left:
+  served  the new certificate is served (after the automatic graceful restart; the server is
+          given a second to settle first, as httpd's children are not safe against SIGTERM
+          while they start, see docs/apache.md)
+  issued  the certificate was obtained (ACME01054), often while the restart is under way
+  order   a worker is inside the issuance (ACME01062), so the stop has to abort CA requests
+The figure is the number of AH00046 lines (httpd sent a child SIGKILL: it did not leave within
+9 s), goal 0; AH00045 (still running after 3 s) and the time from the stop until the last
+process left are printed beside it.
+"""
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+import acmetest  # noqa: E402
+
+ACCOUNT = "ACMEContactEmail admin@stop.test\nACMEAgreement accepted\n"
+
+
+def one_cycle(h, n, stop_at):
+    store = os.path.join(h.root, f"acme-{n}")
+    h.store = store
+    h.write_conf(ACCOUNT + "ACMEDomain stop.test\n" + h.ssl_vhost("stop.test"))
+    before = h.log_text()
+    h.start()
+    tag = {"served": "ACME01020", "issued": "ACME01054", "order": "ACME01062"}[stop_at]
+    want = before.count(tag) + 1
+    if not h.wait_log(tag, timeout=60, count=want):
+        print(f"cycle {n}: no {tag} within 60 s", flush=True)
+    if stop_at == "served":
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                c = acmetest.tls_peer_cert(h.https_port, "stop.test", timeout=2)
+                if c.issuer != c.subject:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.05)
+        h.settle()
+    pid = h.pid()
+    t0 = time.monotonic()
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and h.processes():
+        time.sleep(0.02)
+    took = time.monotonic() - t0
+    left = h.processes()
+    for p in left:  # only ours, by PID, so that the next cycle can start
+        os.kill(p, signal.SIGKILL)
+    shutil.rmtree(store, ignore_errors=True)
+    return took, bool(left)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cycles", type=int, default=200)
+    ap.add_argument("--stop-at", choices=("served", "issued", "order"), default="served")
+    ap.add_argument("--mpm", default="event")
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("stopcycles.py runs apache2 with User www-data: run it as root")
+    work = tempfile.mkdtemp(prefix="mod_acme-stopcycles-")
+    os.chmod(work, 0o755)
+    pebble = acmetest.Pebble(os.path.join(work, "pebble"))
+    times, stuck = [], 0
+    try:
+        h = acmetest.Httpd(os.path.join(acmetest.public_dir(work, "httpd"), "server"), pebble,
+                           mpm=args.mpm)
+        for n in range(1, args.cycles + 1):
+            took, left = one_cycle(h, n, args.stop_at)
+            times.append(took)
+            stuck += left
+            if n % 10 == 0 or n == args.cycles:
+                log = h.log_text()
+                print(f"cycle {n}: AH00046 {log.count('AH00046')}, AH00045 "
+                      f"{log.count('AH00045')}, stop took max {max(times):.2f} s", flush=True)
+        log = h.log_text()
+        print(f"stopcycles: {args.cycles} cycles ({args.mpm}, stop at {args.stop_at}): "
+              f"AH00046 (SIGKILL) {log.count('AH00046')}, AH00045 (still running after 3 s) "
+              f"{log.count('AH00045')}, processes left after 30 s {stuck}; "
+              f"stop to last exit median {statistics.median(times):.2f} s, "
+              f"max {max(times):.2f} s; ACME02301 (workers busy at stop) "
+              f"{log.count('ACME02301')}, ACME02300 (work abandoned) {log.count('ACME02300')}")
+    finally:
+        pebble.stop()
+        if os.environ.get("KEEP_TEST_DIRS") != "1":
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            print(f"kept {work}")
+
+
+if __name__ == "__main__":
+    main()
