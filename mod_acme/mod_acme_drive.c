@@ -108,7 +108,6 @@ static apr_status_t driver_start(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_status_t rv;
-    int i;
 
     rv = apr_pool_create_unmanaged_ex(&drv->pool, NULL, NULL);
     if (rv == APR_SUCCESS) {
@@ -136,39 +135,73 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
-    for (i = 0; i < domains->nelts; i++) {
-        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
-        acme_job_t *job;
-        if (acme_job_load(&job, drv->rt->store, d->set_name, drv->pool) == APR_SUCCESS) {
-            /* A time saved by a clock that ran ahead must not stall renewal for long. */
-            apr_time_t cap = apr_time_now() + ACME_BACKOFF_PERMANENT;
-            drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
-        }
-        drv->staged[i] = staged_ok(drv, d, drv->pool);
-    }
+    drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
     return APR_SUCCESS;
 }
 
-/* Holds the cross-generation lock, taking it when free. */
-static int driver_lock(driver_t *drv)
+/* What each domain's job and staging say, read once the lock is held: until then a driver of
+ * the previous generation may still stage a set or record a backoff, and a reading taken
+ * before would order again at once (a duplicate certificate, or a retry during backoff). */
+static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
 {
-    const char *path;
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        acme_job_t *job;
+        char at[APR_RFC822_DATE_LEN];
+
+        drv->next_run[i] = 0;
+        if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+            /* A time saved by a clock that ran ahead must not stall renewal for long. */
+            apr_time_t cap = now + ACME_BACKOFF_PERMANENT;
+            drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
+        }
+        drv->staged[i] = staged_ok(drv, d, ptemp);
+        if (drv->next_run[i] > now) {
+            apr_rfc822_date(at, drv->next_run[i]);
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                         "ACME02302: %s: waiting for the next attempt at %s (%d failed so far)",
+                         d->name, at, job->failures);
+        }
+        if (drv->staged[i]) {
+            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                         "ACME02303: %s: a new certificate is staged; it waits for a restart",
+                         d->name);
+        }
+    }
+}
+
+/* Holds the cross-generation lock, taking it when free; the state of the domains is read
+ * when it is taken. */
+static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_pool_t *lp;
     apr_status_t rv;
 
     if (drv->locked) {
         return 1;
     }
     if (!drv->lock) {
-        path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
-        rv = apr_file_open(&drv->lock, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, drv->pool);
+        /* Opened in a pool of its own, dropped on failure: a driver retries every tick for as
+         * long as the file cannot be opened, and must not grow meanwhile. */
+        rv = apr_pool_create(&lp, drv->pool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_open(&drv->lock, drv->lock_path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                               APR_FPROT_UREAD | APR_FPROT_UWRITE, lp);
+            if (rv != APR_SUCCESS) {
+                apr_pool_destroy(lp);
+            }
+        }
         if (rv != APR_SUCCESS) {
             if (apr_time_now() - drv->lock_error_logged > apr_time_from_sec(60)) {
                 ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
                              "ACME01056: cannot open %s; no certificate can be obtained or "
                              "renewed until the server's User may write in %s/jobs (and reach "
                              "it through every parent folder)",
-                             path, drv->rt->store_dir);
+                             drv->lock_path, drv->rt->store_dir);
                 drv->lock_error_logged = apr_time_now();
             }
             drv->lock = NULL;
@@ -186,6 +219,8 @@ static int driver_lock(driver_t *drv)
         return 0;
     }
     drv->locked = 1;
+    drv->lock_news = 1;
+    driver_load_state(drv, ptemp);
     return 1;
 }
 
@@ -378,7 +413,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     if (apr_atomic_read32(&drv->stopping)) {
         return;
     }
-    if (!driver_lock(drv)) {
+    if (!driver_lock(drv, ptemp)) {
         republish_changed(drv, now, ptemp);
         return;
     }
@@ -405,6 +440,13 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    if (drv->lock_news) {
+        drv->lock_news = 0;
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                     "ACME02304: the renewal driver works now (it holds %s): %d worker(s) "
+                     "started",
+                     drv->lock_path, running);
+    }
 }
 
 /* Workers that finished are joined; returns how many still run. Under drv->mutex. */

@@ -48,8 +48,10 @@ struct driver_t {
      * callback from the child's exit (main thread) while its own thread may still tick. */
     apr_thread_mutex_t *mutex;
     apr_time_t stop_deadline; /* set by the first stop: workers get until then */
+    const char *lock_path;
     apr_file_t *lock;
     int locked;
+    int lock_news; /* the lock was just taken: the tick says what it started */
     int lock_busy_logged;
     apr_time_t lock_error_logged;      /* an unusable lock file is reported once a minute */
     apr_thread_mutex_t *account_mutex; /* first-time account setup, one at a time */

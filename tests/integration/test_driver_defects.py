@@ -73,3 +73,166 @@ def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory):
         assert "AH00046" not in log and "ACME02301" not in log, log[-3000:]
     finally:
         ca.close()
+
+
+def user_ids():
+    pw = pwd.getpwnam("www-data")
+    return pw.pw_uid, pw.pw_gid
+
+
+def give_to_user(path):
+    """What the server's User would have written is the User's."""
+    uid, gid = user_ids()
+    os.chown(path, uid, gid)
+
+
+def children_rss_kib(h):
+    total = 0
+    for pid in h.children():
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def test_unopenable_lock_file_does_not_grow_memory(httpd_factory):
+    """While jobs/driver.lock cannot be opened (here: it is a folder), the driver says so once
+    a minute and retries every tick; its memory must stay flat. The store's path is made long
+    (about 3000 characters) so that a path string kept per tick would be plain to see: 10 ticks
+    a second of 3 KB each."""
+    h = httpd_factory()
+    deep = h.root
+    while len(deep) < 3000:
+        deep = os.path.join(deep, "d" * 200)
+    h.store = os.path.join(deep, "acme")
+    os.makedirs(os.path.join(h.store, "jobs", "driver.lock"))
+    for d in [h.store] + [os.path.dirname(h.store)]:
+        os.chmod(d, 0o755)
+    p = os.path.dirname(h.store)
+    while p != h.root:
+        os.chmod(p, 0o755)
+        p = os.path.dirname(p)
+    h.write_conf(ACCOUNT + "ACMEDomain lock.test\n" + h.ssl_vhost("lock.test"))
+    h.allowed_errors.append("ACME01056")
+    h.start()
+    assert h.wait_log("ACME01056", timeout=20), h.log_text()[-2000:]
+    h.settle()
+    window = 10.0
+    before = children_rss_kib(h)
+    time.sleep(window)  # a rate is measured over time: no event marks its end
+    grown = children_rss_kib(h) - before
+    leak_kib = window * 10 * (len(h.store) + len("/jobs/driver.lock")) / 1024
+    assert grown < leak_kib / 3, (
+        f"the children grew by {grown} KiB in {window} s while the lock file could not be "
+        f"opened (a path kept per tick would be about {leak_kib:.0f} KiB)")
+    assert h.log_text().count("ACME01056") == 1
+    assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "lock.test"))
+
+
+class HeldLock:
+    """The test holds jobs/driver.lock as a driver of an earlier generation would."""
+
+    def __init__(self, store):
+        jobs = os.path.join(store, "jobs")
+        os.makedirs(jobs, exist_ok=True)
+        path = os.path.join(jobs, "driver.lock")
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        give_to_user(path)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+
+def test_backoff_recorded_by_an_earlier_generation_is_obeyed(httpd_factory):
+    """The previous generation's driver records a failure (next attempt in an hour) after this
+    generation's driver started but before it got the lock: no order until then."""
+    h = httpd_factory()
+    lock = HeldLock(h.store)
+    try:
+        h.write_conf(ACCOUNT + "ACMEDomain late.test\n" + h.ssl_vhost("late.test"))
+        h.start()
+        assert h.wait_log("ACME01057", timeout=20), h.log_text()[-2000:]
+        job = os.path.join(h.store, "jobs", "late.test.json")
+        now = int(time.time())
+        with open(job, "w") as f:
+            json.dump({"failures": 1, "next-run": now + 3600, "last-error": "serverInternal",
+                       "last-error-time": now, "challenges": []}, f)
+        give_to_user(job)
+    finally:
+        lock.release()
+    assert h.wait_log("ACME02304", timeout=20), h.log_text()[-2000:]
+    log = h.log_text()
+    assert "ACME02302: late.test: waiting for the next attempt at" in log, log[-2000:]
+    assert "ACME01062: late.test" not in log, log[-2000:]
+    assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "late.test"))
+
+
+def selfsigned_set(names, not_before=None, days=30):
+    """A key and a certificate for names (not from a CA: a chain of one), as PEM, and its
+    serial number."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    now = datetime.datetime.now(datetime.timezone.utc)
+    nb = not_before or now - datetime.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(nb).not_valid_after(nb + datetime.timedelta(days=days))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM), cert.serial_number
+
+
+def stage(h, set_name, key_pem, chain_pem, meta):
+    """Writes staging/<set_name> as the driver (the User) does."""
+    staging = os.path.join(h.store, "staging")
+    os.makedirs(staging, exist_ok=True)
+    d = os.path.join(staging, set_name)
+    os.makedirs(d)
+    for fname, data in (("privkey.pem", key_pem), ("fullchain.pem", chain_pem),
+                        ("meta.json", json.dumps(meta).encode())):
+        with open(os.path.join(d, fname), "wb") as f:
+            f.write(data)
+        give_to_user(os.path.join(d, fname))
+    give_to_user(d)
+    give_to_user(staging)
+
+
+def test_set_staged_by_an_earlier_generation_is_not_ordered_again(httpd_factory):
+    """The previous generation's driver stages a set after this generation's driver started
+    but before it got the lock: no second order; the staged set is activated."""
+    h = httpd_factory()
+    lock = HeldLock(h.store)
+    try:
+        h.write_conf(ACCOUNT + "ACMEDomain staged.test\n" + h.ssl_vhost("staged.test"))
+        h.start()
+        assert h.wait_log("ACME01057", timeout=20), h.log_text()[-2000:]
+        key, chain, serial = selfsigned_set(["staged.test"])
+        stage(h, "staged.test", key, chain, {"names": ["staged.test"]})
+    finally:
+        lock.release()
+    assert h.wait_log("ACME02304", timeout=20), h.log_text()[-2000:]
+    assert h.wait_log("ACME01020: staged.test: new certificate activated", timeout=30), \
+        h.log_text()[-3000:]
+    assert "ACME01062: staged.test" not in h.log_text(), h.log_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if acmetest.tls_peer_cert(h.https_port, "staged.test").serial_number == serial:
+            break
+        time.sleep(0.1)
+    assert acmetest.tls_peer_cert(h.https_port, "staged.test").serial_number == serial
