@@ -221,6 +221,9 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             d->renew_seed = apr_hashfunc_default(d->serial, &klen);
         }
         d->chain_file = set->chain_file;
+        d->active_ca = acme_json_str(set->meta, "ca")
+                           ? apr_pstrdup(pconf, acme_json_str(set->meta, "ca"))
+                           : NULL;
         if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
             d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
         }

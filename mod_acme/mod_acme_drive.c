@@ -107,6 +107,7 @@ static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
 static apr_status_t driver_start(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
+    int ncas = drv->rt->conf->ca_urls ? drv->rt->conf->ca_urls->nelts : 1;
     apr_status_t rv;
 
     rv = apr_pool_create_unmanaged_ex(&drv->pool, NULL, NULL);
@@ -132,6 +133,8 @@ static apr_status_t driver_start(driver_t *drv)
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_check_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
+    drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
@@ -224,6 +227,32 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
     return 1;
 }
 
+int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d)
+{
+    const apr_array_header_t *cas = drv->rt->conf->ca_urls;
+    int k;
+
+    for (k = 0; cas && d->active_ca && k < cas->nelts; k++) {
+        if (strcmp(APR_ARRAY_IDX(cas, k, const char *), d->active_ca) == 0) {
+            return k;
+        }
+    }
+    return 0;
+}
+
+/* 1 when a worker asks this CA for renewal information now. */
+static int ari_asking(const driver_t *drv, int ca)
+{
+    int i;
+
+    for (i = 0; i < drv->rt->conf->domains->nelts; i++) {
+        if (drv->workers[i] && drv->workers[i]->ari_only && drv->workers[i]->ari_ca == ca) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int needs_work(driver_t *drv, int i, apr_time_t now)
 {
     const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
@@ -262,11 +291,11 @@ static void reap(driver_t *drv, int i)
 
     apr_thread_join(&trv, w->thread);
     if (w->ari_only) {
-        drv->ari_absent |= w->ari_absent;
+        drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
         if (w->ari_renew_at) {
             drv->ari_renew_at[i] = w->ari_renew_at;
-            drv->ari_known = 1;
+            drv->ari_known[w->ari_ca] = 1;
         }
         apr_pool_destroy(w->pool);
         drv->workers[i] = NULL;
@@ -299,6 +328,7 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     w->pool = p;
     w->started = now;
     w->ari_only = ari_only;
+    w->ari_ca = acme_driver_ca_index(drv, d);
     /* Counted before the thread exists: it may finish before apr_thread_create returns. */
     apr_atomic_inc32(&drv->active);
     rv = apr_threadattr_create(&attr, p);
@@ -408,7 +438,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_time_t now = apr_time_now();
-    int i, running = 0, asking = 0;
+    int i, running = 0;
 
     if (apr_atomic_read32(&drv->stopping)) {
         return;
@@ -422,7 +452,6 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             reap(drv, i);
         }
         running += drv->workers[i] != NULL;
-        asking += drv->workers[i] && drv->workers[i]->ari_only;
     }
     for (i = 0; i < domains->nelts && running < DRIVER_WORKERS_MAX; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
@@ -431,11 +460,14 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         if (needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
-        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->ari_absent &&
-                   !drv->staged[i] && now >= drv->ari_check_at[i] && (drv->ari_known || !asking)) {
-            /* Until the CA has shown it does ARI, one domain asks on behalf of all. */
-            spawn(drv, i, now, 1);
-            asking += drv->workers[i] != NULL;
+        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
+                   now >= drv->ari_check_at[i]) {
+            /* Its issuer is asked; until that CA has shown it does ARI, one domain asks on
+             * behalf of all its certificates. */
+            int ca = acme_driver_ca_index(drv, d);
+            if (!drv->ari_absent[ca] && (drv->ari_known[ca] || !ari_asking(drv, ca))) {
+                spawn(drv, i, now, 1);
+            }
         }
         running += drv->workers[i] != NULL;
     }

@@ -36,6 +36,7 @@ typedef struct worker_t {
     int staged;
     apr_time_t next_run;
     int ari_only;            /* this worker only asks the CA for renewal information */
+    int ari_ca;              /* ... of this CA (index into ACMECertificateAuthority) */
     int ari_absent;          /* ... and learnt that the CA offers none */
     apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
     apr_time_t ari_check_at; /* ... and when to ask again */
@@ -65,8 +66,8 @@ struct driver_t {
     apr_time_t republish_check;
     apr_time_t *ari_renew_at;      /* per domain: from the CA's renewal information, or 0 */
     apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
-    int ari_absent;                /* the CA offers no renewal information */
-    int ari_known;                 /* the CA answered renewal information once */
+    int *ari_absent;               /* per CA: it offers no renewal information */
+    int *ari_known;                /* per CA: it answered renewal information once */
     acme_clock_t clock;            /* the system clock, with sleeps that end when stopping */
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
@@ -85,6 +86,11 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ch
  * may have moved its resources). */
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p);
+
+/* The CA that issued the domain's certificate, as an index into ACMECertificateAuthority: it
+ * alone knows the certificate's renewal information. The first CA when the issuer is not
+ * known or no longer configured (then the certificate is replaced anyway). */
+int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);

@@ -21,6 +21,7 @@ import os
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -30,6 +31,17 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import acmetest  # noqa: E402
 
 ACCOUNT = "ACMEContactEmail admin@stop.test\nACMEAgreement accepted\n"
+
+
+def dump_stacks(h, parent, path):
+    with open(path, "w") as f:
+        for p in h.processes():
+            if p == parent:
+                continue
+            r = subprocess.run(["gdb", "-p", str(p), "-batch", "-ex", "thread apply all bt 20"],
+                               capture_output=True, text=True, timeout=60)
+            f.write(f"=== {p}\n{r.stdout}\n")
+    print(f"stacks of the children still running 4 s after the stop: {path}", flush=True)
 
 
 def one_cycle(h, n, stop_at):
@@ -58,7 +70,11 @@ def one_cycle(h, n, stop_at):
     if pid:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 30
+    dumped = False
     while time.monotonic() < deadline and h.processes():
+        if not dumped and time.monotonic() - t0 > 4 and shutil.which("gdb"):
+            dumped = True  # a child still there after 4 s: its stacks say why
+            dump_stacks(h, pid, os.path.join(h.root, f"stuck-{n}.txt"))
         time.sleep(0.02)
     took = time.monotonic() - t0
     left = h.processes()
@@ -76,13 +92,15 @@ def main():
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("stopcycles.py runs apache2 with User www-data: run it as root")
+    # Stopped by a signal, the cleanup below still stops pebble and the server.
+    signal.signal(signal.SIGTERM, lambda *a: sys.exit("stopcycles: terminated"))
     work = tempfile.mkdtemp(prefix="mod_acme-stopcycles-")
     os.chmod(work, 0o755)
     pebble = acmetest.Pebble(os.path.join(work, "pebble"))
     times, stuck = [], 0
+    h = acmetest.Httpd(os.path.join(acmetest.public_dir(work, "httpd"), "server"), pebble,
+                       mpm=args.mpm)
     try:
-        h = acmetest.Httpd(os.path.join(acmetest.public_dir(work, "httpd"), "server"), pebble,
-                           mpm=args.mpm)
         for n in range(1, args.cycles + 1):
             took, left = one_cycle(h, n, args.stop_at)
             times.append(took)
@@ -99,6 +117,8 @@ def main():
               f"max {max(times):.2f} s; ACME02301 (workers busy at stop) "
               f"{log.count('ACME02301')}, ACME02300 (work abandoned) {log.count('ACME02300')}")
     finally:
+        if h.pid() and h.processes():
+            os.kill(h.pid(), signal.SIGTERM)
         pebble.stop()
         if os.environ.get("KEEP_TEST_DIRS") != "1":
             shutil.rmtree(work, ignore_errors=True)
