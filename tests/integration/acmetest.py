@@ -287,6 +287,11 @@ class Httpd:
                  "TypesConfig /etc/mime.types",
                  "Mutex file:" + self.root + " default", "StartServers 2",
                  "GracefulShutdownTimeout 5",
+                 # No child starts after the first ones: a child of httpd that gets SIGTERM while
+                 # it starts can deadlock in its signal handler until httpd kills it (AH00046),
+                 # and the default spares (MinSpareThreads 75 for 2 x 25 threads) start a third
+                 # child a second after every start and restart.
+                 "MinSpareServers 1" if self.mpm == "prefork" else "MinSpareThreads 25",
                  "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
                  f"CustomLog {self.root}/access.log acmetest"]
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
