@@ -57,6 +57,8 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     job->last_error = str_member(j, "last-error", 1024, p);
     job->last_error_time = time_member(j, "last-error-time");
     job->next_run = time_member(j, "next-run");
+    job->staged = json_is_true(json_object_get(j, "staged"));
+    job->refusal_seen = time_member(j, "refusal-seen");
     fails = json_object_get(j, "failures");
     job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
                             json_integer_value(fails) < 100000
@@ -99,6 +101,12 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     if (job->last_error) {
         json_object_set_new(j, "last-error", json_string(job->last_error));
         json_object_set_new(j, "last-error-time", json_integer(apr_time_sec(job->last_error_time)));
+    }
+    if (job->staged) {
+        json_object_set_new(j, "staged", json_true());
+    }
+    if (job->refusal_seen) {
+        json_object_set_new(j, "refusal-seen", json_integer(apr_time_sec(job->refusal_seen)));
     }
     for (i = 0; i < job->challenges->nelts; i++) {
         const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);
@@ -212,6 +220,7 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
 
 void acme_job_done(acme_job_t *job)
 {
+    job->staged = 0;
     job->failures = 0;
     job->next_run = 0;
     job->last_error = NULL;
@@ -219,4 +228,28 @@ void acme_job_done(acme_job_t *job)
     job->order_url = NULL;
     job->ca_url = NULL;
     apr_array_clear(job->challenges);
+}
+
+void acme_job_staged(acme_job_t *job)
+{
+    job->staged = 1;
+    job->next_run = 0;
+    job->order_url = NULL;
+    job->ca_url = NULL;
+    apr_array_clear(job->challenges);
+}
+
+int acme_job_refused(acme_job_t *job, apr_time_t refusal_time, const char *why, apr_time_t now,
+                     apr_uint32_t rnd, apr_pool_t *p)
+{
+    if (refusal_time <= job->refusal_seen) {
+        return 0;
+    }
+    job->refusal_seen = refusal_time;
+    job->staged = 0;
+    acme_job_failed(job, ACME_EBADSTORE,
+                    acme_problem_make(ACME_EBADSTORE, 0,
+                                      apr_pstrcat(p, "refused at activation: ", why, NULL), p),
+                    now, rnd, p);
+    return 1;
 }

@@ -376,7 +376,11 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_cert_chain_check(set->chain, set->key, names, now, &why, p);
+    rv = acme_cert_activation_check(set->chain, set->key, names, now, NULL, &why, p);
+    if (rv == APR_EAGAIN) {
+        set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why));
+        goto out;
+    }
     if (rv != APR_SUCCESS) {
         set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why ? why : "the chain is refused"));
         rv = ACME_EBADSTORE;
@@ -440,4 +444,161 @@ out:
         apr_file_remove(tmp_link, p);
     }
     return rv;
+}
+
+apr_status_t acme_store_staged_check(acme_store_t *store, const char *name,
+                                     const apr_array_header_t *names, apr_time_t now,
+                                     apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
+{
+    acme_certset_t *set;
+    apr_status_t rv;
+
+    rv = load_set(&set, NULL, store, name, 1, pwhy, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_cert_activation_check(set->chain, set->key, names, now, pwhen, pwhy, p);
+    }
+    return rv;
+}
+
+/* The number in a leftover-style name ("<secs>" or "<secs>-<k>"), for ordering. */
+static apr_int64_t rejected_order(const char *tail)
+{
+    char *end = NULL;
+    apr_int64_t secs = apr_strtoi64(tail, &end, 10), k = 0;
+
+    if (end && *end == '-') {
+        k = apr_strtoi64(end + 1, NULL, 10);
+    }
+    return secs * 1000 + (k < 1000 ? k : 999);
+}
+
+static int rejected_newest_first(const void *a, const void *b)
+{
+    apr_int64_t x = ((const apr_int64_t *)a)[0], y = ((const apr_int64_t *)b)[0];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Keeps the ACME_STORE_REJECTED_KEEP newest .rejected.<name>.* folders. */
+static apr_status_t prune_rejected(const char *staging, const char *prefix, apr_pool_t *p)
+{
+    apr_array_header_t *names;
+    apr_int64_t *found; /* pairs: order, index into names */
+    int i, n = 0;
+    apr_status_t rv;
+
+    rv = acme_store_list_dir(&names, staging, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    found = apr_pcalloc(p, sizeof(apr_int64_t) * 2 * (apr_size_t)(names->nelts + 1));
+    for (i = 0; i < names->nelts; i++) {
+        const char *e = APR_ARRAY_IDX(names, i, const char *);
+        if (is_leftover(e, prefix)) {
+            found[2 * n] = rejected_order(e + strlen(prefix));
+            found[2 * n + 1] = i;
+            n++;
+        }
+    }
+    qsort(found, (size_t)n, 2 * sizeof(apr_int64_t), rejected_newest_first);
+    for (i = ACME_STORE_REJECTED_KEEP; i < n && rv == APR_SUCCESS; i++) {
+        rv = acme_store_remove_tree(
+            apr_pstrcat(p, staging, "/", APR_ARRAY_IDX(names, (int)found[2 * i + 1], const char *),
+                        NULL),
+            p);
+    }
+    return rv;
+}
+
+static const char *refusal_path(const char *name, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "refused/", name, ".json", NULL);
+}
+
+apr_status_t acme_store_reject(acme_store_t *store, const char *name, const char *why,
+                               apr_time_t now, const char **paside, apr_pool_t *p)
+{
+    const char *staging = apr_pstrcat(p, store->dir, "/staging", NULL);
+    const char *prefix = apr_pstrcat(p, ".rejected.", name, ".", NULL);
+    const char *aside = NULL, *refused = apr_pstrcat(p, store->dir, "/refused", NULL);
+    json_t *j;
+    char *text;
+    int k;
+    apr_status_t rv;
+
+    if (!acme_store_name_ok(name)) {
+        return APR_EINVAL;
+    }
+    /* A name taken already (two refusals in one second) gets a counter. */
+    for (k = 0, rv = APR_EEXIST; k < 100 && rv != APR_SUCCESS; k++) {
+        aside = k ? apr_psprintf(p, "%s%" APR_TIME_T_FMT "-%d", prefix, apr_time_sec(now), k)
+                  : apr_psprintf(p, "%s%" APR_TIME_T_FMT, prefix, apr_time_sec(now));
+        rv = apr_file_rename(apr_pstrcat(p, staging, "/", name, NULL),
+                             apr_pstrcat(p, staging, "/", aside, NULL), p);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv) && !APR_STATUS_IS_ENOTEMPTY(rv)) {
+            return rv;
+        }
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    rv = acme_store_sync_dir(staging);
+    if (rv == APR_SUCCESS) {
+        rv = prune_rejected(staging, prefix, p);
+    }
+    /* The record lives in a folder of the parent's: the User reads it, but can neither change
+     * it nor make root write through a link of its own. */
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_make_dirs(refused, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_perms_set(refused, PERMS_DIR | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE);
+    }
+    if (rv == APR_SUCCESS) {
+        j = acme_json_pool(p, json_pack("{s:I, s:s, s:s}", "time", (json_int_t)apr_time_sec(now),
+                                        "why", why ? why : "", "kept",
+                                        apr_pstrcat(p, "staging/", aside, NULL)));
+        text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        /* Readable by the User (0644): the driver counts the refusal. */
+        rv = text ? acme_store_write(store, refusal_path(name, p), text, strlen(text), PERMS_PUBLIC,
+                                     p)
+                  : APR_ENOMEM;
+        free(text);
+    }
+    if (paside) {
+        *paside = apr_pstrcat(p, "staging/", aside, NULL);
+    }
+    return rv;
+}
+
+apr_status_t acme_store_refusal_read(acme_refusal_t **pref, acme_store_t *store, const char *name,
+                                     apr_pool_t *p)
+{
+    acme_refusal_t *ref;
+    const json_t *t;
+    json_t *j = NULL;
+    apr_status_t rv;
+
+    if (!acme_store_name_ok(name)) {
+        return APR_EINVAL;
+    }
+    rv = acme_store_json_read(&j, store, refusal_path(name, p), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t = json_object_get(j, "time");
+    if (!json_is_integer(t) || json_integer_value(t) <= 0 || !acme_json_str(j, "why")) {
+        return ACME_EBADSTORE;
+    }
+    ref = apr_pcalloc(p, sizeof(*ref));
+    ref->time = apr_time_from_sec((apr_time_t)json_integer_value(t));
+    ref->why = apr_pstrndup(p, acme_json_str(j, "why"), 1024);
+    ref->kept = acme_json_str(j, "kept") ? apr_pstrndup(p, acme_json_str(j, "kept"), 1024) : "";
+    *pref = ref;
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_refusal_clear(acme_store_t *store, const char *name, apr_pool_t *p)
+{
+    return acme_store_name_ok(name) ? acme_store_remove(store, refusal_path(name, p), p)
+                                    : APR_EINVAL;
 }
