@@ -93,15 +93,19 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
     apr_thread_mutex_unlock(drv->dir_mutex);
 }
 
-/* A staged set that would pass the parent's checks: it only waits for a restart. */
-static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
+/* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of
+ * our clock) at *pwhen: it only waits for a restart. The same rule as the parent's, so that
+ * the driver never asks for a restart the parent would refuse, nor orders again while a good
+ * set waits. */
+static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_time_t *pwhen, apr_pool_t *p)
 {
-    acme_certset_t *set;
     const char *why;
+    apr_status_t rv;
 
-    return acme_store_load(&set, drv->rt->store, d->set_name, 1, &why, p) == APR_SUCCESS &&
-           acme_cert_chain_check(set->chain, set->key, d->names, apr_time_now(), &why, p) ==
-               APR_SUCCESS;
+    *pwhen = 0;
+    rv = acme_store_staged_check(drv->rt->store, d->set_name, d->names, apr_time_now(), pwhen, &why,
+                                 p);
+    return rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv);
 }
 
 static apr_status_t driver_start(driver_t *drv)
@@ -129,6 +133,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->workers = apr_pcalloc(drv->pool, sizeof(worker_t *) * (apr_size_t)domains->nelts);
     drv->next_run = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    drv->staged_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->blocked_logged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
@@ -140,6 +145,37 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.baton = drv;
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
     return APR_SUCCESS;
+}
+
+/* What became of the set a worker staged last: the parent refused it (it recorded why in
+ * refused/<name>.json), which counts as a failed attempt with its backoff, so that a set the
+ * parent will not take is not ordered again at once, over and over; or it was activated, and
+ * the failures are forgotten. */
+static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job_t *job, int i,
+                                 apr_time_t now, apr_pool_t *ptemp)
+{
+    acme_refusal_t *ref;
+    apr_uint32_t rnd = 0;
+    char at[APR_RFC822_DATE_LEN];
+
+    if (acme_store_refusal_read(&ref, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+        apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+        if (acme_job_refused(job, ref->time, ref->why, now, rnd, ptemp)) {
+            acme_job_save(drv->rt->store, job, ptemp);
+            apr_rfc822_date(at, job->next_run);
+            ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                         "ACME02306: %s: the certificate obtained last was refused at activation: "
+                         "%s (kept in %s/%s); this counts as a failed attempt: if the reason is "
+                         "the server's clock, fix it; if it is the CA's certificate, see the "
+                         "CA; next attempt %s (attempt %d)",
+                         d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
+            return;
+        }
+    }
+    if (job->staged && !drv->staged[i]) {
+        acme_job_done(job); /* activated (or removed by the operator) */
+        acme_job_save(drv->rt->store, job, ptemp);
+    }
 }
 
 /* What each domain's job and staging say, read once the lock is held: until then a driver of
@@ -157,12 +193,13 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
         char at[APR_RFC822_DATE_LEN];
 
         drv->next_run[i] = 0;
+        drv->staged[i] = staged_ok(drv, d, &drv->staged_at[i], ptemp);
         if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+            driver_settle_staged(drv, d, job, i, now, ptemp);
             /* A time saved by a clock that ran ahead must not stall renewal for long. */
             apr_time_t cap = now + ACME_BACKOFF_PERMANENT;
             drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
         }
-        drv->staged[i] = staged_ok(drv, d, ptemp);
         if (drv->next_run[i] > now) {
             apr_rfc822_date(at, drv->next_run[i]);
             ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
@@ -302,6 +339,7 @@ static void reap(driver_t *drv, int i)
         return;
     }
     drv->staged[i] = w->staged;
+    drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
     if (w->staged) {
         drv->restart_asked = 0; /* a new set: a restart is wanted again */
@@ -371,7 +409,10 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
             return;
         }
-        if (drv->staged[i] && !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
+        /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
+         * asked earlier, the parent would only keep it staged. */
+        if (drv->staged[i] && now >= drv->staged_at[i] &&
+            !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
             any = 1;
             names = apr_pstrcat(ptemp, names, " ", APR_ARRAY_IDX(domains, i, acme_domain_t *)->name,
                                 NULL);

@@ -34,6 +34,7 @@ typedef struct worker_t {
     acme_job_t *job;
     const char *ca_url; /* CA of the current try */
     int staged;
+    apr_time_t staged_at; /* ... and may be activated from then on (its notBefore) */
     apr_time_t next_run;
     int ari_only;            /* this worker only asks the CA for renewal information */
     int ari_ca;              /* ... of this CA (index into ACMECertificateAuthority) */
@@ -59,6 +60,7 @@ struct driver_t {
     worker_t **workers;                /* per domain, NULL when idle */
     apr_time_t *next_run;              /* per domain */
     int *staged;                       /* per domain: a valid set waits for activation */
+    apr_time_t *staged_at;             /* per domain: ... from then on (its notBefore) */
     int restart_asked;
     apr_time_t restart_retry; /* after a failed flag write */
     int *blocked_logged;      /* per domain: the parent could not activate its set */

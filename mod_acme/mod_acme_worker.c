@@ -136,6 +136,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     acme_issue_result_t *res;
     acme_tokens_t tokens;
     apr_array_header_t *contacts;
+    apr_array_header_t *chain;
     const char *why = NULL;
     apr_status_t rv;
     int again;
@@ -194,6 +195,26 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    /* What the parent will check, checked first: a certificate it would refuse is a failed
+     * attempt now, without a restart; the next attempt orders anew. */
+    rv = acme_cert_chain_parse(&chain, res->chain_pem, res->chain_len, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_cert_activation_check(chain, res->key, w->d->names, apr_time_now(), &w->staged_at,
+                                        &why, w->pool);
+    } else {
+        why = "the chain does not parse";
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                     "ACME02308: %s: %s; it is staged and activated when it is due", w->d->name,
+                     why);
+    } else if (rv != APR_SUCCESS) {
+        w->job->order_url = NULL;
+        *pprob = acme_problem_make(
+            ACME_EBADSTORE, 0,
+            apr_psprintf(w->pool, "the CA's certificate cannot be used: %s", why), w->pool);
+        return ACME_EBADSTORE;
     }
     rv = acme_store_stage(rt->store, w->d->set_name, res->key, res->chain_pem, res->chain_len,
                           set_meta(w, w->pool), &why, w->pool);
@@ -268,7 +289,9 @@ static apr_status_t worker_obtain(worker_t *w)
                      prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
     }
     if (rv == APR_SUCCESS) {
-        acme_job_done(w->job);
+        /* The failures count on until the parent has activated the set (a refused one is a
+         * failed attempt too: driver_settle_staged). */
+        acme_job_staged(w->job);
         acme_job_save(rt->store, w->job, w->pool);
         acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
         w->staged = 1;

@@ -236,3 +236,87 @@ def test_set_staged_by_an_earlier_generation_is_not_ordered_again(httpd_factory)
             break
         time.sleep(0.1)
     assert acmetest.tls_peer_cert(h.https_port, "staged.test").serial_number == serial
+
+
+def job_of(h, name):
+    with open(os.path.join(h.store, "jobs", f"{name}.json")) as f:
+        return json.load(f)
+
+
+def test_refused_set_is_a_failed_attempt_not_a_loop(httpd_factory):
+    """A staged set the parent refuses (here its key is not the certificate's) counts as a
+    failed attempt: one line says why, the job keeps the backoff, nothing is ordered before
+    it ends; then a good certificate follows."""
+    import datetime
+    h = httpd_factory()
+    key, _, _ = selfsigned_set(["refused.test"])
+    _, chain, _ = selfsigned_set(["refused.test"])
+    stage(h, "refused.test", key, chain, {"names": ["refused.test"]})
+    h.write_conf(ACCOUNT + "ACMEDomain refused.test\n" + h.ssl_vhost("refused.test"))
+    h.allowed_errors += ["ACME01021", "ACME02306"]
+    started = time.time()
+    h.start()
+    assert h.wait_log("ACME02304", timeout=20), h.log_text()[-3000:]
+    log = h.log_text()
+    assert "ACME01021: refused.test" in log and "does not match the private key" in log
+    lines = [l for l in log.splitlines() if "ACME02306" in l]
+    assert len(lines) == 1, log[-3000:]
+    assert "refused.test: the certificate obtained last was refused at activation: " \
+           "staging/refused.test/fullchain.pem: the leaf certificate does not match the private " \
+           "key (kept in " in lines[0]
+    assert "(attempt 1)" in lines[0]
+    assert "ACME01062: refused.test" not in log, log[-3000:]
+    j = job_of(h, "refused.test")
+    assert j["failures"] == 1 and 45 <= j["next-run"] - started <= 80, j
+    assert len([n for n in os.listdir(os.path.join(h.store, "staging"))
+                if n.startswith(".rejected.refused.test.")]) == 1
+    # After the backoff, one order and a good certificate; the refusal is counted once.
+    cert = None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        c = acmetest.tls_peer_cert(h.https_port, "refused.test")
+        if "Pebble" in c.issuer.rfc4514_string():
+            cert = c
+            break
+        time.sleep(0.2)
+    log = h.log_text()
+    assert cert is not None, log[-3000:]
+    assert log.count("ACME01062: refused.test") == 1, log[-3000:]
+    assert log.count("ACME02306") == 1
+    assert cert.not_valid_before < datetime.datetime.utcnow()
+    h.settle()
+    h.graceful()
+    assert h.wait_log("ACME02304", count=3, timeout=30), h.log_text()[-3000:]
+    assert job_of(h, "refused.test")["failures"] == 0
+
+
+def test_extra_names_and_clock_skew(httpd_factory):
+    """A certificate with a name more than asked for is used and not ordered again; one whose
+    notBefore is two minutes ahead of the server's clock is activated at once; one two hours
+    ahead waits in staging (no new order, no restart) and the log says the clock is behind."""
+    import datetime
+    h = httpd_factory()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    k1, c1, s1 = selfsigned_set(["extra.test", "www.extra.test"])
+    stage(h, "extra.test", k1, c1, {"names": ["extra.test"]})
+    k2, c2, s2 = selfsigned_set(["skew.test"], not_before=now + datetime.timedelta(minutes=2))
+    stage(h, "skew.test", k2, c2, {"names": ["skew.test"]})
+    k3, c3, _ = selfsigned_set(["early.test"], not_before=now + datetime.timedelta(hours=2))
+    stage(h, "early.test", k3, c3, {"names": ["early.test"]})
+    h.write_conf(ACCOUNT + "ACMEDomain extra.test\nACMEDomain skew.test\n"
+                 "ACMEDomain early.test\n" + h.ssl_vhost("extra.test") +
+                 h.ssl_vhost("skew.test") + h.ssl_vhost("early.test"))
+    h.start()
+    assert h.wait_log("ACME02304", timeout=20), h.log_text()[-3000:]
+    log = h.log_text()
+    assert "ACME01020: extra.test: new certificate activated" in log, log[-3000:]
+    assert "ACME01020: skew.test: new certificate activated" in log, log[-3000:]
+    assert "ACME02307: early.test: the new certificate is not activated yet" in log
+    assert "clock is probably behind" in log
+    assert "ACME02303: early.test: a new certificate is staged" in log
+    for name in ("extra.test", "skew.test", "early.test"):
+        assert f"ACME01062: {name}" not in log, log[-3000:]
+    assert "also names" not in log and "ACME01059" not in log, log[-3000:]
+    assert acmetest.tls_peer_cert(h.https_port, "extra.test").serial_number == s1
+    assert acmetest.tls_peer_cert(h.https_port, "skew.test").serial_number == s2
+    assert os.path.isdir(os.path.join(h.store, "staging", "early.test"))
