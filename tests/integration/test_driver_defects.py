@@ -320,3 +320,34 @@ def test_extra_names_and_clock_skew(httpd_factory):
     assert acmetest.tls_peer_cert(h.https_port, "extra.test").serial_number == s1
     assert acmetest.tls_peer_cert(h.https_port, "skew.test").serial_number == s2
     assert os.path.isdir(os.path.join(h.store, "staging", "early.test"))
+
+
+def test_renewal_information_is_asked_of_the_issuing_ca(httpd_factory, pebble):
+    """Two CAs (two proxies in front of pebble, both with renewal information); the first
+    fails new orders, so the second issues. Its renewal information is asked of the second,
+    the issuer; the first is not asked. A window ending after notAfter is cut."""
+    import datetime
+    from chaosproxy import ChaosProxy
+    first, second = ChaosProxy(pebble), ChaosProxy(pebble)
+    try:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        window = {"start": (now + datetime.timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "end": (now + datetime.timedelta(days=20000)).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        first.ari = second.ari = window
+        first.mode, first.only_path = "500", "/order-plz"
+        h = httpd_factory()
+        h.write_conf(f"ACMECertificateAuthority {first.directory} {second.directory}\n"
+                     f"ACMECACertificateFile {pebble.ca_file}\n" + ACCOUNT +
+                     "ACMEDomain ari.test\n" + h.ssl_vhost("ari.test"), ca=False)
+        h.allowed_errors.append("ACME01053")
+        h.start()
+        assert h.wait_log(f"ACME01054: ari.test: new certificate obtained from "
+                          f"{second.directory}", timeout=60), h.log_text()[-3000:]
+        assert h.wait_log("ACME01066: ari.test", timeout=60), h.log_text()[-3000:]
+        asked = lambda p: [r for r in p.requests if r[1].startswith("/renewal-info/")]
+        assert asked(second) and not asked(first), (first.requests, second.requests)
+        line = [l for l in h.log_text().splitlines() if "ACME01066" in l][0]
+        assert "ends too close to the certificate's expiry: cut to its last tenth" in line
+    finally:
+        first.stop()
+        second.stop()
