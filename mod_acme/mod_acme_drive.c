@@ -566,6 +566,11 @@ static void driver_stop(driver_t *drv)
         drv->locked = 0;
     } else if (busy && !apr_atomic_read32(&drv->release_when_idle)) {
         apr_atomic_set32(&drv->release_when_idle, 1);
+        /* The last worker may have ended just before the flag was up: then nobody else
+         * would let go of the lock. */
+        if (!apr_atomic_read32(&drv->active) && drv->locked) {
+            apr_file_unlock(drv->lock);
+        }
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
                      "ACME02301: %d renewal worker(s) still busy after %d ms of stopping; the "
                      "last one to finish lets the next generation work",
