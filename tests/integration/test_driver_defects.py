@@ -10,6 +10,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 import acmetest
 from test_httpd import ACCOUNT, issuer_is_self
 
@@ -51,9 +53,10 @@ def wait_gone(h, timeout=20.0):
     return h.processes()
 
 
-def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory):
-    """`apache2 -k stop` while a worker waits for a CA that never answers: the request is
-    abandoned at once, every process leaves, and httpd has to kill nothing."""
+@pytest.mark.parametrize("how", ["stop", "graceful-stop"])
+def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory, how):
+    """`apache2 -k stop` (or graceful-stop) while a worker waits for a CA that never answers:
+    the request is abandoned at once, every process leaves, and httpd has to kill nothing."""
     ca = HangingCA()
     try:
         h = httpd_factory()
@@ -63,7 +66,7 @@ def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory):
         h.start()
         assert ca.accepted.wait(20), "the worker never reached the CA\n" + h.log_text()[-2000:]
         h.settle()
-        r = h.run("-k", "stop")
+        r = h.run("-k", how)
         assert r.returncode == 0, r.stdout + r.stderr
         left = wait_gone(h)
         log = h.log_text()
