@@ -1,4 +1,4 @@
-/* acme_store.h - the on-disk store (DESIGN section 5): accounts, certificate sets, job state.
+/* acme_store.h - the on-disk store (docs/store.md): accounts, certificate sets, job state.
  *
  *   <store>/accounts/<ca-id>/account.key, account.json
  *   <store>/domains/<name>          symlink -> ../archive/<name>/<n>: the active set
