@@ -46,6 +46,33 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
     ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
 }
 
+void acme_log_error_(const char *file, int line, int mi, int level, apr_status_t status,
+                     const server_rec *s, const char *fmt, ...)
+{
+    char buf[4096];
+    char safe[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ap_log_error_(file, line, mi, level, status, s, "%s", acme_log_escape(safe, sizeof(safe), buf));
+}
+
+void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_t status,
+                      const request_rec *r, const char *fmt, ...)
+{
+    char buf[4096];
+    char safe[4096];
+    va_list ap;
+
+    va_start(ap, fmt);
+    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    ap_log_rerror_(file, line, mi, level, status, r, "%s",
+                   acme_log_escape(safe, sizeof(safe), buf));
+}
+
 void acme_log_init(acme_log_t *log, server_rec *s)
 {
     int lvl = ap_get_server_module_loglevel(s, APLOG_MODULE_INDEX);
