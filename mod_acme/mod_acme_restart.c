@@ -145,6 +145,7 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
     apr_proc_t proc;
     apr_exit_why_e why;
     apr_time_t deadline;
+    test_result_e res = TEST_FAILED;
     int code;
     apr_status_t rv;
 
@@ -161,7 +162,7 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, r->s, "ACME02203: cannot run %s -t",
                      r->configtest[0]);
-        return TEST_FAILED;
+        goto out;
     }
     deadline = apr_time_now() + TEST_TIMEOUT;
     for (;;) {
@@ -171,11 +172,13 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
                 ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
                              "ACME02204: %s -t ended with signal %d", r->configtest[0], code);
             }
-            return why == APR_PROC_EXIT && code == 0 ? TEST_PASSED : TEST_FAILED;
+            res = why == APR_PROC_EXIT && code == 0 ? TEST_PASSED : TEST_FAILED;
+            goto out;
         }
         if (rv != APR_CHILD_NOTDONE) {
             /* Gone without a status for us (ECHILD): the MPM's waitpid(-1) collected it. */
-            return TEST_UNKNOWN;
+            res = TEST_UNKNOWN;
+            goto out;
         }
         if (apr_atomic_read32(&r->stop) || apr_time_now() > deadline) {
             break;
@@ -185,12 +188,14 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
     kill(proc.pid, SIGKILL);
     apr_proc_wait(&proc, &code, &why, APR_WAIT); /* collects it unless the MPM did */
     if (apr_atomic_read32(&r->stop)) {
-        return TEST_UNKNOWN;
+        res = TEST_UNKNOWN; /* the caller leaves */
+        goto out;
     }
     ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
                  "ACME02205: %s -t did not finish within %d seconds and was killed",
                  r->configtest[0], (int)apr_time_sec(TEST_TIMEOUT));
-    return TEST_FAILED;
+out:
+    return res;
 }
 
 /* 1 when the flag is there as a regular file. It is looked at from staging/'s descriptor and
@@ -211,7 +216,7 @@ static int flag_present(restarter_t *r, apr_time_t now)
     }
     what = S_ISLNK(st.st_mode)   ? "a symbolic link"
            : S_ISDIR(st.st_mode) ? "a folder"
-                                 : "not a file";
+                                 : "a special file";
     removed = unlinkat(r->staging_fd, r->flag_rel, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0;
     ap_log_error(APLOG_MARK, APLOG_WARNING, removed ? 0 : APR_FROM_OS_ERROR(errno), r->s,
                  "ACME02211: %s is %s, which the renewal driver never writes: %s, not followed; "
