@@ -306,6 +306,9 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         /* A graceful restart re-reads the configuration: one that was left half-edited on disk
          * would stop the server. So the configuration is tested first, as apachectl graceful
          * does. */
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                     "ACME02207: new certificates are ready for%s; testing the configuration",
+                     names);
         test = configtest_run(r, iter);
         if (apr_atomic_read32(&r->stop)) {
             break;

@@ -215,3 +215,45 @@ def test_planted_restart_flag_does_not_restart(httpd_factory, tmp_path, plant):
     if plant == "symlink":
         assert target.read_text() == "a file the parent must not follow\n"
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "plant.test"))
+
+
+def test_stop_while_the_configtest_hangs(httpd_factory, tmp_path):
+    """A configuration that makes 'httpd -t' hang (an Include of a FIFO nobody writes, as a
+    file on a dead network mount would) must not hold up the server's stop: the parent's
+    restart thread gives the test up and is joined."""
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain hang.test\n" + h.ssl_vhost("hang.test"))
+    fifo = os.path.join(h.root, "hang.conf")
+    os.mkfifo(fifo)
+    h.start()
+    with open(h.conf_path, "a") as f:
+        f.write(f"\nInclude {fifo}\n")
+
+    def configtests():
+        out = []
+        for p in h.processes():
+            try:
+                with open(f"/proc/{p}/cmdline", "rb") as f:
+                    if b"-t" in f.read().split(b"\0"):
+                        out.append(p)
+            except OSError:
+                pass
+        return out
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not configtests():
+        time.sleep(0.05)
+    hung = configtests()
+    assert hung, "the restart thread ran httpd -t\n" + h.log_text()[-3000:]
+    try:
+        t0 = time.monotonic()
+        h.stop()
+        left = h.processes()
+        assert not left, f"processes left {time.monotonic() - t0:.1f} s after SIGTERM: {left}"
+    finally:
+        # Before the fix: release the hung test and whatever waited on it.
+        if h.processes():
+            fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+            os.close(fd)
+            for p in h.processes():
+                os.kill(p, signal.SIGKILL)
