@@ -105,4 +105,10 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p);
 
+/* The checks acme_store_promote makes before it changes anything, changing nothing: APR_ENOENT
+ * when nothing is staged, ACME_EBADSTORE with *pwhy when promotion would refuse the set. */
+apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
+                                     const apr_array_header_t *names, apr_time_t now,
+                                     const char **pwhy, apr_pool_t *p);
+
 #endif /* ACME_STORE_H */

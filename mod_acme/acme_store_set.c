@@ -357,6 +357,33 @@ out:
     return rv;
 }
 
+apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
+                                     const apr_array_header_t *names, apr_time_t now,
+                                     const char **pwhy, apr_pool_t *p)
+{
+    acme_certset_t *set;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    /* The same checks as the start of acme_store_promote, which must stay in step with it: the
+     * parent restarts for a staged set only when the restart will activate it. */
+    if (!acme_store_name_ok(name)) {
+        rv = APR_EINVAL;
+        goto out;
+    }
+    rv = load_set(&set, NULL, store, name, 1, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_cert_chain_check(set->chain, set->key, names, now, &why, p);
+    if (rv != APR_SUCCESS) {
+        set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why ? why : "the chain is refused"));
+        rv = ACME_EBADSTORE;
+    }
+out:
+    return rv;
+}
+
 apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p)

@@ -114,6 +114,8 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     rt->s = s;
     rt->conf = conf;
     rt->store_dir = conf->store_dir;
+    /* What the MPMs look at: -X defines DEBUG; ONE_PROCESS is the other way to ask. */
+    rt->one_process = ap_exists_config_define("DEBUG") || ap_exists_config_define("ONE_PROCESS");
     acme_log_init(&rt->log, s);
 
     rv = acme_store_open(&rt->store, rt->store_dir, pconf);
@@ -143,8 +145,13 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* One-process mode (-X) has no graceful restart to ask for. */
-    if (conf->auto_restart != 0 && !ap_exists_config_define("ONE_PROCESS")) {
+    /* In one-process mode httpd installs no restart handler: SIGUSR1 would end it. */
+    if (conf->auto_restart != 0 && rt->one_process) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                     "ACME02200: one-process mode (-X, -DDEBUG or -DONE_PROCESS) cannot restart "
+                     "gracefully, so new certificates are not activated automatically: stop the "
+                     "server and start it again to activate them");
+    } else if (conf->auto_restart != 0) {
         rv = acme_parent_restarter_start(rt, pconf);
         if (rv != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;

@@ -91,6 +91,7 @@ typedef struct acme_runtime_t {
     apr_global_mutex_t *cache_mutex; /* NULL when the provider is MP-safe */
     acme_log_t log;                  /* to the main server's error log */
     void *driver;                    /* the renewal driver (mod_acme_drive.c) */
+    int one_process;                 /* httpd -X: no graceful restart, nor a restart thread */
 } acme_runtime_t;
 
 /* mod_acme.c */

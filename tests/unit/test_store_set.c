@@ -354,6 +354,50 @@ static void threads_on_different_names(void **state)
     }
 }
 
+/* The restart thread asks acme_store_check_staged whether a restart would activate a staged set:
+ * its verdict is promotion's, for good and bad sets alike, and it changes nothing. */
+static void check_staged_agrees_with_promote(void **state)
+{
+    fx_t *fx = *state;
+    const struct {
+        tset_t set;
+        int other_name; /* the ACMEDomain is a.test and other.test, else a.test alone */
+        apr_status_t want;
+    } cases[] = {
+        {valid_set(fx->p), 1, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:other.test", -HOUR, 24 * HOUR), 0, ACME_EBADSTORE},
+        {valid_set(fx->p), 0, APR_SUCCESS}, /* last: it is promoted */
+    };
+    apr_array_header_t *both = names_of(fx->p, NAME, "other.test"),
+                       *one = names_of(fx->p, NAME, NULL);
+    apr_time_t now = apr_time_now();
+    const char *why;
+    size_t i;
+
+    assert_int_equal(acme_store_check_staged(fx->store, NAME, NULL, now, NULL, fx->p), APR_ENOENT);
+    assert_int_equal(acme_store_check_staged(fx->store, "../x", NULL, now, NULL, fx->p),
+                     APR_EINVAL);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const apr_array_header_t *n = cases[i].other_name ? both : one;
+        stage_ok(fx->store, &cases[i].set, fx->p);
+        why = NULL;
+        assert_int_equal(acme_store_check_staged(fx->store, NAME, n, now, &why, fx->p),
+                         cases[i].want);
+        assert_true(cases[i].want == APR_SUCCESS ? why == NULL : why != NULL);
+        /* Nothing changed: the set is still staged, nothing was archived. */
+        assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/fullchain.pem", fx->p)));
+        assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        assert_int_equal(acme_store_promote(fx->store, NAME, n, now, NULL, fx->p), cases[i].want);
+        if (cases[i].want == APR_SUCCESS) {
+            assert_int_equal(acme_store_check_staged(fx->store, NAME, n, now, NULL, fx->p),
+                             APR_ENOENT);
+            assert_true(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        }
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     STORE_TEST(stage_checks_and_loads),
     STORE_TEST(load_refuses_broken_sets),
@@ -362,6 +406,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(promote_survives_crash_at_every_step),
     STORE_TEST(promote_cleans_only_its_leftovers),
     STORE_TEST(threads_on_different_names),
+    STORE_TEST(check_staged_agrees_with_promote),
 };
 
 UNIT_MAIN("store_set", tests)
