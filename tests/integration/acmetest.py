@@ -117,7 +117,13 @@ def require_root(why):
     integration tier is meant to run as root, as CI does."""
     if os.geteuid() != 0:
         import pytest
-        pytest.skip(f"needs root ({why}); run the tests as root, as CI does")
+        reason = f"needs root ({why}); run the tests as root, as CI does"
+        try:
+            # Reported at the test's own line, as a skip mark would be, not at this one.
+            skip = pytest.skip.Exception(reason, _use_item_location=True)
+        except TypeError:  # a pytest without it
+            skip = pytest.skip.Exception(reason)
+        raise skip
 
 
 def wait_port(port, proc, what, timeout=20.0):
