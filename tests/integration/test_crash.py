@@ -50,6 +50,22 @@ def store_is_consistent(h):
         assert pub(key.public_key()) == pub(chain[0].public_key()), f"{name}: key mismatch"
 
 
+def served_matches_store(h, name):
+    """The served certificate is the fallback or one of the sets ever activated for name."""
+    link = os.path.join(h.store, "domains", name)
+    served = acmetest.tls_peer_cert(h.https_port, name)
+    if served.issuer == served.subject:
+        return True  # the fallback, before the first set is active
+    chain = acmetest.split_pem_chain(open(os.path.join(link, "fullchain.pem"), "rb").read())
+    archive = os.path.join(h.store, "archive", name)
+    serials = set()
+    for gen in os.listdir(archive):
+        p = os.path.join(archive, gen, "fullchain.pem")
+        if os.path.exists(p):
+            serials.add(acmetest.split_pem_chain(open(p, "rb").read())[0].serial_number)
+    return served.serial_number in serials and chain
+
+
 def served_is_active(h, name):
     """The server presents the certificate of the active set of name (domains/<name>)."""
     served = acmetest.tls_peer_cert(h.https_port, name)
