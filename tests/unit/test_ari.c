@@ -208,9 +208,9 @@ static void order_resent_without_replaces(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    UNIT_TEST(cert_id_as_the_rfc_says),       UNIT_TEST(rfc3339_table),
-    UNIT_TEST(window_retry_after_and_pick),   UNIT_TEST(fetch_only_when_offered),
-    UNIT_TEST(order_resent_without_replaces),
+    UNIT_TEST(cert_id_as_the_rfc_says),          UNIT_TEST(rfc3339_table),
+    UNIT_TEST(window_retry_after_and_pick),      FAKE_CA_TEST(fetch_only_when_offered),
+    FAKE_CA_TEST(order_resent_without_replaces),
 };
 
 UNIT_MAIN("ari", tests)

@@ -5,6 +5,15 @@
 
 #include "store_util.h"
 
+/* The reason given names what is wrong, as the operator reads it in the log. */
+static void assert_why(const char *why, const char *needle)
+{
+    assert_non_null(why);
+    if (!strstr(why, needle)) {
+        fail_msg("reason \"%s\" does not say \"%s\"", why, needle);
+    }
+}
+
 /* The active set loads, its key matches its leaf, and it is one of the two given sets, whole.
  * Returns 0 for a, 1 for b. */
 static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_pool_t *p)
@@ -48,11 +57,11 @@ static void stage_checks_and_loads(void **state)
     assert_int_equal(
         acme_store_stage(fx->store, NAME, other.key, s.pem, strlen(s.pem), NULL, &why, fx->p),
         ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not match the private key");
     why = NULL;
     assert_int_equal(acme_store_stage(fx->store, NAME, s.key, "junk", 4, NULL, &why, fx->p),
                      ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "is not a PEM certificate chain");
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), APR_ENOENT);
 
     /* Staging does not look at the clock: that is promotion's business. */
@@ -90,21 +99,28 @@ static void load_refuses_broken_sets(void **state)
     assert_int_equal(unlink(link), 0);
     assert_int_equal(symlink("/etc", link), 0);
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "domains/" NAME);
     /* A plain file instead of a link. */
     assert_int_equal(unlink(link), 0);
     assert_int_equal(acme_store_write(fx->store, "domains/" NAME, "x", 1, APR_FPROT_UREAD, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
-    /* A staged key that is not the chain's, or a missing chain. */
+    assert_why(why, "domains/" NAME " is not a symlink");
+    /* A staged set without its chain, then with a key that is no key. */
     assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/privkey.pem", "junk", 4,
                                       APR_FPROT_UREAD, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "staging/" NAME "/fullchain.pem");
+    assert_null(set);
+    assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/fullchain.pem", s.pem,
+                                      strlen(s.pem), APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), ACME_EBADSTORE);
+    assert_why(why, "privkey.pem holds no usable private key");
     assert_null(set);
 }
 
@@ -131,7 +147,7 @@ static void promote_refuses_bad_sets(void **state)
     assert_int_equal(
         acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, "other.test"), now, &why, fx->p),
         ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not cover other.test");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_SUCCESS);
 
@@ -141,14 +157,14 @@ static void promote_refuses_bad_sets(void **state)
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "is not valid before");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_int_equal(acme_store_stage(fx->store, NAME, expired.key, expired.pem,
                                       strlen(expired.pem), NULL, NULL, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "expired on");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
 
     /* A staged key that is not the chain's (written behind stage's back). */
@@ -158,7 +174,7 @@ static void promote_refuses_bad_sets(void **state)
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not match the private key");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/privkey.pem", fx->p)));
     /* Nothing was archived by the refusals. */
