@@ -185,6 +185,25 @@ static inline const char *read_text(acme_store_t *store, const char *relpath, ap
     return data;
 }
 
+/* A file as mod_ssl reads it: by its absolute path, following the domains/<name> link that the
+ * store itself never reads through. */
+static inline const char *read_served(acme_store_t *store, const char *relpath, apr_pool_t *p)
+{
+    apr_file_t *f = NULL;
+    apr_finfo_t fi;
+    char *data;
+    apr_size_t len = 0;
+
+    assert_int_equal(apr_file_open(&f, acme_store_path(store, relpath, p), APR_FOPEN_READ, 0, p),
+                     APR_SUCCESS);
+    assert_int_equal(apr_file_info_get(&fi, APR_FINFO_SIZE, f), APR_SUCCESS);
+    data = apr_palloc(p, (apr_size_t)fi.size + 1);
+    assert_int_equal(apr_file_read_full(f, data, (apr_size_t)fi.size, &len), APR_SUCCESS);
+    data[len] = '\0';
+    apr_file_close(f);
+    return data;
+}
+
 static inline int exists(const char *path)
 {
     struct stat st;

@@ -16,11 +16,11 @@ static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_
 
     assert_int_equal(acme_store_load(&set, store, NAME, 0, &why, p), APR_SUCCESS);
     assert_true(acme_cert_matches_key(APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *), set->key));
-    chain = read_text(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
+    chain = read_served(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
     assert_true(strcmp(chain, a->pem) == 0 || strcmp(chain, b->pem) == 0);
     which = strcmp(chain, a->pem) == 0 ? a : b;
     assert_int_equal(acme_key_to_pem(&key_pem, &key_len, which->key, p), APR_SUCCESS);
-    assert_string_equal(read_text(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
+    assert_string_equal(read_served(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
     return which == b;
 }
 
@@ -348,8 +348,8 @@ static void threads_on_different_names(void **state)
         assert_int_equal(acme_store_load(&set, fx->store, w[i].name, 0, NULL, fx->p), APR_SUCCESS);
         assert_int_equal(set->generation, ROUNDS);
         assert_string_equal(
-            read_text(fx->store, apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL),
-                      fx->p),
+            read_served(fx->store,
+                        apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL), fx->p),
             w[i].sets[ROUNDS - 1].pem);
     }
 }
