@@ -131,6 +131,21 @@ static int component_ok(const char *name)
     return name && *name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
 }
 
+/* The top of the store, the operator's path (ACMEStoreDir) followed as given. The child runs
+ * as the User, for whom the top is 0711 (pass, not list): then a descriptor that only searches,
+ * which is all a walk needs to go on to the User's folders. */
+static int open_top(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+#ifdef O_PATH
+    if (fd < 0 && errno == EACCES) {
+        fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    }
+#endif
+    return fd;
+}
+
 apr_status_t acme_store_subdir_open(int *pfd, int dirfd, const char *what, const char *name,
                                     int create, const char **pwhy, apr_pool_t *p)
 {
@@ -191,9 +206,8 @@ apr_status_t acme_store_dir_open(int *pfd, const acme_store_t *store, const char
         rv = APR_EINVAL;
         goto out;
     }
-    /* The top is the operator's path (ACMEStoreDir), followed as given; its owner was checked
-     * when the store was opened (acme_store_check_owner). */
-    fd = open(store->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* Its owner was checked when the store was opened (acme_store_check_owner). */
+    fd = open_top(store->dir);
     if (fd < 0) {
         rv = acme_store_os_error();
         goto out;
@@ -592,7 +606,7 @@ apr_status_t acme_store_check_owner(const char *dir, const char **pwhy, apr_pool
     int fd;
     apr_status_t rv = APR_SUCCESS;
 
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    fd = open_top(dir);
     if (fd < 0) {
         /* Nothing yet: what acme_store_open makes is the opener's. */
         rv = errno == ENOENT ? APR_SUCCESS : acme_store_os_error();
