@@ -1,7 +1,7 @@
-/* acme_store_int.h - PRIVATE to acme_store*.c; no other file may include it. What the certificate
- * sets of acme_store_set.c need from the file layer of acme_store.c: the store object, the crash
- * hook call, and the atomic, bounded and folder operations on open folders. Everyone else
- * uses the API of acme_store.h. */
+/* acme_store_int.h - PRIVATE to acme_store*.c; no other file may include it. What the store's
+ * files share: the store object, the crash hook call, and the folder-descriptor operations of
+ * acme_store_walk.c (atomic writes, bounded reads, listing, removal). Everyone else uses the API
+ * of acme_store.h. */
 #ifndef ACME_STORE_INT_H
 #define ACME_STORE_INT_H
 
@@ -13,6 +13,9 @@
 #include <apr_tables.h>
 
 #include "acme_store.h"
+
+/* Longest name we accept as one path component (NAME_MAX on the systems we run on). */
+#define NAME_LEN_MAX 255
 
 #define PERMS_DIR    (APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_UEXECUTE)
 #define PERMS_SECRET (APR_FPROT_UREAD | APR_FPROT_UWRITE)
@@ -51,6 +54,13 @@ static inline void acme_store_close(int *pfd)
  * below the store's top: the parent runs as root, and accounts/, staging/ and jobs/ belong to
  * the server's User, who could otherwise swap a folder for a link to another service's files
  * between a check and a use. The caller closes the descriptors it gets. */
+
+/* 1 for a relative path inside the store: no leading '/', no empty, "." or ".." component. */
+int acme_store_relpath_ok(const char *relpath);
+
+/* Opens dir, the store's top: the operator's path (ACMEStoreDir), followed as given. -1 and errno
+ * on failure. */
+int acme_store_open_top(const char *dir);
 
 /* Opens the folder reldir of the store (NULL or "": the top) one component at a time from the
  * top, each with O_NOFOLLOW | O_DIRECTORY; with create, missing folders are made 0700. A symlink
