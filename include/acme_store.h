@@ -87,6 +87,12 @@ apr_status_t acme_store_json_read(json_t **pjson, acme_store_t *store, const cha
 /* Removes relpath and everything below it if present, whatever the depth; missing is success. */
 apr_status_t acme_store_remove(acme_store_t *store, const char *relpath, apr_pool_t *p);
 
+/* Renames from to to (store-relative paths; to is replaced when it is a file or an empty folder),
+ * the entry itself: a link is renamed, never followed. The folders of both are walked like every
+ * path of the store and must exist. */
+apr_status_t acme_store_rename(acme_store_t *store, const char *from, const char *to,
+                               apr_pool_t *p);
+
 /* A folder name for a CA from its directory URL: host, port and path with every character
  * outside [A-Za-z0-9.-] replaced by '_', e.g. "127.0.0.1_14000_dir". */
 const char *acme_store_ca_id(const char *directory_url, apr_pool_t *p);

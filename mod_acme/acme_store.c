@@ -408,6 +408,39 @@ out:
     return rv;
 }
 
+apr_status_t acme_store_rename(acme_store_t *store, const char *from, const char *to, apr_pool_t *p)
+{
+    const char *from_dir, *from_name, *to_dir, *to_name;
+    int from_fd = -1, to_fd = -1;
+    apr_status_t rv;
+
+    if (!acme_store_relpath_ok(from) || !acme_store_relpath_ok(to)) {
+        rv = APR_EINVAL;
+        goto out;
+    }
+    split_relpath(&from_dir, &from_name, from, p);
+    split_relpath(&to_dir, &to_name, to, p);
+    rv = acme_store_dir_open(&from_fd, store, from_dir, 0, NULL, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_dir_open(&to_fd, store, to_dir, 0, NULL, p);
+    }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    if (renameat(from_fd, from_name, to_fd, to_name) != 0) {
+        rv = acme_store_os_error();
+        goto out;
+    }
+    rv = acme_store_sync_fd(to_fd);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_sync_fd(from_fd);
+    }
+out:
+    acme_store_close(&from_fd);
+    acme_store_close(&to_fd);
+    return rv;
+}
+
 const char *acme_store_ca_id(const char *directory_url, apr_pool_t *p)
 {
     const char *url = directory_url ? directory_url : "", *s = url;

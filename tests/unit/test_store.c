@@ -416,6 +416,40 @@ static void links_at_every_level_are_refused(void **state)
     }
 }
 
+/* Setting a staged set aside renames the entry the User left, link or folder, never what a
+ * link names, and refuses a link among the folders of either path. */
+static void rename_moves_the_entry(void **state)
+{
+    fx_t *fx = *state;
+    const char *outside = apr_pstrcat(fx->p, fx->dir, "/outside", NULL);
+    const char *aside = acme_store_path(fx->store, "staging/.rejected." NAME ".1", fx->p);
+
+    assert_int_equal(mkdir(outside, 0700), 0);
+    put_file(apr_pstrcat(fx->p, outside, "/privkey.pem", NULL), "key");
+    assert_int_equal(symlink(outside, acme_store_path(fx->store, "staging/" NAME, fx->p)), 0);
+    assert_int_equal(
+        acme_store_rename(fx->store, "staging/" NAME, "staging/.rejected." NAME ".1", fx->p),
+        APR_SUCCESS);
+    assert_false(exists(acme_store_path(fx->store, "staging/" NAME, fx->p)));
+    assert_int_equal(count_entries(outside, "privkey.pem", fx->p), 1);
+    {
+        struct stat st;
+        assert_int_equal(lstat(aside, &st), 0);
+        assert_true(S_ISLNK(st.st_mode));
+    }
+    assert_int_equal(acme_store_rename(fx->store, "staging/none", "staging/x", fx->p), APR_ENOENT);
+    /* Through a link in place of a folder: refused, nothing moves. */
+    rm_tree(acme_store_path(fx->store, "jobs", fx->p));
+    assert_int_equal(symlink(outside, acme_store_path(fx->store, "jobs", fx->p)), 0);
+    assert_int_equal(acme_store_rename(fx->store, "jobs/privkey.pem", "staging/stolen.pem", fx->p),
+                     ACME_EBADSTORE);
+    assert_int_equal(acme_store_rename(fx->store, "staging/.rejected." NAME ".1", "jobs/x", fx->p),
+                     ACME_EBADSTORE);
+    assert_int_equal(count_entries(outside, "privkey.pem", fx->p), 1);
+    assert_true(exists(aside));
+    assert_int_equal(acme_store_rename(fx->store, "../x", "staging/x", fx->p), APR_EINVAL);
+}
+
 /* A tree the User planted deeper than removal descends at once is removed all the same. */
 static void remove_goes_any_depth(void **state)
 {
@@ -556,6 +590,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(planted_links_are_refused),
     STORE_TEST(links_at_every_level_are_refused),
     STORE_TEST(remove_goes_any_depth),
+    STORE_TEST(rename_moves_the_entry),
     STORE_TEST(open_refuses_links_and_loose_modes),
     STORE_TEST(open_refuses_folders_of_another_user),
     STORE_TEST(json_roundtrip_and_bad_files),
