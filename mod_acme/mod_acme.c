@@ -119,6 +119,15 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     acme_log_init(&rt->log, s);
 
     rv = acme_store_open(&rt->store, rt->store_dir, pconf);
+    if (rv == ACME_EBADSTORE) {
+        const char *why = NULL;
+        acme_store_check_owner(rt->store_dir, &why, ptemp);
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "ACME02101: the store %s (ACMEStoreDir) is refused: %s; the server does not "
+                     "start with it",
+                     rt->store_dir, why ? why : "a folder changed while it was checked");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
                      "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "

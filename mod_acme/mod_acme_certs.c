@@ -182,8 +182,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         const char *staged = apr_pstrcat(ptemp, "staging/", d->set_name, NULL);
         const char *aside = apr_psprintf(ptemp, "staging/.rejected.%s.%" APR_TIME_T_FMT,
                                          d->set_name, apr_time_sec(apr_time_now()));
-        int moved = rename(acme_store_path(rt->store, staged, ptemp),
-                           acme_store_path(rt->store, aside, ptemp)) == 0;
+        int moved = acme_store_rename(rt->store, staged, aside, ptemp) == APR_SUCCESS;
         if (!moved) {
             d->promote_failed = 1;
         }

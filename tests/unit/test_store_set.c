@@ -25,11 +25,11 @@ static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_
 
     assert_int_equal(acme_store_load(&set, store, NAME, 0, &why, p), APR_SUCCESS);
     assert_true(acme_cert_matches_key(APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *), set->key));
-    chain = read_text(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
+    chain = read_served(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
     assert_true(strcmp(chain, a->pem) == 0 || strcmp(chain, b->pem) == 0);
     which = strcmp(chain, a->pem) == 0 ? a : b;
     assert_int_equal(acme_key_to_pem(&key_pem, &key_len, which->key, p), APR_SUCCESS);
-    assert_string_equal(read_text(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
+    assert_string_equal(read_served(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
     return which == b;
 }
 
@@ -299,6 +299,104 @@ static void promote_cleans_only_its_leftovers(void **state)
     assert_true(exists(apr_pstrcat(fx->p, domains, "/." NAME ".lnk-1.x", NULL)));
 }
 
+/* staging/ belongs to the server's User. A link at any level of staging/<name>/<file> that leads
+ * to a set for the names (another service's key and certificate) is refused: nothing is copied
+ * into archive/, nothing becomes active, and the reason names the link. */
+static void promote_refuses_planted_links(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const levels[] = {"staging", "staging/" NAME,
+                                         "staging/" NAME "/" ACME_STORE_KEY_FILE,
+                                         "staging/" NAME "/" ACME_STORE_CHAIN_FILE};
+    const char *elsewhere = apr_pstrcat(fx->p, fx->dir, "/elsewhere", NULL);
+    acme_store_t *other;
+    tset_t s = valid_set(fx->p);
+    size_t i;
+
+    /* A complete, valid set for the names, outside this store. */
+    assert_int_equal(acme_store_open(&other, elsewhere, fx->p), APR_SUCCESS);
+    stage_ok(other, &s, fx->p);
+
+    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        const char *here = acme_store_path(fx->store, levels[i], fx->p);
+        const char *staged = acme_store_path(fx->store, "staging/" NAME, fx->p);
+        acme_certset_t *set = NULL;
+        const char *why = NULL;
+        int f;
+
+        /* Real folders above the link, real files beside it. */
+        rm_tree(acme_store_path(fx->store, "staging", fx->p));
+        if (i >= 2) {
+            assert_int_equal(apr_dir_make_recursive(staged, APR_FPROT_OS_DEFAULT, fx->p),
+                             APR_SUCCESS);
+            for (f = 0; f < 3; f++) {
+                const char *file = f == 0   ? ACME_STORE_KEY_FILE
+                                   : f == 1 ? ACME_STORE_CHAIN_FILE
+                                            : ACME_STORE_META_FILE;
+                put_file(apr_pstrcat(fx->p, staged, "/", file, NULL),
+                         slurp(acme_store_path(other,
+                                               apr_pstrcat(fx->p, "staging/" NAME "/", file, NULL),
+                                               fx->p),
+                               fx->p));
+            }
+            assert_int_equal(unlink(here), 0);
+        } else if (i == 1) {
+            assert_int_equal(mkdir(acme_store_path(fx->store, "staging", fx->p), 0700), 0);
+        }
+        assert_int_equal(symlink(acme_store_path(other, levels[i], fx->p), here), 0);
+
+        assert_int_equal(acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL),
+                                            apr_time_now(), &why, fx->p),
+                         ACME_EBADSTORE);
+        assert_non_null(why);
+        if (i < 2) {
+            assert_string_equal(
+                why, apr_pstrcat(fx->p, levels[i],
+                                 " is a symbolic link, which the store never follows", NULL));
+        } else {
+            assert_non_null(strstr(why, levels[i]));
+        }
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), ACME_EBADSTORE);
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, NULL, fx->p), APR_ENOENT);
+        assert_null(set);
+        assert_false(exists(acme_store_path(fx->store, "domains/" NAME, fx->p)));
+        assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        /* What the link leads to is untouched. */
+        assert_int_equal(acme_store_load(&set, other, NAME, 1, NULL, fx->p), APR_SUCCESS);
+    }
+    /* Nor can a new set be staged through a link in place of staging/. */
+    rm_tree(acme_store_path(fx->store, "staging", fx->p));
+    assert_int_equal(symlink(acme_store_path(other, "staging", fx->p),
+                             acme_store_path(fx->store, "staging", fx->p)),
+                     0);
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, s.key, s.pem, strlen(s.pem), NULL, NULL, fx->p),
+        ACME_EBADSTORE);
+}
+
+/* A tree the User planted in the staged set, deeper than removal descends at once: the set is
+ * activated, the promotion says so, and staging/ is left clean. */
+static void promote_over_a_deep_planted_tree(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p), b = valid_set(fx->p);
+    const char *staging = acme_store_path(fx->store, "staging", fx->p);
+    int fd;
+
+    stage_ok(fx->store, &a, fx->p);
+    promote_ok(fx->store, fx->p);
+    stage_ok(fx->store, &b, fx->p);
+    fd = open(acme_store_path(fx->store, "staging/" NAME, fx->p), O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    make_deep_tree(fd, 100);
+    close(fd);
+
+    promote_ok(fx->store, fx->p);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+    assert_false(exists(acme_store_path(fx->store, "staging/" NAME, fx->p)));
+    assert_int_equal(count_entries(staging, NAME, fx->p), 0);
+}
+
 /* ---- threads on different names ---- */
 
 #define THREADS 4
@@ -364,8 +462,8 @@ static void threads_on_different_names(void **state)
         assert_int_equal(acme_store_load(&set, fx->store, w[i].name, 0, NULL, fx->p), APR_SUCCESS);
         assert_int_equal(set->generation, ROUNDS);
         assert_string_equal(
-            read_text(fx->store, apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL),
-                      fx->p),
+            read_served(fx->store,
+                        apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL), fx->p),
             w[i].sets[ROUNDS - 1].pem);
     }
 }
@@ -421,6 +519,8 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(promote_counts_generations),
     STORE_TEST(promote_survives_crash_at_every_step),
     STORE_TEST(promote_cleans_only_its_leftovers),
+    STORE_TEST(promote_refuses_planted_links),
+    STORE_TEST(promote_over_a_deep_planted_tree),
     STORE_TEST(threads_on_different_names),
     STORE_TEST(check_staged_agrees_with_promote),
 };
