@@ -92,12 +92,40 @@ typedef struct acme_runtime_t {
     apr_global_mutex_t *cache_mutex; /* NULL when the provider is MP-safe */
     acme_log_t log;                  /* to the main server's error log */
     void *driver;                    /* the renewal driver (mod_acme_drive.c) */
+    int one_process;                 /* httpd -X: no graceful restart, nor a restart thread */
 } acme_runtime_t;
 
 /* mod_acme.c */
 acme_runtime_t *acme_runtime(void);
 acme_conf_t *acme_conf_get(const server_rec *s);
 void acme_log_init(acme_log_t *log, server_rec *s);
+
+/* Every log line of the glue goes through these, the twins of ap_log_error/ap_log_rerror: the
+ * message is formatted, then escaped by acme_log_escape (the core's one place for it), because
+ * most lines carry text from outside (the CA, a client, a file the User wrote). Like httpd's
+ * macros, nothing is formatted for a level the server drops. */
+#define acme_log_error(...) acme_log_error__(__VA_ARGS__)
+#define acme_log_error__(file, line, mi, level, status, s, ...)                                    \
+    do {                                                                                           \
+        const server_rec *sr__ = (s);                                                              \
+        if (APLOG_MODULE_IS_LEVEL(sr__, mi, level)) {                                              \
+            acme_log_error_(file, line, mi, level, status, sr__, __VA_ARGS__);                     \
+        }                                                                                          \
+    } while (0)
+#define acme_log_rerror(...) acme_log_rerror__(__VA_ARGS__)
+#define acme_log_rerror__(file, line, mi, level, status, r, ...)                                   \
+    do {                                                                                           \
+        const request_rec *rr__ = (r);                                                             \
+        if (APLOG_R_MODULE_IS_LEVEL(rr__, mi, level)) {                                            \
+            acme_log_rerror_(file, line, mi, level, status, rr__, __VA_ARGS__);                    \
+        }                                                                                          \
+    } while (0)
+void acme_log_error_(const char *file, int line, int mi, int level, apr_status_t status,
+                     const server_rec *s, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_t status,
+                      const request_rec *r, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* mod_acme_config.c */
 extern const command_rec acme_cmds[];

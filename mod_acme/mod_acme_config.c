@@ -414,12 +414,11 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     acme_conf_t *c = acme_conf_get(s);
-    const char *name;
+    const char *name, *why = NULL;
     server_rec *v;
     int i;
 
     (void)plog;
-    (void)ptemp;
     if (!c->domains->nelts) {
         return OK;
     }
@@ -439,6 +438,14 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     if (!c->store_dir) {
         c->store_dir = ap_server_root_relative(pconf, "acme");
+    }
+    /* Here as well as when the store is opened, so that configtest (and the automatic restart,
+     * which runs it first) catches a store the server would refuse. */
+    if (acme_store_check_owner(c->store_dir, &why, ptemp) == ACME_EBADSTORE) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                     "ACME02100: ACMEStoreDir %s: %s; the server does not start with this store",
+                     c->store_dir, why);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
      * change of the only type renews in place), the others get "_<type>", which no DNS name

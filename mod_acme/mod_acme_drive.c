@@ -103,8 +103,8 @@ static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_time_t *pwhen, a
     apr_status_t rv;
 
     *pwhen = 0;
-    rv = acme_store_staged_check(drv->rt->store, d->set_name, d->names, apr_time_now(), pwhen, &why,
-                                 p);
+    rv = acme_store_check_staged_at(drv->rt->store, d->set_name, d->names, apr_time_now(), pwhen,
+                                    &why, p);
     return rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv);
 }
 

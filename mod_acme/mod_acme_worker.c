@@ -298,7 +298,9 @@ static apr_status_t worker_obtain(worker_t *w)
         w->next_run = 0;
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
                      "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
-                     rt->conf->auto_restart != 0
+                     rt->one_process ? "one-process mode: stop the server and start it again to "
+                                       "activate it"
+                     : rt->conf->auto_restart != 0
                          ? "a graceful restart activates it shortly"
                          : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
         return APR_SUCCESS;

@@ -103,11 +103,15 @@ def main():
     ap.add_argument("--stop-at", choices=("served", "issued", "order"), default="served")
     ap.add_argument("--mpm", default="event")
     ap.add_argument("--spare", choices=("steady", "default"), default="steady",
-                    help="steady: no child is started after the first ones (MinSpareThreads "
-                    "25), default: httpd's, which starts a third child a second later")
+                    help="steady: no child is started after the first ones (the test "
+                    "harness's MinSpareThreads 25), default: httpd's, which starts a third child "
+                    "a second later")
     args = ap.parse_args()
-    extra = "" if args.spare == "default" else (
-        "MinSpareServers 1\n" if args.mpm == "prefork" else "MinSpareThreads 25\n")
+    # The test harness's configuration starts no child after the first ones; "default" puts
+    # httpd's own spares back.
+    extra = "" if args.spare == "steady" else (
+        "MinSpareServers 5\nMaxSpareServers 10\n" if args.mpm == "prefork" else
+        "MinSpareThreads 75\nMaxSpareThreads 250\n")
     if os.geteuid() != 0:
         sys.exit("stopcycles.py runs apache2 with User www-data: run it as root")
     # Stopped by a signal, the cleanup below still stops pebble and the server.

@@ -6,6 +6,7 @@ Only the standard library and Debian's python3-cryptography are used.
 import datetime
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,16 +23,62 @@ from cryptography.x509.oid import NameOID
 LOOPBACK = "127.0.0.1"
 
 
-def free_ports(n):
-    """n distinct TCP ports on 127.0.0.1 that nothing listens on right now (all held open while
-    choosing, so the kernel cannot hand out one twice)."""
-    socks = []
+def _port_block():
+    """The ports this process picks from: below the kernel's ephemeral range (which it hands out
+    for bind(0) and for outgoing connections, so none of those can take a port between our
+    choice and its use), split in one block per pytest-xdist worker, so that workers running in
+    parallel never pick the same port."""
+    low = 20000
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        high = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    size = (high - low) // count
+    if size < 50:
+        return None  # an odd ephemeral range: the kernel chooses
+    return low + index * size, low + (index + 1) * size
+
+
+_ports_given = set()  # handed out by this process: never twice
+_port_rng = random.Random()  # a random start, so separate runs on one machine rarely meet
+
+
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that nothing uses right now, from this process's block
+    (_port_block) and never handed out before by it; all are held open while choosing."""
+    socks = []
+    block = _port_block()
+    try:
+        if block is None:
+            for _ in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind((LOOPBACK, 0))
+                socks.append(s)
+            return [s.getsockname()[1] for s in socks]
+        low, high = block
+        start = _port_rng.randrange(low, high)
+        for i in range(high - low):
+            if len(socks) == n:
+                break
+            port = low + (start - low + i) % (high - low)
+            if port in _ports_given:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        if len(socks) < n:
+            raise RuntimeError(f"no {n} free ports left in {low}-{high - 1} on {LOOPBACK}")
+        ports = [s.getsockname()[1] for s in socks]
+        _ports_given.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -50,6 +97,33 @@ def check_port_free(port, what):
             s.bind((LOOPBACK, port))
         except OSError as e:
             raise RuntimeError(f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+
+
+def wait_until(predicate, timeout, what):
+    """Polls predicate until it returns a true value, which is returned; fails naming what was
+    awaited (what: a text, or a function making one) when timeout seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
+        time.sleep(0.05)
+
+
+def require_root(why):
+    """Skips the calling test when not root, saying so in pytest's summary (-ra): the
+    integration tier is meant to run as root, as CI does."""
+    if os.geteuid() != 0:
+        import pytest
+        reason = f"needs root ({why}); run the tests as root, as CI does"
+        try:
+            # Reported at the test's own line, as a skip mark would be, not at this one.
+            skip = pytest.skip.Exception(reason, _use_item_location=True)
+        except TypeError:  # a pytest without it
+            skip = pytest.skip.Exception(reason)
+        raise skip
 
 
 def wait_port(port, proc, what, timeout=20.0):
@@ -287,11 +361,11 @@ class Httpd:
                  "TypesConfig /etc/mime.types",
                  "Mutex file:" + self.root + " default", "StartServers 2",
                  "GracefulShutdownTimeout 5",
-                 # No child starts after the first ones: a child of httpd that gets SIGTERM while
-                 # it starts can deadlock in its signal handler until httpd kills it (AH00046),
-                 # and the default spares (MinSpareThreads 75 for 2 x 25 threads) start a third
-                 # child a second after every start and restart.
-                 "MinSpareServers 1" if self.mpm == "prefork" else "MinSpareThreads 25",
+                 # No child is started after the first ones: httpd's children deadlock on a
+                 # SIGTERM while they start up (the signal handler frees memory), so children
+                 # started later could turn a stop into AH00046 (SIGKILL).
+                 *(["MinSpareThreads 25", "MaxSpareThreads 75"] if self.mpm == "event" else
+                   ["MinSpareServers 1", "MaxSpareServers 4"] if self.mpm == "prefork" else []),
                  "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
                  f"CustomLog {self.root}/access.log acmetest"]
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
@@ -426,6 +500,58 @@ class Httpd:
         pid = self.pid()
         return [p for p in self.processes() if p != pid]
 
+    def driver_pid(self):
+        """PID of the process holding the renewal driver's lock (jobs/driver.lock in the
+        store), from /proc/locks; None when nobody holds it."""
+        try:
+            st = os.stat(os.path.join(self.store, "jobs", "driver.lock"))
+        except OSError:
+            return None
+        ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        try:
+            with open("/proc/locks") as f:
+                for line in f:
+                    # "1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
+                    parts = line.split()
+                    if len(parts) >= 6 and parts[1] != "->" and parts[5] == ident:
+                        return int(parts[4])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def generation_started(self):
+        """Wall-clock time after which every child the parent starts belongs to the running
+        generation: 0 before the first graceful restart; after one (AH00493), the moment the
+        new generation was configured (AH00489; its children are started after that, those of
+        the old one before the restart), or infinity while that is not in the log yet."""
+        lines = self.log_text().splitlines()
+        restarts = [i for i, line in enumerate(lines) if "AH00493" in line]
+        if not restarts:
+            return 0.0
+        for line in lines[restarts[-1]:]:
+            if "AH00489" in line:
+                return _log_time(line) - 0.05  # /proc's start times are to a clock tick
+        return float("inf")
+
+    def wait_driver(self, timeout=30.0):
+        """Waits until the renewal driver of the running generation (a child started after the
+        last restart in the log: call this once the restart is logged) holds its lock, and
+        returns its PID. The driver takes the lock in its first round, which starts the work
+        that is due (an ACME01062 line per domain) in the same pass: from here on, work that
+        was not started was not due."""
+        def holder():
+            pid = self.driver_pid()
+            if not pid or pid not in self.children():
+                return None
+            started = _start_time(pid)
+            return pid if started and started > self.generation_started() else None
+
+        pid = wait_until(holder, timeout, lambda: f"a renewal driver of {self.conf_path} holding "
+                                                  f"jobs/driver.lock\n{self.log_text()[-3000:]}")
+        # The lock and that pass are one call; give the pass the moment it takes to log.
+        time.sleep(0.2)
+        return pid
+
     def log_text(self):
         try:
             with open(self.error_log, errors="replace") as f:
@@ -448,6 +574,27 @@ class Httpd:
                 if not any(a in line for a in allowed):
                     bad.append(line)
         return bad
+
+
+def _start_time(pid):
+    """Wall-clock time at which process pid started (to a clock tick); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _log_time(line):
+    """The time of an error log line ("[Sun Nov 29 09:45:01.218298 2026] ..."), or 0."""
+    try:
+        stamp = line[1:line.index("]")]
+        return datetime.datetime.strptime(stamp, "%a %b %d %H:%M:%S.%f %Y").timestamp()
+    except ValueError:
+        return 0.0
 
 
 class _PidProc:

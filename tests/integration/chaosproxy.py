@@ -1,13 +1,16 @@
 """A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
-500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. Pebble's
-own address in bodies and headers is rewritten to the proxy's, so clients keep coming back
-through it. With `ari` set to a suggested window, the proxy also plays the CA's renewal
-information (RFC 9773), which Debian's pebble 2.4 lacks: the directory names its renewalInfo
-and GET <renewalInfo>/<certID> answers the window. Test code only; loopback only."""
+500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. It can
+also hold requests (all, or those for one path) until the test releases them, so that a test
+knows where the client is: waiting for the CA. With `ari` set to a suggested window, it also
+plays the CA's renewal information (RFC 9773), which Debian's pebble 2.4 lacks: the directory
+names its renewalInfo and GET <renewalInfo>/<certID> answers the window. Pebble's own address
+in bodies and headers is rewritten to the proxy's, so clients keep coming back through it. Test
+code only; loopback only."""
 import http.server
 import json
 import ssl
 import threading
+import urllib.error
 import urllib.request
 
 import acmetest
@@ -22,6 +25,10 @@ class ChaosProxy:
         self.retry_after = None
         self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
         self.requests = []
+        self.held = []              # (method, path) of each request held, in order
+        self._hold_path = None      # hold() is in force when not None ("" = every request)
+        self._released = threading.Event()
+        self._held_one = threading.Event()
         self.upstream = f"https://127.0.0.1:{pebble.port}"
         self.base = f"https://127.0.0.1:{self.port}"
         self.directory = f"{self.base}/dir"
@@ -37,6 +44,11 @@ class ChaosProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append((self.command, self.path))
+                hold = proxy._hold_path
+                if hold is not None and hold in self.path and not proxy._released.is_set():
+                    proxy.held.append((self.command, self.path))
+                    proxy._held_one.set()
+                    proxy._released.wait(timeout=300)
                 failing = proxy.mode != "pass" and (
                     proxy.only_path is None or proxy.only_path in self.path)
                 if failing:
@@ -104,13 +116,37 @@ class ChaosProxy:
 
             do_GET = do_POST = do_HEAD = handle_any
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True  # a held request must not hold up stop()
+
+            def handle_error(self, request, client_address):
+                pass  # a client killed while held: nobody is left to answer
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pebble.listener["cert"], pebble.listener["key"])
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold(self, only_path=""):
+        """From now on, requests whose path contains only_path (every request by default) wait
+        in the proxy until release()."""
+        self._released.clear()
+        self._held_one.clear()
+        self._hold_path = only_path
+
+    def wait_held(self, timeout=30.0):
+        """True once a request is held (the client waits for the CA), False after timeout."""
+        return self._held_one.wait(timeout)
+
+    def release(self):
+        """Held requests go on to pebble (and their answers back, if anyone still waits for
+        them); new ones pass."""
+        self._hold_path = None
+        self._released.set()
+
     def stop(self):
+        self.release()
         self.server.shutdown()
         self.server.server_close()

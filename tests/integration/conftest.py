@@ -1,4 +1,6 @@
-"""pytest fixtures: builds are taken from top_builddir; pebble runs once per session."""
+"""pytest fixtures: builds are taken from top_builddir; pebble runs once per session, that is
+once per pytest-xdist worker when the tier runs in parallel (`-n`): each worker has its own
+pebble, ports, folders and servers, so tests never share them."""
 import os
 import shutil
 import tempfile
@@ -9,6 +11,21 @@ import acmetest
 
 BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow(seconds): runs for a minute or more; scheduled "
+                                       "first, longest first, so that parallel workers do not "
+                                       "wait for it at the end")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, longest first (a stable sort: the same order in every xdist worker,
+    as xdist requires)."""
+    def key(item):
+        mark = item.get_closest_marker("slow")
+        return -(mark.args[0] if mark and mark.args else 60 if mark else 0)
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")

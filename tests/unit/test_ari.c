@@ -300,10 +300,10 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(cert_id_as_the_rfc_says),
     UNIT_TEST(rfc3339_table),
     UNIT_TEST(window_retry_after_and_pick),
-    UNIT_TEST(fetch_only_when_offered),
-    UNIT_TEST(order_resent_without_replaces),
-    UNIT_TEST(empty_renewal_info_is_absent),
-    UNIT_TEST(renewal_info_404_is_not_a_protocol_error),
+    FAKE_CA_TEST(fetch_only_when_offered),
+    FAKE_CA_TEST(order_resent_without_replaces),
+    FAKE_CA_TEST(empty_renewal_info_is_absent),
+    FAKE_CA_TEST(renewal_info_404_is_not_a_protocol_error),
     UNIT_TEST(window_clamped_before_expiry),
 };
 

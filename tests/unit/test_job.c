@@ -64,7 +64,7 @@ static void failure_schedules_with_jitter_and_retry_after(void **state)
     }
     /* A Retry-After longer than the backoff wins. */
     memset(&prob, 0, sizeof(prob));
-    prob.type = prob.name = "urn:ietf:params:acme:error:rateLimited";
+    prob.type = "urn:ietf:params:acme:error:rateLimited";
     prob.name = "rateLimited";
     prob.detail = "too many";
     prob.rv = ACME_ERATELIMITED;

@@ -114,8 +114,10 @@ static void bounds_detail_and_subproblems(void **state)
     }
     json_object_set_new(j, "subproblems", subs);
     prob = acme_problem_from_json(j, 400, p);
-    assert_int_equal(strlen(prob->detail), ACME_PROBLEM_DETAIL_MAX);
+    /* 512 bytes of the CA's text, the newline among them shown as \x0a */
+    assert_int_equal(strlen(prob->detail), ACME_PROBLEM_DETAIL_MAX + 3);
     assert_null(strchr(prob->detail, '\n'));
+    assert_non_null(strstr(prob->detail, "xxx\\x0axxx"));
     assert_int_equal(prob->subproblems->nelts, ACME_PROBLEM_SUB_MAX);
     assert_int_equal(prob->subproblems_dropped, 1000 - ACME_PROBLEM_SUB_MAX);
     assert_non_null(strstr(acme_problem_describe(prob, p), "and 980 more"));
