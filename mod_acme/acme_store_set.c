@@ -616,10 +616,11 @@ apr_status_t acme_store_reject(acme_store_t *store, const char *name, const char
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    /* The record lives in a folder of the parent's (0711, the file 0644): the User reads it,
-     * but can neither change it nor make root write through a link of its own. */
+    /* The record lives in a folder of the parent's (0755, the file 0644): the User reads it
+     * (the store's walk opens each folder for reading), but can neither change it nor make
+     * root write through a link of its own. */
     rv = acme_store_dir_open(&refused, store, "refused", 1, NULL, p);
-    if (rv == APR_SUCCESS && fchmod(refused, 0711) != 0) {
+    if (rv == APR_SUCCESS && fchmod(refused, 0755) != 0) {
         rv = acme_store_os_error();
     }
     if (rv != APR_SUCCESS) {
