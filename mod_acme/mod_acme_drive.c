@@ -596,9 +596,11 @@ void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild)
 {
     driver_t *drv = rt->driver;
 
-    /* Without its mutex the driver stays idle in this child (driver_callback). */
+    /* Without its mutex the driver stays idle in this child (driver_callback). Nested: prefork
+     * stops a child from its SIGTERM handler, which may run in the watchdog thread while that
+     * thread holds the mutex in a tick; the stop must not wait for itself there. */
     if (drv &&
-        apr_thread_mutex_create(&drv->mutex, APR_THREAD_MUTEX_DEFAULT, pchild) == APR_SUCCESS) {
+        apr_thread_mutex_create(&drv->mutex, APR_THREAD_MUTEX_NESTED, pchild) == APR_SUCCESS) {
         apr_pool_pre_cleanup_register(pchild, drv, driver_child_exit);
     }
 }
