@@ -1,7 +1,13 @@
 /* test_client.c - the protocol through a fake CA: directory caching, nonce reuse, badNonce
  * retries, Retry-After, problem documents, bad answers, and a whole issuance with authorization
  * reuse and alternate chains. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <apr_date.h>
+#include <apr_thread_proc.h>
 
 #include "acme_issue.h"
 #include "fake_ca.h"
@@ -809,6 +815,62 @@ static void seeded_directory_saves_a_request(void **state)
     assert_non_null(strstr(json, CA "/order"));
 }
 
+typedef struct later_t {
+    volatile apr_uint32_t *flag;
+    apr_interval_time_t after;
+} later_t;
+
+static void *APR_THREAD_FUNC set_later(apr_thread_t *thread, void *data)
+{
+    later_t *l = data;
+    apr_sleep(l->after);
+    *l->flag = 1;
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* The real transport (libcurl) against a CA that accepts the connection and never answers: the
+ * cancel flag aborts the request in flight (a stopping server), long before the transport's own
+ * timeouts (10 s to connect, 30 s in all); a flag already up sends nothing. */
+static void curl_request_aborted_by_cancel(void **state)
+{
+    apr_pool_t *p = *state;
+    volatile apr_uint32_t stop = 0;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    acme_http_opts_t opts;
+    acme_http_req_t req;
+    acme_http_resp_t *resp;
+    acme_http_t *http;
+    apr_thread_t *t;
+    apr_status_t trv;
+    later_t later = {&stop, apr_time_from_msec(300)};
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* Listening is enough: the kernel completes the connection, nobody ever answers. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s, 4), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(acme_http_global_init(), APR_SUCCESS);
+    memset(&opts, 0, sizeof(opts));
+    opts.cancel = &stop;
+    assert_int_equal(acme_http_curl_create(&http, &opts, NULL, p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = apr_psprintf(p, "https://127.0.0.1:%d/dir", ntohs(sa.sin_port));
+
+    assert_int_equal(apr_thread_create(&t, NULL, set_later, &later, p), APR_SUCCESS);
+    /* Without the flag it would end at the connect timeout, as ACME_ETRANSPORT. */
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    assert_non_null(strstr(http->error, "cancelled"));
+    apr_thread_join(&trv, t);
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    close(s);
+}
+
 static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(directory_cached_and_nonces_reused),
     FAKE_CA_TEST(bad_nonce_retried_with_fresh_nonce),
@@ -830,6 +892,7 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(cancel_and_bounds),
     FAKE_CA_TEST(unreachable_ca_says_why),
     FAKE_CA_TEST(seeded_directory_saves_a_request),
+    UNIT_TEST(curl_request_aborted_by_cancel),
 };
 
 UNIT_MAIN("client", tests)
