@@ -57,7 +57,7 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     job->last_error = str_member(j, "last-error", 1024, p);
     job->last_error_time = time_member(j, "last-error-time");
     job->next_run = time_member(j, "next-run");
-    job->staged = json_is_true(json_object_get(j, "staged"));
+    job->staged = time_member(j, "staged");
     job->refusal_seen = time_member(j, "refusal-seen");
     fails = json_object_get(j, "failures");
     job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
@@ -103,7 +103,7 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
         json_object_set_new(j, "last-error-time", json_integer(apr_time_sec(job->last_error_time)));
     }
     if (job->staged) {
-        json_object_set_new(j, "staged", json_true());
+        json_object_set_new(j, "staged", json_integer(apr_time_sec(job->staged)));
     }
     if (job->refusal_seen) {
         json_object_set_new(j, "refusal-seen", json_integer(apr_time_sec(job->refusal_seen)));
@@ -230,9 +230,10 @@ void acme_job_done(acme_job_t *job)
     apr_array_clear(job->challenges);
 }
 
-void acme_job_staged(acme_job_t *job)
+void acme_job_staged(acme_job_t *job, apr_time_t now)
 {
-    job->staged = 1;
+    /* In whole seconds, as saved and as refusals are recorded. */
+    job->staged = apr_time_from_sec(apr_time_sec(now) > 0 ? apr_time_sec(now) : 1);
     job->next_run = 0;
     job->order_url = NULL;
     job->ca_url = NULL;
@@ -242,7 +243,7 @@ void acme_job_staged(acme_job_t *job)
 int acme_job_refused(acme_job_t *job, apr_time_t refusal_time, const char *why, apr_time_t now,
                      apr_uint32_t rnd, apr_pool_t *p)
 {
-    if (refusal_time <= job->refusal_seen) {
+    if (!job->staged || refusal_time < job->staged || refusal_time <= job->refusal_seen) {
         return 0;
     }
     job->refusal_seen = refusal_time;

@@ -291,7 +291,7 @@ static apr_status_t worker_obtain(worker_t *w)
     if (rv == APR_SUCCESS) {
         /* The failures count on until the parent has activated the set (a refused one is a
          * failed attempt too: driver_settle_staged). */
-        acme_job_staged(w->job);
+        acme_job_staged(w->job, apr_time_now());
         acme_job_save(rt->store, w->job, w->pool);
         acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
         w->staged = 1;

@@ -247,14 +247,21 @@ def job_of(h, name):
 
 
 def test_refused_set_is_a_failed_attempt_not_a_loop(httpd_factory):
-    """A staged set the parent refuses (here its key is not the certificate's) counts as a
-    failed attempt: one line says why, the job keeps the backoff, nothing is ordered before
-    it ends; then a good certificate follows."""
+    """A set the worker staged that the parent refuses (here its key is not the certificate's)
+    counts as a failed attempt: one line says why, the job keeps the backoff, nothing is
+    ordered before it ends; then a good certificate follows. (A set someone else planted is no
+    attempt of ours: test_hostile_store.py, test_change.py.)"""
     import datetime
     h = httpd_factory()
     key, _, _ = selfsigned_set(["refused.test"])
     _, chain, _ = selfsigned_set(["refused.test"])
     stage(h, "refused.test", key, chain, {"names": ["refused.test"]})
+    # As the worker leaves it: its set staged, waiting for activation.
+    job = os.path.join(h.store, "jobs", "refused.test.json")
+    os.makedirs(os.path.dirname(job), exist_ok=True)
+    with open(job, "w") as f:
+        json.dump({"failures": 0, "staged": int(time.time()) - 10, "challenges": []}, f)
+    give_to_user(job)
     h.write_conf(ACCOUNT + "ACMEDomain refused.test\n" + h.ssl_vhost("refused.test"))
     h.allowed_errors += ["ACME01021", "ACME02306"]
     started = time.time()

@@ -224,8 +224,11 @@ static void refusals_back_off(void **state)
     apr_time_t now = apr_time_from_sec(1800000000), r1 = now - apr_time_from_sec(10);
     acme_job_t *job = acme_job_make("a.test", p), *back;
 
+    /* A refused set that is not ours (staged by someone else) is no attempt of ours. */
+    assert_int_equal(acme_job_refused(job, r1, "a planted set", now, 0, p), 0);
+    assert_int_equal(job->failures, 0);
     job->order_url = "https://ca.test/order/1";
-    acme_job_staged(job);
+    acme_job_staged(job, r1 - apr_time_from_sec(5));
     assert_null(job->order_url);
     assert_int_equal(job->failures, 0);
     assert_int_equal(acme_job_refused(job, r1, "the certificate does not cover b.test", now, 0, p),
@@ -238,18 +241,18 @@ static void refusals_back_off(void **state)
     assert_int_equal(acme_job_refused(job, r1, "again", now, 0, p), 0);
     assert_int_equal(job->failures, 1);
     /* The next set is staged and refused as well: the wait doubles. */
-    acme_job_staged(job);
+    acme_job_staged(job, now - apr_time_from_sec(1));
     assert_int_equal(job->failures, 1);
     assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
     assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
-    assert_true(back->staged);
+    assert_int_equal(back->staged, now - apr_time_from_sec(1));
     assert_int_equal(back->refusal_seen, r1);
     assert_int_equal(back->failures, 1);
     assert_int_equal(acme_job_refused(back, now, "again", now, 0, p), 1);
     assert_int_equal(back->failures, 2);
     assert_true(back->next_run >= now + apr_time_from_sec(96));
     /* Activated at last: all clear. */
-    acme_job_staged(back);
+    acme_job_staged(back, now);
     acme_job_done(back);
     assert_int_equal(back->failures, 0);
     assert_false(back->staged);
