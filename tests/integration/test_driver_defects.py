@@ -53,13 +53,14 @@ def wait_gone(h, timeout=20.0):
     return h.processes()
 
 
-@pytest.mark.parametrize("how", ["stop", "graceful-stop"])
-def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory, how):
+@pytest.mark.parametrize("how,mpm", [("stop", "event"), ("graceful-stop", "event"),
+                                     ("stop", "prefork")])
+def test_stop_aborts_requests_to_a_hanging_ca(httpd_factory, how, mpm):
     """`apache2 -k stop` (or graceful-stop) while a worker waits for a CA that never answers:
     the request is abandoned at once, every process leaves, and httpd has to kill nothing."""
     ca = HangingCA()
     try:
-        h = httpd_factory()
+        h = httpd_factory(mpm=mpm)
         h.write_conf(f"ACMECertificateAuthority {ca.directory}\n"
                      f"ACMECACertificateFile {h.pebble.ca_file}\n" + ACCOUNT +
                      "ACMEDomain hang.test\n" + h.ssl_vhost("hang.test"), ca=False)
