@@ -46,31 +46,36 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
     ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
 }
 
+/* Formats, then escapes into safe: the one place the glue's lines pass before httpd sees them. */
+static const char *format_safe(char *safe, apr_size_t len, const char *fmt, va_list ap)
+{
+    char buf[4096];
+
+    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
+    return acme_log_escape(safe, len, buf);
+}
+
 void acme_log_error_(const char *file, int line, int mi, int level, apr_status_t status,
                      const server_rec *s, const char *fmt, ...)
 {
-    char buf[4096];
     char safe[4096];
     va_list ap;
 
     va_start(ap, fmt);
-    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
+    ap_log_error_(file, line, mi, level, status, s, "%s", format_safe(safe, sizeof(safe), fmt, ap));
     va_end(ap);
-    ap_log_error_(file, line, mi, level, status, s, "%s", acme_log_escape(safe, sizeof(safe), buf));
 }
 
 void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_t status,
                       const request_rec *r, const char *fmt, ...)
 {
-    char buf[4096];
     char safe[4096];
     va_list ap;
 
     va_start(ap, fmt);
-    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
     ap_log_rerror_(file, line, mi, level, status, r, "%s",
-                   acme_log_escape(safe, sizeof(safe), buf));
+                   format_safe(safe, sizeof(safe), fmt, ap));
+    va_end(ap);
 }
 
 void acme_log_init(acme_log_t *log, server_rec *s)
