@@ -247,6 +247,60 @@ def module_path():
     return os.path.join(build, ".libs", "mod_acme.so")
 
 
+_SANITIZER_RUNTIME = []
+
+
+def sanitizer_runtime():
+    """Path of the ASan runtime when the module was built with ./configure --enable-sanitizers,
+    else None. apache2 is not instrumented, so the runtime must be preloaded into it (it has to
+    come first among the libraries). make check sets ACME_SANITIZER_RUNTIME; a hand-run pytest
+    finds the runtime among the module's own dependencies."""
+    if not _SANITIZER_RUNTIME:
+        path = os.environ.get("ACME_SANITIZER_RUNTIME") or None
+        if not path and os.path.exists(module_path()):
+            r = subprocess.run(["ldd", module_path()], capture_output=True, text=True)
+            for line in r.stdout.splitlines():
+                parts = line.split()
+                if len(parts) >= 3 and "asan" in parts[0] and parts[1] == "=>":
+                    path = parts[2]
+        _SANITIZER_RUNTIME.append(path)
+    return _SANITIZER_RUNTIME[0]
+
+
+def sanitizer_env(logdir, env=None):
+    """The environment for apache2 with the sanitized module: the runtime preloaded and every
+    report written to a file in logdir (asan.PID, ubsan.PID), which must be writable by the root
+    parent and by the children running as the User.
+
+    Leak detection is off in httpd: Debian's APR takes pool memory from mmap(), which
+    LeakSanitizer does not scan, so everything a pool cleanup owns (our keys and certificates,
+    mod_ssl's contexts) is reported as lost when a process exits without destroying its pools,
+    as httpd's children and its daemonizing parent do. Growth while the server runs is measured
+    by tests/bench/soak.py; the core's leaks by LeakSanitizer in the unit tier and in acme-drive,
+    and by make check-valgrind."""
+    env = dict(os.environ if env is None else env)
+    runtime = sanitizer_runtime()
+    if not runtime:
+        return env
+    env["LD_PRELOAD"] = runtime
+    env["ASAN_OPTIONS"] = f"log_path={logdir}/asan:detect_leaks=0"
+    env["UBSAN_OPTIONS"] = f"log_path={logdir}/ubsan:print_stacktrace=1:halt_on_error=0"
+    return env
+
+
+def sanitizer_reports(logdir):
+    """(path, text) of every sanitizer report written to logdir."""
+    out = []
+    try:
+        names = sorted(os.listdir(logdir))
+    except OSError:
+        return out
+    for n in names:
+        with open(os.path.join(logdir, n), errors="replace") as f:
+            out.append((os.path.join(logdir, n), f.read()))
+    return out
+
+
 def public_dir(parent, name):
     """A folder the server's User (www-data) can reach: every level down to it must be
     traversable, which pytest's own temporary folders are not."""
@@ -258,7 +312,10 @@ def public_dir(parent, name):
 
 class Httpd:
     """Debian's apache2 with mod_acme, on loopback, configured by the test. Started and stopped
-    by PID (its PidFile)."""
+    by PID (its PidFile). With a sanitizer build, reports go to the folder `sanitizer/` of the
+    server (see sanitizer_env); Httpd.made lists every server, for the check after each test."""
+
+    made = []
 
     def __init__(self, root, pebble, mpm="event", user="www-data"):
         self.root = public_dir(os.path.dirname(root), os.path.basename(root))
@@ -275,6 +332,19 @@ class Httpd:
             f.write("hello from the test vhost\n")
         self.store = os.path.join(self.root, "acme")
         self.started_pids = set()
+        self.sanitizer_dir = os.path.join(self.root, "sanitizer")
+        if sanitizer_runtime():
+            os.makedirs(self.sanitizer_dir, exist_ok=True)
+            # Written by the root parent and by the children running as the User.
+            os.chmod(self.sanitizer_dir, 0o1777)
+        Httpd.made.append(self)
+
+    def env(self):
+        """The environment apache2 runs with (the sanitizer runtime preloaded, when built so)."""
+        return sanitizer_env(self.sanitizer_dir)
+
+    def sanitizer_reports(self):
+        return sanitizer_reports(self.sanitizer_dir)
 
     def base_conf(self, extra_modules=(), ca=True):
         mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
@@ -289,6 +359,13 @@ class Httpd:
                  "GracefulShutdownTimeout 5",
                  "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
                  f"CustomLog {self.root}/access.log acmetest"]
+        # No children spawned after start-up by the MPM's idle maintenance, so that settle()
+        # covers every child: a child stopped while it starts can deadlock in httpd's signal
+        # handler (see settle), and under a sanitizer build children take longer to start.
+        if self.mpm == "prefork":
+            lines += ["MinSpareServers 1", "MaxSpareServers 10"]
+        else:
+            lines += ["MinSpareThreads 25", "MaxSpareThreads 75", "ThreadsPerChild 25"]
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
         lines.append(f"LoadModule acme_module {module_path()}")
         if self.user:
@@ -310,7 +387,7 @@ class Httpd:
 
     def run(self, *args):
         return subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
-                              capture_output=True, text=True, timeout=60)
+                              capture_output=True, text=True, timeout=60, env=self.env())
 
     def configtest(self):
         return self.run("-t")
@@ -394,7 +471,7 @@ class Httpd:
                         if p == pid:
                             continue
                         r = subprocess.run(["gdb", "-p", str(p), "-batch", "-ex",
-                                            "thread apply all bt 15"], capture_output=True,
+                                            "thread apply all bt 40"], capture_output=True,
                                            text=True, timeout=60)
                         f.write(f"=== {p}\n{r.stdout}\n")
             time.sleep(0.05)
