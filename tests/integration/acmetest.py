@@ -6,6 +6,7 @@ Only the standard library and Debian's python3-cryptography are used.
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -41,15 +42,23 @@ def free_port():
     return free_ports(1)[0]
 
 
-def check_port_free(port, what):
+def check_port_free(port, what, timeout=5.0):
     """Fails with a clear message when something listens on port (TIME_WAIT leftovers do not
-    count: servers bind with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((LOOPBACK, port))
-        except OSError as e:
-            raise RuntimeError(f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+    count: servers bind with SO_REUSEADDR). Waits a little first: a process killed with
+    SIGKILL leaves /proc (its command line) before it has closed its sockets, and the larger
+    its address space the longer that takes (much longer with the sanitizers' shadow memory)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((LOOPBACK, port))
+                return
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+        time.sleep(0.05)
 
 
 def wait_port(port, proc, what, timeout=20.0):
@@ -268,9 +277,10 @@ def sanitizer_runtime():
 
 
 def sanitizer_env(logdir, env=None):
-    """The environment for apache2 with the sanitized module: the runtime preloaded and every
-    report written to a file in logdir (asan.PID, ubsan.PID), which must be writable by the root
-    parent and by the children running as the User.
+    """The environment for apache2 with the sanitized module: the runtime preloaded and ASan's
+    reports written to files logdir/report.PID, which the root parent and the children running
+    as the User can both create. UBSan (gcc's libubsan beside a preloaded libasan) ignores
+    log_path and writes to stderr, which is httpd's error log: sanitizer_reports() reads both.
 
     Leak detection is off in httpd: Debian's APR takes pool memory from mmap(), which
     LeakSanitizer does not scan, so everything a pool cleanup owns (our keys and certificates,
@@ -283,21 +293,44 @@ def sanitizer_env(logdir, env=None):
     if not runtime:
         return env
     env["LD_PRELOAD"] = runtime
-    env["ASAN_OPTIONS"] = f"log_path={logdir}/asan:detect_leaks=0"
-    env["UBSAN_OPTIONS"] = f"log_path={logdir}/ubsan:print_stacktrace=1:halt_on_error=0"
+    env["ASAN_OPTIONS"] = f"log_path={logdir}/report:detect_leaks=0"
+    # The same log_path: with gcc the runtime loaded last decides where ASan's reports go.
+    env["UBSAN_OPTIONS"] = f"log_path={logdir}/report:print_stacktrace=1:halt_on_error=0"
     return env
 
 
-def sanitizer_reports(logdir):
-    """(path, text) of every sanitizer report written to logdir."""
+SANITIZER_LINE = re.compile(r"runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|"
+                            r"SUMMARY: \w+Sanitizer")
+
+
+def sanitizer_output(text):
+    """Sanitizer reports found in a program's output (stderr, error log): each report line with
+    the stack lines after it."""
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_LINE.search(line):
+            j = i + 1
+            while j < len(lines) and lines[j].lstrip().startswith("#"):
+                j += 1
+            out.append("\n".join(lines[i:j]))
+    return out
+
+
+def sanitizer_reports(logdir, error_log=None):
+    """(where, text) of every sanitizer report: files written to logdir, and reports in the
+    error log."""
     out = []
     try:
         names = sorted(os.listdir(logdir))
     except OSError:
-        return out
+        names = []
     for n in names:
         with open(os.path.join(logdir, n), errors="replace") as f:
             out.append((os.path.join(logdir, n), f.read()))
+    if error_log and os.path.exists(error_log):
+        with open(error_log, errors="replace") as f:
+            out += [(error_log, r) for r in sanitizer_output(f.read())]
     return out
 
 
@@ -333,6 +366,7 @@ class Httpd:
         self.store = os.path.join(self.root, "acme")
         self.started_pids = set()
         self.sanitizer_dir = os.path.join(self.root, "sanitizer")
+        self.sanitizer_stderr = []  # (args, report) from the output of run()
         if sanitizer_runtime():
             os.makedirs(self.sanitizer_dir, exist_ok=True)
             # Written by the root parent and by the children running as the User.
@@ -344,7 +378,8 @@ class Httpd:
         return sanitizer_env(self.sanitizer_dir)
 
     def sanitizer_reports(self):
-        return sanitizer_reports(self.sanitizer_dir)
+        return sanitizer_reports(self.sanitizer_dir, self.error_log) + \
+            [("apache2 " + " ".join(a), r) for a, r in self.sanitizer_stderr]
 
     def base_conf(self, extra_modules=(), ca=True):
         mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
@@ -366,6 +401,10 @@ class Httpd:
             lines += ["MinSpareServers 1", "MaxSpareServers 10"]
         else:
             lines += ["MinSpareThreads 25", "MaxSpareThreads 75", "ThreadsPerChild 25"]
+        if sanitizer_runtime():
+            # Keeps the children dumpable after they become the User: without it they cannot
+            # read their own /proc/self/maps and a report ends after its first line.
+            lines.append(f"CoreDumpDirectory {self.sanitizer_dir}")
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
         lines.append(f"LoadModule acme_module {module_path()}")
         if self.user:
@@ -386,8 +425,10 @@ class Httpd:
                 f"    SSLEngine on\n{extra}</VirtualHost>\n")
 
     def run(self, *args):
-        return subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
-                              capture_output=True, text=True, timeout=60, env=self.env())
+        r = subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
+                           capture_output=True, text=True, timeout=60, env=self.env())
+        self.sanitizer_stderr += [(args, rep) for rep in sanitizer_output(r.stdout + r.stderr)]
+        return r
 
     def configtest(self):
         return self.run("-t")
