@@ -1,8 +1,9 @@
 """Soak: many issuances through Apache against pebble with its own defaults, and the memory of
 the renewal driver's child over hundreds of renewals. Prints figures; asserts nothing about
-speed. Not part of make check (it takes about 15 minutes).
+speed. Not part of make check (it takes about 8 minutes on 2 cores).
 
-    /usr/bin/python3 tests/bench/soak.py [--domains 500] [--rounds 1] [--validity 300]
+    /usr/bin/python3 tests/bench/soak.py [--domains 500] [--rounds 2] [--validity 300]
+                                         [--restarts 10]
 
 One Apache (event MPM, the module from top_builddir or the source tree) with --domains
 ACMEDomains, one name and one TLS vhost each, against one pebble with its default 5 % badNonce
@@ -24,6 +25,8 @@ Figures: issuances and failed attempts (ACME01053/ACME01055, [error] lines), res
 generation the driver child's RSS after its first certificate and at the end, and the growth in
 KiB per certificate after the first --warmup (thread stacks and malloc arenas of the first
 workers are not growth): the least-squares slope, and (end - at warm-up) / count. Goal: about 0.
+Then --restarts graceful restarts with nothing to activate, and the parent's RSS after each.
+Exits 1 unless every certificate was obtained and activated without a failed attempt.
 """
 import argparse
 import os
@@ -112,6 +115,7 @@ def run(args, work):
     failures = []
     errors = []
     gens = []
+    parent_rss = []
     t_start = time.monotonic()
     requests_before = pebble.request_count()
     try:
@@ -171,6 +175,18 @@ def run(args, work):
                 raise RuntimeError(f"after generation {number}: {len(activated)} of "
                                    f"{len(names)} sets activated; see {h.error_log}")
             g.parent_rss = rss_kib(h.pid())
+        # The parent across graceful restarts with nothing new to activate (logrotate's daily
+        # one, say): its memory after each.
+        for _ in range(args.restarts):
+            n = h.log_text().count("resuming normal operations")
+            h.graceful()
+            deadline = time.monotonic() + 60
+            while h.log_text().count("resuming normal operations") <= n:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no restart within 60 s; see {h.error_log}")
+                time.sleep(0.1)
+            h.settle(min_age=1.0, timeout=10.0)
+            parent_rss.append(rss_kib(h.pid()))
         h.settle(min_age=2.0, timeout=10.0)
         # Every vhost serves a certificate from pebble (a sample of them, by TLS).
         for n in names[:: max(1, len(names) // 20)]:
@@ -207,6 +223,12 @@ def run(args, work):
               f"{end[1] if end else '?'} after {end[0] if end else '?'} (peak {peak}); "
               f"{slope(after):+.2f} KiB per certificate (least squares, {len(after)} samples), "
               f"{per:+.2f} (end - warm-up); parent {g.parent_rss} KiB after activation")
+    if parent_rss:
+        half = parent_rss[len(parent_rss) // 2:]
+        print(f"\n== the parent over {len(parent_rss)} more graceful restarts (VmRSS, KiB): "
+              f"{', '.join(map(str, parent_rss))}; "
+              f"{(half[-1] - half[0]) / max(1, len(half) - 1):+.1f} KiB per restart over the "
+              f"last {len(half)}")
     renewals = [g for g in gens if g.number > 1]
     return (not failures and not errors and
             all(len(g.obtained) == args.domains for g in gens) and bool(renewals))
@@ -215,11 +237,13 @@ def run(args, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--domains", type=int, default=500)
-    ap.add_argument("--rounds", type=int, default=1, help="renewal rounds")
+    ap.add_argument("--rounds", type=int, default=2, help="renewal rounds")
     ap.add_argument("--validity", type=int, default=300,
                     help="pebble's certificate lifetime, seconds (renewal at half of it)")
     ap.add_argument("--warmup", type=int, default=50,
                     help="certificates before the growth is measured")
+    ap.add_argument("--restarts", type=int, default=10,
+                    help="graceful restarts at the end, for the parent's memory")
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per generation")
     args = ap.parse_args()
     if os.geteuid() != 0:
