@@ -263,15 +263,15 @@ def sanitizer_runtime():
     """Path of the ASan runtime when the module was built with ./configure --enable-sanitizers,
     else None. apache2 is not instrumented, so the runtime must be preloaded into it (it has to
     come first among the libraries). make check sets ACME_SANITIZER_RUNTIME; a hand-run pytest
-    finds the runtime among the module's own dependencies."""
+    reads what configure found from the build's Makefile."""
     if not _SANITIZER_RUNTIME:
         path = os.environ.get("ACME_SANITIZER_RUNTIME") or None
-        if not path and os.path.exists(module_path()):
-            r = subprocess.run(["ldd", module_path()], capture_output=True, text=True)
-            for line in r.stdout.splitlines():
-                parts = line.split()
-                if len(parts) >= 3 and "asan" in parts[0] and parts[1] == "=>":
-                    path = parts[2]
+        makefile = os.path.join(os.path.dirname(os.path.dirname(module_path())), "Makefile")
+        if path is None and os.path.exists(makefile):
+            with open(makefile) as f:
+                for line in f:
+                    if line.startswith("SAN_RUNTIME = "):
+                        path = line.split("=", 1)[1].strip() or None
         _SANITIZER_RUNTIME.append(path)
     return _SANITIZER_RUNTIME[0]
 
