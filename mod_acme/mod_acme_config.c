@@ -377,7 +377,7 @@ const command_rec acme_cmds[] = {
                  "restart gracefully when new certificates are ready (default on)"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
-    {NULL},
+    {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
 const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *host)

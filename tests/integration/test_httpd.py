@@ -361,7 +361,8 @@ def test_runs_unprivileged(httpd_factory):
         os.setuid(www.pw_uid)
 
     r = subprocess.run([acmetest.HTTPD_BIN, "-d", h.root, "-f", h.conf_path, "-k", "start"],
-                       preexec_fn=become_www, capture_output=True, text=True, timeout=60)
+                       preexec_fn=become_www, capture_output=True, text=True, timeout=60,
+                       env=h.env())
     assert r.returncode == 0, r.stdout + r.stderr + h.log_text()
     cert = wait_real_cert(h, "plain.test")
     assert acmetest.san_names(cert) == ["plain.test"]
