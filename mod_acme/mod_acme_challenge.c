@@ -114,13 +114,15 @@ static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *
     char value[TOKEN_VALUE_MAX];
     int n;
 
-    if (!acme_token_ok(token, strlen(token))) {
+    /* The newline separates host and keyauth in the stored value: a host holding one would
+     * shift the answer. apr_snprintf truncates silently, so the length is checked first. */
+    if (!acme_token_ok(token, strlen(token)) || strchr(host, '\n')) {
         return APR_EINVAL;
     }
-    n = apr_snprintf(value, sizeof(value), "%s\n%s", host, keyauth);
-    if (n <= 0 || (apr_size_t)n >= sizeof(value)) {
+    if (strlen(host) + 1 + strlen(keyauth) >= sizeof(value)) {
         return ACME_ETOOLARGE;
     }
+    n = apr_snprintf(value, sizeof(value), "%s\n%s", host, keyauth);
     return cache_change(t->baton, token, value, (unsigned int)n, expires);
 }
 

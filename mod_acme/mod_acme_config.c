@@ -123,7 +123,8 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
     d->defined_at =
         apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename, cmd->directive->line_num);
     for (i = 0; i < argc; i++) {
-        const char *name = lowercase(cmd->pool, argv[i]);
+        /* Compared in the form kept, so that "2001:DB8:0::1" meets "2001:db8::1". */
+        const char *name = canonical_name(cmd->pool, lowercase(cmd->pool, argv[i]));
         if (name[0] == '*') {
             return apr_psprintf(cmd->pool,
                                 "ACMEDomain %s: wildcard names need the dns-01 challenge, which "
@@ -154,7 +155,7 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
                 }
             }
         }
-        APR_ARRAY_PUSH(d->names, const char *) = canonical_name(cmd->pool, name);
+        APR_ARRAY_PUSH(d->names, const char *) = name;
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
     d->set_name = d->name;
@@ -462,9 +463,17 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             for (k = 1; k < c->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
                 const char *type = acme_key_type_name(c->key_types[k]);
+                char *set_name = apr_psprintf(pconf, "%s_%s", d->name, type), *q;
+                /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
+                 * name's colons become '-', which IPv6 text never holds, so names stay apart. */
+                for (q = set_name; *q; q++) {
+                    if (*q == ':') {
+                        *q = '-';
+                    }
+                }
                 u->key_type = c->key_types[k];
                 u->name = apr_psprintf(pconf, "%s (%s)", d->name, type);
-                u->set_name = apr_psprintf(pconf, "%s_%s", d->name, type);
+                u->set_name = set_name;
                 u->primary = 0;
                 u->next_type = NULL;
                 prev->next_type = u;

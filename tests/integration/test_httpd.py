@@ -309,6 +309,10 @@ CONFIG_ERRORS = [
     ("ACMEDomain *.wild.test", "wildcard names need the dns-01 challenge"),
     ("ACMEDomain a.test\nACMEDomain b.test a.test", "a.test is already in ACMEDomain a.test"),
     ("ACMEDomain a.test a.test", "a.test is given twice"),
+    # An IP in another spelling is the same name (found by tests/fuzz/fuzz_config).
+    ("ACMEDomain 2001:db8::1 2001:DB8:0::1", "2001:DB8:0::1 is given twice"),
+    ("ACMEDomain 2001:db8::1\nACMEDomain b.test 2001:DB8::0:1",
+     "2001:db8::1 is already in ACMEDomain 2001:db8::1"),
     ("ACMEDomain", "ACMEDomain needs at least one name"),
     ("ACMECertificateAuthority http://ca.test/dir\nACMEDomain a.test",
      "expected an https:// ACME directory URL"),
