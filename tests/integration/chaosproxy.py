@@ -5,6 +5,7 @@ knows where the client is: waiting for the CA. Pebble's own address in bodies an
 rewritten to the proxy's, so clients keep coming back through it. Test code only; loopback
 only."""
 import http.server
+import json
 import ssl
 import threading
 import urllib.error
@@ -20,6 +21,7 @@ class ChaosProxy:
         self.mode = "pass"          # pass | 500 | 503 | 429 | garbage
         self.only_path = None       # fail only requests whose path contains this
         self.retry_after = None
+        self.detail = "injected by the test proxy"  # the problem's detail (any text)
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
         self._hold_path = None      # hold() is in force when not None ("" = every request)
@@ -83,9 +85,9 @@ class ChaosProxy:
                     status = int(mode)
                     kind = {"500": "serverInternal", "503": "serverInternal",
                             "429": "rateLimited"}[mode]
-                    data = (b'{"type":"urn:ietf:params:acme:error:' + kind.encode() +
-                            b'","detail":"injected by the test proxy","status":' +
-                            mode.encode() + b'}')
+                    data = json.dumps({"type": "urn:ietf:params:acme:error:" + kind,
+                                       "detail": proxy.detail,
+                                       "status": status}).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/problem+json")
                     if proxy.retry_after:
