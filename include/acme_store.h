@@ -121,19 +121,50 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
 apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const char *name,
                              int staged, const char **pwhy, apr_pool_t *p);
 
-/* Validates the staged set of name (acme_cert_chain_check with names and now) and makes it the
- * active one. APR_ENOENT when nothing is staged. When validation fails the staged set is left
- * in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy. Once the new set is
- * active the promotion has succeeded: clearing staging/<name> after it cannot make it fail (what
- * cannot be removed is left as a leftover that the next staging removes). */
+/* Validates the staged set of name (acme_cert_activation_check with names and now) and makes it
+ * the active one. APR_ENOENT when nothing is staged. When validation fails the staged set is
+ * left in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy; APR_EAGAIN (and
+ * *pwhy) when the set is good but its notBefore still too far ahead: it stays staged. Once the
+ * new set is active the promotion has succeeded: clearing staging/<name> after it cannot make it
+ * fail (what cannot be removed is left as a leftover that the next staging removes). */
 apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p);
 
-/* The checks acme_store_promote makes before it changes anything, changing nothing: APR_ENOENT
- * when nothing is staged, ACME_EBADSTORE with *pwhy when promotion would refuse the set. */
+/* The checks acme_store_promote makes before it changes anything, changing nothing: APR_SUCCESS;
+ * APR_ENOENT when nothing is staged; APR_EAGAIN with *pwhy when the set waits for its notBefore
+ * (see acme_store_check_staged_at); ACME_EBADSTORE with *pwhy when promotion would refuse it. */
 apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
                                      const apr_array_header_t *names, apr_time_t now,
                                      const char **pwhy, apr_pool_t *p);
+
+/* The same, and for APR_EAGAIN *pwhen: from when promotion will take the set. */
+apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p);
+
+/* Refused staged sets: at most this many are kept for the operator, per name. */
+#define ACME_STORE_REJECTED_KEEP 3
+
+/* Moves a staged set that promotion refused to staging/.rejected.<name>.<seconds>, removes the
+ * oldest such folders of name beyond ACME_STORE_REJECTED_KEEP, and records the refusal in
+ * refused/<name>.json (a folder of the parent's that the User may read but not change), for
+ * the renewal driver to count it as a failed attempt. *paside: the folder, relative to the
+ * store. The parent (root) calls it. */
+apr_status_t acme_store_reject(acme_store_t *store, const char *name, const char *why,
+                               apr_time_t now, const char **paside, apr_pool_t *p);
+
+typedef struct acme_refusal_t {
+    apr_time_t time; /* when the set was refused */
+    const char *why;
+    const char *kept; /* where it was moved, relative to the store */
+} acme_refusal_t;
+
+/* The last refusal recorded for name: APR_ENOENT when there is none. */
+apr_status_t acme_store_refusal_read(acme_refusal_t **pref, acme_store_t *store, const char *name,
+                                     apr_pool_t *p);
+
+/* Forgets the refusal of name (after a set of name was activated). */
+apr_status_t acme_store_refusal_clear(acme_store_t *store, const char *name, apr_pool_t *p);
 
 #endif /* ACME_STORE_H */

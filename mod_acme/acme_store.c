@@ -24,8 +24,8 @@
 static const char *const top_dirs[] = {"accounts", "domains", "archive", "staging", "jobs"};
 /* The folders only the store's owner (root, when the server starts as root) may change: root
  * reads, writes and follows the domains/ links below them trusting that no one else can.
- * fallback/ is made later, by the first acme_store_write into it. "" is the top. */
-static const char *const owner_dirs[] = {"", "domains", "archive", "fallback"};
+ * fallback/ and refused/ are made later, by the first write into them. "" is the top. */
+static const char *const owner_dirs[] = {"", "domains", "archive", "fallback", "refused"};
 /* The folders of the server's User: they must be folders, not links, or every walk refuses. */
 static const char *const user_dirs[] = {"accounts", "staging", "jobs"};
 
@@ -190,7 +190,8 @@ apr_status_t acme_store_check_owner(const char *dir, const char **pwhy, apr_pool
         if (pwhy) {
             *pwhy = apr_psprintf(
                 p,
-                "%s; the store's top, domains/, archive/ and fallback/ must be folders of %s "
+                "%s; the store's top, domains/, archive/, fallback/ and refused/ must be folders "
+                "of %s "
                 "that group and others cannot write, or whoever can change them steers the "
                 "server to other files and keys; to fix: %s",
                 join(problems, "; ", p), me == 0 ? "root" : uid_text(me, p),

@@ -53,6 +53,7 @@ struct acme_domain_t {
     const char *serial;
     apr_uint32_t renew_seed;                 /* spreads renewal times, stable per certificate */
     const char *ari_cert_id;                 /* RFC 9773 certID of the active certificate */
+    const char *active_ca;                   /* the CA that issued it (meta.json), or NULL */
     const char *chain_file, *key_file;       /* active set, for mod_ssl */
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */

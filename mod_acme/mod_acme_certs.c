@@ -118,6 +118,30 @@ done:
     return APR_SUCCESS;
 }
 
+/* 1 when meta.json says the set was requested for exactly names (as a set). */
+static int requested_names_equal(const json_t *meta, const apr_array_header_t *names)
+{
+    const json_t *req = json_object_get(meta, "names");
+    size_t k;
+    int i, found;
+
+    if (!json_is_array(req) || json_array_size(req) != (size_t)names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        found = 0;
+        for (k = 0; k < json_array_size(req) && !found; k++) {
+            const json_t *v = json_array_get(req, k);
+            found = json_is_string(v) &&
+                    strcasecmp(json_string_value(v), APR_ARRAY_IDX(names, i, const char *)) == 0;
+        }
+        if (!found) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /* Why the active set no longer fits the configuration, or NULL: other names (added or
  * removed), another key type, or a CA that is no longer configured. */
 static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
@@ -130,7 +154,11 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
     if (acme_cert_covers(leaf, d->names, &missing) != APR_SUCCESS) {
         return apr_psprintf(p, "does not cover %s", missing);
     }
-    if (acme_cert_names(&sans, leaf, p) == APR_SUCCESS) {
+    /* Names beyond the configured ones matter only when they were asked for, that is when the
+     * ACMEDomain lost them; a CA that adds names of its own would otherwise be asked again and
+     * again. The names asked for are in meta.json; without them, the certificate's own. */
+    if (!requested_names_equal(set->meta, d->names) &&
+        acme_cert_names(&sans, leaf, p) == APR_SUCCESS) {
         for (i = 0; i < sans->nelts; i++) {
             const char *n = APR_ARRAY_IDX(sans, i, const char *);
             for (j = 0; j < d->names->nelts; j++) {
@@ -176,23 +204,31 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
     if (rv == APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
                      d->name);
+        acme_store_refusal_clear(rt->store, d->set_name, ptemp);
+    } else if (APR_STATUS_IS_EAGAIN(rv)) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                     "ACME02307: %s: the new certificate is not activated yet: %s; it stays "
+                     "staged and a restart activates it when it is due",
+                     d->name, why);
     } else if (rv == ACME_EBADSTORE) {
-        /* A set that fails validation is moved aside for the operator to look at, and a new
-         * one is obtained; the active set stays. */
+        /* A set that fails validation is moved aside for the operator to look at (the last
+         * few are kept); the renewal driver counts it as a failed attempt and retries after
+         * its backoff. The active set stays. */
         const char *staged = apr_pstrcat(ptemp, "staging/", d->set_name, NULL);
-        const char *aside = apr_psprintf(ptemp, "staging/.rejected.%s.%" APR_TIME_T_FMT,
-                                         d->set_name, apr_time_sec(apr_time_now()));
-        int moved = acme_store_rename(rt->store, staged, aside, ptemp) == APR_SUCCESS;
+        const char *aside = NULL, *rwhy = why ? why : acme_strerror(rv, ptemp);
+        int moved = acme_store_reject(rt->store, d->set_name, rwhy, apr_time_now(), &aside,
+                                      ptemp) == APR_SUCCESS;
         if (!moved) {
             d->promote_failed = 1;
         }
         ap_log_error(
             APLOG_MARK, APLOG_ERR, 0, rt->s,
             "ACME01021: %s: the new certificate in %s was not activated: %s; %s", d->name,
-            acme_store_path(rt->store, staged, ptemp), why ? why : acme_strerror(rv, ptemp),
+            acme_store_path(rt->store, staged, ptemp), rwhy,
             moved ? apr_psprintf(ptemp,
-                                 "it was moved to %s; the current certificate "
-                                 "stays in use (or the fallback) until a new one is obtained",
+                                 "it was moved to %s; the current certificate stays in use (or "
+                                 "the fallback) and a new one is ordered after the backoff of a "
+                                 "failed attempt",
                                  acme_store_path(rt->store, aside, ptemp))
                   : "it could not be moved aside; the current certificate stays in "
                     "use");
@@ -220,6 +256,9 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             d->renew_seed = apr_hashfunc_default(d->serial, &klen);
         }
         d->chain_file = set->chain_file;
+        d->active_ca = acme_json_str(set->meta, "ca")
+                           ? apr_pstrdup(pconf, acme_json_str(set->meta, "ca"))
+                           : NULL;
         if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
             d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
         }

@@ -648,8 +648,8 @@ class Httpd:
         """Waits until the renewal driver of the running generation (a child started after the
         last restart in the log: call this once the restart is logged) holds its lock, and
         returns its PID. The driver takes the lock in its first round, which starts the work
-        that is due (an ACME01062 line per domain) in the same pass: from here on, work that
-        was not started was not due."""
+        that is due (an ACME01062 line per domain) in the same pass and ends with ACME02304:
+        from here on, work that was not started was not due."""
         def holder():
             pid = self.driver_pid()
             if not pid or pid not in self.children():
@@ -659,8 +659,11 @@ class Httpd:
 
         pid = wait_until(holder, timeout, lambda: f"a renewal driver of {self.conf_path} holding "
                                                   f"jobs/driver.lock\n{self.log_text()[-3000:]}")
-        # The lock and that pass are one call; give the pass the moment it takes to log.
-        time.sleep(0.2)
+        # The pass that took the lock ends with ACME02304 (debug) from that process.
+        wait_until(lambda: any("ACME02304" in line and f"[pid {pid}:" in line
+                               for line in self.log_text().splitlines()), timeout,
+                   lambda: f"the first pass of the renewal driver {pid}\n"
+                           f"{self.log_text()[-3000:]}")
         return pid
 
     def log_text(self):

@@ -1,9 +1,11 @@
 """A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
 500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. It can
 also hold requests (all, or those for one path) until the test releases them, so that a test
-knows where the client is: waiting for the CA. Pebble's own address in bodies and headers is
-rewritten to the proxy's, so clients keep coming back through it. Test code only; loopback
-only."""
+knows where the client is: waiting for the CA. With `ari` set to a suggested window, it also
+plays the CA's renewal information (RFC 9773), which Debian's pebble 2.4 lacks: the directory
+names its renewalInfo and GET <renewalInfo>/<certID> answers the window. Pebble's own address
+in bodies and headers is rewritten to the proxy's, so clients keep coming back through it. Test
+code only; loopback only."""
 import http.server
 import json
 import ssl
@@ -22,6 +24,7 @@ class ChaosProxy:
         self.only_path = None       # fail only requests whose path contains this
         self.retry_after = None
         self.detail = "injected by the test proxy"  # the problem's detail (any text)
+        self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
         self._hold_path = None      # hold() is in force when not None ("" = every request)
@@ -51,6 +54,9 @@ class ChaosProxy:
                     proxy.only_path is None or proxy.only_path in self.path)
                 if failing:
                     return self.fail()
+                if proxy.ari and self.path.startswith("/renewal-info/"):
+                    return self.answer(200, json.dumps({"suggestedWindow": proxy.ari}).encode(),
+                                       "application/json")
                 req = urllib.request.Request(proxy.upstream + self.path, data=body,
                                              method=self.command)
                 for k in ("Content-Type",):
@@ -65,11 +71,23 @@ class ChaosProxy:
                 except urllib.error.HTTPError as e:
                     status, headers, data = e.code, e.headers.items(), e.read()
                 data = data.replace(proxy.upstream.encode(), proxy.base.encode())
+                if proxy.ari and self.path == "/dir" and status == 200:
+                    d = json.loads(data)
+                    d["renewalInfo"] = proxy.base + "/renewal-info"
+                    data = json.dumps(d).encode()
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() in ("content-length", "connection", "transfer-encoding"):
                         continue
                     self.send_header(k, v.replace(proxy.upstream, proxy.base))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def answer(self, status, data, ctype):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":

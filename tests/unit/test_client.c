@@ -1,7 +1,13 @@
 /* test_client.c - the protocol through a fake CA: directory caching, nonce reuse, badNonce
  * retries, Retry-After, problem documents, bad answers, and a whole issuance with authorization
  * reuse and alternate chains. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <apr_date.h>
+#include <apr_thread_proc.h>
 
 #include "acme_issue.h"
 #include "fake_ca.h"
@@ -714,6 +720,38 @@ static void finalized_order_resumed_with_kept_key(void **state)
     assert_string_equal(res->chain_pem, CHAIN_PEM);
 }
 
+/* An order an earlier attempt finalized may still be processing when it is resumed: it is
+ * polled until valid, as after a finalize of our own, and its certificate downloaded. */
+static void processing_order_resumed_is_polled(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order/9", 200, JSON, ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON "Retry-After: 2\n", ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    acme_key_t *kept;
+
+    assert_int_equal(acme_key_generate(&kept, ACME_KEY_EC256, f->p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/9";
+    req.key = kept;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_ptr_equal(res->key, kept);
+    assert_string_equal(res->chain_pem, CHAIN_PEM);
+    assert_int_equal(f->ca->requests->nelts, (int)(sizeof(script) / sizeof(script[0])));
+    /* The first poll after ACME_POLL_FIRST, the second after the CA's Retry-After. */
+    assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(2));
+}
+
 static void cancel_and_bounds(void **state)
 {
     static const fake_answer_t script[] = {
@@ -777,6 +815,62 @@ static void seeded_directory_saves_a_request(void **state)
     assert_non_null(strstr(json, CA "/order"));
 }
 
+typedef struct later_t {
+    volatile apr_uint32_t *flag;
+    apr_interval_time_t after;
+} later_t;
+
+static void *APR_THREAD_FUNC set_later(apr_thread_t *thread, void *data)
+{
+    later_t *l = data;
+    apr_sleep(l->after);
+    *l->flag = 1;
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* The real transport (libcurl) against a CA that accepts the connection and never answers: the
+ * cancel flag aborts the request in flight (a stopping server), long before the transport's own
+ * timeouts (10 s to connect, 30 s in all); a flag already up sends nothing. */
+static void curl_request_aborted_by_cancel(void **state)
+{
+    apr_pool_t *p = *state;
+    volatile apr_uint32_t stop = 0;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    acme_http_opts_t opts;
+    acme_http_req_t req;
+    acme_http_resp_t *resp;
+    acme_http_t *http;
+    apr_thread_t *t;
+    apr_status_t trv;
+    later_t later = {&stop, apr_time_from_msec(300)};
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* Listening is enough: the kernel completes the connection, nobody ever answers. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s, 4), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(acme_http_global_init(), APR_SUCCESS);
+    memset(&opts, 0, sizeof(opts));
+    opts.cancel = &stop;
+    assert_int_equal(acme_http_curl_create(&http, &opts, NULL, p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = apr_psprintf(p, "https://127.0.0.1:%d/dir", ntohs(sa.sin_port));
+
+    assert_int_equal(apr_thread_create(&t, NULL, set_later, &later, p), APR_SUCCESS);
+    /* Without the flag it would end at the connect timeout, as ACME_ETRANSPORT. */
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    assert_non_null(strstr(http->error, "cancelled"));
+    apr_thread_join(&trv, t);
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    close(s);
+}
+
 static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(directory_cached_and_nonces_reused),
     FAKE_CA_TEST(bad_nonce_retried_with_fresh_nonce),
@@ -794,9 +888,11 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(hostile_tokens_are_refused),
     FAKE_CA_TEST(issuance_resumes_pending_order),
     FAKE_CA_TEST(finalized_order_resumed_with_kept_key),
+    FAKE_CA_TEST(processing_order_resumed_is_polled),
     FAKE_CA_TEST(cancel_and_bounds),
     FAKE_CA_TEST(unreachable_ca_says_why),
     FAKE_CA_TEST(seeded_directory_saves_a_request),
+    UNIT_TEST(curl_request_aborted_by_cancel),
 };
 
 UNIT_MAIN("client", tests)

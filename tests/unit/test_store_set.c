@@ -130,7 +130,7 @@ static void promote_refuses_bad_sets(void **state)
 {
     fx_t *fx = *state;
     tset_t a = valid_set(fx->p), b = valid_set(fx->p);
-    tset_t later = make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR);
+    tset_t later = make_set(fx->p, "DNS:" NAME, 48 * HOUR, 72 * HOUR);
     tset_t expired = make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR);
     const char *key_pem, *why = NULL;
     apr_size_t key_len;
@@ -183,6 +183,96 @@ static void promote_refuses_bad_sets(void **state)
     stage_ok(fx->store, &b, fx->p);
     promote_ok(fx->store, fx->p);
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+}
+
+/* The clock skew tolerated (acme_cert.h): a notBefore a few minutes ahead is activated at once;
+ * up to a day ahead the set waits in staging; further ahead it is refused. A certificate with
+ * more names than asked for is accepted. */
+static void promote_tolerates_skew_and_waits(void **state)
+{
+    fx_t *fx = *state;
+    tset_t soon = make_set(fx->p, "DNS:" NAME ",DNS:extra." NAME, 120, 90 * 24 * HOUR);
+    tset_t hours = make_set(fx->p, "DNS:" NAME, 2 * HOUR, 90 * 24 * HOUR);
+    tset_t days = make_set(fx->p, "DNS:" NAME, 48 * HOUR, 90 * 24 * HOUR);
+    apr_time_t now = apr_time_now(), when = 0;
+    const char *why = NULL;
+
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, soon.key, soon.pem, strlen(soon.pem), NULL, NULL, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_store_check_staged_at(fx->store, NAME, names_of(fx->p, NAME, NULL), now,
+                                                &when, &why, fx->p),
+                     APR_SUCCESS);
+    promote_ok(fx->store, fx->p);
+
+    assert_int_equal(acme_store_stage(fx->store, NAME, hours.key, hours.pem, strlen(hours.pem),
+                                      NULL, NULL, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_store_check_staged_at(fx->store, NAME, names_of(fx->p, NAME, NULL), now,
+                                                &when, &why, fx->p),
+                     APR_EAGAIN);
+    assert_true(when > now + 2 * apr_time_from_sec(HOUR) - ACME_CERT_SKEW - apr_time_from_sec(5));
+    assert_true(when < now + 2 * apr_time_from_sec(HOUR) - ACME_CERT_SKEW + apr_time_from_sec(5));
+    why = NULL;
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), now, &why, fx->p),
+        APR_EAGAIN);
+    assert_non_null(strstr(why, "clock is probably behind"));
+    assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/fullchain.pem", fx->p)));
+    assert_int_equal(active_is(fx->store, &soon, &hours, fx->p), 0);
+    /* Once the clock reaches it, it is activated. */
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), when, &why, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(active_is(fx->store, &hours, &soon, fx->p), 0);
+
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, days.key, days.pem, strlen(days.pem), NULL, NULL, fx->p),
+        APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), now, &why, fx->p),
+        ACME_EBADSTORE);
+    assert_non_null(strstr(why, "more than a day ahead"));
+}
+
+/* A refused set is moved aside (the newest ACME_STORE_REJECTED_KEEP kept per name) and the
+ * refusal recorded where the driver reads it. */
+static void reject_keeps_a_few_and_records_why(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p);
+    const char *staging = acme_store_path(fx->store, "staging", fx->p), *aside = NULL;
+    acme_refusal_t *ref = NULL;
+    apr_time_t t0 = apr_time_from_sec(1800000000);
+    int i;
+
+    /* Another name's folder is no business of this name's. */
+    assert_int_equal(
+        apr_dir_make_recursive(apr_pstrcat(fx->p, staging, "/.rejected.b." NAME ".5", NULL),
+                               APR_FPROT_OS_DEFAULT, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_ENOENT);
+    for (i = 0; i < 5; i++) {
+        stage_ok(fx->store, &a, fx->p);
+        assert_int_equal(acme_store_reject(fx->store, NAME, apr_psprintf(fx->p, "reason %d", i),
+                                           t0 + apr_time_from_sec(i / 2), &aside, fx->p),
+                         APR_SUCCESS);
+        assert_false(exists(acme_store_path(fx->store, "staging/" NAME, fx->p)));
+        assert_true(exists(acme_store_path(fx->store, aside, fx->p)));
+    }
+    assert_int_equal(count_entries(staging, ".rejected." NAME ".", fx->p),
+                     ACME_STORE_REJECTED_KEEP);
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000002", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000001-1", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000001", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected.b." NAME ".5", NULL)));
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_SUCCESS);
+    assert_string_equal(ref->why, "reason 4");
+    assert_int_equal(ref->time, t0 + apr_time_from_sec(2));
+    assert_string_equal(ref->kept, "staging/.rejected." NAME ".1800000002");
+    assert_int_equal(acme_store_refusal_clear(fx->store, NAME, fx->p), APR_SUCCESS);
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_ENOENT);
 }
 
 static void promote_counts_generations(void **state)
@@ -479,7 +569,8 @@ static void check_staged_agrees_with_promote(void **state)
         apr_status_t want;
     } cases[] = {
         {valid_set(fx->p), 1, ACME_EBADSTORE},
-        {make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, 48 * HOUR, 72 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, 2 * HOUR, 48 * HOUR), 0, APR_EAGAIN}, /* waits */
         {make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR), 0, ACME_EBADSTORE},
         {make_set(fx->p, "DNS:other.test", -HOUR, 24 * HOUR), 0, ACME_EBADSTORE},
         {valid_set(fx->p), 0, APR_SUCCESS}, /* last: it is promoted */
@@ -516,6 +607,8 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(stage_checks_and_loads),
     STORE_TEST(load_refuses_broken_sets),
     STORE_TEST(promote_refuses_bad_sets),
+    STORE_TEST(promote_tolerates_skew_and_waits),
+    STORE_TEST(reject_keeps_a_few_and_records_why),
     STORE_TEST(promote_counts_generations),
     STORE_TEST(promote_survives_crash_at_every_step),
     STORE_TEST(promote_cleans_only_its_leftovers),
