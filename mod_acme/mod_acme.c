@@ -43,7 +43,7 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
     if (rv > ACME_ERR_BASE && rv < ACME_ERR_END) {
         rv = APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg); /* escaped by acme_log */
+    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg); /* the core's seam */
 }
 
 void acme_log_init(acme_log_t *log, server_rec *s)

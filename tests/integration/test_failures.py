@@ -110,4 +110,4 @@ def test_outside_text_cannot_forge_log_lines(httpd_factory, proxy):
     assert not [l for l in text.splitlines() if l.startswith("[Sun Nov 29 10:00:00 2026]")]
     line = [l for l in text.splitlines() if "ACME01055: forge.test" in l][0]
     assert "APR does not understand" not in line, "our own status codes are named, not numbered"
-    assert "first\\x0a[Sun Nov 29 10:00:00 2026] [acme:emerg] forged\\x1b[2J\\xc2\\x9b31m" in line, line
+    assert "first\\n[Sun Nov 29 10:00:00 2026] [acme:emerg] forged\\x1b[2J\\xc2\\x9b31m" in line, line
