@@ -111,7 +111,6 @@ const char *acme_log_safe(const char *in, apr_size_t max, apr_pool_t *p)
 void acme_log(const acme_log_t *log, acme_log_level_e level, apr_status_t rv, const char *fmt, ...)
 {
     char buf[2048];
-    char safe[2048];
     va_list ap;
 
     if (!acme_log_is_on(log, level)) {
@@ -120,7 +119,7 @@ void acme_log(const acme_log_t *log, acme_log_level_e level, apr_status_t rv, co
     va_start(ap, fmt);
     apr_vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    log->fn(log->baton, level, rv, acme_log_escape(safe, sizeof(safe), buf));
+    log->fn(log->baton, level, rv, buf);
 }
 
 static apr_time_t system_now(void *baton)

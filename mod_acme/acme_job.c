@@ -28,10 +28,14 @@ static const char *str_member(const json_t *j, const char *key, apr_size_t max, 
     return s && strlen(s) <= max ? apr_pstrdup(p, s) : NULL;
 }
 
+/* Seconds since the epoch, as written by acme_job_save; 0 when absent, not positive, or beyond
+ * the year 9999 (such a value would overflow apr_time_t, and no time we write is that far). */
+#define JOB_TIME_MAX 253402300799LL
+
 static apr_time_t time_member(const json_t *j, const char *key)
 {
     const json_t *v = json_object_get(j, key);
-    return json_is_integer(v) && json_integer_value(v) > 0
+    return json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= JOB_TIME_MAX
                ? apr_time_from_sec((apr_time_t)json_integer_value(v))
                : 0;
 }

@@ -56,10 +56,15 @@ apr_status_t acme_problem_rv(const char *name, int http_status)
     return ACME_EPROTO;
 }
 
-/* Keeps detail printable and bounded: it goes into log lines and the job file. */
+/* Keeps the CA's text bounded, as the CA wrote it (the job file is JSON); each log seam
+ * escapes what it writes (include/acme_core.h). */
 static const char *clean_text(const char *s, apr_pool_t *p)
 {
-    return acme_log_safe(s, ACME_PROBLEM_DETAIL_MAX, p);
+    if (!s) {
+        return "";
+    }
+    return strlen(s) > ACME_PROBLEM_DETAIL_MAX ? apr_pstrmemdup(p, s, ACME_PROBLEM_DETAIL_MAX)
+                                               : apr_pstrdup(p, s);
 }
 
 static acme_problem_t *from_json(const json_t *json, int http_status, int depth, apr_pool_t *p)

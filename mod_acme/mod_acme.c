@@ -43,34 +43,7 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
     if (rv > ACME_ERR_BASE && rv < ACME_ERR_END) {
         rv = APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
-}
-
-void acme_log_error_(const char *file, int line, int mi, int level, apr_status_t status,
-                     const server_rec *s, const char *fmt, ...)
-{
-    char buf[4096];
-    char safe[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    ap_log_error_(file, line, mi, level, status, s, "%s", acme_log_escape(safe, sizeof(safe), buf));
-}
-
-void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_t status,
-                      const request_rec *r, const char *fmt, ...)
-{
-    char buf[4096];
-    char safe[4096];
-    va_list ap;
-
-    va_start(ap, fmt);
-    apr_vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    ap_log_rerror_(file, line, mi, level, status, r, "%s",
-                   acme_log_escape(safe, sizeof(safe), buf));
+    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg); /* the core's seam */
 }
 
 void acme_log_init(acme_log_t *log, server_rec *s)
@@ -122,17 +95,17 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (rv == ACME_EBADSTORE) {
         const char *why = NULL;
         acme_store_check_owner(rt->store_dir, &why, ptemp);
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "ACME02101: the store %s (ACMEStoreDir) is refused: %s; the server does not "
-                     "start with it",
-                     rt->store_dir, why ? why : "a folder changed while it was checked");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02101: the store %s (ACMEStoreDir) is refused: %s; the server does not "
+                       "start with it",
+                       rt->store_dir, why ? why : "a folder changed while it was checked");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "
-                     "start without it",
-                     rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                       "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "
+                       "start without it",
+                       rt->store_dir);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* A flag left by an earlier run is moot: promotion happens now anyway. */
@@ -156,10 +129,10 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     }
     /* In one-process mode httpd installs no restart handler: SIGUSR1 would end it. */
     if (conf->auto_restart != 0 && rt->one_process) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "ACME02200: one-process mode (-X, -DDEBUG or -DONE_PROCESS) cannot restart "
-                     "gracefully, so new certificates are not activated automatically: stop the "
-                     "server and start it again to activate them");
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                       "ACME02200: one-process mode (-X, -DDEBUG or -DONE_PROCESS) cannot restart "
+                       "gracefully, so new certificates are not activated automatically: stop the "
+                       "server and start it again to activate them");
     } else if (conf->auto_restart != 0) {
         rv = acme_parent_restarter_start(rt, pconf);
         if (rv != APR_SUCCESS) {

@@ -100,10 +100,10 @@ acme_runtime_t *acme_runtime(void);
 acme_conf_t *acme_conf_get(const server_rec *s);
 void acme_log_init(acme_log_t *log, server_rec *s);
 
-/* Every log line of the glue goes through these, the twins of ap_log_error/ap_log_rerror: the
- * message is formatted, then escaped by acme_log_escape (the core's one place for it), because
- * most lines carry text from outside (the CA, a client, a file the User wrote). Like httpd's
- * macros, nothing is formatted for a level the server drops. */
+/* Every log line of the glue goes through these, the twins of ap_log_error/ap_log_rerror: our
+ * status codes are not shown as unknown APR errors, and outside text is escaped by httpd's
+ * error log (mod_acme_log.c says how). Like httpd's macros, nothing is formatted for a level
+ * the server drops. tests/check-format keeps the glue on them. */
 #define acme_log_error(...) acme_log_error__(__VA_ARGS__)
 #define acme_log_error__(file, line, mi, level, status, s, ...)                                    \
     do {                                                                                           \

@@ -47,8 +47,8 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
             return APR_FROM_OS_ERROR(errno);
         }
         if (!S_ISDIR(st.st_mode)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
-                         "ACME01012: %s is not a folder; move it away", dir);
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                           "ACME01012: %s is not a folder; move it away", dir);
             return APR_EGENERAL;
         }
         if ((st.st_uid != ap_unixd_config.user_id || st.st_gid != ap_unixd_config.group_id) &&
@@ -106,10 +106,10 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
             APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD, ptemp);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01030: %s: cannot write the temporary certificate in %s; the server "
-                     "cannot start its TLS virtual host without one",
-                     d->name, acme_store_path(rt->store, dir, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01030: %s: cannot write the temporary certificate in %s; the server "
+                       "cannot start its TLS virtual host without one",
+                       d->name, acme_store_path(rt->store, dir, ptemp));
         return rv;
     }
 done:
@@ -202,14 +202,14 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
 
     rv = acme_store_promote(rt->store, d->set_name, d->names, apr_time_now(), &why, ptemp);
     if (rv == APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
-                     d->name);
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                       "ACME01020: %s: new certificate activated", d->name);
         acme_store_refusal_clear(rt->store, d->set_name, ptemp);
     } else if (APR_STATUS_IS_EAGAIN(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
-                     "ACME02307: %s: the new certificate is not activated yet: %s; it stays "
-                     "staged and a restart activates it when it is due",
-                     d->name, why);
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02307: %s: the new certificate is not activated yet: %s; it stays "
+                       "staged and a restart activates it when it is due",
+                       d->name, why);
     } else if (rv == ACME_EBADSTORE) {
         /* A set that fails validation is moved aside for the operator to look at (the last
          * few are kept); the renewal driver counts it as a failed attempt and retries after
@@ -221,7 +221,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         if (!moved) {
             d->promote_failed = 1;
         }
-        ap_log_error(
+        acme_log_error(
             APLOG_MARK, APLOG_ERR, 0, rt->s,
             "ACME01021: %s: the new certificate in %s was not activated: %s; %s", d->name,
             acme_store_path(rt->store, staged, ptemp), rwhy,
@@ -234,7 +234,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
                     "use");
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
         d->promote_failed = 1;
-        ap_log_error(
+        acme_log_error(
             APLOG_MARK, APLOG_ERR, rv, rt->s,
             "ACME01021: %s: the new certificate in %s could not be activated: %s; the "
             "current one stays in use until the store is fixed",
@@ -264,16 +264,16 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         }
         d->key_file = set->key_file;
         if (d->mismatch) {
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                         "ACME01022: %s: the current certificate %s; it is served until a new "
-                         "one that fits the configuration is ready",
-                         d->name, d->mismatch);
+            acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                           "ACME01022: %s: the current certificate %s; it is served until a new "
+                           "one that fits the configuration is ready",
+                           d->name, d->mismatch);
         }
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                     "ACME01023: %s: the active certificate in the store cannot be used: %s; "
-                     "serving a temporary one until a new one is obtained",
-                     d->name, why ? why : acme_strerror(rv, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                       "ACME01023: %s: the active certificate in the store cannot be used: %s; "
+                       "serving a temporary one until a new one is obtained",
+                       d->name, why ? why : acme_strerror(rv, ptemp));
     }
 }
 
@@ -284,9 +284,9 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
 
     rv = share_with_user(rt, ptemp);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01011: cannot give the server's User its folders in the store %s",
-                     rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01011: cannot give the server's User its folders in the store %s",
+                       rt->store_dir);
         return rv;
     }
     for (i = 0; i < rt->conf->domains->nelts; i++) {
@@ -324,11 +324,11 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
     }
     if (cert_files->nelts) {
         /* Often a global SSLCertificateFile, which mod_ssl gives every vhost: say so. */
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "ACME01031: %s: virtual host %s has an SSLCertificateFile (its own or a "
-                     "global one) and keeps it; remove it there to serve the ACMEDomain's "
-                     "certificate",
-                     d->name, s->server_hostname);
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                       "ACME01031: %s: virtual host %s has an SSLCertificateFile (its own or a "
+                       "global one) and keeps it; remove it there to serve the ACMEDomain's "
+                       "certificate",
+                       d->name, s->server_hostname);
         return DECLINED;
     }
     /* One pair per key type: mod_ssl picks the one the client can use. */
@@ -336,8 +336,8 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
         if (!u->has_active) {
             continue;
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
-                     u->name, s->server_hostname, u->chain_file);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
+                       u->name, s->server_hostname, u->chain_file);
         APR_ARRAY_PUSH(cert_files, const char *) = u->chain_file;
         APR_ARRAY_PUSH(key_files, const char *) = u->key_file;
         added = 1;
@@ -356,9 +356,9 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
     if (!rt || !(d = acme_domain_for_server(s)) || !d->fb_chain_file) {
         return DECLINED;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
-                 s->server_hostname);
+    acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                   "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
+                   s->server_hostname);
     acme_conf_get(s)->vhost_fallback = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;

@@ -123,7 +123,8 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
     d->defined_at =
         apr_psprintf(cmd->pool, "%s:%d", cmd->directive->filename, cmd->directive->line_num);
     for (i = 0; i < argc; i++) {
-        const char *name = lowercase(cmd->pool, argv[i]);
+        /* Compared in the form kept, so that "2001:DB8:0::1" meets "2001:db8::1". */
+        const char *name = canonical_name(cmd->pool, lowercase(cmd->pool, argv[i]));
         if (name[0] == '*') {
             return apr_psprintf(cmd->pool,
                                 "ACMEDomain %s: wildcard names need the dns-01 challenge, which "
@@ -154,7 +155,7 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
                 }
             }
         }
-        APR_ARRAY_PUSH(d->names, const char *) = canonical_name(cmd->pool, name);
+        APR_ARRAY_PUSH(d->names, const char *) = name;
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
     d->set_name = d->name;
@@ -377,7 +378,7 @@ const command_rec acme_cmds[] = {
                  "restart gracefully when new certificates are ready (default on)"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
-    {NULL},
+    {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
 const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *host)
@@ -429,11 +430,11 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     c->cache_provider =
         ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
     if (!c->cache_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "ACME01001: ACMEChallengeCache %s: no socache provider '%s' is loaded; "
-                     "load it first, e.g. LoadModule socache_%s_module "
-                     "modules/mod_socache_%s.so",
-                     name, name, name, name);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME01001: ACMEChallengeCache %s: no socache provider '%s' is loaded; "
+                       "load it first, e.g. LoadModule socache_%s_module "
+                       "modules/mod_socache_%s.so",
+                       name, name, name, name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!c->store_dir) {
@@ -442,9 +443,9 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     /* Here as well as when the store is opened, so that configtest (and the automatic restart,
      * which runs it first) catches a store the server would refuse. */
     if (acme_store_check_owner(c->store_dir, &why, ptemp) == ACME_EBADSTORE) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "ACME02100: ACMEStoreDir %s: %s; the server does not start with this store",
-                     c->store_dir, why);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02100: ACMEStoreDir %s: %s; the server does not start with this store",
+                       c->store_dir, why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
@@ -462,9 +463,17 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             for (k = 1; k < c->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
                 const char *type = acme_key_type_name(c->key_types[k]);
+                char *set_name = apr_psprintf(pconf, "%s_%s", d->name, type), *q;
+                /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
+                 * name's colons become '-', which IPv6 text never holds, so names stay apart. */
+                for (q = set_name; *q; q++) {
+                    if (*q == ':') {
+                        *q = '-';
+                    }
+                }
                 u->key_type = c->key_types[k];
                 u->name = apr_psprintf(pconf, "%s (%s)", d->name, type);
-                u->set_name = apr_psprintf(pconf, "%s_%s", d->name, type);
+                u->set_name = set_name;
                 u->primary = 0;
                 u->next_type = NULL;
                 prev->next_type = u;
@@ -484,18 +493,18 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         if (d->primary && !d->vhosts) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
-                         "ServerName or ServerAlias, so no vhost will serve its certificate; it "
-                         "is obtained and kept in the store all the same",
-                         d->name, d->defined_at);
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                           "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
+                           "ServerName or ServerAlias, so no vhost will serve its certificate; it "
+                           "is obtained and kept in the store all the same",
+                           d->name, d->defined_at);
         }
     }
     if (c->agreement != 1) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "ACME01003: ACMEAgreement is not 'accepted': accounts cannot be created at "
-                     "CAs that have terms of service (Let's Encrypt has); add "
-                     "'ACMEAgreement accepted' once you have read them");
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME01003: ACMEAgreement is not 'accepted': accounts cannot be created at "
+                       "CAs that have terms of service (Let's Encrypt has); add "
+                       "'ACMEAgreement accepted' once you have read them");
     }
     return OK;
 }

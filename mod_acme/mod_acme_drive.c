@@ -163,12 +163,13 @@ static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job
         if (acme_job_refused(job, ref->time, ref->why, now, rnd, ptemp)) {
             acme_job_save(drv->rt->store, job, ptemp);
             apr_rfc822_date(at, job->next_run);
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                         "ACME02306: %s: the certificate obtained last was refused at activation: "
-                         "%s (kept in %s/%s); this counts as a failed attempt: if the reason is "
-                         "the server's clock, fix it; if it is the CA's certificate, see the "
-                         "CA; next attempt %s (attempt %d)",
-                         d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
+            acme_log_error(
+                APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                "ACME02306: %s: the certificate obtained last was refused at activation: "
+                "%s (kept in %s/%s); this counts as a failed attempt: if the reason is "
+                "the server's clock, fix it; if it is the CA's certificate, see the "
+                "CA; next attempt %s (attempt %d)",
+                d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
             return;
         }
     }
@@ -202,14 +203,14 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
         }
         if (drv->next_run[i] > now) {
             apr_rfc822_date(at, drv->next_run[i]);
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
-                         "ACME02302: %s: waiting for the next attempt at %s (%d failed so far)",
-                         d->name, at, job->failures);
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                           "ACME02302: %s: waiting for the next attempt at %s (%d failed so far)",
+                           d->name, at, job->failures);
         }
         if (drv->staged[i]) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
-                         "ACME02303: %s: a new certificate is staged; it waits for a restart",
-                         d->name);
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                           "ACME02303: %s: a new certificate is staged; it waits for a restart",
+                           d->name);
         }
     }
 }
@@ -237,11 +238,11 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
         }
         if (rv != APR_SUCCESS) {
             if (apr_time_now() - drv->lock_error_logged > apr_time_from_sec(60)) {
-                ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                             "ACME01056: cannot open %s; no certificate can be obtained or "
-                             "renewed until the server's User may write in %s/jobs (and reach "
-                             "it through every parent folder)",
-                             drv->lock_path, drv->rt->store_dir);
+                acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
+                               "ACME01056: cannot open %s; no certificate can be obtained or "
+                               "renewed until the server's User may write in %s/jobs (and reach "
+                               "it through every parent folder)",
+                               drv->lock_path, drv->rt->store_dir);
                 drv->lock_error_logged = apr_time_now();
             }
             drv->lock = NULL;
@@ -251,9 +252,9 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
     rv = apr_file_lock(drv->lock, APR_FLOCK_EXCLUSIVE | APR_FLOCK_NONBLOCK);
     if (rv != APR_SUCCESS) {
         if (!drv->lock_busy_logged) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, drv->rt->s,
-                         "ACME01057: the renewal driver of an earlier generation still works; "
-                         "waiting for it");
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, rv, drv->rt->s,
+                           "ACME01057: the renewal driver of an earlier generation still works; "
+                           "waiting for it");
             drv->lock_busy_logged = 1;
         }
         return 0;
@@ -301,11 +302,11 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
      * would only stage again; the operator's fix and a restart come first. */
     if (d->promote_failed) {
         if (!drv->blocked_logged[i]) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                         "ACME01063: %s: the staged certificate could not be activated at the "
-                         "last start (see ACME01021); no new order until the store is fixed and "
-                         "the server restarted",
-                         d->name);
+            acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                           "ACME01063: %s: the staged certificate could not be activated at the "
+                           "last start (see ACME01021); no new order until the store is fixed and "
+                           "the server restarted",
+                           d->name);
             drv->blocked_logged[i] = 1;
         }
         return 0;
@@ -375,8 +376,9 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     }
     if (rv != APR_SUCCESS) {
         apr_atomic_dec32(&drv->active);
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                     "ACME01058: %s: cannot start a worker thread; trying again shortly", d->name);
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
+                       "ACME01058: %s: cannot start a worker thread; trying again shortly",
+                       d->name);
         apr_pool_destroy(p);
         drv->next_run[i] = now + apr_time_from_sec(10);
         return;
@@ -385,12 +387,12 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     if (ari_only) {
         return;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
-                 !d->has_active ? "no certificate yet: obtaining one"
-                 : d->mismatch  ? "the certificate "
-                                : "the certificate is due for renewal: renewing",
-                 d->has_active && d->mismatch ? d->mismatch : "",
-                 d->has_active && d->mismatch ? ": obtaining a new one" : "");
+    acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
+                   !d->has_active ? "no certificate yet: obtaining one"
+                   : d->mismatch  ? "the certificate "
+                                  : "the certificate is due for renewal: renewing",
+                   d->has_active && d->mismatch ? d->mismatch : "",
+                   d->has_active && d->mismatch ? ": obtaining a new one" : "");
 }
 
 /* Asks the parent for one graceful restart once new sets are staged, when no challenge is
@@ -401,7 +403,10 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     const char *names = "";
     int i, any = 0;
 
-    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || now < drv->restart_retry) {
+    /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
+     * to stop and start the server instead. */
+    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || drv->rt->one_process ||
+        now < drv->restart_retry) {
         return;
     }
     for (i = 0; i < domains->nelts; i++) {
@@ -425,15 +430,15 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                          APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
                          ptemp) == APR_SUCCESS) {
         drv->restart_asked = 1;
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                     "ACME01059: new certificates staged for%s; asking for a graceful restart",
-                     names);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01059: new certificates staged for%s; asking for a graceful restart",
+                       names);
     } else {
         drv->restart_retry = now + apr_time_from_sec(60);
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                     "ACME01064: new certificates staged for%s, but %s cannot be written; "
-                     "trying again in a minute (or run 'apachectl graceful')",
-                     names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                       "ACME01064: new certificates staged for%s, but %s cannot be written; "
+                       "trying again in a minute (or run 'apachectl graceful')",
+                       names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
     }
 }
 
@@ -515,10 +520,10 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     maybe_ask_restart(drv, now, ptemp);
     if (drv->lock_news) {
         drv->lock_news = 0;
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
-                     "ACME02304: the renewal driver works now (it holds %s): %d worker(s) "
-                     "started",
-                     drv->lock_path, running);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME02304: the renewal driver works now (it holds %s): %d worker(s) "
+                       "started",
+                       drv->lock_path, running);
     }
 }
 
@@ -571,10 +576,10 @@ static void driver_stop(driver_t *drv)
         if (!apr_atomic_read32(&drv->active) && drv->locked) {
             apr_file_unlock(drv->lock);
         }
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
-                     "ACME02301: %d renewal worker(s) still busy after %d ms of stopping; the "
-                     "last one to finish lets the next generation work",
-                     busy, (int)apr_time_as_msec(DRIVER_STOP_WAIT));
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
+                       "ACME02301: %d renewal worker(s) still busy after %d ms of stopping; the "
+                       "last one to finish lets the next generation work",
+                       busy, (int)apr_time_as_msec(DRIVER_STOP_WAIT));
     }
     apr_thread_mutex_unlock(drv->mutex);
 }
@@ -648,9 +653,9 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
     wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!wd_get || !wd_register) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
-                     "ACME01060: mod_watchdog is not loaded; add LoadModule watchdog_module "
-                     "modules/mod_watchdog.so");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                       "ACME01060: mod_watchdog is not loaded; add LoadModule watchdog_module "
+                       "modules/mod_watchdog.so");
         return APR_EGENERAL;
     }
     rv = acme_http_global_init();
@@ -665,8 +670,8 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
         rv = wd_register(wd, DRIVER_TICK, drv, driver_callback);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01061: cannot register the renewal driver with mod_watchdog");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01061: cannot register the renewal driver with mod_watchdog");
     }
     return rv;
 }

@@ -160,8 +160,8 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
         rv = apr_proc_create(&proc, r->configtest[0], r->configtest, NULL, attr, p);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, r->s, "ACME02203: cannot run %s -t",
-                     r->configtest[0]);
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, r->s, "ACME02203: cannot run %s -t",
+                       r->configtest[0]);
         goto out;
     }
     deadline = apr_time_now() + TEST_TIMEOUT;
@@ -169,8 +169,8 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
         rv = apr_proc_wait(&proc, &code, &why, APR_NOWAIT);
         if (rv == APR_CHILD_DONE) {
             if (why != APR_PROC_EXIT) {
-                ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
-                             "ACME02204: %s -t ended with signal %d", r->configtest[0], code);
+                acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                               "ACME02204: %s -t ended with signal %d", r->configtest[0], code);
             }
             res = why == APR_PROC_EXIT && code == 0 ? TEST_PASSED : TEST_FAILED;
             goto out;
@@ -191,9 +191,9 @@ static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
         res = TEST_UNKNOWN; /* the caller leaves */
         goto out;
     }
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
-                 "ACME02205: %s -t did not finish within %d seconds and was killed",
-                 r->configtest[0], (int)apr_time_sec(TEST_TIMEOUT));
+    acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                   "ACME02205: %s -t did not finish within %d seconds and was killed",
+                   r->configtest[0], (int)apr_time_sec(TEST_TIMEOUT));
 out:
     return res;
 }
@@ -218,10 +218,10 @@ static int flag_present(restarter_t *r, apr_time_t now)
            : S_ISDIR(st.st_mode) ? "a folder"
                                  : "a special file";
     removed = unlinkat(r->staging_fd, r->flag_rel, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0;
-    ap_log_error(APLOG_MARK, APLOG_WARNING, removed ? 0 : APR_FROM_OS_ERROR(errno), r->s,
-                 "ACME02211: %s is %s, which the renewal driver never writes: %s, not followed; "
-                 "no restart. A program running as the server's User put it there",
-                 r->flag, what, removed ? "removed" : "it cannot be removed");
+    acme_log_error(APLOG_MARK, APLOG_WARNING, removed ? 0 : APR_FROM_OS_ERROR(errno), r->s,
+                   "ACME02211: %s is %s, which the renewal driver never writes: %s, not followed; "
+                   "no restart. A program running as the server's User put it there",
+                   r->flag, what, removed ? "removed" : "it cannot be removed");
     r->next_look = now + IGNORED_PAUSE;
     return 0;
 }
@@ -293,12 +293,12 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         }
         names = staged_sets_passing(r, now, &why, iter);
         if (!*names) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, r->s,
-                         "ACME02212: %s asks for a restart, but no staged certificate would be "
-                         "activated by it (%s); the file is removed, no restart. The renewal "
-                         "driver writes it only after staging a valid set: another program "
-                         "running as the server's User may have written it",
-                         r->flag, why);
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, r->s,
+                           "ACME02212: %s asks for a restart, but no staged certificate would be "
+                           "activated by it (%s); the file is removed, no restart. The renewal "
+                           "driver writes it only after staging a valid set: another program "
+                           "running as the server's User may have written it",
+                           r->flag, why);
             unlinkat(r->staging_fd, r->flag_rel, 0);
             r->next_look = now + IGNORED_PAUSE;
             continue;
@@ -306,32 +306,32 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         /* A graceful restart re-reads the configuration: one that was left half-edited on disk
          * would stop the server. So the configuration is tested first, as apachectl graceful
          * does. */
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
-                     "ACME02207: new certificates are ready for%s; testing the configuration",
-                     names);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                       "ACME02207: new certificates are ready for%s; testing the configuration",
+                       names);
         test = configtest_run(r, iter);
         if (apr_atomic_read32(&r->stop)) {
             break;
         }
         if (test == TEST_UNKNOWN && ++r->unknown < TEST_UNKNOWN_MAX) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
-                         "ACME02206: the status of %s -t was collected elsewhere; testing again",
-                         r->configtest[0]);
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                           "ACME02206: the status of %s -t was collected elsewhere; testing again",
+                           r->configtest[0]);
             continue;
         }
         r->unknown = 0;
         if (test != TEST_PASSED) {
             r->next_try = now + ACME_RESTART_MIN_GAP;
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
-                         "ACME01072: new certificates are ready for%s, but %s; not restarting. "
-                         "They are activated by the next restart once it is fixed; trying again "
-                         "in a minute",
-                         names,
-                         test == TEST_UNKNOWN
-                             ? "the result of 'apachectl configtest' was lost (the MPM collected "
-                               "the process first, three times)"
-                             : "the configuration on disk does not pass 'apachectl configtest' "
-                               "(see above)");
+            acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                           "ACME01072: new certificates are ready for%s, but %s; not restarting. "
+                           "They are activated by the next restart once it is fixed; trying again "
+                           "in a minute",
+                           names,
+                           test == TEST_UNKNOWN
+                               ? "the result of 'apachectl configtest' was lost (the MPM collected "
+                                 "the process first, three times)"
+                               : "the configuration on disk does not pass 'apachectl configtest' "
+                                 "(see above)");
             continue;
         }
         /* The flag goes first: a restart re-checks it, a second signal during one is lost. */
@@ -339,10 +339,10 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
             continue;
         }
         *r->last_restart = apr_time_now();
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, r->s,
-                     "ACME01070: new certificates are ready for%s; restarting gracefully to "
-                     "activate them",
-                     names);
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, r->s,
+                       "ACME01070: new certificates are ready for%s; restarting gracefully to "
+                       "activate them",
+                       names);
         kill(getpid(), AP_SIG_GRACEFUL);
         break;
     }
@@ -391,11 +391,11 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     r->last_restart = last;
     rv = configtest_argv(&r->configtest, &why, rt->s->process, p);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                     "ACME02201: no automatic restart: %s, so the configuration cannot be "
-                     "tested before a restart; run 'apachectl graceful' to activate new "
-                     "certificates",
-                     why);
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME02201: no automatic restart: %s, so the configuration cannot be "
+                       "tested before a restart; run 'apachectl graceful' to activate new "
+                       "certificates",
+                       why);
         apr_pool_destroy(p);
         return APR_SUCCESS;
     }
@@ -418,18 +418,18 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
             cmd = apr_pstrcat(p, cmd, i ? " " : "", strchr(a, ' ') ? "'" : "", a,
                               strchr(a, ' ') ? "'" : "", NULL);
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, rt->s,
-                     "ACME02202: before an automatic restart the configuration is tested with: %s",
-                     cmd);
+        acme_log_error(
+            APLOG_MARK, APLOG_DEBUG, 0, rt->s,
+            "ACME02202: before an automatic restart the configuration is tested with: %s", cmd);
         rv = apr_threadattr_create(&attr, p);
     }
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&r->thread, attr, acme_restarter_main, r, p);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01071: cannot start the restart thread; set ACMEAutoRestart off to run "
-                     "without it");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01071: cannot start the restart thread; set ACMEAutoRestart off to run "
+                       "without it");
         if (r->staging_fd >= 0) {
             close(r->staging_fd);
         }

@@ -182,10 +182,10 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
         rv = acme_issue(&res, pprob, client, &ireq, w->pool);
         /* The CA forgot the account (a reset test CA, a deleted account): register again. */
         if (rv == ACME_ENOACCOUNT && again) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                         "ACME01051: %s: the CA %s no longer knows our account; registering "
-                         "again",
-                         w->d->name, w->ca_url);
+            acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                           "ACME01051: %s: the CA %s no longer knows our account; registering "
+                           "again",
+                           w->d->name, w->ca_url);
             apr_thread_mutex_lock(w->drv->account_mutex);
             acme_account_forget(client, rt->store, w->pool);
             apr_thread_mutex_unlock(w->drv->account_mutex);
@@ -206,9 +206,9 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
         why = "the chain does not parse";
     }
     if (APR_STATUS_IS_EAGAIN(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
-                     "ACME02308: %s: %s; it is staged and activated when it is due", w->d->name,
-                     why);
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02308: %s: %s; it is staged and activated when it is due", w->d->name,
+                       why);
     } else if (rv != APR_SUCCESS) {
         w->job->order_url = NULL;
         *pprob = acme_problem_make(
@@ -264,9 +264,9 @@ static apr_status_t worker_obtain(worker_t *w)
 
     rv = acme_job_load(&w->job, rt->store, w->d->set_name, w->pool);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                     "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
-                     w->d->name, rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
+                       w->d->name, rt->store_dir);
     }
     n = cas ? cas->nelts : 1;
     /* An order in flight continues at its own CA. */
@@ -283,10 +283,10 @@ static apr_status_t worker_obtain(worker_t *w)
             k + 1 == n) {
             break;
         }
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                     "ACME01053: %s: %s failed (%s); trying the next ACMECertificateAuthority",
-                     w->d->name, w->ca_url,
-                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME01053: %s: %s failed (%s); trying the next ACMECertificateAuthority",
+                       w->d->name, w->ca_url,
+                       prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
     }
     if (rv == APR_SUCCESS) {
         /* The failures count on until the parent has activated the set (a refused one is a
@@ -296,31 +296,31 @@ static apr_status_t worker_obtain(worker_t *w)
         acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
         w->staged = 1;
         w->next_run = 0;
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                     "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
-                     rt->one_process ? "one-process mode: stop the server and start it again to "
-                                       "activate it"
-                     : rt->conf->auto_restart != 0
-                         ? "a graceful restart activates it shortly"
-                         : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                       "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
+                       rt->one_process ? "one-process mode: stop the server and start it again to "
+                                         "activate it"
+                       : rt->conf->auto_restart != 0
+                           ? "a graceful restart activates it shortly"
+                           : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
         return APR_SUCCESS;
     }
     if (rv == ACME_ECANCELLED) {
         /* The server stops: nothing counts as failed; the order resumes at the next start. */
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                     "ACME02300: %s: the server is stopping: the work with %s was abandoned; "
-                     "it resumes at the next start",
-                     w->d->name, w->ca_url);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02300: %s: the server is stopping: the work with %s was abandoned; "
+                       "it resumes at the next start",
+                       w->d->name, w->ca_url);
         return rv;
     }
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     acme_job_failed(w->job, rv, prob, apr_time_now(), rnd, w->pool);
     acme_job_save(rt->store, w->job, w->pool);
     w->next_run = w->job->next_run;
-    ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                 "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
-                 w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
-                 when_text(w->next_run, w->pool), w->job->failures);
+    acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                   "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
+                   w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
+                   when_text(w->next_run, w->pool), w->job->failures);
     return rv;
 }
 
@@ -356,19 +356,19 @@ static void worker_ari(worker_t *w)
     }
     if (rv == APR_ENOENT) {
         w->ari_check_at = apr_time_now() + ACME_ARI_RECHECK_DEFAULT;
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                     "ACME02305: %s: %s has no renewal information for this certificate (%s); "
-                     "asking again in %d hours, the renewal window applies meanwhile",
-                     w->d->name, w->ca_url, acme_problem_describe(prob, w->pool),
-                     (int)(apr_time_sec(ACME_ARI_RECHECK_DEFAULT) / 3600));
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02305: %s: %s has no renewal information for this certificate (%s); "
+                       "asking again in %d hours, the renewal window applies meanwhile",
+                       w->d->name, w->ca_url, acme_problem_describe(prob, w->pool),
+                       (int)(apr_time_sec(ACME_ARI_RECHECK_DEFAULT) / 3600));
         return;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                     "ACME01065: %s: no renewal information from %s (%s); asking again in an "
-                     "hour, the renewal window applies meanwhile",
-                     w->d->name, w->ca_url,
-                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME01065: %s: no renewal information from %s (%s); asking again in an "
+                       "hour, the renewal window applies meanwhile",
+                       w->d->name, w->ca_url,
+                       prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
         return;
     }
     apr_rfc822_date(from, ari->start);
@@ -378,14 +378,15 @@ static void worker_ari(worker_t *w)
     w->ari_renew_at = acme_ari_pick(ari, rnd);
     w->ari_check_at = ari->recheck;
     apr_rfc822_date(at, w->ari_renew_at);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                 "ACME01066: %s: the CA suggests renewing between %s and %s%s%s%s; renewing at %s",
-                 w->d->name, from, to, ari->explanation ? " (see " : "",
-                 ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "",
-                 cut ? ", which ends too close to the certificate's expiry: cut to its last "
-                       "tenth"
-                     : "",
-                 at);
+    acme_log_error(
+        APLOG_MARK, APLOG_INFO, 0, rt->s,
+        "ACME01066: %s: the CA suggests renewing between %s and %s%s%s%s; renewing at %s",
+        w->d->name, from, to, ari->explanation ? " (see " : "",
+        ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "",
+        cut ? ", which ends too close to the certificate's expiry: cut to its last "
+              "tenth"
+            : "",
+        at);
 }
 
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)

@@ -7,6 +7,7 @@ import datetime
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -88,15 +89,23 @@ def free_port():
     return free_ports(1)[0]
 
 
-def check_port_free(port, what):
+def check_port_free(port, what, timeout=5.0):
     """Fails with a clear message when something listens on port (TIME_WAIT leftovers do not
-    count: servers bind with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((LOOPBACK, port))
-        except OSError as e:
-            raise RuntimeError(f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+    count: servers bind with SO_REUSEADDR). Waits a little first: a process killed with
+    SIGKILL leaves /proc (its command line) before it has closed its sockets, and the larger
+    its address space the longer that takes (much longer with the sanitizers' shadow memory)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((LOOPBACK, port))
+                return
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+        time.sleep(0.05)
 
 
 def wait_until(predicate, timeout, what):
@@ -321,6 +330,84 @@ def module_path():
     return os.path.join(build, ".libs", "mod_acme.so")
 
 
+_SANITIZER_RUNTIME = []
+
+
+def sanitizer_runtime():
+    """Path of the ASan runtime when the module was built with ./configure --enable-sanitizers,
+    else None. apache2 is not instrumented, so the runtime must be preloaded into it (it has to
+    come first among the libraries). make check sets ACME_SANITIZER_RUNTIME; a hand-run pytest
+    reads what configure found from the build's Makefile."""
+    if not _SANITIZER_RUNTIME:
+        path = os.environ.get("ACME_SANITIZER_RUNTIME") or None
+        makefile = os.path.join(os.path.dirname(os.path.dirname(module_path())), "Makefile")
+        if path is None and os.path.exists(makefile):
+            with open(makefile) as f:
+                for line in f:
+                    if line.startswith("SAN_RUNTIME = "):
+                        path = line.split("=", 1)[1].strip() or None
+        _SANITIZER_RUNTIME.append(path)
+    return _SANITIZER_RUNTIME[0]
+
+
+def sanitizer_env(logdir, env=None):
+    """The environment for apache2 with the sanitized module: the runtime preloaded and ASan's
+    reports written to files logdir/report.PID, which the root parent and the children running
+    as the User can both create. UBSan (gcc's libubsan beside a preloaded libasan) ignores
+    log_path and writes to stderr, which is httpd's error log: sanitizer_reports() reads both.
+
+    Leak detection is off in httpd: Debian's APR takes pool memory from mmap(), which
+    LeakSanitizer does not scan, so everything a pool cleanup owns (our keys and certificates,
+    mod_ssl's contexts) is reported as lost when a process exits without destroying its pools,
+    as httpd's children and its daemonizing parent do. Growth while the server runs is measured
+    by tests/bench/soak.py; the core's leaks by LeakSanitizer in the unit tier and in acme-drive,
+    and by make check-valgrind."""
+    env = dict(os.environ if env is None else env)
+    runtime = sanitizer_runtime()
+    if not runtime:
+        return env
+    env["LD_PRELOAD"] = runtime
+    env["ASAN_OPTIONS"] = f"log_path={logdir}/report:detect_leaks=0"
+    # The same log_path: with gcc the runtime loaded last decides where ASan's reports go.
+    env["UBSAN_OPTIONS"] = f"log_path={logdir}/report:print_stacktrace=1:halt_on_error=0"
+    return env
+
+
+SANITIZER_LINE = re.compile(r"runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|"
+                            r"SUMMARY: \w+Sanitizer")
+
+
+def sanitizer_output(text):
+    """Sanitizer reports found in a program's output (stderr, error log): each report line with
+    the stack lines after it."""
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_LINE.search(line):
+            j = i + 1
+            while j < len(lines) and lines[j].lstrip().startswith("#"):
+                j += 1
+            out.append("\n".join(lines[i:j]))
+    return out
+
+
+def sanitizer_reports(logdir, error_log=None):
+    """(where, text) of every sanitizer report: files written to logdir, and reports in the
+    error log."""
+    out = []
+    try:
+        names = sorted(os.listdir(logdir))
+    except OSError:
+        names = []
+    for n in names:
+        with open(os.path.join(logdir, n), errors="replace") as f:
+            out.append((os.path.join(logdir, n), f.read()))
+    if error_log and os.path.exists(error_log):
+        with open(error_log, errors="replace") as f:
+            out += [(error_log, r) for r in sanitizer_output(f.read())]
+    return out
+
+
 def public_dir(parent, name):
     """A folder the server's User (www-data) can reach: every level down to it must be
     traversable, which pytest's own temporary folders are not."""
@@ -332,7 +419,10 @@ def public_dir(parent, name):
 
 class Httpd:
     """Debian's apache2 with mod_acme, on loopback, configured by the test. Started and stopped
-    by PID (its PidFile)."""
+    by PID (its PidFile). With a sanitizer build, reports go to the folder `sanitizer/` of the
+    server (see sanitizer_env); Httpd.made lists every server, for the check after each test."""
+
+    made = []
 
     def __init__(self, root, pebble, mpm="event", user="www-data"):
         self.root = public_dir(os.path.dirname(root), os.path.basename(root))
@@ -349,6 +439,21 @@ class Httpd:
             f.write("hello from the test vhost\n")
         self.store = os.path.join(self.root, "acme")
         self.started_pids = set()
+        self.sanitizer_dir = os.path.join(self.root, "sanitizer")
+        self.sanitizer_stderr = []  # (args, report) from the output of run()
+        if sanitizer_runtime():
+            os.makedirs(self.sanitizer_dir, exist_ok=True)
+            # Written by the root parent and by the children running as the User.
+            os.chmod(self.sanitizer_dir, 0o1777)
+        Httpd.made.append(self)
+
+    def env(self):
+        """The environment apache2 runs with (the sanitizer runtime preloaded, when built so)."""
+        return sanitizer_env(self.sanitizer_dir)
+
+    def sanitizer_reports(self):
+        return sanitizer_reports(self.sanitizer_dir, self.error_log) + \
+            [("apache2 " + " ".join(a), r) for a, r in self.sanitizer_stderr]
 
     def base_conf(self, extra_modules=(), ca=True):
         mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
@@ -368,6 +473,10 @@ class Httpd:
                    ["MinSpareServers 1", "MaxSpareServers 4"] if self.mpm == "prefork" else []),
                  "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
                  f"CustomLog {self.root}/access.log acmetest"]
+        if sanitizer_runtime():
+            # Keeps the children dumpable after they become the User: without it they cannot
+            # read their own /proc/self/maps and a report ends after its first line.
+            lines.append(f"CoreDumpDirectory {self.sanitizer_dir}")
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
         lines.append(f"LoadModule acme_module {module_path()}")
         if self.user:
@@ -388,8 +497,10 @@ class Httpd:
                 f"    SSLEngine on\n{extra}</VirtualHost>\n")
 
     def run(self, *args):
-        return subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
-                              capture_output=True, text=True, timeout=60)
+        r = subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
+                           capture_output=True, text=True, timeout=60, env=self.env())
+        self.sanitizer_stderr += [(args, rep) for rep in sanitizer_output(r.stdout + r.stderr)]
+        return r
 
     def configtest(self):
         return self.run("-t")
@@ -473,7 +584,7 @@ class Httpd:
                         if p == pid:
                             continue
                         r = subprocess.run(["gdb", "-p", str(p), "-batch", "-ex",
-                                            "thread apply all bt 15"], capture_output=True,
+                                            "thread apply all bt 40"], capture_output=True,
                                            text=True, timeout=60)
                         f.write(f"=== {p}\n{r.stdout}\n")
             time.sleep(0.05)

@@ -23,6 +23,7 @@ class ChaosProxy:
         self.mode = "pass"          # pass | 500 | 503 | 429 | garbage
         self.only_path = None       # fail only requests whose path contains this
         self.retry_after = None
+        self.detail = "injected by the test proxy"  # the problem's detail (any text)
         self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
@@ -102,9 +103,9 @@ class ChaosProxy:
                     status = int(mode)
                     kind = {"500": "serverInternal", "503": "serverInternal",
                             "429": "rateLimited"}[mode]
-                    data = (b'{"type":"urn:ietf:params:acme:error:' + kind.encode() +
-                            b'","detail":"injected by the test proxy","status":' +
-                            mode.encode() + b'}')
+                    data = json.dumps({"type": "urn:ietf:params:acme:error:" + kind,
+                                       "detail": proxy.detail,
+                                       "status": status}).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/problem+json")
                     if proxy.retry_after:

@@ -12,6 +12,10 @@ import acmetest
 BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 
+# In a sanitizer build acme-drive carries the sanitizers itself: make UBSan's reports fatal, as
+# ASan's are, so that a report fails the test that ran it.
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow(seconds): runs for a minute or more; scheduled "
@@ -64,6 +68,19 @@ def pebble(workdir):
     pb = acmetest.Pebble(os.path.join(workdir, "pebble"))
     yield pb
     pb.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """With a sanitizer build (./configure --enable-sanitizers), a test fails when any server it
+    started wrote a report (ASan, LeakSanitizer, UBSan); runs after the servers are stopped."""
+    first = len(acmetest.Httpd.made)
+    yield
+    reports = []
+    for h in acmetest.Httpd.made[first:]:
+        reports += h.sanitizer_reports()
+    assert not reports, "sanitizer reports:\n" + "\n".join(
+        f"=== {path}\n{text}" for path, text in reports)
 
 
 _serial = [0]  # one server folder per Httpd in the whole session

@@ -309,6 +309,10 @@ CONFIG_ERRORS = [
     ("ACMEDomain *.wild.test", "wildcard names need the dns-01 challenge"),
     ("ACMEDomain a.test\nACMEDomain b.test a.test", "a.test is already in ACMEDomain a.test"),
     ("ACMEDomain a.test a.test", "a.test is given twice"),
+    # An IP in another spelling is the same name (found by tests/fuzz/fuzz_config).
+    ("ACMEDomain 2001:db8::1 2001:DB8:0::1", "2001:DB8:0::1 is given twice"),
+    ("ACMEDomain 2001:db8::1\nACMEDomain b.test 2001:DB8::0:1",
+     "2001:db8::1 is already in ACMEDomain 2001:db8::1"),
     ("ACMEDomain", "ACMEDomain needs at least one name"),
     ("ACMECertificateAuthority http://ca.test/dir\nACMEDomain a.test",
      "expected an https:// ACME directory URL"),
@@ -361,7 +365,8 @@ def test_runs_unprivileged(httpd_factory):
         os.setuid(www.pw_uid)
 
     r = subprocess.run([acmetest.HTTPD_BIN, "-d", h.root, "-f", h.conf_path, "-k", "start"],
-                       preexec_fn=become_www, capture_output=True, text=True, timeout=60)
+                       preexec_fn=become_www, capture_output=True, text=True, timeout=60,
+                       env=h.env())
     assert r.returncode == 0, r.stdout + r.stderr + h.log_text()
     cert = wait_real_cert(h, "plain.test")
     assert acmetest.san_names(cert) == ["plain.test"]

@@ -125,8 +125,8 @@ static void window_retry_after_and_pick(void **state)
     {
         static const char *const bad[] = {
             "{}",
-            "{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\","
-            "\"end\":\"2025-01-02T04:00:00Z\"}}",
+            ("{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\","
+             "\"end\":\"2025-01-02T04:00:00Z\"}}"),
             "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\"}}",
             "{\"suggestedWindow\":\"soon\"}",
             "[]",

@@ -162,6 +162,23 @@ static void bad_files_give_an_empty_job(void **state)
         assert_string_equal(APR_ARRAY_IDX(job->challenges, 0, acme_job_chal_t).keyauth,
                             TOKEN ".ok");
     }
+    /* Times no apr_time_t can hold (found by fuzz_store) count as absent: the next attempt is
+     * not pushed to some random time, and expired challenge answers are not served. */
+    {
+        const char *text = "{\"failures\":2,\"next-run\":9223372036854775807,"
+                           "\"last-error\":\"x\",\"last-error-time\":9223372036855,"
+                           "\"challenges\":[{\"token\":\"" TOKEN "\",\"host\":\"a.test\","
+                           "\"keyauth\":\"" TOKEN ".ok\",\"expires\":9223372036854775}]}";
+        assert_int_equal(acme_store_write(store, "jobs/a.test.json", text, strlen(text),
+                                          APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
+                         APR_SUCCESS);
+        assert_int_equal(acme_job_load(&job, store, "a.test", p), APR_SUCCESS);
+        assert_int_equal(job->failures, 2);
+        assert_int_equal(job->next_run, 0);
+        assert_int_equal(job->last_error_time, 0);
+        assert_int_equal(job->challenges->nelts, 1);
+        assert_int_equal(APR_ARRAY_IDX(job->challenges, 0, acme_job_chal_t).expires, 0);
+    }
     remove_store(store);
 }
 
