@@ -378,26 +378,26 @@ out:
     return rv;
 }
 
-apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
+/* Loads the staged set of name and checks it as activation would: the one place for what
+ * promotion, the restart thread and the driver ask of a staged set. APR_EAGAIN: not yet valid,
+ * *pwhen says from when. */
+static apr_status_t load_staged_checked(acme_certset_t **pset, set_files_t *pfiles,
+                                        acme_store_t *store, const char *name,
                                         const apr_array_header_t *names, apr_time_t now,
                                         apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
 {
-    acme_certset_t *set;
     const char *why = NULL;
     apr_status_t rv;
 
-    /* The same checks as the start of acme_store_promote, which must stay in step with it: the
-     * parent restarts for a staged set only when the restart will activate it, and the driver
-     * orders nothing while one waits. */
     if (!acme_store_name_ok(name)) {
         rv = APR_EINVAL;
         goto out;
     }
-    rv = load_set(&set, NULL, store, name, 1, pwhy, p);
+    rv = load_set(pset, pfiles, store, name, 1, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_cert_activation_check(set->chain, set->key, names, now, pwhen, &why, p);
+    rv = acme_cert_activation_check((*pset)->chain, (*pset)->key, names, now, pwhen, &why, p);
     if (rv == APR_EAGAIN) {
         set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why));
     } else if (rv != APR_SUCCESS) {
@@ -406,6 +406,15 @@ apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
     }
 out:
     return rv;
+}
+
+apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
+{
+    acme_certset_t *set;
+
+    return load_staged_checked(&set, NULL, store, name, names, now, pwhen, pwhy, p);
 }
 
 apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
@@ -443,26 +452,12 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
 {
     acme_certset_t *set;
     set_files_t files;
-    const char *link_prefix, *tmp_link = NULL, *why = NULL;
+    const char *link_prefix, *tmp_link = NULL;
     int gen, archive = -1, domains = -1;
     apr_status_t rv;
 
-    if (!acme_store_name_ok(name)) {
-        rv = APR_EINVAL;
-        goto out;
-    }
-    rv = load_set(&set, &files, store, name, 1, pwhy, p);
+    rv = load_staged_checked(&set, &files, store, name, names, now, NULL, pwhy, p);
     if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    rv = acme_cert_activation_check(set->chain, set->key, names, now, NULL, &why, p);
-    if (rv == APR_EAGAIN) {
-        set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why));
-        goto out;
-    }
-    if (rv != APR_SUCCESS) {
-        set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why ? why : "the chain is refused"));
-        rv = ACME_EBADSTORE;
         goto out;
     }
 

@@ -128,8 +128,14 @@ def test_store_ownership_as_root_with_user(httpd_factory):
     assert acct and os.stat(acct[0]).st_uid == www
     assert stat.S_IMODE(os.stat(acct[0]).st_mode) == 0o600
     # The driver ran as the User, not as root.
-    children = h.children()
-    assert children and all(os.stat(f"/proc/{c}").st_uid == www for c in children)
+    # A child is root between its fork and its switch to the User: wait for that switch.
+    def children_are_user():
+        children = h.children()
+        try:
+            return children and all(os.stat(f"/proc/{c}").st_uid == www for c in children)
+        except FileNotFoundError:  # a child that has just ended
+            return False
+    acmetest.wait_until(children_are_user, 10, lambda: f"children as {www}: {h.children()}")
 
 
 def test_two_domains_issued_concurrently_one_restart(httpd_factory, pebble, tmp_path):
