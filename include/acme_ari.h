@@ -24,14 +24,25 @@ typedef struct acme_ari_t {
     apr_time_t recheck;      /* when to ask again: Retry-After clamped, from now */
 } acme_ari_t;
 
-/* GET <renewalInfo>/<certID>. APR_NOTFOUND when the CA's directory has no renewalInfo (then
- * nothing is sent); ACME_EPROTO for a window that is missing, unparsable or empty. */
+/* GET <renewalInfo>/<certID>. APR_NOTFOUND when the CA's directory has no renewalInfo URL (or
+ * an empty or non-http(s) one; then nothing is sent); APR_ENOENT when the CA answers 404: it has
+ * no renewal information for this certificate (another CA issued it, say), which says nothing
+ * about the CA's other certificates; ACME_EPROTO for a window that is missing, unparsable or
+ * empty. */
 apr_status_t acme_ari_fetch(acme_ari_t **pari, acme_problem_t **pprob, acme_client_t *client,
                             const char *cert_id, apr_pool_t *p);
 
 /* Parses the JSON body (exposed for tests). */
 apr_status_t acme_ari_parse(acme_ari_t **pari, const char *body, apr_size_t len,
                             apr_interval_time_t retry_after, apr_time_t now, apr_pool_t *p);
+
+/* 1 when the client's CA offers renewal information (a usable renewalInfo URL). */
+int acme_ari_offered(acme_client_t *client);
+
+/* A suggested window that ends after the last tenth of the certificate's lifetime is cut
+ * there, so that the certificate cannot expire while we wait and retries after a failure still
+ * have time (a window wholly after that point shrinks to it). Returns 1 when it cut. */
+int acme_ari_clamp(acme_ari_t *ari, apr_time_t not_before, apr_time_t not_after);
 
 /* A time chosen uniformly in [start, end) from rnd (RFC 9773 section 4.2). */
 apr_time_t acme_ari_pick(const acme_ari_t *ari, apr_uint64_t rnd);

@@ -11,6 +11,14 @@
 
 #include "acme_key.h"
 
+/* Clock skew tolerated when a new certificate is activated: a notBefore up to ACME_CERT_SKEW
+ * ahead of our clock counts as reached (a CA that backdates little, a server clock a little
+ * behind: clients whose clocks agree with the CA's see it valid already). Up to
+ * ACME_CERT_EARLY_MAX ahead, the certificate waits until our clock reaches notBefore -
+ * ACME_CERT_SKEW; further ahead it is refused: that clock needs fixing. */
+#define ACME_CERT_SKEW      apr_time_from_sec(300)
+#define ACME_CERT_EARLY_MAX apr_time_from_sec(86400)
+
 /* At most this many certificates in one chain, and this many bytes of PEM. */
 #define ACME_CERT_CHAIN_MAX 10
 #define ACME_CERT_PEM_MAX   (256 * 1024)
@@ -50,11 +58,20 @@ apr_status_t acme_cert_covers(const acme_cert_t *cert, const apr_array_header_t 
                               const char **pmissing);
 
 /* Checks a chain as a whole: leaf matches key (when key != NULL), each certificate is issued by
- * the next, leaf covers names (when names != NULL), now lies in the leaf's validity (when
- * now != 0; 0 skips the time check).
+ * the next, leaf covers names (when names != NULL; names beyond them do not matter), now lies in
+ * the leaf's validity with ACME_CERT_SKEW allowed before notBefore (when now != 0; 0 skips the
+ * time check).
  * On failure ACME_EBADSTORE and *pwhy says what is wrong in words an operator can act on. */
 apr_status_t acme_cert_chain_check(const apr_array_header_t *chain, const acme_key_t *key,
                                    const apr_array_header_t *names, apr_time_t now,
                                    const char **pwhy, apr_pool_t *p);
+
+/* Whether a new chain may be activated now: acme_cert_chain_check with key and names, then the
+ * time. APR_SUCCESS; APR_EAGAIN when its notBefore is more than ACME_CERT_SKEW but at most
+ * ACME_CERT_EARLY_MAX ahead of now (*pwhen: from when it may be; *pwhy says so); else
+ * ACME_EBADSTORE with *pwhy in words an operator can act on. */
+apr_status_t acme_cert_activation_check(const apr_array_header_t *chain, const acme_key_t *key,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p);
 
 #endif /* ACME_CERT_H */

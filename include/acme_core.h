@@ -65,8 +65,21 @@ typedef struct acme_log_t {
 } acme_log_t;
 
 int acme_log_is_on(const acme_log_t *log, acme_log_level_e level);
+/* Formats the message and passes it to the seam as it is. Everything the core logs can carry
+ * text from the CA, a client or a file the User wrote, so each seam escapes what it writes:
+ * httpd's error log escapes every message itself (ap_escape_errorlog_item: bytes outside
+ * printable ASCII, backslash and quote), a seam that writes elsewhere uses acme_log_escape. */
 void acme_log(const acme_log_t *log, acme_log_level_e level, apr_status_t rv, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Outside text made fit for a log line where httpd's own escaping does not apply (tools and
+ * tests writing to a terminal or file): control characters (C0, DEL, C1 as UTF-8) and backslash
+ * become \xNN escapes, so a CA, a client or a planted file cannot forge log lines or send
+ * terminal escapes. Writes at most outlen bytes including the NUL; cuts at a whole escape.
+ * Returns out. */
+char *acme_log_escape(char *out, apr_size_t outlen, const char *in);
+/* The same into a pool copy of at most max input bytes (0: no limit). */
+const char *acme_log_safe(const char *in, apr_size_t max, apr_pool_t *p);
 
 /* Clock seam: renewal timing and polling go through it, so tests control time. */
 typedef struct acme_clock_t {

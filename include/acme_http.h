@@ -36,7 +36,8 @@ typedef struct acme_http_t acme_http_t;
 
 /* Performs one request. APR_SUCCESS for any HTTP status (the caller judges it);
  * ACME_ETRANSPORT when no answer came (DNS, connect, TLS, timeout), ACME_ETOOLARGE when the
- * answer exceeds a bound. The response lives in p. */
+ * answer exceeds a bound, ACME_ECANCELLED when the caller's cancel flag stopped it. The response
+ * lives in p. */
 typedef apr_status_t acme_http_perform_fn(acme_http_t *http, const acme_http_req_t *req,
                                           acme_http_resp_t **presp, apr_pool_t *p);
 
@@ -53,6 +54,9 @@ typedef struct acme_http_opts_t {
     const char *user_agent; /* NULL = "mod_acme/<version>" */
     long connect_timeout_s; /* 0 = 10 */
     long timeout_s;         /* whole request; 0 = 30 */
+    /* While *cancel is non-zero no request starts and one in progress is aborted (libcurl asks
+     * about once a second, more often while data flows): ACME_ECANCELLED. NULL: never. */
+    volatile apr_uint32_t *cancel;
 } acme_http_opts_t;
 
 apr_status_t acme_http_global_init(void);

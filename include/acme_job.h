@@ -34,6 +34,10 @@ typedef struct acme_job_t {
     const char *last_error; /* NULL after a success */
     apr_time_t last_error_time;
     apr_array_header_t *challenges; /* acme_job_chal_t, published for the order in flight */
+    /* When a set of ours was staged that waits for activation (0: none): the failures count on
+     * until the parent has activated it (a refused set is a failed attempt, acme_job_refused). */
+    apr_time_t staged;
+    apr_time_t refusal_seen; /* time of the last refusal counted (acme_store_refusal_t) */
 } acme_job_t;
 
 acme_job_t *acme_job_make(const char *name, apr_pool_t *p);
@@ -52,6 +56,17 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
 
 /* Records a success: failures, error, order and challenges cleared. */
 void acme_job_done(acme_job_t *job);
+
+/* Records a set staged at now: order and challenges cleared, next_run 0; failures and the last
+ * error stay until the set is activated (acme_job_done) or refused. */
+void acme_job_staged(acme_job_t *job, apr_time_t now);
+
+/* Records that the parent refused the set staged last (at refusal_time, for why): a failed
+ * attempt (acme_job_failed with ACME_EBADSTORE), counted once per refusal time, and only for a
+ * set of ours (one staged at or before refusal_time): a set planted by someone else, refused,
+ * is no attempt of ours. Returns 1 when counted, else 0. */
+int acme_job_refused(acme_job_t *job, apr_time_t refusal_time, const char *why, apr_time_t now,
+                     apr_uint32_t rnd, apr_pool_t *p);
 
 /* ACMERenewWindow: renew when this much of the lifetime is left, as a percentage or a duration;
  * both 0 = the default (a third, or half for lifetimes of 10 days or less). */

@@ -1,4 +1,4 @@
-/* acme_store.h - the on-disk store (DESIGN section 5): accounts, certificate sets, job state.
+/* acme_store.h - the on-disk store (docs/store.md): accounts, certificate sets, job state.
  *
  *   <store>/accounts/<ca-id>/account.key, account.json
  *   <store>/domains/<name>          symlink -> ../archive/<name>/<n>: the active set
@@ -11,6 +11,12 @@
  * with one rename, so a crash at any instant leaves either the old or the new set active, never a
  * mix, and the last good set is never changed in place. Keys are 0600, directories 0700.
  * Unknown files are ignored.
+ *
+ * Below the top, every path is walked one folder at a time from an open folder, never following a
+ * symlink: the parent (root) works in folders the server's User owns (accounts/, staging/, jobs/),
+ * and a link planted there must not lead it to other files. Reading, writing or removing through
+ * a link gives ACME_EBADSTORE (removing a link removes the link itself). The domains/<name> links
+ * are for mod_ssl, which reads through them; the store reads the archive folder they name.
  *
  * One store may be used from several threads when they work on different names; the renewal
  * driver serialises work on one name with its own lock.
@@ -38,8 +44,18 @@ typedef struct acme_store_t acme_store_t;
  * simulate a crash at that point. NULL in production. */
 typedef void acme_store_step_fn(void *baton, const char *step);
 
-/* Opens (creating with 0700 where missing) the store at dir and its top-level folders. */
+/* Opens (creating with 0700 where missing) the store at dir and its top-level folders. A store
+ * that fails acme_store_check_owner is refused with ACME_EBADSTORE before anything is made in it.
+ */
 apr_status_t acme_store_open(acme_store_t **pstore, const char *dir, apr_pool_t *p);
+
+/* Checks, without changing anything, that the folders of the store at dir that only its owner
+ * may change (the top, domains/, archive/, fallback/) are folders, not links, that belong to the
+ * process's effective user (root when the server starts as root) and that group and others cannot
+ * write; and that accounts/, staging/ and jobs/ are folders. Missing ones pass: the opener makes
+ * them. ACME_EBADSTORE with *pwhy (may be NULL) naming every folder that fails and the commands
+ * that fix it. */
+apr_status_t acme_store_check_owner(const char *dir, const char **pwhy, apr_pool_t *p);
 const char *acme_store_dir(const acme_store_t *store);
 void acme_store_set_step_hook(acme_store_t *store, acme_store_step_fn *fn, void *baton);
 
@@ -50,12 +66,13 @@ const char *acme_store_path(const acme_store_t *store, const char *relpath, apr_
  * acme_name_is_dns / acme_name_is_ip, or a CA id made by acme_store_ca_id. */
 int acme_store_name_ok(const char *name);
 
-/* Atomic write of relpath (parent folders created 0700) with the given APR permissions
+/* Atomic write of relpath (missing folders created 0700) with the given APR permissions
  * (APR_FPROT_UREAD | APR_FPROT_UWRITE for keys; not Unix mode bits). */
 apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
                               apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
 
-/* Reads relpath, NUL-terminated. APR_ENOENT when missing, ACME_ETOOLARGE over max. */
+/* Reads relpath, NUL-terminated. APR_ENOENT when missing, ACME_ETOOLARGE over max,
+ * ACME_EBADSTORE for a link on the way or anything but a plain file with one name. */
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
                              const char *relpath, apr_size_t max, apr_pool_t *p);
 
@@ -67,8 +84,14 @@ apr_status_t acme_store_json_write(acme_store_t *store, const char *relpath, con
 apr_status_t acme_store_json_read(json_t **pjson, acme_store_t *store, const char *relpath,
                                   apr_pool_t *p);
 
-/* Removes relpath if present; missing is success. */
+/* Removes relpath and everything below it if present, whatever the depth; missing is success. */
 apr_status_t acme_store_remove(acme_store_t *store, const char *relpath, apr_pool_t *p);
+
+/* Renames from to to (store-relative paths; to is replaced when it is a file or an empty folder),
+ * the entry itself: a link is renamed, never followed. The folders of both are walked like every
+ * path of the store and must exist. */
+apr_status_t acme_store_rename(acme_store_t *store, const char *from, const char *to,
+                               apr_pool_t *p);
 
 /* A folder name for a CA from its directory URL: host, port and path with every character
  * outside [A-Za-z0-9.-] replaced by '_', e.g. "127.0.0.1_14000_dir". */
@@ -98,11 +121,50 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
 apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const char *name,
                              int staged, const char **pwhy, apr_pool_t *p);
 
-/* Validates the staged set of name (acme_cert_chain_check with names and now) and makes it the
- * active one. APR_ENOENT when nothing is staged. When validation fails the staged set is left
- * in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy. */
+/* Validates the staged set of name (acme_cert_activation_check with names and now) and makes it
+ * the active one. APR_ENOENT when nothing is staged. When validation fails the staged set is
+ * left in place, nothing changes, and ACME_EBADSTORE comes back with *pwhy; APR_EAGAIN (and
+ * *pwhy) when the set is good but its notBefore still too far ahead: it stays staged. Once the
+ * new set is active the promotion has succeeded: clearing staging/<name> after it cannot make it
+ * fail (what cannot be removed is left as a leftover that the next staging removes). */
 apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p);
+
+/* The checks acme_store_promote makes before it changes anything, changing nothing: APR_SUCCESS;
+ * APR_ENOENT when nothing is staged; APR_EAGAIN with *pwhy when the set waits for its notBefore
+ * (see acme_store_check_staged_at); ACME_EBADSTORE with *pwhy when promotion would refuse it. */
+apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
+                                     const apr_array_header_t *names, apr_time_t now,
+                                     const char **pwhy, apr_pool_t *p);
+
+/* The same, and for APR_EAGAIN *pwhen: from when promotion will take the set. */
+apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p);
+
+/* Refused staged sets: at most this many are kept for the operator, per name. */
+#define ACME_STORE_REJECTED_KEEP 3
+
+/* Moves a staged set that promotion refused to staging/.rejected.<name>.<seconds>, removes the
+ * oldest such folders of name beyond ACME_STORE_REJECTED_KEEP, and records the refusal in
+ * refused/<name>.json (a folder of the parent's that the User may read but not change), for
+ * the renewal driver to count it as a failed attempt. *paside: the folder, relative to the
+ * store. The parent (root) calls it. */
+apr_status_t acme_store_reject(acme_store_t *store, const char *name, const char *why,
+                               apr_time_t now, const char **paside, apr_pool_t *p);
+
+typedef struct acme_refusal_t {
+    apr_time_t time; /* when the set was refused */
+    const char *why;
+    const char *kept; /* where it was moved, relative to the store */
+} acme_refusal_t;
+
+/* The last refusal recorded for name: APR_ENOENT when there is none. */
+apr_status_t acme_store_refusal_read(acme_refusal_t **pref, acme_store_t *store, const char *name,
+                                     apr_pool_t *p);
+
+/* Forgets the refusal of name (after a set of name was activated). */
+apr_status_t acme_store_refusal_clear(acme_store_t *store, const char *name, apr_pool_t *p);
 
 #endif /* ACME_STORE_H */

@@ -1,8 +1,8 @@
 /* acme_tokens.h - the token table seam: where http-01 (and later tls-alpn-01) answers are
  * published for the request path to serve.
  *
- * In Apache it is backed by socache in shared memory (mod_acme_tokens.c); the hash table here
- * serves tests and tools. Implementations must be safe for concurrent use.
+ * In Apache it is backed by socache in shared memory (mod_acme/mod_acme_challenge.c); the hash
+ * table here serves tests and tools. Implementations must be safe for concurrent use.
  */
 #ifndef ACME_TOKENS_H
 #define ACME_TOKENS_H

@@ -1,6 +1,7 @@
 /* acme_ari.c - ACME Renewal Information (RFC 9773). */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include <apr_lib.h>
 #include <apr_strings.h>
@@ -128,23 +129,52 @@ apr_status_t acme_ari_parse(acme_ari_t **pari, const char *body, apr_size_t len,
     return APR_SUCCESS;
 }
 
+/* The renewalInfo URL of the client's CA: APR_NOTFOUND when there is none that can be used. */
+static apr_status_t ari_base(const char **pbase, acme_problem_t **pprob, acme_client_t *client)
+{
+    const char *base = NULL;
+    apr_status_t rv;
+
+    rv = acme_client_resource(&base, pprob, client, "renewalInfo");
+    if (rv == APR_SUCCESS && strncasecmp(base, "https://", 8) != 0 &&
+        strncasecmp(base, "http://", 7) != 0) {
+        rv = APR_NOTFOUND; /* "" or anything else we could not send a request to */
+    }
+    if (rv == APR_SUCCESS) {
+        *pbase = base;
+    }
+    return rv;
+}
+
+int acme_ari_offered(acme_client_t *client)
+{
+    const char *base;
+    return ari_base(&base, NULL, client) == APR_SUCCESS;
+}
+
 apr_status_t acme_ari_fetch(acme_ari_t **pari, acme_problem_t **pprob, acme_client_t *client,
                             const char *cert_id, apr_pool_t *p)
 {
     const acme_clock_t *clock = acme_client_clock(client);
     const char *base;
+    acme_problem_t *prob = NULL;
     acme_resp_t *resp;
     apr_status_t rv;
 
-    rv = acme_client_resource(&base, pprob, client, "renewalInfo");
+    rv = ari_base(&base, pprob, client);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     rv = acme_client_get(
-        &resp, pprob, client,
+        &resp, &prob, client,
         apr_pstrcat(p, base, base[strlen(base) - 1] == '/' ? "" : "/", cert_id, NULL), p);
     if (rv != APR_SUCCESS) {
-        return rv;
+        if (pprob) {
+            *pprob = prob;
+        }
+        /* Section 4.2: the CA knows nothing about this certificate. Not a fault of the CA's
+         * directory, and no reason to stop asking about the others. */
+        return prob && prob->http_status == 404 ? APR_ENOENT : rv;
     }
     rv = acme_ari_parse(pari, resp->http->body, resp->http->body_len, resp->retry_after,
                         clock->now(clock->baton), p);
@@ -157,6 +187,20 @@ apr_status_t acme_ari_fetch(acme_ari_t **pari, acme_problem_t **pprob, acme_clie
                                    p);
     }
     return rv;
+}
+
+int acme_ari_clamp(acme_ari_t *ari, apr_time_t not_before, apr_time_t not_after)
+{
+    apr_time_t limit = not_after - (not_after - not_before) / 10;
+
+    if (not_after <= not_before || ari->end <= limit) {
+        return 0;
+    }
+    ari->end = limit;
+    if (ari->start >= ari->end) {
+        ari->start = ari->end - 1;
+    }
+    return 1;
 }
 
 apr_time_t acme_ari_pick(const acme_ari_t *ari, apr_uint64_t rnd)

@@ -486,7 +486,7 @@ apr_status_t acme_cert_chain_check(const apr_array_header_t *chain, const acme_k
         goto out;
     }
     /* now == 0: the caller checks the chain's consistency only, not whether it is current. */
-    if (now != 0 && now < leaf->not_before) {
+    if (now != 0 && now + ACME_CERT_SKEW < leaf->not_before) {
         why = apr_psprintf(p, "the certificate is not valid before %s",
                            time_text(leaf->not_before, p));
         goto out;
@@ -503,4 +503,44 @@ out:
         return ACME_EBADSTORE;
     }
     return APR_SUCCESS;
+}
+
+apr_status_t acme_cert_activation_check(const apr_array_header_t *chain, const acme_key_t *key,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
+{
+    const acme_cert_t *leaf;
+    apr_interval_time_t ahead;
+    apr_status_t rv;
+
+    rv = acme_cert_chain_check(chain, key, names, 0, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    leaf = APR_ARRAY_IDX(chain, 0, const acme_cert_t *);
+    ahead = leaf->not_before - now;
+    if (ahead > ACME_CERT_SKEW && ahead <= ACME_CERT_EARLY_MAX) {
+        if (pwhen) {
+            *pwhen = leaf->not_before - ACME_CERT_SKEW;
+        }
+        if (pwhy) {
+            *pwhy = apr_psprintf(p,
+                                 "the certificate is valid from %s only, %d minutes ahead of this "
+                                 "server's clock (more than the %d tolerated); its clock is "
+                                 "probably behind (check NTP)",
+                                 time_text(leaf->not_before, p), (int)(apr_time_sec(ahead) / 60),
+                                 (int)(apr_time_sec(ACME_CERT_SKEW) / 60));
+        }
+        return APR_EAGAIN;
+    }
+    if (ahead > ACME_CERT_EARLY_MAX) {
+        if (pwhy) {
+            *pwhy = apr_psprintf(p,
+                                 "the certificate is not valid before %s, more than a day ahead "
+                                 "of this server's clock: check the clock (NTP) and the CA",
+                                 time_text(leaf->not_before, p));
+        }
+        return ACME_EBADSTORE;
+    }
+    return acme_cert_chain_check(chain, NULL, NULL, now, pwhy, p);
 }

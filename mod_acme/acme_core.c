@@ -46,6 +46,68 @@ int acme_log_is_on(const acme_log_t *log, acme_log_level_e level)
     return log && log->fn && level <= log->max_level;
 }
 
+/* How many bytes at s are one character to escape: C0 controls, DEL, backslash (so that an
+ * escape in the input cannot pass for one of ours) and C1 controls in UTF-8 (C2 80..C2 9F,
+ * which terminals obey as well). Other bytes pass: UTF-8 text stays readable. */
+static int escape_len(const unsigned char *s)
+{
+    if (s[0] < 0x20 || s[0] == 0x7f || s[0] == '\\') {
+        return 1;
+    }
+    return s[0] == 0xc2 && s[1] >= 0x80 && s[1] <= 0x9f ? 2 : 0;
+}
+
+char *acme_log_escape(char *out, apr_size_t outlen, const char *in)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *s = (const unsigned char *)in;
+    apr_size_t o = 0;
+
+    if (outlen == 0) {
+        return out;
+    }
+    while (*s) {
+        int n = escape_len(s);
+        if (n) {
+            if (o + 4 * (apr_size_t)n >= outlen) {
+                break;
+            }
+            while (n--) {
+                out[o++] = '\\';
+                out[o++] = 'x';
+                out[o++] = hex[*s >> 4];
+                out[o++] = hex[*s & 0xf];
+                s++;
+            }
+            continue;
+        }
+        if (o + 1 >= outlen) {
+            break;
+        }
+        out[o++] = (char)*s++;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+const char *acme_log_safe(const char *in, apr_size_t max, apr_pool_t *p)
+{
+    apr_size_t n;
+    const char *src = in;
+    char *out;
+
+    if (!in) {
+        return "";
+    }
+    n = strlen(in);
+    if (max && n > max) {
+        src = apr_pstrmemdup(p, in, max);
+        n = max;
+    }
+    out = apr_palloc(p, 4 * n + 1);
+    return acme_log_escape(out, 4 * n + 1, src);
+}
+
 void acme_log(const acme_log_t *log, acme_log_level_e level, apr_status_t rv, const char *fmt, ...)
 {
     char buf[2048];

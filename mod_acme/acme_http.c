@@ -92,6 +92,20 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* libcurl calls this while a transfer runs, also while it waits for a connection or an answer:
+ * a stopping server must not wait for a CA that does not answer. */
+static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    const curl_baton_t *b = userdata;
+
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    return b->opts.cancel && *b->opts.cancel ? 1 : 0; /* non-zero aborts the transfer */
+}
+
 static apr_status_t curl_baton_cleanup(void *data)
 {
     curl_baton_t *b = data;
@@ -112,6 +126,10 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
     long code = 0;
     char errbuf[CURL_ERROR_SIZE] = "";
 
+    if (b->opts.cancel && *b->opts.cancel) {
+        apr_cpystrn(http->error, "cancelled: the server is stopping", sizeof(http->error));
+        return ACME_ECANCELLED;
+    }
     memset(&t, 0, sizeof(t));
     t.p = p;
     t.headers = apr_table_make(p, 16);
@@ -133,6 +151,11 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+    if (b->opts.cancel) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, b);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     if (b->opts.ca_file) {
         curl_easy_setopt(c, CURLOPT_CAINFO, b->opts.ca_file);
     }
@@ -164,6 +187,13 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
                  "%s %s: answer exceeds the size bounds (body %d bytes, header lines %d)",
                  req->method, req->url, ACME_HTTP_BODY_MAX, ACME_HTTP_HEADERS_MAX);
         rv = ACME_ETOOLARGE;
+        goto out;
+    }
+    if (cc == CURLE_ABORTED_BY_CALLBACK) {
+        apr_cpystrn(http->error, "cancelled: the server is stopping", sizeof(http->error));
+        acme_log(http->log, ACME_LOG_DEBUG, ACME_ECANCELLED, "%s %s: cancelled", req->method,
+                 req->url);
+        rv = ACME_ECANCELLED;
         goto out;
     }
     if (cc != CURLE_OK) {

@@ -492,6 +492,14 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
             return rv;
         }
     }
+    /* An order finalized by an earlier attempt may still be processing: wait for it as if we
+     * had just finalized it, rather than fail the attempt. */
+    if (order->status == ACME_STATE_PROCESSING && res->key) {
+        rv = await_order(is, &order, ACME_STATE_PROCESSING, "the certificate", p);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
     if (order->status != ACME_STATE_VALID || !res->key) {
         /* A valid order we did not finalize ourselves has a certificate for a key we lack. */
         return stop_with(is->log, is->pprob, ACME_EINVALID, p, "ACME00027",

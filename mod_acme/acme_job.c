@@ -61,6 +61,8 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     job->last_error = str_member(j, "last-error", 1024, p);
     job->last_error_time = time_member(j, "last-error-time");
     job->next_run = time_member(j, "next-run");
+    job->staged = time_member(j, "staged");
+    job->refusal_seen = time_member(j, "refusal-seen");
     fails = json_object_get(j, "failures");
     job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
                             json_integer_value(fails) < 100000
@@ -103,6 +105,12 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     if (job->last_error) {
         json_object_set_new(j, "last-error", json_string(job->last_error));
         json_object_set_new(j, "last-error-time", json_integer(apr_time_sec(job->last_error_time)));
+    }
+    if (job->staged) {
+        json_object_set_new(j, "staged", json_integer(apr_time_sec(job->staged)));
+    }
+    if (job->refusal_seen) {
+        json_object_set_new(j, "refusal-seen", json_integer(apr_time_sec(job->refusal_seen)));
     }
     for (i = 0; i < job->challenges->nelts; i++) {
         const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);
@@ -216,6 +224,7 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
 
 void acme_job_done(acme_job_t *job)
 {
+    job->staged = 0;
     job->failures = 0;
     job->next_run = 0;
     job->last_error = NULL;
@@ -223,4 +232,29 @@ void acme_job_done(acme_job_t *job)
     job->order_url = NULL;
     job->ca_url = NULL;
     apr_array_clear(job->challenges);
+}
+
+void acme_job_staged(acme_job_t *job, apr_time_t now)
+{
+    /* In whole seconds, as saved and as refusals are recorded. */
+    job->staged = apr_time_from_sec(apr_time_sec(now) > 0 ? apr_time_sec(now) : 1);
+    job->next_run = 0;
+    job->order_url = NULL;
+    job->ca_url = NULL;
+    apr_array_clear(job->challenges);
+}
+
+int acme_job_refused(acme_job_t *job, apr_time_t refusal_time, const char *why, apr_time_t now,
+                     apr_uint32_t rnd, apr_pool_t *p)
+{
+    if (!job->staged || refusal_time < job->staged || refusal_time <= job->refusal_seen) {
+        return 0;
+    }
+    job->refusal_seen = refusal_time;
+    job->staged = 0;
+    acme_job_failed(job, ACME_EBADSTORE,
+                    acme_problem_make(ACME_EBADSTORE, 0,
+                                      apr_pstrcat(p, "refused at activation: ", why, NULL), p),
+                    now, rnd, p);
+    return 1;
 }

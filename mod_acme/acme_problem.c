@@ -56,27 +56,15 @@ apr_status_t acme_problem_rv(const char *name, int http_status)
     return ACME_EPROTO;
 }
 
-/* Keeps detail printable and bounded: it goes into log lines. */
+/* Keeps the CA's text bounded, as the CA wrote it (the job file is JSON); each log seam
+ * escapes what it writes (include/acme_core.h). */
 static const char *clean_text(const char *s, apr_pool_t *p)
 {
-    apr_size_t i, n;
-    char *out;
-
     if (!s) {
         return "";
     }
-    n = strlen(s);
-    if (n > ACME_PROBLEM_DETAIL_MAX) {
-        n = ACME_PROBLEM_DETAIL_MAX;
-    }
-    out = apr_pstrmemdup(p, s, n);
-    for (i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)out[i];
-        if (c < 0x20 || c == 0x7f) {
-            out[i] = ' ';
-        }
-    }
-    return out;
+    return strlen(s) > ACME_PROBLEM_DETAIL_MAX ? apr_pstrmemdup(p, s, ACME_PROBLEM_DETAIL_MAX)
+                                               : apr_pstrdup(p, s);
 }
 
 static acme_problem_t *from_json(const json_t *json, int http_status, int depth, apr_pool_t *p)
@@ -200,8 +188,8 @@ const char *acme_problem_advice(apr_status_t rv)
         return "the CA rejected the request as malformed; this needs a configuration change "
                "or a fix in mod_acme";
     case ACME_EEAB:
-        return "the CA requires an external account binding: set "
-               "ACMEExternalAccountBinding";
+        return "the CA requires an external account binding, which this version of mod_acme "
+               "cannot send; use an ACMECertificateAuthority that does not require one";
     case ACME_EUSERACTION:
         return "the CA requires an action of the operator (often new terms of service); see "
                "the CA's instructions";

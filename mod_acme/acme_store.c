@@ -1,50 +1,33 @@
-/* acme_store.c - the file layer of the on-disk store: the store object and its paths, names and
- * CA ids, atomic writes, bounded reads, JSON files and removal. Certificate sets (stage, load,
- * promote) are built on it in acme_store_set.c. The layout and the guarantees are described in
+/* acme_store.c - the on-disk store: the store object and the check of its owner, names and CA
+ * ids, and the files of the API (write, read, JSON, remove) on store-relative paths. They are
+ * built on the folder-descriptor operations of acme_store_walk.c; certificate sets (stage, load,
+ * promote) on both in acme_store_set.c. The layout and the guarantees are described in
  * acme_store.h. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <apr_atomic.h>
 #include <apr_file_info.h>
 #include <apr_file_io.h>
-#include <apr_portable.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
 
 #include "acme_csr.h"
 #include "acme_store_int.h"
 
-/* Longest name we accept as one path component (NAME_MAX on the systems we run on). */
-#define NAME_LEN_MAX 255
 /* A ca-id longer than this is cut and ends in a hash, so that it still fits one component. */
 #define CA_ID_MAX 200
 
 static const char *const top_dirs[] = {"accounts", "domains", "archive", "staging", "jobs"};
-
-/* Makes a directory entry durable: rename and unlink only survive a crash once the folder that
- * holds the entry is synced. APR has no call for this. */
-apr_status_t acme_store_sync_dir(const char *dir)
-{
-    apr_status_t rv = APR_SUCCESS;
-    int fd;
-
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        rv = acme_store_os_error();
-        goto out;
-    }
-    if (fsync(fd) != 0) {
-        rv = acme_store_os_error();
-    }
-    close(fd);
-out:
-    return rv;
-}
+/* The folders only the store's owner (root, when the server starts as root) may change: root
+ * reads, writes and follows the domains/ links below them trusting that no one else can.
+ * fallback/ and refused/ are made later, by the first write into them. "" is the top. */
+static const char *const owner_dirs[] = {"", "domains", "archive", "fallback", "refused"};
+/* The folders of the server's User: they must be folders, not links, or every walk refuses. */
+static const char *const user_dirs[] = {"accounts", "staging", "jobs"};
 
 static const char *parent_of(const char *path, apr_pool_t *p)
 {
@@ -59,15 +42,16 @@ static const char *parent_of(const char *path, apr_pool_t *p)
     return apr_pstrmemdup(p, path, (apr_size_t)(slash - path));
 }
 
-/* Creates path and its missing parents with 0700. The mode is set again after mkdir because
- * mkdir's mode passes through the umask; folders that exist keep the mode they have. */
-apr_status_t acme_store_make_dirs(const char *path, apr_pool_t *p)
+/* Creates path and its missing parents with 0700: only for the store's top, the operator's path,
+ * where nothing belongs to the User. The mode is set again after mkdir because mkdir's mode
+ * passes through the umask; folders that exist keep the mode they have. */
+static apr_status_t make_dirs(const char *path, apr_pool_t *p)
 {
     apr_status_t rv;
 
     rv = apr_dir_make(path, PERMS_DIR, p);
     if (APR_STATUS_IS_ENOENT(rv) && strcmp(parent_of(path, p), path) != 0) {
-        rv = acme_store_make_dirs(parent_of(path, p), p);
+        rv = make_dirs(parent_of(path, p), p);
         if (rv != APR_SUCCESS) {
             goto out;
         }
@@ -82,224 +66,6 @@ apr_status_t acme_store_make_dirs(const char *path, apr_pool_t *p)
     }
     rv = apr_file_perms_set(path, PERMS_DIR);
 out:
-    return rv;
-}
-
-/* The names in dir, without "." and "..". Listed first so that callers may remove entries. */
-apr_status_t acme_store_list_dir(apr_array_header_t **pnames, const char *dir, apr_pool_t *p)
-{
-    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
-    apr_dir_t *d = NULL;
-    apr_finfo_t fi;
-    apr_status_t rv;
-
-    rv = apr_dir_open(&d, dir, p);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    for (;;) {
-        rv = apr_dir_read(&fi, APR_FINFO_NAME, d);
-        if (APR_STATUS_IS_ENOENT(rv)) {
-            rv = APR_SUCCESS;
-            break;
-        }
-        if (rv != APR_SUCCESS && rv != APR_INCOMPLETE) {
-            goto out;
-        }
-        if (strcmp(fi.name, ".") != 0 && strcmp(fi.name, "..") != 0) {
-            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, fi.name);
-        }
-    }
-    rv = APR_SUCCESS;
-    *pnames = names;
-out:
-    if (d) {
-        apr_dir_close(d);
-    }
-    return rv;
-}
-
-/* Removes path whatever it is; a folder with everything below it. Symlinks are removed, never
- * followed. Missing is success. */
-/* Removes name below the open folder dirfd without ever following a symlink: the store's
- * staging/ belongs to the server's User, and root must not be steered into another folder by a
- * link swapped in while it works. Names are collected before anything is removed. */
-static apr_status_t remove_at(int parent, const char *name, int depth, apr_pool_t *p)
-{
-    apr_array_header_t *names;
-    struct stat st;
-    struct dirent *e;
-    DIR *d;
-    int fd, i;
-    apr_status_t rv = APR_SUCCESS;
-
-    if (fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-        return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
-    }
-    if (!S_ISDIR(st.st_mode)) {
-        return unlinkat(parent, name, 0) == 0 || errno == ENOENT ? APR_SUCCESS
-                                                                 : APR_FROM_OS_ERROR(errno);
-    }
-    if (depth > 16) {
-        return ACME_EBADSTORE;
-    }
-    fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        return APR_FROM_OS_ERROR(errno);
-    }
-    d = fdopendir(fd);
-    if (!d) {
-        rv = APR_FROM_OS_ERROR(errno);
-        close(fd);
-        return rv;
-    }
-    names = apr_array_make(p, 8, sizeof(const char *));
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-            APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, e->d_name);
-        }
-    }
-    for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
-        rv = remove_at(dirfd(d), APR_ARRAY_IDX(names, i, const char *), depth + 1, p);
-    }
-    closedir(d);
-    if (rv == APR_SUCCESS && unlinkat(parent, name, AT_REMOVEDIR) != 0 && errno != ENOENT) {
-        rv = APR_FROM_OS_ERROR(errno);
-    }
-    return rv;
-}
-
-apr_status_t acme_store_remove_tree(const char *path, apr_pool_t *p)
-{
-    const char *slash = strrchr(path, '/');
-    const char *dir = slash ? (slash == path ? "/" : apr_pstrmemdup(p, path, slash - path)) : ".";
-    apr_pool_t *sub;
-    apr_status_t rv;
-    int fd;
-
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-        return errno == ENOENT ? APR_SUCCESS : APR_FROM_OS_ERROR(errno);
-    }
-    rv = apr_pool_create(&sub, p);
-    if (rv == APR_SUCCESS) {
-        rv = remove_at(fd, slash ? slash + 1 : path, 0, sub);
-        apr_pool_destroy(sub);
-    }
-    close(fd);
-    return rv;
-}
-
-apr_status_t acme_store_write_atomic(acme_store_t *store, const char *path, const void *data,
-                                     apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
-{
-    const char *dir = parent_of(path, p);
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    const char *tmp = NULL;
-    apr_file_t *f = NULL;
-    apr_status_t rv;
-
-    acme_store_step(store, "open");
-    tmp = apr_psprintf(p, "%s/.%s.tmp.%ld.%u", dir, base, (long)getpid(),
-                       apr_atomic_inc32(&store->counter));
-    rv = apr_file_open(
-        &f, tmp, APR_FOPEN_WRITE | APR_FOPEN_CREATE | APR_FOPEN_EXCL | APR_FOPEN_BINARY, perms, p);
-    if (rv != APR_SUCCESS) {
-        /* EXCL failed or nothing was created: the file is not ours to remove. */
-        tmp = NULL;
-        goto out;
-    }
-    /* open() applied the umask; the caller's mode is the one we want. */
-    rv = apr_file_perms_set(tmp, perms);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    acme_store_step(store, "write");
-    rv = apr_file_write_full(f, data, len, NULL);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    acme_store_step(store, "fsync");
-    rv = apr_file_sync(f);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    rv = apr_file_close(f);
-    f = NULL;
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    acme_store_step(store, "rename");
-    rv = apr_file_rename(tmp, path, p);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
-    tmp = NULL;
-    acme_store_step(store, "dirsync");
-    rv = acme_store_sync_dir(dir);
-out:
-    if (f) {
-        apr_file_close(f);
-    }
-    if (tmp) {
-        apr_file_remove(tmp, p);
-    }
-    return rv;
-}
-
-/* Reads at most max bytes of path, NUL-terminated. */
-apr_status_t acme_store_read_bounded(char **pdata, apr_size_t *plen, const char *path,
-                                     apr_size_t max, apr_pool_t *p)
-{
-    apr_file_t *f = NULL;
-    apr_size_t len = 0;
-    struct stat st;
-    char *buf;
-    apr_status_t rv;
-    int fd;
-
-    /* The parent (root) reads files the server's User wrote: never through a symlink, never
-     * blocking on a FIFO, only a plain file with one name (a hard link to someone else's key is
-     * refused). */
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        rv = errno == ELOOP ? ACME_EBADSTORE : APR_FROM_OS_ERROR(errno);
-        goto out;
-    }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        close(fd);
-        rv = ACME_EBADSTORE;
-        goto out;
-    }
-    rv = apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_BINARY, p);
-    if (rv != APR_SUCCESS) {
-        close(fd);
-        f = NULL;
-        goto out;
-    }
-    if (st.st_size < 0 || (apr_uint64_t)st.st_size > max) {
-        rv = ACME_ETOOLARGE;
-        goto out;
-    }
-    /* One byte more than stat promised: more data shows a file written in place while we read,
-     * which no store writer does, and the bound must hold whatever it grows to. */
-    buf = apr_palloc(p, (apr_size_t)st.st_size + 2);
-    rv = apr_file_read_full(f, buf, (apr_size_t)st.st_size + 1, &len);
-    if (rv == APR_SUCCESS) {
-        rv = ACME_EBADSTORE;
-        goto out;
-    }
-    if (rv != APR_EOF) {
-        goto out;
-    }
-    rv = APR_SUCCESS;
-    buf[len] = '\0';
-    *pdata = buf;
-    *plen = len;
-out:
-    if (f) {
-        apr_file_close(f);
-    }
     return rv;
 }
 
@@ -321,27 +87,121 @@ int acme_store_name_ok(const char *name)
     return strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == len;
 }
 
-/* A relative path inside the store: no leading '/', no empty, "." or ".." component. */
-static int relpath_ok(const char *relpath)
+/* path as one shell word, for the commands the refusal suggests. */
+static const char *shell_word(const char *path, apr_pool_t *p)
 {
-    const char *s = relpath, *end;
-    apr_size_t n;
+    const char *safe = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/._-+:@";
+    apr_array_header_t *parts;
+    const char *s;
 
-    if (!s || *s == '\0' || *s == '/') {
-        return 0;
+    if (*path && strspn(path, safe) == strlen(path)) {
+        return path;
     }
-    for (;;) {
-        end = strchr(s, '/');
-        n = end ? (apr_size_t)(end - s) : strlen(s);
-        if (n == 0 || n > NAME_LEN_MAX || (n == 1 && s[0] == '.') ||
-            (n == 2 && s[0] == '.' && s[1] == '.')) {
-            return 0;
-        }
-        if (!end) {
-            return 1;
-        }
-        s = end + 1;
+    parts = apr_array_make(p, 4, sizeof(const char *));
+    for (s = path; *s; s++) {
+        APR_ARRAY_PUSH(parts, const char *) = *s == '\'' ? "'\\''" : apr_pstrmemdup(p, s, 1);
     }
+    return apr_pstrcat(p, "'", apr_array_pstrcat(p, parts, '\0'), "'", NULL);
+}
+
+/* The strings of arr with sep between them. */
+static const char *join(const apr_array_header_t *arr, const char *sep, apr_pool_t *p)
+{
+    const char *out = "";
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        out = apr_pstrcat(p, out, i ? sep : "", APR_ARRAY_IDX(arr, i, const char *), NULL);
+    }
+    return out;
+}
+
+/* "www-data (uid 33)", or "uid 33" for a uid without a name. */
+static const char *uid_text(uid_t uid, apr_pool_t *p)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found) {
+        return apr_psprintf(p, "%s (uid %ld)", found->pw_name, (long)uid);
+    }
+    return apr_psprintf(p, "uid %ld", (long)uid);
+}
+
+apr_status_t acme_store_check_owner(const char *dir, const char **pwhy, apr_pool_t *p)
+{
+    apr_array_header_t *problems = apr_array_make(p, 4, sizeof(const char *));
+    apr_array_header_t *fixes = apr_array_make(p, 4, sizeof(const char *));
+    const uid_t me = geteuid();
+    const char *owner = me == 0 ? "root:root" : apr_psprintf(p, "%ld", (long)me);
+    struct stat st;
+    size_t i, n_owner = sizeof(owner_dirs) / sizeof(owner_dirs[0]);
+    int fd;
+    apr_status_t rv = APR_SUCCESS;
+
+    fd = acme_store_open_top(dir);
+    if (fd < 0) {
+        /* Nothing yet: what acme_store_open makes is the opener's. */
+        rv = errno == ENOENT ? APR_SUCCESS : acme_store_os_error();
+        goto out;
+    }
+    for (i = 0; i < n_owner + sizeof(user_dirs) / sizeof(user_dirs[0]); i++) {
+        const char *name = i < n_owner ? owner_dirs[i] : user_dirs[i - n_owner];
+        const char *path = *name ? apr_pstrcat(p, dir, "/", name, NULL) : dir;
+        const char *word = shell_word(path, p);
+        int bad_owner, bad_mode;
+
+        /* The top is the operator's path, links included; below it nothing is followed. */
+        if (*name ? fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 : fstat(fd, &st) != 0) {
+            if (errno == ENOENT) {
+                continue; /* made by the opener when needed */
+            }
+            rv = acme_store_os_error();
+            goto out;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            APR_ARRAY_PUSH(problems, const char *) = apr_psprintf(
+                p, "%s is %s", path, S_ISLNK(st.st_mode) ? "a symbolic link" : "not a folder");
+            APR_ARRAY_PUSH(fixes, const char *) = apr_psprintf(
+                p, "mv %s %s", word, shell_word(apr_pstrcat(p, path, ".moved", NULL), p));
+            continue;
+        }
+        if (i >= n_owner) {
+            continue; /* the User's own: any owner, the parent hands it over */
+        }
+        bad_owner = st.st_uid != me;
+        bad_mode = (st.st_mode & (S_IWGRP | S_IWOTH)) != 0;
+        if (bad_owner) {
+            APR_ARRAY_PUSH(problems, const char *) =
+                apr_psprintf(p, "%s belongs to %s", path, uid_text(st.st_uid, p));
+            /* The top keeps the User's folders inside it as they are (the parent hands over
+             * accounts/, staging/ and jobs/ again at each start); the others go whole. */
+            APR_ARRAY_PUSH(fixes, const char *) =
+                apr_psprintf(p, "chown %s%s %s", *name ? "-R " : "", owner, word);
+        }
+        if (bad_mode) {
+            APR_ARRAY_PUSH(problems, const char *) =
+                apr_psprintf(p, "%s can be written by group or others (mode %04o)", path,
+                             (unsigned)(st.st_mode & 07777));
+            APR_ARRAY_PUSH(fixes, const char *) = apr_psprintf(p, "chmod go-w %s", word);
+        }
+    }
+    if (problems->nelts) {
+        if (pwhy) {
+            *pwhy = apr_psprintf(
+                p,
+                "%s; the store's top, domains/, archive/, fallback/ and refused/ must be folders "
+                "of %s "
+                "that group and others cannot write, or whoever can change them steers the "
+                "server to other files and keys; to fix: %s",
+                join(problems, "; ", p), me == 0 ? "root" : uid_text(me, p),
+                join(fixes, " && ", p));
+        }
+        rv = ACME_EBADSTORE;
+    }
+out:
+    acme_store_close(&fd);
+    return rv;
 }
 
 apr_status_t acme_store_open(acme_store_t **pstore, const char *dir, apr_pool_t *p)
@@ -349,6 +209,7 @@ apr_status_t acme_store_open(acme_store_t **pstore, const char *dir, apr_pool_t 
     acme_store_t *store;
     char *abs = NULL;
     apr_size_t len, i;
+    int fd = -1, sub = -1;
     apr_status_t rv;
 
     if (!dir || !*dir) {
@@ -364,20 +225,29 @@ apr_status_t acme_store_open(acme_store_t **pstore, const char *dir, apr_pool_t 
     while (len > 1 && abs[len - 1] == '/') {
         abs[--len] = '\0';
     }
-    rv = acme_store_make_dirs(abs, p);
+    rv = make_dirs(abs, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    for (i = 0; i < sizeof(top_dirs) / sizeof(top_dirs[0]); i++) {
-        rv = acme_store_make_dirs(apr_pstrcat(p, abs, "/", top_dirs[i], NULL), p);
-        if (rv != APR_SUCCESS) {
-            goto out;
-        }
+    /* Before anything is made inside: nothing is created or followed where another user could
+     * have put a link. */
+    rv = acme_store_check_owner(abs, NULL, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
     }
     store = apr_pcalloc(p, sizeof(*store));
     store->dir = abs;
+    rv = acme_store_dir_open(&fd, store, NULL, 0, NULL, p);
+    for (i = 0; rv == APR_SUCCESS && i < sizeof(top_dirs) / sizeof(top_dirs[0]); i++) {
+        rv = acme_store_subdir_open(&sub, fd, NULL, top_dirs[i], 1, NULL, p);
+        acme_store_close(&sub);
+    }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
     *pstore = store;
 out:
+    acme_store_close(&fd);
     return rv;
 }
 
@@ -400,37 +270,56 @@ const char *acme_store_path(const acme_store_t *store, const char *relpath, apr_
     return apr_pstrcat(p, store->dir, "/", relpath, NULL);
 }
 
+/* Splits a relpath checked by relpath_ok into its folder (NULL for the top) and its name. */
+static void split_relpath(const char **pdir, const char **pname, const char *relpath, apr_pool_t *p)
+{
+    const char *slash = strrchr(relpath, '/');
+
+    *pdir = slash ? apr_pstrmemdup(p, relpath, (apr_size_t)(slash - relpath)) : NULL;
+    *pname = slash ? slash + 1 : relpath;
+}
+
 apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
                               apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
 {
-    const char *path;
+    const char *dir, *name;
+    int fd = -1;
     apr_status_t rv;
 
-    if (!relpath_ok(relpath) || (!data && len)) {
+    if (!acme_store_relpath_ok(relpath) || (!data && len)) {
         rv = APR_EINVAL;
         goto out;
     }
-    path = acme_store_path(store, relpath, p);
-    rv = acme_store_make_dirs(parent_of(path, p), p);
+    split_relpath(&dir, &name, relpath, p);
+    rv = acme_store_dir_open(&fd, store, dir, 1, NULL, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_write_atomic(store, path, data ? data : "", len, perms, p);
+    rv = acme_store_write_at(store, fd, name, data ? data : "", len, perms, p);
 out:
+    acme_store_close(&fd);
     return rv;
 }
 
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
                              const char *relpath, apr_size_t max, apr_pool_t *p)
 {
+    const char *dir, *name;
+    int fd = -1;
     apr_status_t rv;
 
-    if (!relpath_ok(relpath)) {
+    if (!acme_store_relpath_ok(relpath)) {
         rv = APR_EINVAL;
         goto out;
     }
-    rv = acme_store_read_bounded(pdata, plen, acme_store_path(store, relpath, p), max, p);
+    split_relpath(&dir, &name, relpath, p);
+    rv = acme_store_dir_open(&fd, store, dir, 0, NULL, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_store_read_at(pdata, plen, fd, name, max, p);
 out:
+    acme_store_close(&fd);
     return rv;
 }
 
@@ -493,23 +382,63 @@ out:
 
 apr_status_t acme_store_remove(acme_store_t *store, const char *relpath, apr_pool_t *p)
 {
-    const char *path;
+    const char *dir, *name;
+    int fd = -1;
     apr_status_t rv;
 
-    if (!relpath_ok(relpath)) {
+    if (!acme_store_relpath_ok(relpath)) {
         rv = APR_EINVAL;
         goto out;
     }
-    path = acme_store_path(store, relpath, p);
-    rv = acme_store_remove_tree(path, p);
+    split_relpath(&dir, &name, relpath, p);
+    rv = acme_store_dir_open(&fd, store, dir, 0, NULL, p);
+    if (APR_STATUS_IS_ENOENT(rv)) {
+        rv = APR_SUCCESS; /* no folder, no file */
+        goto out;
+    }
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_sync_dir(parent_of(path, p));
-    if (APR_STATUS_IS_ENOENT(rv)) {
-        rv = APR_SUCCESS;
+    rv = acme_store_remove_at(fd, name, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_store_sync_fd(fd);
+out:
+    acme_store_close(&fd);
+    return rv;
+}
+
+apr_status_t acme_store_rename(acme_store_t *store, const char *from, const char *to, apr_pool_t *p)
+{
+    const char *from_dir, *from_name, *to_dir, *to_name;
+    int from_fd = -1, to_fd = -1;
+    apr_status_t rv;
+
+    if (!acme_store_relpath_ok(from) || !acme_store_relpath_ok(to)) {
+        rv = APR_EINVAL;
+        goto out;
+    }
+    split_relpath(&from_dir, &from_name, from, p);
+    split_relpath(&to_dir, &to_name, to, p);
+    rv = acme_store_dir_open(&from_fd, store, from_dir, 0, NULL, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_dir_open(&to_fd, store, to_dir, 0, NULL, p);
+    }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    if (renameat(from_fd, from_name, to_fd, to_name) != 0) {
+        rv = acme_store_os_error();
+        goto out;
+    }
+    rv = acme_store_sync_fd(to_fd);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_sync_fd(from_fd);
     }
 out:
+    acme_store_close(&from_fd);
+    acme_store_close(&to_fd);
     return rv;
 }
 

@@ -1,9 +1,13 @@
 /* acme_store_set.c - certificate sets in the store: staging a new set, loading the active or the
  * staged one, and promoting a staged set by building a new archive generation and swapping the
  * domains/<name> symlink with one rename. Built on the file layer of acme_store.c through
- * acme_store_int.h; the layout and the guarantees are described in acme_store.h. */
+ * acme_store_int.h; the layout and the guarantees are described in acme_store.h. Every folder is
+ * reached from the store's top without following a link (acme_store_dir_open): staging/ is the
+ * User's, and the parent (root) copies what it finds there into archive/. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_file_info.h>
@@ -49,19 +53,19 @@ static int is_leftover(const char *s, const char *prefix)
     return strspn(s + n, "0123456789-") == strlen(s + n);
 }
 
-/* Removes what a crashed run left in dir: entries named prefix + digits. */
-static apr_status_t clean_leftovers(const char *dir, const char *prefix, apr_pool_t *p)
+/* Removes what a crashed run left in the open folder dirfd: entries named prefix + digits. */
+static apr_status_t clean_leftovers(int dirfd, const char *prefix, apr_pool_t *p)
 {
     apr_array_header_t *names;
     const char *name;
     int i;
     apr_status_t rv;
 
-    rv = acme_store_list_dir(&names, dir, p);
+    rv = acme_store_list_at(&names, dirfd, p);
     for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
         name = APR_ARRAY_IDX(names, i, const char *);
         if (is_leftover(name, prefix)) {
-            rv = acme_store_remove_tree(apr_pstrcat(p, dir, "/", name, NULL), p);
+            rv = acme_store_remove_at(dirfd, name, p);
         }
     }
     return rv;
@@ -96,9 +100,9 @@ out:
     return rv;
 }
 
-/* Reads the files of a set in dir; a missing or oversized file makes the set bad, not absent,
- * except meta.json, which is optional. */
-static apr_status_t read_set_files(set_files_t *files, const char *dir, const char *what,
+/* Reads the files of a set in the open folder dirfd; a missing or oversized file makes the set
+ * bad, not absent, except meta.json, which is optional. */
+static apr_status_t read_set_files(set_files_t *files, int dirfd, const char *what,
                                    const char **pwhy, apr_pool_t *p)
 {
     char *data;
@@ -107,8 +111,7 @@ static apr_status_t read_set_files(set_files_t *files, const char *dir, const ch
     apr_status_t rv = APR_SUCCESS;
 
     for (i = 0; i < F_COUNT; i++) {
-        rv = acme_store_read_bounded(&data, &len, apr_pstrcat(p, dir, "/", set_file[i].name, NULL),
-                                     set_file[i].max, p);
+        rv = acme_store_read_at(&data, &len, dirfd, set_file[i].name, set_file[i].max, p);
         if (i == F_META && APR_STATUS_IS_ENOENT(rv)) {
             data = "{}";
             len = 2;
@@ -134,14 +137,18 @@ out:
 static apr_status_t active_generation(int *pgen, const acme_store_t *store, const char *name,
                                       const char **pwhy, apr_pool_t *p)
 {
-    const char *link = apr_pstrcat(p, store->dir, "/domains/", name, NULL);
     const char *prefix = apr_pstrcat(p, "../archive/", name, "/", NULL);
     char target[1024];
     apr_size_t plen = strlen(prefix);
     ssize_t n;
-    apr_status_t rv = APR_SUCCESS;
+    int dirfd = -1;
+    apr_status_t rv;
 
-    n = readlink(link, target, sizeof(target) - 1);
+    rv = acme_store_dir_open(&dirfd, store, "domains", 0, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    n = readlinkat(dirfd, name, target, sizeof(target) - 1);
     if (n < 0) {
         rv = acme_store_os_error();
         if (rv == APR_EINVAL) {
@@ -160,6 +167,7 @@ static apr_status_t active_generation(int *pgen, const acme_store_t *store, cons
     }
     *pgen = atoi(target + plen);
 out:
+    acme_store_close(&dirfd);
     return rv;
 }
 
@@ -169,9 +177,8 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
 {
     acme_certset_t *set;
     set_files_t files;
-    const char *dir, *src, *what;
-    apr_finfo_t fi;
-    int gen = 0;
+    const char *dir, *what;
+    int gen = 0, dirfd = -1;
     apr_status_t rv;
 
     if (!acme_store_name_ok(name)) {
@@ -179,10 +186,11 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
         goto out;
     }
     if (staged) {
+        /* staging/<name> is the User's: a link there must not make root read (and then copy
+         * into archive/) the files of another folder. */
         what = apr_pstrcat(p, "staging/", name, NULL);
         dir = apr_pstrcat(p, store->dir, "/", what, NULL);
-        src = dir;
-        rv = apr_stat(&fi, dir, APR_FINFO_TYPE, p);
+        rv = acme_store_dir_open(&dirfd, store, what, 0, pwhy, p);
         if (rv != APR_SUCCESS) {
             goto out;
         }
@@ -195,11 +203,19 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
         /* The files are read from the generation the link named, so that a concurrent swap
          * cannot hand us the key of one set and the chain of another; the paths for mod_ssl go
          * through the link, so that a reload after the next swap reads the new set. */
-        src = apr_pstrcat(p, store->dir, "/", what, NULL);
         dir = apr_pstrcat(p, store->dir, "/domains/", name, NULL);
+        rv = acme_store_dir_open(&dirfd, store, what, 0, pwhy, p);
+        if (APR_STATUS_IS_ENOENT(rv)) {
+            set_why(pwhy,
+                    apr_psprintf(p, "domains/%s points to %s, which does not exist", name, what));
+            rv = ACME_EBADSTORE;
+        }
+        if (rv != APR_SUCCESS) {
+            goto out;
+        }
     }
     set = apr_pcalloc(p, sizeof(*set));
-    rv = read_set_files(&files, src, what, pwhy, p);
+    rv = read_set_files(&files, dirfd, what, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -230,6 +246,7 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
         *pfiles = files;
     }
 out:
+    acme_store_close(&dirfd);
     return rv;
 }
 
@@ -239,51 +256,49 @@ apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const c
     return load_set(pset, NULL, store, name, staged, pwhy, p);
 }
 
-/* Builds a set in dir/tmp (files written atomically, folder synced) and renames it to
- * dir/final, replacing an earlier one: a crash leaves no folder final or a complete one. The
- * step hook sees <what>-write and <what>-rename. */
-static apr_status_t place_set(acme_store_t *store, const char *dir, const char *tmp,
-                              const char *final, const set_files_t *files, const char *what,
-                              apr_pool_t *p)
+/* Builds a set in tmp below the open folder dirfd (files written atomically, folder synced) and
+ * renames it to final, replacing an earlier one: a crash leaves no folder final or a complete
+ * one. The step hook sees <what>-write and <what>-rename. */
+static apr_status_t place_set(acme_store_t *store, int dirfd, const char *tmp, const char *final,
+                              const set_files_t *files, const char *what, apr_pool_t *p)
 {
-    const char *tmp_path = apr_pstrcat(p, dir, "/", tmp, NULL);
-    const char *final_path = apr_pstrcat(p, dir, "/", final, NULL);
-    int i;
+    int i, fd = -1;
     apr_status_t rv;
 
     acme_store_step(store, apr_pstrcat(p, what, "-write", NULL));
-    rv = acme_store_remove_tree(tmp_path, p);
+    rv = acme_store_remove_at(dirfd, tmp, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_make_dirs(tmp_path, p);
+    rv = acme_store_subdir_open(&fd, dirfd, NULL, tmp, 1, NULL, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
     for (i = 0; i < F_COUNT; i++) {
-        rv = acme_store_write_atomic(store, apr_pstrcat(p, tmp_path, "/", set_file[i].name, NULL),
-                                     files->data[i], files->len[i], set_file[i].perms, p);
+        rv = acme_store_write_at(store, fd, set_file[i].name, files->data[i], files->len[i],
+                                 set_file[i].perms, p);
         if (rv != APR_SUCCESS) {
             goto out;
         }
     }
-    rv = acme_store_sync_dir(tmp_path);
+    rv = acme_store_sync_fd(fd);
     if (rv != APR_SUCCESS) {
         goto out;
     }
     acme_store_step(store, apr_pstrcat(p, what, "-rename", NULL));
-    rv = acme_store_remove_tree(final_path, p);
+    rv = acme_store_remove_at(dirfd, final, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = apr_file_rename(tmp_path, final_path, p);
-    if (rv != APR_SUCCESS) {
+    if (renameat(dirfd, tmp, dirfd, final) != 0) {
+        rv = acme_store_os_error();
         goto out;
     }
-    rv = acme_store_sync_dir(dir);
+    rv = acme_store_sync_fd(dirfd);
 out:
+    acme_store_close(&fd);
     if (rv != APR_SUCCESS) {
-        acme_store_remove_tree(tmp_path, p);
+        acme_store_remove_at(dirfd, tmp, p);
     }
     return rv;
 }
@@ -294,9 +309,9 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
 {
     apr_array_header_t *chain;
     set_files_t files;
-    const char *staging = apr_pstrcat(p, store->dir, "/staging", NULL);
     const char *prefix;
     char *meta_text = NULL;
+    int staging = -1;
     apr_status_t rv;
 
     if (!acme_store_name_ok(name) || !key || !chain_pem || (meta && !json_is_object(meta))) {
@@ -323,6 +338,10 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
     /* Built beside its place and moved in whole, so that a crash never leaves a staged set with
      * the key of one issuance and the chain of another. */
     prefix = apr_pstrcat(p, ".", name, ".tmp-", NULL);
+    rv = acme_store_dir_open(&staging, store, "staging", 1, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
     rv = clean_leftovers(staging, prefix, p);
     if (rv != APR_SUCCESS) {
         goto out;
@@ -330,19 +349,21 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
     rv = place_set(store, staging, apr_psprintf(p, "%s%ld", prefix, (long)getpid()), name, &files,
                    "stage", p);
 out:
+    acme_store_close(&staging);
     free(meta_text);
     return rv;
 }
 
-/* The highest <n> among the entries of dir (files too: a number taken is a number taken). */
-static apr_status_t max_generation(int *pmax, const char *dir, apr_pool_t *p)
+/* The highest <n> among the entries of the open folder dirfd (files too: a number taken is a
+ * number taken). */
+static apr_status_t max_generation(int *pmax, int dirfd, apr_pool_t *p)
 {
     apr_array_header_t *names;
     const char *name;
     int i, max = 0;
     apr_status_t rv;
 
-    rv = acme_store_list_dir(&names, dir, p);
+    rv = acme_store_list_at(&names, dirfd, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -357,35 +378,91 @@ out:
     return rv;
 }
 
-apr_status_t acme_store_promote(acme_store_t *store, const char *name,
-                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
-                                apr_pool_t *p)
+/* Loads the staged set of name and checks it as activation would: the one place for what
+ * promotion, the restart thread and the driver ask of a staged set. APR_EAGAIN: not yet valid,
+ * *pwhen says from when. */
+static apr_status_t load_staged_checked(acme_certset_t **pset, set_files_t *pfiles,
+                                        acme_store_t *store, const char *name,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
 {
-    acme_certset_t *set;
-    set_files_t files;
-    const char *domains = apr_pstrcat(p, store->dir, "/domains", NULL);
-    const char *archive, *link_prefix, *tmp_link = NULL, *why = NULL;
-    int gen;
+    const char *why = NULL;
     apr_status_t rv;
 
     if (!acme_store_name_ok(name)) {
         rv = APR_EINVAL;
         goto out;
     }
-    rv = load_set(&set, &files, store, name, 1, pwhy, p);
+    rv = load_set(pset, pfiles, store, name, 1, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_cert_chain_check(set->chain, set->key, names, now, &why, p);
-    if (rv != APR_SUCCESS) {
+    rv = acme_cert_activation_check((*pset)->chain, (*pset)->key, names, now, pwhen, &why, p);
+    if (rv == APR_EAGAIN) {
+        set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why));
+    } else if (rv != APR_SUCCESS) {
         set_why(pwhy, apr_psprintf(p, "staging/%s: %s", name, why ? why : "the chain is refused"));
         rv = ACME_EBADSTORE;
+    }
+out:
+    return rv;
+}
+
+apr_status_t acme_store_check_staged_at(acme_store_t *store, const char *name,
+                                        const apr_array_header_t *names, apr_time_t now,
+                                        apr_time_t *pwhen, const char **pwhy, apr_pool_t *p)
+{
+    acme_certset_t *set;
+
+    return load_staged_checked(&set, NULL, store, name, names, now, pwhen, pwhy, p);
+}
+
+apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
+                                     const apr_array_header_t *names, apr_time_t now,
+                                     const char **pwhy, apr_pool_t *p)
+{
+    return acme_store_check_staged_at(store, name, names, now, NULL, pwhy, p);
+}
+
+/* Takes the staged set of name out of staging/ once it is active: first renamed to a leftover
+ * name, one step whatever the User put inside, then removed. Neither can make the promotion fail:
+ * what stays is removed with the leftovers of the next staging, and a staged set that could not
+ * even be renamed is only activated once more at the next start. */
+static void unstage(acme_store_t *store, const char *name, apr_pool_t *p)
+{
+    const char *aside = apr_psprintf(p, ".%s.tmp-0-%ld", name, (long)getpid());
+    int staging = -1;
+
+    if (acme_store_dir_open(&staging, store, "staging", 0, NULL, p) != APR_SUCCESS) {
+        return;
+    }
+    acme_store_remove_at(staging, aside, p);
+    if (renameat(staging, name, staging, aside) == 0) {
+        acme_store_remove_at(staging, aside, p);
+    } else {
+        acme_store_remove_at(staging, name, p);
+    }
+    acme_store_sync_fd(staging);
+    acme_store_close(&staging);
+}
+
+apr_status_t acme_store_promote(acme_store_t *store, const char *name,
+                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                apr_pool_t *p)
+{
+    acme_certset_t *set;
+    set_files_t files;
+    const char *link_prefix, *tmp_link = NULL;
+    int gen, archive = -1, domains = -1;
+    apr_status_t rv;
+
+    rv = load_staged_checked(&set, &files, store, name, names, now, NULL, pwhy, p);
+    if (rv != APR_SUCCESS) {
         goto out;
     }
 
     /* 1. The new generation, complete and synced, appears under its number in one rename. */
-    archive = apr_pstrcat(p, store->dir, "/archive/", name, NULL);
-    rv = acme_store_make_dirs(archive, p);
+    rv = acme_store_dir_open(&archive, store, apr_pstrcat(p, "archive/", name, NULL), 1, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -405,39 +482,191 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     }
 
     /* 2. The swap: a new symlink renamed over domains/<name>, atomic for every reader. */
+    rv = acme_store_dir_open(&domains, store, "domains", 1, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
     link_prefix = apr_pstrcat(p, ".", name, ".lnk-", NULL);
     rv = clean_leftovers(domains, link_prefix, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
     acme_store_step(store, "link");
-    tmp_link = apr_psprintf(p, "%s/%s%ld", domains, link_prefix, (long)getpid());
-    if (symlink(apr_psprintf(p, "../archive/%s/%d", name, gen), tmp_link) != 0) {
+    tmp_link = apr_psprintf(p, "%s%ld", link_prefix, (long)getpid());
+    if (symlinkat(apr_psprintf(p, "../archive/%s/%d", name, gen), domains, tmp_link) != 0) {
         rv = acme_store_os_error();
         tmp_link = NULL;
         goto out;
     }
     acme_store_step(store, "link-rename");
-    rv = apr_file_rename(tmp_link, apr_pstrcat(p, domains, "/", name, NULL), p);
-    if (rv != APR_SUCCESS) {
+    if (renameat(domains, tmp_link, domains, name) != 0) {
+        rv = acme_store_os_error();
         goto out;
     }
     tmp_link = NULL;
-    rv = acme_store_sync_dir(domains);
+    rv = acme_store_sync_fd(domains);
     if (rv != APR_SUCCESS) {
         goto out;
     }
 
     /* 3. The staged set is active now; a crash before this point leaves it for a retry. */
     acme_store_step(store, "unstage");
-    rv = acme_store_remove_tree(apr_pstrcat(p, store->dir, "/staging/", name, NULL), p);
+    unstage(store, name, p);
+out:
+    if (tmp_link) {
+        unlinkat(domains, tmp_link, 0);
+    }
+    acme_store_close(&archive);
+    acme_store_close(&domains);
+    return rv;
+}
+
+/* The number in a leftover-style name ("<secs>" or "<secs>-<k>"), for ordering. */
+static apr_int64_t rejected_order(const char *tail)
+{
+    char *end = NULL;
+    apr_int64_t secs = apr_strtoi64(tail, &end, 10), k = 0;
+
+    if (end && *end == '-') {
+        k = apr_strtoi64(end + 1, NULL, 10);
+    }
+    return secs * 1000 + (k < 1000 ? k : 999);
+}
+
+static int rejected_newest_first(const void *a, const void *b)
+{
+    apr_int64_t x = ((const apr_int64_t *)a)[0], y = ((const apr_int64_t *)b)[0];
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Keeps the ACME_STORE_REJECTED_KEEP newest .rejected.<name>.* folders in the open staging/. */
+static apr_status_t prune_rejected(int staging, const char *prefix, apr_pool_t *p)
+{
+    apr_array_header_t *names;
+    apr_int64_t *found; /* pairs: order, index into names */
+    int i, n = 0;
+    apr_status_t rv;
+
+    rv = acme_store_list_at(&names, staging, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    found = apr_pcalloc(p, sizeof(apr_int64_t) * 2 * (apr_size_t)(names->nelts + 1));
+    for (i = 0; i < names->nelts; i++) {
+        const char *e = APR_ARRAY_IDX(names, i, const char *);
+        if (is_leftover(e, prefix)) {
+            found[2 * n] = rejected_order(e + strlen(prefix));
+            found[2 * n + 1] = i;
+            n++;
+        }
+    }
+    qsort(found, (size_t)n, 2 * sizeof(apr_int64_t), rejected_newest_first);
+    for (i = ACME_STORE_REJECTED_KEEP; i < n && rv == APR_SUCCESS; i++) {
+        rv = acme_store_remove_at(staging,
+                                  APR_ARRAY_IDX(names, (int)found[2 * i + 1], const char *), p);
+    }
+    return rv;
+}
+
+static const char *refusal_path(const char *name, apr_pool_t *p)
+{
+    return apr_pstrcat(p, "refused/", name, ".json", NULL);
+}
+
+apr_status_t acme_store_reject(acme_store_t *store, const char *name, const char *why,
+                               apr_time_t now, const char **paside, apr_pool_t *p)
+{
+    const char *prefix = apr_pstrcat(p, ".rejected.", name, ".", NULL);
+    const char *aside = NULL;
+    int staging = -1, refused = -1, k;
+    json_t *j;
+    char *text = NULL;
+    apr_status_t rv;
+
+    if (!acme_store_name_ok(name)) {
+        rv = APR_EINVAL;
+        goto out;
+    }
+    rv = acme_store_dir_open(&staging, store, "staging", 0, NULL, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_sync_dir(apr_pstrcat(p, store->dir, "/staging", NULL));
-out:
-    if (tmp_link) {
-        apr_file_remove(tmp_link, p);
+    /* The entry itself moves (a link planted there is moved, never followed); a name taken
+     * already (two refusals in one second) gets a counter. */
+    for (k = 0, rv = APR_EEXIST; k < 100 && rv != APR_SUCCESS; k++) {
+        aside = k ? apr_psprintf(p, "%s%" APR_TIME_T_FMT "-%d", prefix, apr_time_sec(now), k)
+                  : apr_psprintf(p, "%s%" APR_TIME_T_FMT, prefix, apr_time_sec(now));
+        rv = renameat(staging, name, staging, aside) == 0 ? APR_SUCCESS : acme_store_os_error();
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EEXIST(rv) && !APR_STATUS_IS_ENOTEMPTY(rv)) {
+            goto out;
+        }
     }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_store_sync_fd(staging);
+    if (rv == APR_SUCCESS) {
+        rv = prune_rejected(staging, prefix, p);
+    }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    /* The record lives in a folder of the parent's (0755, the file 0644): the User reads it
+     * (the store's walk opens each folder for reading), but can neither change it nor make
+     * root write through a link of its own. */
+    rv = acme_store_dir_open(&refused, store, "refused", 1, NULL, p);
+    if (rv == APR_SUCCESS && fchmod(refused, 0755) != 0) {
+        rv = acme_store_os_error();
+    }
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    j = acme_json_pool(p,
+                       json_pack("{s:I, s:s, s:s}", "time", (json_int_t)apr_time_sec(now), "why",
+                                 why ? why : "", "kept", apr_pstrcat(p, "staging/", aside, NULL)));
+    text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    rv = text ? acme_store_write_at(store, refused, apr_pstrcat(p, name, ".json", NULL), text,
+                                    strlen(text), PERMS_PUBLIC, p)
+              : APR_ENOMEM;
+out:
+    if (paside && aside) {
+        *paside = apr_pstrcat(p, "staging/", aside, NULL);
+    }
+    free(text);
+    acme_store_close(&staging);
+    acme_store_close(&refused);
     return rv;
+}
+
+apr_status_t acme_store_refusal_read(acme_refusal_t **pref, acme_store_t *store, const char *name,
+                                     apr_pool_t *p)
+{
+    acme_refusal_t *ref;
+    const json_t *t;
+    json_t *j = NULL;
+    apr_status_t rv;
+
+    if (!acme_store_name_ok(name)) {
+        return APR_EINVAL;
+    }
+    rv = acme_store_json_read(&j, store, refusal_path(name, p), p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    t = json_object_get(j, "time");
+    if (!json_is_integer(t) || json_integer_value(t) <= 0 || !acme_json_str(j, "why")) {
+        return ACME_EBADSTORE;
+    }
+    ref = apr_pcalloc(p, sizeof(*ref));
+    ref->time = apr_time_from_sec((apr_time_t)json_integer_value(t));
+    ref->why = apr_pstrndup(p, acme_json_str(j, "why"), 1024);
+    ref->kept = acme_json_str(j, "kept") ? apr_pstrndup(p, acme_json_str(j, "kept"), 1024) : "";
+    *pref = ref;
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_refusal_clear(acme_store_t *store, const char *name, apr_pool_t *p)
+{
+    return acme_store_name_ok(name) ? acme_store_remove(store, refusal_path(name, p), p)
+                                    : APR_EINVAL;
 }

@@ -43,7 +43,7 @@ static void log_to_httpd(void *baton, acme_log_level_e level, apr_status_t rv, c
     if (rv > ACME_ERR_BASE && rv < ACME_ERR_END) {
         rv = APR_SUCCESS;
     }
-    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg);
+    ap_log_error(APLOG_MARK, levels[level], rv, s, "%s", msg); /* the core's seam */
 }
 
 void acme_log_init(acme_log_t *log, server_rec *s)
@@ -87,14 +87,25 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     rt->s = s;
     rt->conf = conf;
     rt->store_dir = conf->store_dir;
+    /* What the MPMs look at: -X defines DEBUG; ONE_PROCESS is the other way to ask. */
+    rt->one_process = ap_exists_config_define("DEBUG") || ap_exists_config_define("ONE_PROCESS");
     acme_log_init(&rt->log, s);
 
     rv = acme_store_open(&rt->store, rt->store_dir, pconf);
+    if (rv == ACME_EBADSTORE) {
+        const char *why = NULL;
+        acme_store_check_owner(rt->store_dir, &why, ptemp);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02101: the store %s (ACMEStoreDir) is refused: %s; the server does not "
+                       "start with it",
+                       rt->store_dir, why ? why : "a folder changed while it was checked");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
-                     "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "
-                     "start without it",
-                     rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                       "ACME01010: cannot open the store %s (ACMEStoreDir); the server cannot "
+                       "start without it",
+                       rt->store_dir);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* A flag left by an earlier run is moot: promotion happens now anyway. */
@@ -116,8 +127,13 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (rv != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    /* One-process mode (-X) has no graceful restart to ask for. */
-    if (conf->auto_restart != 0 && !ap_exists_config_define("ONE_PROCESS")) {
+    /* In one-process mode httpd installs no restart handler: SIGUSR1 would end it. */
+    if (conf->auto_restart != 0 && rt->one_process) {
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                       "ACME02200: one-process mode (-X, -DDEBUG or -DONE_PROCESS) cannot restart "
+                       "gracefully, so new certificates are not activated automatically: stop the "
+                       "server and start it again to activate them");
+    } else if (conf->auto_restart != 0) {
         rv = acme_parent_restarter_start(rt, pconf);
         if (rv != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;

@@ -53,6 +53,7 @@ struct acme_domain_t {
     const char *serial;
     apr_uint32_t renew_seed;                 /* spreads renewal times, stable per certificate */
     const char *ari_cert_id;                 /* RFC 9773 certID of the active certificate */
+    const char *active_ca;                   /* the CA that issued it (meta.json), or NULL */
     const char *chain_file, *key_file;       /* active set, for mod_ssl */
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
@@ -91,12 +92,40 @@ typedef struct acme_runtime_t {
     apr_global_mutex_t *cache_mutex; /* NULL when the provider is MP-safe */
     acme_log_t log;                  /* to the main server's error log */
     void *driver;                    /* the renewal driver (mod_acme_drive.c) */
+    int one_process;                 /* httpd -X: no graceful restart, nor a restart thread */
 } acme_runtime_t;
 
 /* mod_acme.c */
 acme_runtime_t *acme_runtime(void);
 acme_conf_t *acme_conf_get(const server_rec *s);
 void acme_log_init(acme_log_t *log, server_rec *s);
+
+/* Every log line of the glue goes through these, the twins of ap_log_error/ap_log_rerror: our
+ * status codes are not shown as unknown APR errors, and outside text is escaped by httpd's
+ * error log (mod_acme_log.c says how). Like httpd's macros, nothing is formatted for a level
+ * the server drops. tests/check-format keeps the glue on them. */
+#define acme_log_error(...) acme_log_error__(__VA_ARGS__)
+#define acme_log_error__(file, line, mi, level, status, s, ...)                                    \
+    do {                                                                                           \
+        const server_rec *sr__ = (s);                                                              \
+        if (APLOG_MODULE_IS_LEVEL(sr__, mi, level)) {                                              \
+            acme_log_error_(file, line, mi, level, status, sr__, __VA_ARGS__);                     \
+        }                                                                                          \
+    } while (0)
+#define acme_log_rerror(...) acme_log_rerror__(__VA_ARGS__)
+#define acme_log_rerror__(file, line, mi, level, status, r, ...)                                   \
+    do {                                                                                           \
+        const request_rec *rr__ = (r);                                                             \
+        if (APLOG_R_MODULE_IS_LEVEL(rr__, mi, level)) {                                            \
+            acme_log_rerror_(file, line, mi, level, status, rr__, __VA_ARGS__);                    \
+        }                                                                                          \
+    } while (0)
+void acme_log_error_(const char *file, int line, int mi, int level, apr_status_t status,
+                     const server_rec *s, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
+void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_t status,
+                      const request_rec *r, const char *fmt, ...)
+    __attribute__((format(printf, 7, 8)));
 
 /* mod_acme_config.c */
 extern const command_rec acme_cmds[];

@@ -47,8 +47,8 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
             return APR_FROM_OS_ERROR(errno);
         }
         if (!S_ISDIR(st.st_mode)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
-                         "ACME01012: %s is not a folder; move it away", dir);
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                           "ACME01012: %s is not a folder; move it away", dir);
             return APR_EGENERAL;
         }
         if ((st.st_uid != ap_unixd_config.user_id || st.st_gid != ap_unixd_config.group_id) &&
@@ -106,16 +106,40 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
             APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD, ptemp);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01030: %s: cannot write the temporary certificate in %s; the server "
-                     "cannot start its TLS virtual host without one",
-                     d->name, acme_store_path(rt->store, dir, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01030: %s: cannot write the temporary certificate in %s; the server "
+                       "cannot start its TLS virtual host without one",
+                       d->name, acme_store_path(rt->store, dir, ptemp));
         return rv;
     }
 done:
     d->fb_chain_file = acme_store_path(rt->store, cpath, pconf);
     d->fb_key_file = acme_store_path(rt->store, kpath, pconf);
     return APR_SUCCESS;
+}
+
+/* 1 when meta.json says the set was requested for exactly names (as a set). */
+static int requested_names_equal(const json_t *meta, const apr_array_header_t *names)
+{
+    const json_t *req = json_object_get(meta, "names");
+    size_t k;
+    int i, found;
+
+    if (!json_is_array(req) || json_array_size(req) != (size_t)names->nelts) {
+        return 0;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        found = 0;
+        for (k = 0; k < json_array_size(req) && !found; k++) {
+            const json_t *v = json_array_get(req, k);
+            found = json_is_string(v) &&
+                    strcasecmp(json_string_value(v), APR_ARRAY_IDX(names, i, const char *)) == 0;
+        }
+        if (!found) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 /* Why the active set no longer fits the configuration, or NULL: other names (added or
@@ -130,7 +154,11 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
     if (acme_cert_covers(leaf, d->names, &missing) != APR_SUCCESS) {
         return apr_psprintf(p, "does not cover %s", missing);
     }
-    if (acme_cert_names(&sans, leaf, p) == APR_SUCCESS) {
+    /* Names beyond the configured ones matter only when they were asked for, that is when the
+     * ACMEDomain lost them; a CA that adds names of its own would otherwise be asked again and
+     * again. The names asked for are in meta.json; without them, the certificate's own. */
+    if (!requested_names_equal(set->meta, d->names) &&
+        acme_cert_names(&sans, leaf, p) == APR_SUCCESS) {
         for (i = 0; i < sans->nelts; i++) {
             const char *n = APR_ARRAY_IDX(sans, i, const char *);
             for (j = 0; j < d->names->nelts; j++) {
@@ -174,32 +202,39 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
 
     rv = acme_store_promote(rt->store, d->set_name, d->names, apr_time_now(), &why, ptemp);
     if (rv == APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s, "ACME01020: %s: new certificate activated",
-                     d->name);
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                       "ACME01020: %s: new certificate activated", d->name);
+        acme_store_refusal_clear(rt->store, d->set_name, ptemp);
+    } else if (APR_STATUS_IS_EAGAIN(rv)) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02307: %s: the new certificate is not activated yet: %s; it stays "
+                       "staged and a restart activates it when it is due",
+                       d->name, why);
     } else if (rv == ACME_EBADSTORE) {
-        /* A set that fails validation is moved aside for the operator to look at, and a new
-         * one is obtained; the active set stays. */
+        /* A set that fails validation is moved aside for the operator to look at (the last
+         * few are kept); the renewal driver counts it as a failed attempt and retries after
+         * its backoff. The active set stays. */
         const char *staged = apr_pstrcat(ptemp, "staging/", d->set_name, NULL);
-        const char *aside = apr_psprintf(ptemp, "staging/.rejected.%s.%" APR_TIME_T_FMT,
-                                         d->set_name, apr_time_sec(apr_time_now()));
-        int moved = rename(acme_store_path(rt->store, staged, ptemp),
-                           acme_store_path(rt->store, aside, ptemp)) == 0;
+        const char *aside = NULL, *rwhy = why ? why : acme_strerror(rv, ptemp);
+        int moved = acme_store_reject(rt->store, d->set_name, rwhy, apr_time_now(), &aside,
+                                      ptemp) == APR_SUCCESS;
         if (!moved) {
             d->promote_failed = 1;
         }
-        ap_log_error(
+        acme_log_error(
             APLOG_MARK, APLOG_ERR, 0, rt->s,
             "ACME01021: %s: the new certificate in %s was not activated: %s; %s", d->name,
-            acme_store_path(rt->store, staged, ptemp), why ? why : acme_strerror(rv, ptemp),
+            acme_store_path(rt->store, staged, ptemp), rwhy,
             moved ? apr_psprintf(ptemp,
-                                 "it was moved to %s; the current certificate "
-                                 "stays in use (or the fallback) until a new one is obtained",
+                                 "it was moved to %s; the current certificate stays in use (or "
+                                 "the fallback) and a new one is ordered after the backoff of a "
+                                 "failed attempt",
                                  acme_store_path(rt->store, aside, ptemp))
                   : "it could not be moved aside; the current certificate stays in "
                     "use");
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
         d->promote_failed = 1;
-        ap_log_error(
+        acme_log_error(
             APLOG_MARK, APLOG_ERR, rv, rt->s,
             "ACME01021: %s: the new certificate in %s could not be activated: %s; the "
             "current one stays in use until the store is fixed",
@@ -221,21 +256,24 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             d->renew_seed = apr_hashfunc_default(d->serial, &klen);
         }
         d->chain_file = set->chain_file;
+        d->active_ca = acme_json_str(set->meta, "ca")
+                           ? apr_pstrdup(pconf, acme_json_str(set->meta, "ca"))
+                           : NULL;
         if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
             d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
         }
         d->key_file = set->key_file;
         if (d->mismatch) {
-            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                         "ACME01022: %s: the current certificate %s; it is served until a new "
-                         "one that fits the configuration is ready",
-                         d->name, d->mismatch);
+            acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                           "ACME01022: %s: the current certificate %s; it is served until a new "
+                           "one that fits the configuration is ready",
+                           d->name, d->mismatch);
         }
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                     "ACME01023: %s: the active certificate in the store cannot be used: %s; "
-                     "serving a temporary one until a new one is obtained",
-                     d->name, why ? why : acme_strerror(rv, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                       "ACME01023: %s: the active certificate in the store cannot be used: %s; "
+                       "serving a temporary one until a new one is obtained",
+                       d->name, why ? why : acme_strerror(rv, ptemp));
     }
 }
 
@@ -246,9 +284,9 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
 
     rv = share_with_user(rt, ptemp);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01011: cannot give the server's User its folders in the store %s",
-                     rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01011: cannot give the server's User its folders in the store %s",
+                       rt->store_dir);
         return rv;
     }
     for (i = 0; i < rt->conf->domains->nelts; i++) {
@@ -286,11 +324,11 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
     }
     if (cert_files->nelts) {
         /* Often a global SSLCertificateFile, which mod_ssl gives every vhost: say so. */
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
-                     "ACME01031: %s: virtual host %s has an SSLCertificateFile (its own or a "
-                     "global one) and keeps it; remove it there to serve the ACMEDomain's "
-                     "certificate",
-                     d->name, s->server_hostname);
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
+                       "ACME01031: %s: virtual host %s has an SSLCertificateFile (its own or a "
+                       "global one) and keeps it; remove it there to serve the ACMEDomain's "
+                       "certificate",
+                       d->name, s->server_hostname);
         return DECLINED;
     }
     /* One pair per key type: mod_ssl picks the one the client can use. */
@@ -298,8 +336,8 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
         if (!u->has_active) {
             continue;
         }
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
-                     u->name, s->server_hostname, u->chain_file);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, s, "ACME01032: %s: virtual host %s serves %s",
+                       u->name, s->server_hostname, u->chain_file);
         APR_ARRAY_PUSH(cert_files, const char *) = u->chain_file;
         APR_ARRAY_PUSH(key_files, const char *) = u->key_file;
         added = 1;
@@ -318,9 +356,9 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
     if (!rt || !(d = acme_domain_for_server(s)) || !d->fb_chain_file) {
         return DECLINED;
     }
-    ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
-                 "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
-                 s->server_hostname);
+    acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                   "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
+                   s->server_hostname);
     acme_conf_get(s)->vhost_fallback = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;

@@ -36,15 +36,15 @@ apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf)
 
     err = prov->create(&rt->cache, rt->conf->cache_args, pconf, pconf);
     if (err) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s, "ACME01040: ACMEChallengeCache %s: %s",
-                     rt->conf->cache_spec, err);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s, "ACME01040: ACMEChallengeCache %s: %s",
+                       rt->conf->cache_spec, err);
         return APR_EGENERAL;
     }
     rv = prov->init(rt->cache, "mod_acme-tokens", &hints, rt->s, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01041: cannot set up the challenge token cache (%s)",
-                     rt->conf->cache_spec ? rt->conf->cache_spec : "shmcb");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01041: cannot set up the challenge token cache (%s)",
+                       rt->conf->cache_spec ? rt->conf->cache_spec : "shmcb");
         return rv;
     }
     apr_pool_cleanup_register(pconf, rt, cache_destroy, apr_pool_cleanup_null);
@@ -63,9 +63,9 @@ void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild)
         apr_status_t rv = apr_global_mutex_child_init(
             &rt->cache_mutex, apr_global_mutex_lockfile(rt->cache_mutex), pchild);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                         "ACME01042: cannot attach to the token cache lock; challenges may go "
-                         "unanswered from this child");
+            acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                           "ACME01042: cannot attach to the token cache lock; challenges may go "
+                           "unanswered from this child");
         }
     }
 }
@@ -208,10 +208,10 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
         }
     }
     if (n) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                     "ACME01043: %d pending challenge answer(s) published again after the "
-                     "restart",
-                     n);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME01043: %d pending challenge answer(s) published again after the "
+                       "restart",
+                       n);
     }
 }
 
@@ -238,8 +238,8 @@ static int acme_challenge_handler(request_rec *r, int lookup_only)
     if (!acme_token_ok(token, tlen) ||
         lookup(rt, token, tlen, buf, sizeof(buf), &host, &keyauth, r->pool) != APR_SUCCESS ||
         strcasecmp(host, r->hostname) != 0) {
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "ACME01044: %s: no challenge answer for %.64s",
-                      r->hostname, r->uri);
+        acme_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                        "ACME01044: %s: no challenge answer for %.64s", r->hostname, r->uri);
         return HTTP_NOT_FOUND;
     }
     klen = strlen(keyauth);
@@ -249,8 +249,8 @@ static int acme_challenge_handler(request_rec *r, int lookup_only)
     if (!r->header_only) {
         ap_rwrite(keyauth, (int)klen, r);
     }
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "ACME01045: %s: answered challenge %.16s...",
-                  r->hostname, token);
+    acme_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "ACME01045: %s: answered challenge %.16s...",
+                    r->hostname, token);
     return OK;
 }
 

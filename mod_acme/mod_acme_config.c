@@ -378,7 +378,7 @@ const command_rec acme_cmds[] = {
                  "restart gracefully when new certificates are ready (default on)"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
-    {NULL},
+    {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
 const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *host)
@@ -415,12 +415,11 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     acme_conf_t *c = acme_conf_get(s);
-    const char *name;
+    const char *name, *why = NULL;
     server_rec *v;
     int i;
 
     (void)plog;
-    (void)ptemp;
     if (!c->domains->nelts) {
         return OK;
     }
@@ -431,15 +430,23 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     c->cache_provider =
         ap_lookup_provider(AP_SOCACHE_PROVIDER_GROUP, name, AP_SOCACHE_PROVIDER_VERSION);
     if (!c->cache_provider) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                     "ACME01001: ACMEChallengeCache %s: no socache provider '%s' is loaded; "
-                     "load it first, e.g. LoadModule socache_%s_module "
-                     "modules/mod_socache_%s.so",
-                     name, name, name, name);
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME01001: ACMEChallengeCache %s: no socache provider '%s' is loaded; "
+                       "load it first, e.g. LoadModule socache_%s_module "
+                       "modules/mod_socache_%s.so",
+                       name, name, name, name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!c->store_dir) {
         c->store_dir = ap_server_root_relative(pconf, "acme");
+    }
+    /* Here as well as when the store is opened, so that configtest (and the automatic restart,
+     * which runs it first) catches a store the server would refuse. */
+    if (acme_store_check_owner(c->store_dir, &why, ptemp) == ACME_EBADSTORE) {
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02100: ACMEStoreDir %s: %s; the server does not start with this store",
+                       c->store_dir, why);
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
      * change of the only type renews in place), the others get "_<type>", which no DNS name
@@ -486,18 +493,18 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         if (d->primary && !d->vhosts) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                         "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
-                         "ServerName or ServerAlias, so no vhost will serve its certificate; it "
-                         "is obtained and kept in the store all the same",
-                         d->name, d->defined_at);
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                           "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
+                           "ServerName or ServerAlias, so no vhost will serve its certificate; it "
+                           "is obtained and kept in the store all the same",
+                           d->name, d->defined_at);
         }
     }
     if (c->agreement != 1) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                     "ACME01003: ACMEAgreement is not 'accepted': accounts cannot be created at "
-                     "CAs that have terms of service (Let's Encrypt has); add "
-                     "'ACMEAgreement accepted' once you have read them");
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME01003: ACMEAgreement is not 'accepted': accounts cannot be created at "
+                       "CAs that have terms of service (Let's Encrypt has); add "
+                       "'ACMEAgreement accepted' once you have read them");
     }
     return OK;
 }

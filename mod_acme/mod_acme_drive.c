@@ -55,6 +55,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ch
 
     memset(&hopts, 0, sizeof(hopts));
     hopts.ca_file = drv->rt->conf->ca_file;
+    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
         rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
@@ -92,22 +93,26 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
     apr_thread_mutex_unlock(drv->dir_mutex);
 }
 
-/* A staged set that would pass the parent's checks: it only waits for a restart. */
-static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
+/* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of
+ * our clock) at *pwhen: it only waits for a restart. The same rule as the parent's, so that
+ * the driver never asks for a restart the parent would refuse, nor orders again while a good
+ * set waits. */
+static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_time_t *pwhen, apr_pool_t *p)
 {
-    acme_certset_t *set;
     const char *why;
+    apr_status_t rv;
 
-    return acme_store_load(&set, drv->rt->store, d->set_name, 1, &why, p) == APR_SUCCESS &&
-           acme_cert_chain_check(set->chain, set->key, d->names, apr_time_now(), &why, p) ==
-               APR_SUCCESS;
+    *pwhen = 0;
+    rv = acme_store_check_staged_at(drv->rt->store, d->set_name, d->names, apr_time_now(), pwhen,
+                                    &why, p);
+    return rv == APR_SUCCESS || APR_STATUS_IS_EAGAIN(rv);
 }
 
 static apr_status_t driver_start(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
+    int ncas = drv->rt->conf->ca_urls ? drv->rt->conf->ca_urls->nelts : 1;
     apr_status_t rv;
-    int i;
 
     rv = apr_pool_create_unmanaged_ex(&drv->pool, NULL, NULL);
     if (rv == APR_SUCCESS) {
@@ -128,46 +133,116 @@ static apr_status_t driver_start(driver_t *drv)
     drv->workers = apr_pcalloc(drv->pool, sizeof(worker_t *) * (apr_size_t)domains->nelts);
     drv->next_run = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    drv->staged_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->blocked_logged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_check_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
+    drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
-    for (i = 0; i < domains->nelts; i++) {
-        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
-        acme_job_t *job;
-        if (acme_job_load(&job, drv->rt->store, d->set_name, drv->pool) == APR_SUCCESS) {
-            /* A time saved by a clock that ran ahead must not stall renewal for long. */
-            apr_time_t cap = apr_time_now() + ACME_BACKOFF_PERMANENT;
-            drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
-        }
-        drv->staged[i] = staged_ok(drv, d, drv->pool);
-    }
+    drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
     return APR_SUCCESS;
 }
 
-/* Holds the cross-generation lock, taking it when free. */
-static int driver_lock(driver_t *drv)
+/* What became of the set a worker staged last: the parent refused it (it recorded why in
+ * refused/<name>.json), which counts as a failed attempt with its backoff, so that a set the
+ * parent will not take is not ordered again at once, over and over; or it was activated, and
+ * the failures are forgotten. */
+static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job_t *job, int i,
+                                 apr_time_t now, apr_pool_t *ptemp)
 {
-    const char *path;
+    acme_refusal_t *ref;
+    apr_uint32_t rnd = 0;
+    char at[APR_RFC822_DATE_LEN];
+
+    if (acme_store_refusal_read(&ref, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+        apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
+        if (acme_job_refused(job, ref->time, ref->why, now, rnd, ptemp)) {
+            acme_job_save(drv->rt->store, job, ptemp);
+            apr_rfc822_date(at, job->next_run);
+            acme_log_error(
+                APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                "ACME02306: %s: the certificate obtained last was refused at activation: "
+                "%s (kept in %s/%s); this counts as a failed attempt: if the reason is "
+                "the server's clock, fix it; if it is the CA's certificate, see the "
+                "CA; next attempt %s (attempt %d)",
+                d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
+            return;
+        }
+    }
+    if (job->staged && !drv->staged[i]) {
+        acme_job_done(job); /* activated (or removed by the operator) */
+        acme_job_save(drv->rt->store, job, ptemp);
+    }
+}
+
+/* What each domain's job and staging say, read once the lock is held: until then a driver of
+ * the previous generation may still stage a set or record a backoff, and a reading taken
+ * before would order again at once (a duplicate certificate, or a retry during backoff). */
+static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    apr_time_t now = apr_time_now();
+    int i;
+
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        acme_job_t *job;
+        char at[APR_RFC822_DATE_LEN];
+
+        drv->next_run[i] = 0;
+        drv->staged[i] = staged_ok(drv, d, &drv->staged_at[i], ptemp);
+        if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+            driver_settle_staged(drv, d, job, i, now, ptemp);
+            /* A time saved by a clock that ran ahead must not stall renewal for long. */
+            apr_time_t cap = now + ACME_BACKOFF_PERMANENT;
+            drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
+        }
+        if (drv->next_run[i] > now) {
+            apr_rfc822_date(at, drv->next_run[i]);
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                           "ACME02302: %s: waiting for the next attempt at %s (%d failed so far)",
+                           d->name, at, job->failures);
+        }
+        if (drv->staged[i]) {
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                           "ACME02303: %s: a new certificate is staged; it waits for a restart",
+                           d->name);
+        }
+    }
+}
+
+/* Holds the cross-generation lock, taking it when free; the state of the domains is read
+ * when it is taken. */
+static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_pool_t *lp;
     apr_status_t rv;
 
     if (drv->locked) {
         return 1;
     }
     if (!drv->lock) {
-        path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
-        rv = apr_file_open(&drv->lock, path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
-                           APR_FPROT_UREAD | APR_FPROT_UWRITE, drv->pool);
+        /* Opened in a pool of its own, dropped on failure: a driver retries every tick for as
+         * long as the file cannot be opened, and must not grow meanwhile. */
+        rv = apr_pool_create(&lp, drv->pool);
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_open(&drv->lock, drv->lock_path, APR_FOPEN_WRITE | APR_FOPEN_CREATE,
+                               APR_FPROT_UREAD | APR_FPROT_UWRITE, lp);
+            if (rv != APR_SUCCESS) {
+                apr_pool_destroy(lp);
+            }
+        }
         if (rv != APR_SUCCESS) {
             if (apr_time_now() - drv->lock_error_logged > apr_time_from_sec(60)) {
-                ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                             "ACME01056: cannot open %s; no certificate can be obtained or "
-                             "renewed until the server's User may write in %s/jobs (and reach "
-                             "it through every parent folder)",
-                             path, drv->rt->store_dir);
+                acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
+                               "ACME01056: cannot open %s; no certificate can be obtained or "
+                               "renewed until the server's User may write in %s/jobs (and reach "
+                               "it through every parent folder)",
+                               drv->lock_path, drv->rt->store_dir);
                 drv->lock_error_logged = apr_time_now();
             }
             drv->lock = NULL;
@@ -177,15 +252,43 @@ static int driver_lock(driver_t *drv)
     rv = apr_file_lock(drv->lock, APR_FLOCK_EXCLUSIVE | APR_FLOCK_NONBLOCK);
     if (rv != APR_SUCCESS) {
         if (!drv->lock_busy_logged) {
-            ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, drv->rt->s,
-                         "ACME01057: the renewal driver of an earlier generation still works; "
-                         "waiting for it");
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, rv, drv->rt->s,
+                           "ACME01057: the renewal driver of an earlier generation still works; "
+                           "waiting for it");
             drv->lock_busy_logged = 1;
         }
         return 0;
     }
     drv->locked = 1;
+    drv->lock_news = 1;
+    driver_load_state(drv, ptemp);
     return 1;
+}
+
+int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d)
+{
+    const apr_array_header_t *cas = drv->rt->conf->ca_urls;
+    int k;
+
+    for (k = 0; cas && d->active_ca && k < cas->nelts; k++) {
+        if (strcmp(APR_ARRAY_IDX(cas, k, const char *), d->active_ca) == 0) {
+            return k;
+        }
+    }
+    return 0;
+}
+
+/* 1 when a worker asks this CA for renewal information now. */
+static int ari_asking(const driver_t *drv, int ca)
+{
+    int i;
+
+    for (i = 0; i < drv->rt->conf->domains->nelts; i++) {
+        if (drv->workers[i] && drv->workers[i]->ari_only && drv->workers[i]->ari_ca == ca) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static int needs_work(driver_t *drv, int i, apr_time_t now)
@@ -199,11 +302,11 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
      * would only stage again; the operator's fix and a restart come first. */
     if (d->promote_failed) {
         if (!drv->blocked_logged[i]) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                         "ACME01063: %s: the staged certificate could not be activated at the "
-                         "last start (see ACME01021); no new order until the store is fixed and "
-                         "the server restarted",
-                         d->name);
+            acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                           "ACME01063: %s: the staged certificate could not be activated at the "
+                           "last start (see ACME01021); no new order until the store is fixed and "
+                           "the server restarted",
+                           d->name);
             drv->blocked_logged[i] = 1;
         }
         return 0;
@@ -226,17 +329,18 @@ static void reap(driver_t *drv, int i)
 
     apr_thread_join(&trv, w->thread);
     if (w->ari_only) {
-        drv->ari_absent |= w->ari_absent;
+        drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
         if (w->ari_renew_at) {
             drv->ari_renew_at[i] = w->ari_renew_at;
-            drv->ari_known = 1;
+            drv->ari_known[w->ari_ca] = 1;
         }
         apr_pool_destroy(w->pool);
         drv->workers[i] = NULL;
         return;
     }
     drv->staged[i] = w->staged;
+    drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
     if (w->staged) {
         drv->restart_asked = 0; /* a new set: a restart is wanted again */
@@ -263,6 +367,7 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     w->pool = p;
     w->started = now;
     w->ari_only = ari_only;
+    w->ari_ca = acme_driver_ca_index(drv, d);
     /* Counted before the thread exists: it may finish before apr_thread_create returns. */
     apr_atomic_inc32(&drv->active);
     rv = apr_threadattr_create(&attr, p);
@@ -271,8 +376,9 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     }
     if (rv != APR_SUCCESS) {
         apr_atomic_dec32(&drv->active);
-        ap_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
-                     "ACME01058: %s: cannot start a worker thread; trying again shortly", d->name);
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
+                       "ACME01058: %s: cannot start a worker thread; trying again shortly",
+                       d->name);
         apr_pool_destroy(p);
         drv->next_run[i] = now + apr_time_from_sec(10);
         return;
@@ -281,12 +387,12 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     if (ari_only) {
         return;
     }
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
-                 !d->has_active ? "no certificate yet: obtaining one"
-                 : d->mismatch  ? "the certificate "
-                                : "the certificate is due for renewal: renewing",
-                 d->has_active && d->mismatch ? d->mismatch : "",
-                 d->has_active && d->mismatch ? ": obtaining a new one" : "");
+    acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s, "ACME01062: %s: %s%s%s", d->name,
+                   !d->has_active ? "no certificate yet: obtaining one"
+                   : d->mismatch  ? "the certificate "
+                                  : "the certificate is due for renewal: renewing",
+                   d->has_active && d->mismatch ? d->mismatch : "",
+                   d->has_active && d->mismatch ? ": obtaining a new one" : "");
 }
 
 /* Asks the parent for one graceful restart once new sets are staged, when no challenge is
@@ -297,7 +403,10 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     const char *names = "";
     int i, any = 0;
 
-    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || now < drv->restart_retry) {
+    /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
+     * to stop and start the server instead. */
+    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || drv->rt->one_process ||
+        now < drv->restart_retry) {
         return;
     }
     for (i = 0; i < domains->nelts; i++) {
@@ -305,7 +414,10 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
             return;
         }
-        if (drv->staged[i] && !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
+        /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
+         * asked earlier, the parent would only keep it staged. */
+        if (drv->staged[i] && now >= drv->staged_at[i] &&
+            !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
             any = 1;
             names = apr_pstrcat(ptemp, names, " ", APR_ARRAY_IDX(domains, i, acme_domain_t *)->name,
                                 NULL);
@@ -318,15 +430,15 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                          APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
                          ptemp) == APR_SUCCESS) {
         drv->restart_asked = 1;
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                     "ACME01059: new certificates staged for%s; asking for a graceful restart",
-                     names);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01059: new certificates staged for%s; asking for a graceful restart",
+                       names);
     } else {
         drv->restart_retry = now + apr_time_from_sec(60);
-        ap_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                     "ACME01064: new certificates staged for%s, but %s cannot be written; "
-                     "trying again in a minute (or run 'apachectl graceful')",
-                     names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
+        acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                       "ACME01064: new certificates staged for%s, but %s cannot be written; "
+                       "trying again in a minute (or run 'apachectl graceful')",
+                       names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
     }
 }
 
@@ -372,12 +484,12 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_time_t now = apr_time_now();
-    int i, running = 0, asking = 0;
+    int i, running = 0;
 
     if (apr_atomic_read32(&drv->stopping)) {
         return;
     }
-    if (!driver_lock(drv)) {
+    if (!driver_lock(drv, ptemp)) {
         republish_changed(drv, now, ptemp);
         return;
     }
@@ -386,7 +498,6 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             reap(drv, i);
         }
         running += drv->workers[i] != NULL;
-        asking += drv->workers[i] && drv->workers[i]->ari_only;
     }
     for (i = 0; i < domains->nelts && running < DRIVER_WORKERS_MAX; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
@@ -395,44 +506,82 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         if (needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
-        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->ari_absent &&
-                   !drv->staged[i] && now >= drv->ari_check_at[i] && (drv->ari_known || !asking)) {
-            /* Until the CA has shown it does ARI, one domain asks on behalf of all. */
-            spawn(drv, i, now, 1);
-            asking += drv->workers[i] != NULL;
+        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
+                   now >= drv->ari_check_at[i]) {
+            /* Its issuer is asked; until that CA has shown it does ARI, one domain asks on
+             * behalf of all its certificates. */
+            int ca = acme_driver_ca_index(drv, d);
+            if (!drv->ari_absent[ca] && (drv->ari_known[ca] || !ari_asking(drv, ca))) {
+                spawn(drv, i, now, 1);
+            }
         }
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    if (drv->lock_news) {
+        drv->lock_news = 0;
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME02304: the renewal driver works now (it holds %s): %d worker(s) "
+                       "started",
+                       drv->lock_path, running);
+    }
 }
 
-static void driver_stop(driver_t *drv)
+/* Workers that finished are joined; returns how many still run. Under drv->mutex. */
+static int reap_done(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
-    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
-    int i, busy = 1;
+    int i, busy = 0;
 
-    apr_atomic_set32(&drv->stopping, 1);
-    /* Workers stop before their next request; give them a moment, but never hold up the
-     * restart: a worker still inside a request dies with its process. */
-    while (busy && apr_time_now() < until) {
-        busy = 0;
-        for (i = 0; drv->workers && i < domains->nelts; i++) {
-            if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-                reap(drv, i);
-            }
-            busy |= drv->workers[i] != NULL;
+    for (i = 0; drv->workers && i < domains->nelts; i++) {
+        if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
+            reap(drv, i);
         }
-        if (busy) {
-            apr_sleep(apr_time_from_msec(20));
+        busy += drv->workers[i] != NULL;
+    }
+    return busy;
+}
+
+/* Stops the driver: no new work, requests in flight aborted, workers joined within
+ * DRIVER_STOP_WAIT. May be called more than once and from two threads at the same time (the
+ * watchdog thread's own stop, and the child's exit). */
+static void driver_stop(driver_t *drv)
+{
+    int busy;
+
+    apr_thread_mutex_lock(drv->mutex);
+    if (!apr_atomic_read32(&drv->stopping)) {
+        drv->stop_deadline = apr_time_now() + DRIVER_STOP_WAIT;
+        apr_atomic_set32(&drv->stopping, 1);
+    }
+    apr_thread_mutex_unlock(drv->mutex);
+    /* Requests in flight and waits between polls end at once; a worker may still be writing
+     * the job file or making a key, so it gets a moment. The lock is held meanwhile. */
+    for (;;) {
+        apr_thread_mutex_lock(drv->mutex);
+        busy = drv->pool ? reap_done(drv) : 0;
+        if (!busy || apr_time_now() >= drv->stop_deadline) {
+            break;
         }
+        apr_thread_mutex_unlock(drv->mutex);
+        apr_sleep(apr_time_from_msec(20));
     }
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;
-    } else if (busy) {
+    } else if (busy && !apr_atomic_read32(&drv->release_when_idle)) {
         apr_atomic_set32(&drv->release_when_idle, 1);
+        /* The last worker may have ended just before the flag was up: then nobody else
+         * would let go of the lock. */
+        if (!apr_atomic_read32(&drv->active) && drv->locked) {
+            apr_file_unlock(drv->lock);
+        }
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
+                       "ACME02301: %d renewal worker(s) still busy after %d ms of stopping; the "
+                       "last one to finish lets the next generation work",
+                       busy, (int)apr_time_as_msec(DRIVER_STOP_WAIT));
     }
+    apr_thread_mutex_unlock(drv->mutex);
 }
 
 /* A child exits without always telling mod_watchdog (prefork never does): workers are stopped
@@ -440,10 +589,9 @@ static void driver_stop(driver_t *drv)
 static apr_status_t driver_child_exit(void *data)
 {
     driver_t *drv = data;
-    apr_time_t until = apr_time_now() + apr_time_from_sec(2);
 
-    apr_atomic_set32(&drv->stopping, 1);
-    while (apr_atomic_read32(&drv->active) && apr_time_now() < until) {
+    driver_stop(drv);
+    while (apr_atomic_read32(&drv->active) && apr_time_now() < drv->stop_deadline) {
         apr_sleep(apr_time_from_msec(20));
     }
     return APR_SUCCESS;
@@ -451,32 +599,43 @@ static apr_status_t driver_child_exit(void *data)
 
 void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild)
 {
-    if (rt->driver) {
-        apr_pool_pre_cleanup_register(pchild, rt->driver, driver_child_exit);
+    driver_t *drv = rt->driver;
+
+    /* Without its mutex the driver stays idle in this child (driver_callback). Nested: prefork
+     * stops a child from its SIGTERM handler, which may run in the watchdog thread while that
+     * thread holds the mutex in a tick; the stop must not wait for itself there. */
+    if (drv &&
+        apr_thread_mutex_create(&drv->mutex, APR_THREAD_MUTEX_NESTED, pchild) == APR_SUCCESS) {
+        apr_pool_pre_cleanup_register(pchild, drv, driver_child_exit);
     }
 }
 
 static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
 {
     driver_t *drv = data;
-    apr_status_t rv;
+    apr_status_t rv = APR_SUCCESS;
 
+    if (!drv->mutex) {
+        return APR_EGENERAL; /* the child could not set the driver up: it stays idle */
+    }
     switch (state) {
     case AP_WATCHDOG_STATE_STARTING:
-        rv = driver_start(drv);
+        apr_thread_mutex_lock(drv->mutex);
+        rv = apr_atomic_read32(&drv->stopping) ? APR_EGENERAL : driver_start(drv);
         if (rv == APR_SUCCESS) {
             driver_tick(drv, ptemp); /* start work now, not one interval later */
         }
+        apr_thread_mutex_unlock(drv->mutex);
         return rv;
     case AP_WATCHDOG_STATE_RUNNING:
+        apr_thread_mutex_lock(drv->mutex);
         if (drv->pool) {
             driver_tick(drv, ptemp);
         }
+        apr_thread_mutex_unlock(drv->mutex);
         return APR_SUCCESS;
     case AP_WATCHDOG_STATE_STOPPING:
-        if (drv->pool) {
-            driver_stop(drv);
-        }
+        driver_stop(drv);
         return APR_SUCCESS;
     default:
         return APR_SUCCESS;
@@ -494,9 +653,9 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
     wd_get = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_get_instance);
     wd_register = APR_RETRIEVE_OPTIONAL_FN(ap_watchdog_register_callback);
     if (!wd_get || !wd_register) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
-                     "ACME01060: mod_watchdog is not loaded; add LoadModule watchdog_module "
-                     "modules/mod_watchdog.so");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, rt->s,
+                       "ACME01060: mod_watchdog is not loaded; add LoadModule watchdog_module "
+                       "modules/mod_watchdog.so");
         return APR_EGENERAL;
     }
     rv = acme_http_global_init();
@@ -511,8 +670,8 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
         rv = wd_register(wd, DRIVER_TICK, drv, driver_callback);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01061: cannot register the renewal driver with mod_watchdog");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01061: cannot register the renewal driver with mod_watchdog");
     }
     return rv;
 }

@@ -16,6 +16,10 @@
 #define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
 /* A restart waits at most this long for other workers, so that one activates a batch. */
 #define COALESCE_MAX apr_time_from_sec(60)
+/* A stopping driver waits at most this long for its workers. Their CA requests are aborted
+ * (they leave within about a second); httpd warns about a child still running after 3 s of a
+ * stop (AH00045) and kills it after 9 s (AH00046). */
+#define DRIVER_STOP_WAIT apr_time_from_msec(2500)
 
 typedef struct driver_t driver_t;
 
@@ -30,8 +34,10 @@ typedef struct worker_t {
     acme_job_t *job;
     const char *ca_url; /* CA of the current try */
     int staged;
+    apr_time_t staged_at; /* ... and may be activated from then on (its notBefore) */
     apr_time_t next_run;
     int ari_only;            /* this worker only asks the CA for renewal information */
+    int ari_ca;              /* ... of this CA (index into ACMECertificateAuthority) */
     int ari_absent;          /* ... and learnt that the CA offers none */
     apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
     apr_time_t ari_check_at; /* ... and when to ask again */
@@ -40,14 +46,21 @@ typedef struct worker_t {
 struct driver_t {
     acme_runtime_t *rt;
     apr_pool_t *pool; /* the driver's own, in the child */
+    /* Serialises the watchdog thread's ticks and the stop: mod_watchdog calls the STOPPING
+     * callback from the child's exit (main thread) while its own thread may still tick. */
+    apr_thread_mutex_t *mutex;
+    apr_time_t stop_deadline; /* set by the first stop: workers get until then */
+    const char *lock_path;
     apr_file_t *lock;
     int locked;
+    int lock_news; /* the lock was just taken: the tick says what it started */
     int lock_busy_logged;
     apr_time_t lock_error_logged;      /* an unusable lock file is reported once a minute */
     apr_thread_mutex_t *account_mutex; /* first-time account setup, one at a time */
     worker_t **workers;                /* per domain, NULL when idle */
     apr_time_t *next_run;              /* per domain */
     int *staged;                       /* per domain: a valid set waits for activation */
+    apr_time_t *staged_at;             /* per domain: ... from then on (its notBefore) */
     int restart_asked;
     apr_time_t restart_retry; /* after a failed flag write */
     int *blocked_logged;      /* per domain: the parent could not activate its set */
@@ -55,8 +68,8 @@ struct driver_t {
     apr_time_t republish_check;
     apr_time_t *ari_renew_at;      /* per domain: from the CA's renewal information, or 0 */
     apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
-    int ari_absent;                /* the CA offers no renewal information */
-    int ari_known;                 /* the CA answered renewal information once */
+    int *ari_absent;               /* per CA: it offers no renewal information */
+    int *ari_known;                /* per CA: it answered renewal information once */
     acme_clock_t clock;            /* the system clock, with sleeps that end when stopping */
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
@@ -75,6 +88,11 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ch
  * may have moved its resources). */
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p);
+
+/* The CA that issued the domain's certificate, as an index into ACMECertificateAuthority: it
+ * alone knows the certificate's renewal information. The first CA when the issuer is not
+ * known or no longer configured (then the certificate is replaced anyway). */
+int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);

@@ -4,18 +4,28 @@
  * mod_watchdog has no parent instances on Unix and a child running as the User cannot signal
  * the root parent, so the driver (in a child) leaves a flag file in the store and this small
  * thread of the parent polls for it and signals its own process. It is created in post_config
- * of the generation that serves (never in the short first pass), blocks every signal, has its
- * own unmanaged pool, never waits on the main thread, and is joined by a pre-cleanup of pconf at
- * the next restart. Restarts are at most one per ACME_RESTART_MIN_GAP, counted across
- * generations in the process pool.
+ * of the generation that serves (never in the short first pass, never in one-process mode,
+ * where httpd has no restart handler), blocks every signal, has its own unmanaged pool, never
+ * waits on the main thread, and is joined by a pre-cleanup of pconf at the next restart.
+ * Restarts are at most one per ACME_RESTART_MIN_GAP, counted across generations in the process
+ * pool.
+ *
+ * The flag lives in staging/, which the User owns: anything running as the User (a CGI, PHP)
+ * can write it. So the flag is only a hint: it is looked at without following links, and the
+ * server restarts only when a staged set passes the checks the restart's promotion makes.
  *
  * acme_restarter_* run in that thread; acme_parent_restarter_start in post_config.
  */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <apr_atomic.h>
+#include <apr_getopt.h>
 #include <apr_strings.h>
 #include <apr_thread_proc.h>
 #include <http_core.h>
@@ -26,80 +36,253 @@
 
 #define POLL_INTERVAL    apr_time_from_msec(50)
 #define LAST_RESTART_KEY "mod_acme-last-restart"
+/* After a flag was ignored, the next look waits: a program that plants flags in a loop gets a
+ * log line every IGNORED_PAUSE, not every poll. */
+#define IGNORED_PAUSE apr_time_from_sec(10)
+/* httpd -t takes well under a second; one that hangs (a configuration on a dead network mount)
+ * is killed, so that the thread never holds up the next restart or the stop. */
+#define TEST_TIMEOUT apr_time_from_sec(30)
+#define TEST_POLL    apr_time_from_msec(10)
+/* The MPM collects dead children with waitpid(-1), and may take the test's status first. */
+#define TEST_UNKNOWN_MAX 3
+
+typedef enum { TEST_PASSED, TEST_FAILED, TEST_UNKNOWN } test_result_e;
 
 typedef struct restarter_t {
+    acme_runtime_t *rt; /* in pconf, which outlives the thread (joined in its pre-cleanup) */
     server_rec *s;
     apr_pool_t *pool; /* unmanaged: the thread's, freed after the join */
     apr_thread_t *thread;
-    const char *flag;
+    int staging_fd;                /* staging/, opened without following a link */
+    const char *flag;              /* the flag's absolute path, for messages */
+    const char *flag_rel;          /* its name inside staging/ */
     apr_time_t *last_restart;      /* in the process pool: survives generations */
-    const char *const *configtest; /* argv of `httpd -t` with this server's -d, -f and -D */
+    const char *const *configtest; /* argv of `httpd -t`, see configtest_argv */
     apr_time_t next_try;           /* after a failed configtest */
+    apr_time_t next_look;          /* after an ignored flag */
+    int unknown;                   /* configtests in a row whose status was lost */
     volatile apr_uint32_t stop;
 } restarter_t;
 
-/* A graceful restart re-reads the configuration: one that was left half-edited on disk would
- * stop the server. So the configuration is tested first, as apachectl graceful does; its
- * messages go to the error log (our stderr). */
-static int configtest_passes(restarter_t *r)
+/* The absolute path of the running httpd: a name looked up in PATH may find another httpd, or
+ * none. A binary replaced on disk since the start (a package upgrade) reads "<path> (deleted)":
+ * the file now at <path> is what `apachectl graceful` would test. */
+static apr_status_t server_binary(const char **pbin, const process_rec *proc, apr_pool_t *p)
+{
+    static const char deleted[] = " (deleted)";
+    char buf[PATH_MAX];
+    ssize_t n;
+    apr_status_t rv = APR_SUCCESS;
+
+    n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        if ((size_t)n > sizeof(deleted) - 1 &&
+            strcmp(buf + n - (sizeof(deleted) - 1), deleted) == 0) {
+            buf[n - (sizeof(deleted) - 1)] = '\0';
+        }
+        *pbin = apr_pstrdup(p, buf);
+    } else if (proc->argc > 0 && proc->argv[0][0] == '/') {
+        *pbin = proc->argv[0];
+    } else {
+        rv = APR_ENOENT;
+    }
+    return rv;
+}
+
+/* `httpd -t` for this server, as `apachectl graceful` would run it: the server's own binary
+ * and the options of its own command line that decide what configuration is read (-d, -f,
+ * -D, -C, -c, -T), in their order. -k, -X, -E, -e and the like are left out. The configuration
+ * file is not taken from the parsed tree: with -C or an Include its first directive comes from
+ * elsewhere. */
+static apr_status_t configtest_argv(const char *const **pargv, const char **pwhy,
+                                    const process_rec *proc, apr_pool_t *p)
+{
+    apr_array_header_t *argv = apr_array_make(p, proc->argc + 2, sizeof(const char *));
+    apr_getopt_t *opt;
+    const char *bin, *arg;
+    char c;
+    apr_status_t rv;
+
+    rv = server_binary(&bin, proc, p);
+    if (rv != APR_SUCCESS) {
+        *pwhy = "the server's binary cannot be found (no /proc/self/exe and no absolute argv[0])";
+        goto out;
+    }
+    APR_ARRAY_PUSH(argv, const char *) = bin;
+    APR_ARRAY_PUSH(argv, const char *) = "-t";
+    rv = apr_getopt_init(&opt, p, proc->argc, proc->argv);
+    if (rv != APR_SUCCESS) {
+        *pwhy = "the server's command line cannot be read";
+        goto out;
+    }
+    opt->errfn = NULL;
+    /* What the Unix MPMs accept: httpd's own options and -k. */
+    while ((rv = apr_getopt(opt, "k:" AP_SERVER_BASEARGS, &c, &arg)) == APR_SUCCESS) {
+        if (c == 'T') {
+            APR_ARRAY_PUSH(argv, const char *) = "-T";
+        } else if (strchr("dfDCc", c) && arg) {
+            APR_ARRAY_PUSH(argv, const char *) = apr_psprintf(p, "-%c", c);
+            APR_ARRAY_PUSH(argv, const char *) = arg;
+        }
+    }
+    if (rv != APR_EOF) {
+        *pwhy = "the server's command line has options this module does not know";
+        goto out;
+    }
+    rv = APR_SUCCESS;
+    APR_ARRAY_PUSH(argv, const char *) = NULL;
+    *pargv = (const char *const *)argv->elts;
+out:
+    return rv;
+}
+
+/* Runs the configtest; its messages go to the error log (our stderr). Waits without blocking,
+ * so that a stop or restart of the server never waits for it, and bounded. */
+static test_result_e configtest_run(restarter_t *r, apr_pool_t *p)
 {
     apr_procattr_t *attr;
     apr_proc_t proc;
     apr_exit_why_e why;
-    int code = -1;
+    apr_time_t deadline;
+    test_result_e res = TEST_FAILED;
+    int code;
+    apr_status_t rv;
 
-    if (apr_procattr_create(&attr, r->pool) != APR_SUCCESS ||
-        apr_procattr_cmdtype_set(attr, strchr(r->configtest[0], '/')
-                                           ? APR_PROGRAM_ENV
-                                           : APR_PROGRAM_PATH) != APR_SUCCESS ||
-        apr_proc_create(&proc, r->configtest[0], r->configtest, NULL, attr, r->pool) !=
-            APR_SUCCESS) {
-        return 1; /* cannot test: do as apachectl graceful would without -t */
+    rv = apr_procattr_create(&attr, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM_ENV); /* ${VAR} in the configuration */
     }
-    apr_proc_wait(&proc, &code, &why, APR_WAIT);
-    return why == APR_PROC_EXIT && code == 0;
+    if (rv == APR_SUCCESS) {
+        rv = apr_procattr_error_check_set(attr, 1);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = apr_proc_create(&proc, r->configtest[0], r->configtest, NULL, attr, p);
+    }
+    if (rv != APR_SUCCESS) {
+        acme_log_error(APLOG_MARK, APLOG_ERR, rv, r->s, "ACME02203: cannot run %s -t",
+                       r->configtest[0]);
+        goto out;
+    }
+    deadline = apr_time_now() + TEST_TIMEOUT;
+    for (;;) {
+        rv = apr_proc_wait(&proc, &code, &why, APR_NOWAIT);
+        if (rv == APR_CHILD_DONE) {
+            if (why != APR_PROC_EXIT) {
+                acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                               "ACME02204: %s -t ended with signal %d", r->configtest[0], code);
+            }
+            res = why == APR_PROC_EXIT && code == 0 ? TEST_PASSED : TEST_FAILED;
+            goto out;
+        }
+        if (rv != APR_CHILD_NOTDONE) {
+            /* Gone without a status for us (ECHILD): the MPM's waitpid(-1) collected it. */
+            res = TEST_UNKNOWN;
+            goto out;
+        }
+        if (apr_atomic_read32(&r->stop) || apr_time_now() > deadline) {
+            break;
+        }
+        apr_sleep(TEST_POLL);
+    }
+    kill(proc.pid, SIGKILL);
+    apr_proc_wait(&proc, &code, &why, APR_WAIT); /* collects it unless the MPM did */
+    if (apr_atomic_read32(&r->stop)) {
+        res = TEST_UNKNOWN; /* the caller leaves */
+        goto out;
+    }
+    acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                   "ACME02205: %s -t did not finish within %d seconds and was killed",
+                   r->configtest[0], (int)apr_time_sec(TEST_TIMEOUT));
+out:
+    return res;
 }
 
-static const char *const *configtest_argv(server_rec *s, apr_pool_t *p)
+/* 1 when the flag is there as a regular file. It is looked at from staging/'s descriptor and
+ * never followed: the User could make it a link to a path whose lookup hangs (a dead network
+ * mount) and hold up this thread and the next restart's join. Anything but a regular file is
+ * removed. */
+static int flag_present(restarter_t *r, apr_time_t now)
 {
-    apr_array_header_t *argv = apr_array_make(p, 8, sizeof(const char *));
+    struct stat st;
+    const char *what;
+    int removed;
+
+    if (fstatat(r->staging_fd, r->flag_rel, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+        return 0;
+    }
+    if (S_ISREG(st.st_mode)) {
+        return 1;
+    }
+    what = S_ISLNK(st.st_mode)   ? "a symbolic link"
+           : S_ISDIR(st.st_mode) ? "a folder"
+                                 : "a special file";
+    removed = unlinkat(r->staging_fd, r->flag_rel, S_ISDIR(st.st_mode) ? AT_REMOVEDIR : 0) == 0;
+    acme_log_error(APLOG_MARK, APLOG_WARNING, removed ? 0 : APR_FROM_OS_ERROR(errno), r->s,
+                   "ACME02211: %s is %s, which the renewal driver never writes: %s, not followed; "
+                   "no restart. A program running as the server's User put it there",
+                   r->flag, what, removed ? "removed" : "it cannot be removed");
+    r->next_look = now + IGNORED_PAUSE;
+    return 0;
+}
+
+/* The units whose staged set passes the checks the restart's promotion makes (" a.test
+ * b.test"), or "" with *pwhy saying why each staged set fails. A unit whose staged set could not
+ * be activated at the last start is left out, as the driver does: a restart would not help. */
+static const char *staged_sets_passing(restarter_t *r, apr_time_t now, const char **pwhy,
+                                       apr_pool_t *p)
+{
+    apr_array_header_t *domains = r->rt->conf->domains;
+    const char *names = "", *whys = NULL;
     int i;
 
-    APR_ARRAY_PUSH(argv, const char *) = apr_pstrdup(p, ap_server_argv0);
-    APR_ARRAY_PUSH(argv, const char *) = "-t";
-    APR_ARRAY_PUSH(argv, const char *) = "-d";
-    APR_ARRAY_PUSH(argv, const char *) = apr_pstrdup(p, ap_server_root);
-    if (ap_conftree && ap_conftree->filename) {
-        APR_ARRAY_PUSH(argv, const char *) = "-f";
-        APR_ARRAY_PUSH(argv, const char *) = apr_pstrdup(p, ap_conftree->filename);
+    for (i = 0; i < domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        const char *why = NULL;
+        apr_status_t rv;
+
+        if (d->promote_failed) {
+            continue;
+        }
+        rv = acme_store_check_staged(r->rt->store, d->set_name, d->names, now, &why, p);
+        if (rv == APR_SUCCESS) {
+            names = apr_pstrcat(p, names, " ", d->name, NULL);
+        } else if (!APR_STATUS_IS_ENOENT(rv)) {
+            why = why ? why : apr_psprintf(p, "staging/%s: %s", d->set_name, acme_strerror(rv, p));
+            whys = whys ? apr_pstrcat(p, whys, "; ", why, NULL) : why;
+        }
     }
-    for (i = 0; ap_server_config_defines && i < ap_server_config_defines->nelts; i++) {
-        APR_ARRAY_PUSH(argv, const char *) = "-D";
-        APR_ARRAY_PUSH(argv, const char *) =
-            apr_pstrdup(p, APR_ARRAY_IDX(ap_server_config_defines, i, const char *));
-    }
-    APR_ARRAY_PUSH(argv, const char *) = NULL;
-    (void)s;
-    return (const char *const *)argv->elts;
+    *pwhy = whys ? whys : "nothing is staged";
+    return names;
 }
 
 static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *data)
 {
     restarter_t *r = data;
-    apr_finfo_t fi;
+    apr_pool_t *iter;
     sigset_t all;
 
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
+    if (apr_pool_create(&iter, r->pool) != APR_SUCCESS) {
+        apr_thread_exit(thread, APR_ENOMEM);
+        return NULL;
+    }
     while (!apr_atomic_read32(&r->stop)) {
+        const char *names, *why;
         apr_time_t now;
+        test_result_e test;
+
         apr_sleep(POLL_INTERVAL);
+        apr_pool_clear(iter);
         /* httpd handles SIGUSR1 only once the MPM runs; before that it would end the server. */
-        if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM ||
-            apr_stat(&fi, r->flag, APR_FINFO_MTIME, r->pool) != APR_SUCCESS) {
+        if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
             continue;
         }
         now = apr_time_now();
+        if (now < r->next_look || !flag_present(r, now)) {
+            continue;
+        }
         /* A clock stepped back counts as time passed: never wait on a time in the future. */
         if (*r->last_restart && now > *r->last_restart &&
             now - *r->last_restart < ACME_RESTART_MIN_GAP) {
@@ -108,23 +291,58 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         if (now < r->next_try) {
             continue;
         }
-        if (!configtest_passes(r)) {
+        names = staged_sets_passing(r, now, &why, iter);
+        if (!*names) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, r->s,
+                           "ACME02212: %s asks for a restart, but no staged certificate would be "
+                           "activated by it (%s); the file is removed, no restart. The renewal "
+                           "driver writes it only after staging a valid set: another program "
+                           "running as the server's User may have written it",
+                           r->flag, why);
+            unlinkat(r->staging_fd, r->flag_rel, 0);
+            r->next_look = now + IGNORED_PAUSE;
+            continue;
+        }
+        /* A graceful restart re-reads the configuration: one that was left half-edited on disk
+         * would stop the server. So the configuration is tested first, as apachectl graceful
+         * does. */
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                       "ACME02207: new certificates are ready for%s; testing the configuration",
+                       names);
+        test = configtest_run(r, iter);
+        if (apr_atomic_read32(&r->stop)) {
+            break;
+        }
+        if (test == TEST_UNKNOWN && ++r->unknown < TEST_UNKNOWN_MAX) {
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                           "ACME02206: the status of %s -t was collected elsewhere; testing again",
+                           r->configtest[0]);
+            continue;
+        }
+        r->unknown = 0;
+        if (test != TEST_PASSED) {
             r->next_try = now + ACME_RESTART_MIN_GAP;
-            ap_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
-                         "ACME01072: new certificates are ready, but the configuration on disk "
-                         "does not pass 'apachectl configtest' (see above); not restarting. "
-                         "They are activated by the next restart once it is fixed; trying again "
-                         "in a minute");
+            acme_log_error(APLOG_MARK, APLOG_ERR, 0, r->s,
+                           "ACME01072: new certificates are ready for%s, but %s; not restarting. "
+                           "They are activated by the next restart once it is fixed; trying again "
+                           "in a minute",
+                           names,
+                           test == TEST_UNKNOWN
+                               ? "the result of 'apachectl configtest' was lost (the MPM collected "
+                                 "the process first, three times)"
+                               : "the configuration on disk does not pass 'apachectl configtest' "
+                                 "(see above)");
             continue;
         }
         /* The flag goes first: a restart re-checks it, a second signal during one is lost. */
-        if (unlink(r->flag) != 0) {
+        if (unlinkat(r->staging_fd, r->flag_rel, 0) != 0) {
             continue;
         }
         *r->last_restart = apr_time_now();
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, r->s,
-                     "ACME01070: new certificates are ready; restarting gracefully to activate "
-                     "them");
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, r->s,
+                       "ACME01070: new certificates are ready for%s; restarting gracefully to "
+                       "activate them",
+                       names);
         kill(getpid(), AP_SIG_GRACEFUL);
         break;
     }
@@ -139,6 +357,7 @@ static apr_status_t restarter_join(void *data)
 
     apr_atomic_set32(&r->stop, 1);
     apr_thread_join(&trv, r->thread);
+    close(r->staging_fd);
     apr_pool_destroy(r->pool);
     return APR_SUCCESS;
 }
@@ -149,6 +368,7 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     apr_threadattr_t *attr;
     restarter_t *r;
     void *last = NULL;
+    const char *slash = strrchr(ACME_RESTART_FLAG, '/'), *why = NULL;
     apr_pool_t *p;
     apr_status_t rv;
 
@@ -157,24 +377,62 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
         return rv;
     }
     r = apr_pcalloc(p, sizeof(*r));
+    r->rt = rt;
     r->s = rt->s;
     r->pool = p;
+    r->staging_fd = -1;
     r->flag = acme_store_path(rt->store, ACME_RESTART_FLAG, p);
+    r->flag_rel = slash + 1;
     apr_pool_userdata_get(&last, LAST_RESTART_KEY, pproc);
     if (!last) {
         last = apr_pcalloc(pproc, sizeof(apr_time_t));
         apr_pool_userdata_set(last, LAST_RESTART_KEY, apr_pool_cleanup_null, pproc);
     }
     r->last_restart = last;
-    r->configtest = configtest_argv(rt->s, p);
-    rv = apr_threadattr_create(&attr, p);
+    rv = configtest_argv(&r->configtest, &why, rt->s->process, p);
+    if (rv != APR_SUCCESS) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME02201: no automatic restart: %s, so the configuration cannot be "
+                       "tested before a restart; run 'apachectl graceful' to activate new "
+                       "certificates",
+                       why);
+        apr_pool_destroy(p);
+        return APR_SUCCESS;
+    }
+    /* The store's top folder is root's; staging/ is the User's, itself never a link (post_config
+     * checked), and the descriptor keeps every later look inside it. */
+    r->staging_fd =
+        open(acme_store_path(
+                 rt->store,
+                 apr_pstrmemdup(p, ACME_RESTART_FLAG, (apr_size_t)(slash - ACME_RESTART_FLAG)), p),
+             O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (r->staging_fd < 0) {
+        rv = APR_FROM_OS_ERROR(errno);
+    }
+    if (rv == APR_SUCCESS) {
+        /* What the configtest runs, for the operator who wonders. */
+        const char *cmd = "";
+        int i;
+        for (i = 0; r->configtest[i]; i++) {
+            const char *a = r->configtest[i];
+            cmd = apr_pstrcat(p, cmd, i ? " " : "", strchr(a, ' ') ? "'" : "", a,
+                              strchr(a, ' ') ? "'" : "", NULL);
+        }
+        acme_log_error(
+            APLOG_MARK, APLOG_DEBUG, 0, rt->s,
+            "ACME02202: before an automatic restart the configuration is tested with: %s", cmd);
+        rv = apr_threadattr_create(&attr, p);
+    }
     if (rv == APR_SUCCESS) {
         rv = apr_thread_create(&r->thread, attr, acme_restarter_main, r, p);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
-                     "ACME01071: cannot start the restart thread; set ACMEAutoRestart off to run "
-                     "without it");
+        acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
+                       "ACME01071: cannot start the restart thread; set ACMEAutoRestart off to run "
+                       "without it");
+        if (r->staging_fd >= 0) {
+            close(r->staging_fd);
+        }
         apr_pool_destroy(p);
         return rv;
     }

@@ -136,6 +136,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     acme_issue_result_t *res;
     acme_tokens_t tokens;
     apr_array_header_t *contacts;
+    apr_array_header_t *chain;
     const char *why = NULL;
     apr_status_t rv;
     int again;
@@ -175,20 +176,16 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
             return rv;
         }
         /* A renewal names the certificate it replaces (RFC 9773), when the CA does ARI. */
-        {
-            const char *ari_url;
-            if (w->d->has_active && w->d->ari_cert_id &&
-                acme_client_resource(&ari_url, NULL, client, "renewalInfo") == APR_SUCCESS) {
-                ireq.replaces = w->d->ari_cert_id;
-            }
+        if (w->d->has_active && w->d->ari_cert_id && acme_ari_offered(client)) {
+            ireq.replaces = w->d->ari_cert_id;
         }
         rv = acme_issue(&res, pprob, client, &ireq, w->pool);
         /* The CA forgot the account (a reset test CA, a deleted account): register again. */
         if (rv == ACME_ENOACCOUNT && again) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                         "ACME01051: %s: the CA %s no longer knows our account; registering "
-                         "again",
-                         w->d->name, w->ca_url);
+            acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                           "ACME01051: %s: the CA %s no longer knows our account; registering "
+                           "again",
+                           w->d->name, w->ca_url);
             apr_thread_mutex_lock(w->drv->account_mutex);
             acme_account_forget(client, rt->store, w->pool);
             apr_thread_mutex_unlock(w->drv->account_mutex);
@@ -198,6 +195,26 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    /* What the parent will check, checked first: a certificate it would refuse is a failed
+     * attempt now, without a restart; the next attempt orders anew. */
+    rv = acme_cert_chain_parse(&chain, res->chain_pem, res->chain_len, w->pool);
+    if (rv == APR_SUCCESS) {
+        rv = acme_cert_activation_check(chain, res->key, w->d->names, apr_time_now(), &w->staged_at,
+                                        &why, w->pool);
+    } else {
+        why = "the chain does not parse";
+    }
+    if (APR_STATUS_IS_EAGAIN(rv)) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02308: %s: %s; it is staged and activated when it is due", w->d->name,
+                       why);
+    } else if (rv != APR_SUCCESS) {
+        w->job->order_url = NULL;
+        *pprob = acme_problem_make(
+            ACME_EBADSTORE, 0,
+            apr_psprintf(w->pool, "the CA's certificate cannot be used: %s", why), w->pool);
+        return ACME_EBADSTORE;
     }
     rv = acme_store_stage(rt->store, w->d->set_name, res->key, res->chain_pem, res->chain_len,
                           set_meta(w, w->pool), &why, w->pool);
@@ -247,9 +264,9 @@ static apr_status_t worker_obtain(worker_t *w)
 
     rv = acme_job_load(&w->job, rt->store, w->d->set_name, w->pool);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                     "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
-                     w->d->name, rt->store_dir);
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
+                       w->d->name, rt->store_dir);
     }
     n = cas ? cas->nelts : 1;
     /* An order in flight continues at its own CA. */
@@ -266,39 +283,49 @@ static apr_status_t worker_obtain(worker_t *w)
             k + 1 == n) {
             break;
         }
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
-                     "ACME01053: %s: %s failed (%s); trying the next ACMECertificateAuthority",
-                     w->d->name, w->ca_url,
-                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                       "ACME01053: %s: %s failed (%s); trying the next ACMECertificateAuthority",
+                       w->d->name, w->ca_url,
+                       prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
     }
     if (rv == APR_SUCCESS) {
-        acme_job_done(w->job);
+        /* The failures count on until the parent has activated the set (a refused one is a
+         * failed attempt too: driver_settle_staged). */
+        acme_job_staged(w->job, apr_time_now());
         acme_job_save(rt->store, w->job, w->pool);
         acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
         w->staged = 1;
         w->next_run = 0;
-        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                     "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
-                     rt->conf->auto_restart != 0
-                         ? "a graceful restart activates it shortly"
-                         : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                       "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
+                       rt->one_process ? "one-process mode: stop the server and start it again to "
+                                         "activate it"
+                       : rt->conf->auto_restart != 0
+                           ? "a graceful restart activates it shortly"
+                           : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
         return APR_SUCCESS;
     }
     if (rv == ACME_ECANCELLED) {
-        return rv; /* the server stops; the job resumes in the next generation */
+        /* The server stops: nothing counts as failed; the order resumes at the next start. */
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02300: %s: the server is stopping: the work with %s was abandoned; "
+                       "it resumes at the next start",
+                       w->d->name, w->ca_url);
+        return rv;
     }
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     acme_job_failed(w->job, rv, prob, apr_time_now(), rnd, w->pool);
     acme_job_save(rt->store, w->job, w->pool);
     w->next_run = w->job->next_run;
-    ap_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
-                 "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
-                 w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
-                 when_text(w->next_run, w->pool), w->job->failures);
+    acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                   "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
+                   w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
+                   when_text(w->next_run, w->pool), w->job->failures);
     return rv;
 }
 
-/* Asks the CA when to renew (RFC 9773): a time picked uniformly in its suggested window. */
+/* Asks the CA that issued the certificate when to renew (RFC 9773): a time picked uniformly in
+ * its suggested window, cut so that the certificate cannot expire meanwhile. */
 static void worker_ari(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
@@ -309,37 +336,57 @@ static void worker_ari(worker_t *w)
     apr_uint64_t rnd = 0;
     char from[APR_RFC822_DATE_LEN], to[APR_RFC822_DATE_LEN], at[APR_RFC822_DATE_LEN];
     apr_status_t rv;
+    int cut;
 
-    w->ca_url = cas ? APR_ARRAY_IDX(cas, 0, const char *) : ACME_LETSENCRYPT;
+    w->ca_url = cas ? APR_ARRAY_IDX(cas, w->ari_ca, const char *) : ACME_LETSENCRYPT;
     w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
     rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return;
     }
     rv = acme_ari_fetch(&ari, &prob, client, w->d->ari_cert_id, w->pool);
-    acme_driver_client_done(w->drv, client, w->ca_url, rv, w->pool);
+    /* What renewalInfo answers says nothing about the rest of the directory: it is kept. */
+    acme_driver_client_done(w->drv, client, w->ca_url, APR_SUCCESS, w->pool);
     if (rv == APR_NOTFOUND) {
         w->ari_absent = 1;
         return;
     }
-    if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                     "ACME01065: %s: no renewal information from %s (%s); asking again in an "
-                     "hour, the renewal window applies meanwhile",
-                     w->d->name, w->ca_url,
-                     prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+    if (rv == ACME_ECANCELLED) {
+        return; /* the server stops */
+    }
+    if (rv == APR_ENOENT) {
+        w->ari_check_at = apr_time_now() + ACME_ARI_RECHECK_DEFAULT;
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02305: %s: %s has no renewal information for this certificate (%s); "
+                       "asking again in %d hours, the renewal window applies meanwhile",
+                       w->d->name, w->ca_url, acme_problem_describe(prob, w->pool),
+                       (int)(apr_time_sec(ACME_ARI_RECHECK_DEFAULT) / 3600));
         return;
     }
+    if (rv != APR_SUCCESS) {
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME01065: %s: no renewal information from %s (%s); asking again in an "
+                       "hour, the renewal window applies meanwhile",
+                       w->d->name, w->ca_url,
+                       prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
+        return;
+    }
+    apr_rfc822_date(from, ari->start);
+    apr_rfc822_date(to, ari->end);
+    cut = acme_ari_clamp(ari, w->d->not_before, w->d->not_after);
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     w->ari_renew_at = acme_ari_pick(ari, rnd);
     w->ari_check_at = ari->recheck;
-    apr_rfc822_date(from, ari->start);
-    apr_rfc822_date(to, ari->end);
     apr_rfc822_date(at, w->ari_renew_at);
-    ap_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                 "ACME01066: %s: the CA suggests renewing between %s and %s%s%s; renewing at %s",
-                 w->d->name, from, to, ari->explanation ? " (see " : "",
-                 ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "", at);
+    acme_log_error(
+        APLOG_MARK, APLOG_INFO, 0, rt->s,
+        "ACME01066: %s: the CA suggests renewing between %s and %s%s%s%s; renewing at %s",
+        w->d->name, from, to, ari->explanation ? " (see " : "",
+        ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "",
+        cut ? ", which ends too close to the certificate's expiry: cut to its last "
+              "tenth"
+            : "",
+        at);
 }
 
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)

@@ -20,9 +20,12 @@
 static void log_stderr(void *baton, acme_log_level_e level, apr_status_t rv, const char *msg)
 {
     static const char *const names[] = {"error", "warn", "notice", "info", "debug", "trace"};
+    char safe[8192];
     (void)baton;
     (void)rv;
-    fprintf(stderr, "[%s] %s\n", names[level], msg);
+    /* The core's messages carry the CA's text: escaped for a terminal, as httpd does for its
+     * error log. */
+    fprintf(stderr, "[%s] %s\n", names[level], acme_log_escape(safe, sizeof(safe), msg));
 }
 
 static int usage(void)

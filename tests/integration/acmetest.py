@@ -6,6 +6,8 @@ Only the standard library and Debian's python3-cryptography are used.
 import datetime
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -22,16 +24,62 @@ from cryptography.x509.oid import NameOID
 LOOPBACK = "127.0.0.1"
 
 
-def free_ports(n):
-    """n distinct TCP ports on 127.0.0.1 that nothing listens on right now (all held open while
-    choosing, so the kernel cannot hand out one twice)."""
-    socks = []
+def _port_block():
+    """The ports this process picks from: below the kernel's ephemeral range (which it hands out
+    for bind(0) and for outgoing connections, so none of those can take a port between our
+    choice and its use), split in one block per pytest-xdist worker, so that workers running in
+    parallel never pick the same port."""
+    low = 20000
     try:
-        for _ in range(n):
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            high = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        high = 32768
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    count = max(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1), index + 1)
+    size = (high - low) // count
+    if size < 50:
+        return None  # an odd ephemeral range: the kernel chooses
+    return low + index * size, low + (index + 1) * size
+
+
+_ports_given = set()  # handed out by this process: never twice
+_port_rng = random.Random()  # a random start, so separate runs on one machine rarely meet
+
+
+def free_ports(n):
+    """n distinct TCP ports on 127.0.0.1 that nothing uses right now, from this process's block
+    (_port_block) and never handed out before by it; all are held open while choosing."""
+    socks = []
+    block = _port_block()
+    try:
+        if block is None:
+            for _ in range(n):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.bind((LOOPBACK, 0))
+                socks.append(s)
+            return [s.getsockname()[1] for s in socks]
+        low, high = block
+        start = _port_rng.randrange(low, high)
+        for i in range(high - low):
+            if len(socks) == n:
+                break
+            port = low + (start - low + i) % (high - low)
+            if port in _ports_given:
+                continue
             s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((LOOPBACK, 0))
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                s.close()
+                continue
             socks.append(s)
-        return [s.getsockname()[1] for s in socks]
+        if len(socks) < n:
+            raise RuntimeError(f"no {n} free ports left in {low}-{high - 1} on {LOOPBACK}")
+        ports = [s.getsockname()[1] for s in socks]
+        _ports_given.update(ports)
+        return ports
     finally:
         for s in socks:
             s.close()
@@ -41,15 +89,50 @@ def free_port():
     return free_ports(1)[0]
 
 
-def check_port_free(port, what):
+def check_port_free(port, what, timeout=5.0):
     """Fails with a clear message when something listens on port (TIME_WAIT leftovers do not
-    count: servers bind with SO_REUSEADDR)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    count: servers bind with SO_REUSEADDR). Waits a little first: a process killed with
+    SIGKILL leaves /proc (its command line) before it has closed its sockets, and the larger
+    its address space the longer that takes (much longer with the sanitizers' shadow memory)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((LOOPBACK, port))
+                return
+            except OSError as e:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+        time.sleep(0.05)
+
+
+def wait_until(predicate, timeout, what):
+    """Polls predicate until it returns a true value, which is returned; fails naming what was
+    awaited (what: a text, or a function making one) when timeout seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"not within {timeout} s: {what() if callable(what) else what}")
+        time.sleep(0.05)
+
+
+def require_root(why):
+    """Skips the calling test when not root, saying so in pytest's summary (-ra): the
+    integration tier is meant to run as root, as CI does."""
+    if os.geteuid() != 0:
+        import pytest
+        reason = f"needs root ({why}); run the tests as root, as CI does"
         try:
-            s.bind((LOOPBACK, port))
-        except OSError as e:
-            raise RuntimeError(f"port {port} on {LOOPBACK} (for {what}) is busy: {e}") from e
+            # Reported at the test's own line, as a skip mark would be, not at this one.
+            skip = pytest.skip.Exception(reason, _use_item_location=True)
+        except TypeError:  # a pytest without it
+            skip = pytest.skip.Exception(reason)
+        raise skip
 
 
 def wait_port(port, proc, what, timeout=20.0):
@@ -247,6 +330,84 @@ def module_path():
     return os.path.join(build, ".libs", "mod_acme.so")
 
 
+_SANITIZER_RUNTIME = []
+
+
+def sanitizer_runtime():
+    """Path of the ASan runtime when the module was built with ./configure --enable-sanitizers,
+    else None. apache2 is not instrumented, so the runtime must be preloaded into it (it has to
+    come first among the libraries). make check sets ACME_SANITIZER_RUNTIME; a hand-run pytest
+    reads what configure found from the build's Makefile."""
+    if not _SANITIZER_RUNTIME:
+        path = os.environ.get("ACME_SANITIZER_RUNTIME") or None
+        makefile = os.path.join(os.path.dirname(os.path.dirname(module_path())), "Makefile")
+        if path is None and os.path.exists(makefile):
+            with open(makefile) as f:
+                for line in f:
+                    if line.startswith("SAN_RUNTIME = "):
+                        path = line.split("=", 1)[1].strip() or None
+        _SANITIZER_RUNTIME.append(path)
+    return _SANITIZER_RUNTIME[0]
+
+
+def sanitizer_env(logdir, env=None):
+    """The environment for apache2 with the sanitized module: the runtime preloaded and ASan's
+    reports written to files logdir/report.PID, which the root parent and the children running
+    as the User can both create. UBSan (gcc's libubsan beside a preloaded libasan) ignores
+    log_path and writes to stderr, which is httpd's error log: sanitizer_reports() reads both.
+
+    Leak detection is off in httpd: Debian's APR takes pool memory from mmap(), which
+    LeakSanitizer does not scan, so everything a pool cleanup owns (our keys and certificates,
+    mod_ssl's contexts) is reported as lost when a process exits without destroying its pools,
+    as httpd's children and its daemonizing parent do. Growth while the server runs is measured
+    by tests/bench/soak.py; the core's leaks by LeakSanitizer in the unit tier and in acme-drive,
+    and by make check-valgrind."""
+    env = dict(os.environ if env is None else env)
+    runtime = sanitizer_runtime()
+    if not runtime:
+        return env
+    env["LD_PRELOAD"] = runtime
+    env["ASAN_OPTIONS"] = f"log_path={logdir}/report:detect_leaks=0"
+    # The same log_path: with gcc the runtime loaded last decides where ASan's reports go.
+    env["UBSAN_OPTIONS"] = f"log_path={logdir}/report:print_stacktrace=1:halt_on_error=0"
+    return env
+
+
+SANITIZER_LINE = re.compile(r"runtime error: |ERROR: (Address|Leak|UndefinedBehavior)Sanitizer|"
+                            r"SUMMARY: \w+Sanitizer")
+
+
+def sanitizer_output(text):
+    """Sanitizer reports found in a program's output (stderr, error log): each report line with
+    the stack lines after it."""
+    out = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if SANITIZER_LINE.search(line):
+            j = i + 1
+            while j < len(lines) and lines[j].lstrip().startswith("#"):
+                j += 1
+            out.append("\n".join(lines[i:j]))
+    return out
+
+
+def sanitizer_reports(logdir, error_log=None):
+    """(where, text) of every sanitizer report: files written to logdir, and reports in the
+    error log."""
+    out = []
+    try:
+        names = sorted(os.listdir(logdir))
+    except OSError:
+        names = []
+    for n in names:
+        with open(os.path.join(logdir, n), errors="replace") as f:
+            out.append((os.path.join(logdir, n), f.read()))
+    if error_log and os.path.exists(error_log):
+        with open(error_log, errors="replace") as f:
+            out += [(error_log, r) for r in sanitizer_output(f.read())]
+    return out
+
+
 def public_dir(parent, name):
     """A folder the server's User (www-data) can reach: every level down to it must be
     traversable, which pytest's own temporary folders are not."""
@@ -258,7 +419,10 @@ def public_dir(parent, name):
 
 class Httpd:
     """Debian's apache2 with mod_acme, on loopback, configured by the test. Started and stopped
-    by PID (its PidFile)."""
+    by PID (its PidFile). With a sanitizer build, reports go to the folder `sanitizer/` of the
+    server (see sanitizer_env); Httpd.made lists every server, for the check after each test."""
+
+    made = []
 
     def __init__(self, root, pebble, mpm="event", user="www-data"):
         self.root = public_dir(os.path.dirname(root), os.path.basename(root))
@@ -275,6 +439,21 @@ class Httpd:
             f.write("hello from the test vhost\n")
         self.store = os.path.join(self.root, "acme")
         self.started_pids = set()
+        self.sanitizer_dir = os.path.join(self.root, "sanitizer")
+        self.sanitizer_stderr = []  # (args, report) from the output of run()
+        if sanitizer_runtime():
+            os.makedirs(self.sanitizer_dir, exist_ok=True)
+            # Written by the root parent and by the children running as the User.
+            os.chmod(self.sanitizer_dir, 0o1777)
+        Httpd.made.append(self)
+
+    def env(self):
+        """The environment apache2 runs with (the sanitizer runtime preloaded, when built so)."""
+        return sanitizer_env(self.sanitizer_dir)
+
+    def sanitizer_reports(self):
+        return sanitizer_reports(self.sanitizer_dir, self.error_log) + \
+            [("apache2 " + " ".join(a), r) for a, r in self.sanitizer_stderr]
 
     def base_conf(self, extra_modules=(), ca=True):
         mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
@@ -287,8 +466,17 @@ class Httpd:
                  "TypesConfig /etc/mime.types",
                  "Mutex file:" + self.root + " default", "StartServers 2",
                  "GracefulShutdownTimeout 5",
+                 # No child is started after the first ones: httpd's children deadlock on a
+                 # SIGTERM while they start up (the signal handler frees memory), so children
+                 # started later could turn a stop into AH00046 (SIGKILL).
+                 *(["MinSpareThreads 25", "MaxSpareThreads 75"] if self.mpm == "event" else
+                   ["MinSpareServers 1", "MaxSpareServers 4"] if self.mpm == "prefork" else []),
                  "LogFormat \"%h %{Host}i %r %>s %b %{Connection}o\" acmetest",
                  f"CustomLog {self.root}/access.log acmetest"]
+        if sanitizer_runtime():
+            # Keeps the children dumpable after they become the User: without it they cannot
+            # read their own /proc/self/maps and a report ends after its first line.
+            lines.append(f"CoreDumpDirectory {self.sanitizer_dir}")
         lines = [f"LoadModule {m}_module {MODULES_DIR}/mod_{m}.so" for m in mods] + lines
         lines.append(f"LoadModule acme_module {module_path()}")
         if self.user:
@@ -309,8 +497,10 @@ class Httpd:
                 f"    SSLEngine on\n{extra}</VirtualHost>\n")
 
     def run(self, *args):
-        return subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
-                              capture_output=True, text=True, timeout=60)
+        r = subprocess.run([HTTPD_BIN, "-d", self.root, "-f", self.conf_path, *args],
+                           capture_output=True, text=True, timeout=60, env=self.env())
+        self.sanitizer_stderr += [(args, rep) for rep in sanitizer_output(r.stdout + r.stderr)]
+        return r
 
     def configtest(self):
         return self.run("-t")
@@ -394,7 +584,7 @@ class Httpd:
                         if p == pid:
                             continue
                         r = subprocess.run(["gdb", "-p", str(p), "-batch", "-ex",
-                                            "thread apply all bt 15"], capture_output=True,
+                                            "thread apply all bt 40"], capture_output=True,
                                            text=True, timeout=60)
                         f.write(f"=== {p}\n{r.stdout}\n")
             time.sleep(0.05)
@@ -421,6 +611,61 @@ class Httpd:
         pid = self.pid()
         return [p for p in self.processes() if p != pid]
 
+    def driver_pid(self):
+        """PID of the process holding the renewal driver's lock (jobs/driver.lock in the
+        store), from /proc/locks; None when nobody holds it."""
+        try:
+            st = os.stat(os.path.join(self.store, "jobs", "driver.lock"))
+        except OSError:
+            return None
+        ident = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        try:
+            with open("/proc/locks") as f:
+                for line in f:
+                    # "1: POSIX  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->"
+                    parts = line.split()
+                    if len(parts) >= 6 and parts[1] != "->" and parts[5] == ident:
+                        return int(parts[4])
+        except (OSError, ValueError):
+            pass
+        return None
+
+    def generation_started(self):
+        """Wall-clock time after which every child the parent starts belongs to the running
+        generation: 0 before the first graceful restart; after one (AH00493), the moment the
+        new generation was configured (AH00489; its children are started after that, those of
+        the old one before the restart), or infinity while that is not in the log yet."""
+        lines = self.log_text().splitlines()
+        restarts = [i for i, line in enumerate(lines) if "AH00493" in line]
+        if not restarts:
+            return 0.0
+        for line in lines[restarts[-1]:]:
+            if "AH00489" in line:
+                return _log_time(line) - 0.05  # /proc's start times are to a clock tick
+        return float("inf")
+
+    def wait_driver(self, timeout=30.0):
+        """Waits until the renewal driver of the running generation (a child started after the
+        last restart in the log: call this once the restart is logged) holds its lock, and
+        returns its PID. The driver takes the lock in its first round, which starts the work
+        that is due (an ACME01062 line per domain) in the same pass and ends with ACME02304:
+        from here on, work that was not started was not due."""
+        def holder():
+            pid = self.driver_pid()
+            if not pid or pid not in self.children():
+                return None
+            started = _start_time(pid)
+            return pid if started and started > self.generation_started() else None
+
+        pid = wait_until(holder, timeout, lambda: f"a renewal driver of {self.conf_path} holding "
+                                                  f"jobs/driver.lock\n{self.log_text()[-3000:]}")
+        # The pass that took the lock ends with ACME02304 (debug) from that process.
+        wait_until(lambda: any("ACME02304" in line and f"[pid {pid}:" in line
+                               for line in self.log_text().splitlines()), timeout,
+                   lambda: f"the first pass of the renewal driver {pid}\n"
+                           f"{self.log_text()[-3000:]}")
+        return pid
+
     def log_text(self):
         try:
             with open(self.error_log, errors="replace") as f:
@@ -443,6 +688,27 @@ class Httpd:
                 if not any(a in line for a in allowed):
                     bad.append(line)
         return bad
+
+
+def _start_time(pid):
+    """Wall-clock time at which process pid started (to a clock tick); None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
+    return time.time() - uptime + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _log_time(line):
+    """The time of an error log line ("[Sun Nov 29 09:45:01.218298 2026] ..."), or 0."""
+    try:
+        stamp = line[1:line.index("]")]
+        return datetime.datetime.strptime(stamp, "%a %b %d %H:%M:%S.%f %Y").timestamp()
+    except ValueError:
+        return 0.0
 
 
 class _PidProc:

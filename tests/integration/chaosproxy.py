@@ -1,10 +1,16 @@
 """A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
-500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. Pebble's
-own address in bodies and headers is rewritten to the proxy's, so clients keep coming back
-through it. Test code only; loopback only."""
+500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. It can
+also hold requests (all, or those for one path) until the test releases them, so that a test
+knows where the client is: waiting for the CA. With `ari` set to a suggested window, it also
+plays the CA's renewal information (RFC 9773), which Debian's pebble 2.4 lacks: the directory
+names its renewalInfo and GET <renewalInfo>/<certID> answers the window. Pebble's own address
+in bodies and headers is rewritten to the proxy's, so clients keep coming back through it. Test
+code only; loopback only."""
 import http.server
+import json
 import ssl
 import threading
+import urllib.error
 import urllib.request
 
 import acmetest
@@ -17,7 +23,13 @@ class ChaosProxy:
         self.mode = "pass"          # pass | 500 | 503 | 429 | garbage
         self.only_path = None       # fail only requests whose path contains this
         self.retry_after = None
+        self.detail = "injected by the test proxy"  # the problem's detail (any text)
+        self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
         self.requests = []
+        self.held = []              # (method, path) of each request held, in order
+        self._hold_path = None      # hold() is in force when not None ("" = every request)
+        self._released = threading.Event()
+        self._held_one = threading.Event()
         self.upstream = f"https://127.0.0.1:{pebble.port}"
         self.base = f"https://127.0.0.1:{self.port}"
         self.directory = f"{self.base}/dir"
@@ -33,10 +45,18 @@ class ChaosProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append((self.command, self.path))
+                hold = proxy._hold_path
+                if hold is not None and hold in self.path and not proxy._released.is_set():
+                    proxy.held.append((self.command, self.path))
+                    proxy._held_one.set()
+                    proxy._released.wait(timeout=300)
                 failing = proxy.mode != "pass" and (
                     proxy.only_path is None or proxy.only_path in self.path)
                 if failing:
                     return self.fail()
+                if proxy.ari and self.path.startswith("/renewal-info/"):
+                    return self.answer(200, json.dumps({"suggestedWindow": proxy.ari}).encode(),
+                                       "application/json")
                 req = urllib.request.Request(proxy.upstream + self.path, data=body,
                                              method=self.command)
                 for k in ("Content-Type",):
@@ -51,11 +71,23 @@ class ChaosProxy:
                 except urllib.error.HTTPError as e:
                     status, headers, data = e.code, e.headers.items(), e.read()
                 data = data.replace(proxy.upstream.encode(), proxy.base.encode())
+                if proxy.ari and self.path == "/dir" and status == 200:
+                    d = json.loads(data)
+                    d["renewalInfo"] = proxy.base + "/renewal-info"
+                    data = json.dumps(d).encode()
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() in ("content-length", "connection", "transfer-encoding"):
                         continue
                     self.send_header(k, v.replace(proxy.upstream, proxy.base))
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+
+            def answer(self, status, data, ctype):
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -71,9 +103,9 @@ class ChaosProxy:
                     status = int(mode)
                     kind = {"500": "serverInternal", "503": "serverInternal",
                             "429": "rateLimited"}[mode]
-                    data = (b'{"type":"urn:ietf:params:acme:error:' + kind.encode() +
-                            b'","detail":"injected by the test proxy","status":' +
-                            mode.encode() + b'}')
+                    data = json.dumps({"type": "urn:ietf:params:acme:error:" + kind,
+                                       "detail": proxy.detail,
+                                       "status": status}).encode()
                     self.send_response(status)
                     self.send_header("Content-Type", "application/problem+json")
                     if proxy.retry_after:
@@ -85,13 +117,37 @@ class ChaosProxy:
 
             do_GET = do_POST = do_HEAD = handle_any
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            daemon_threads = True  # a held request must not hold up stop()
+
+            def handle_error(self, request, client_address):
+                pass  # a client killed while held: nobody is left to answer
+
+        self.server = Server(("127.0.0.1", self.port), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(pebble.listener["cert"], pebble.listener["key"])
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+    def hold(self, only_path=""):
+        """From now on, requests whose path contains only_path (every request by default) wait
+        in the proxy until release()."""
+        self._released.clear()
+        self._held_one.clear()
+        self._hold_path = only_path
+
+    def wait_held(self, timeout=30.0):
+        """True once a request is held (the client waits for the CA), False after timeout."""
+        return self._held_one.wait(timeout)
+
+    def release(self):
+        """Held requests go on to pebble (and their answers back, if anyone still waits for
+        them); new ones pass."""
+        self._hold_path = None
+        self._released.set()
+
     def stop(self):
+        self.release()
         self.server.shutdown()
         self.server.server_close()

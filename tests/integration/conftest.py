@@ -1,4 +1,6 @@
-"""pytest fixtures: builds are taken from top_builddir; pebble runs once per session."""
+"""pytest fixtures: builds are taken from top_builddir; pebble runs once per session, that is
+once per pytest-xdist worker when the tier runs in parallel (`-n`): each worker has its own
+pebble, ports, folders and servers, so tests never share them."""
 import os
 import shutil
 import tempfile
@@ -9,6 +11,25 @@ import acmetest
 
 BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# In a sanitizer build acme-drive carries the sanitizers itself: make UBSan's reports fatal, as
+# ASan's are, so that a report fails the test that ran it.
+os.environ.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow(seconds): runs for a minute or more; scheduled "
+                                       "first, longest first, so that parallel workers do not "
+                                       "wait for it at the end")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow tests first, longest first (a stable sort: the same order in every xdist worker,
+    as xdist requires)."""
+    def key(item):
+        mark = item.get_closest_marker("slow")
+        return -(mark.args[0] if mark and mark.args else 60 if mark else 0)
+    items.sort(key=key)
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +68,19 @@ def pebble(workdir):
     pb = acmetest.Pebble(os.path.join(workdir, "pebble"))
     yield pb
     pb.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """With a sanitizer build (./configure --enable-sanitizers), a test fails when any server it
+    started wrote a report (ASan, LeakSanitizer, UBSan); runs after the servers are stopped."""
+    first = len(acmetest.Httpd.made)
+    yield
+    reports = []
+    for h in acmetest.Httpd.made[first:]:
+        reports += h.sanitizer_reports()
+    assert not reports, "sanitizer reports:\n" + "\n".join(
+        f"=== {path}\n{text}" for path, text in reports)
 
 
 _serial = [0]  # one server folder per Httpd in the whole session

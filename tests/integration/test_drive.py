@@ -3,8 +3,6 @@ import os
 import stat
 import subprocess
 
-import pytest
-
 import acmetest
 
 

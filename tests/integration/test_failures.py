@@ -45,13 +45,16 @@ def test_unreachable_ca_backs_off_and_keeps_the_fallback(httpd_factory):
     j = job(h, "down.test")
     assert j["failures"] == 1
     assert 45 <= j["next-run"] - time.time() <= 75
-    time.sleep(3)
-    assert h.log_text().count("ACME01055") == 1, "no tight retry loop"
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "down.test"))
-    # A restart does not forget the backoff.
+    # A restart does not forget the backoff: the new generation's driver takes over and starts
+    # nothing; no second attempt was made by either (a failed one would count in the job file).
     h.graceful()
-    time.sleep(2)
-    assert h.log_text().count("ACME01055") == 1
+    assert h.wait_log("AH00493")
+    h.wait_driver()
+    assert h.log_text().count("ACME01062: down.test") == 1
+    assert h.log_text().count("ACME01055") == 1, "no tight retry loop"
+    assert job(h, "down.test") == j
+    assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "down.test"))
 
 
 @pytest.mark.parametrize("mode,retry_after,where", [
@@ -80,6 +83,7 @@ def test_failing_ca_is_reported_and_retry_after_obeyed(httpd_factory, proxy, mod
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, name))
 
 
+@pytest.mark.slow(60)
 def test_recovers_by_itself_when_the_ca_comes_back(httpd_factory, proxy):
     proxy.mode = "500"
     h = httpd_factory()
@@ -90,3 +94,20 @@ def test_recovers_by_itself_when_the_ca_comes_back(httpd_factory, proxy):
     cert = wait_real_cert(h, "back.test", timeout=90)
     assert acmetest.san_names(cert) == ["back.test"]
     assert job(h, "back.test")["failures"] == 0
+
+
+def test_outside_text_cannot_forge_log_lines(httpd_factory, proxy):
+    """A CA's words reach the error log escaped: a newline cannot start a forged line and a
+    terminal escape is shown, not obeyed."""
+    proxy.mode = "500"
+    proxy.detail = "first\n[Sun Nov 29 10:00:00 2026] [acme:emerg] forged\x1b[2J\u009b31m"
+    h = httpd_factory()
+    start_with_ca(h, proxy.directory, "forge.test")
+    assert h.wait_log("ACME01055: forge.test", timeout=20), h.log_text()[-2000:]
+    h.allowed_errors += ["ACME01055", "forged"]
+    text = h.log_text()
+    assert "\x1b" not in text and "\u009b" not in text
+    assert not [l for l in text.splitlines() if l.startswith("[Sun Nov 29 10:00:00 2026]")]
+    line = [l for l in text.splitlines() if "ACME01055: forge.test" in l][0]
+    assert "APR does not understand" not in line, "our own status codes are named, not numbered"
+    assert "first\\n[Sun Nov 29 10:00:00 2026] [acme:emerg] forged\\x1b[2J\\xc2\\x9b31m" in line, line

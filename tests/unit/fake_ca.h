@@ -2,7 +2,12 @@
  * protocol edge cases pebble cannot produce. Each request must match the next script entry
  * (method and URL); the request, and the nonce and payload of its JWS, are recorded. Like pebble
  * and Boulder, answers to HEAD and POST carry a fresh Replay-Nonce (unless the script names one or
- * says "X-No-Nonce"), answers to GET none. */
+ * says "X-No-Nonce"), answers to GET none.
+ *
+ * Every answer of a script must be asked for: a test that uses a fake CA runs as FAKE_CA_TEST(f),
+ * whose teardown fails the test when answers were left over (the code stopped earlier than the
+ * test believes). A test that means to leave answers unused says how many with
+ * fake_ca_leave_unused(). */
 #ifndef ACME_FAKE_CA_H
 #define ACME_FAKE_CA_H
 
@@ -38,8 +43,14 @@ typedef struct fake_ca_t {
     const fake_answer_t *script;
     int n, next;
     int nonces;
+    int unused;                   /* answers the test leaves unused on purpose */
     apr_array_header_t *requests; /* fake_request_t */
+    struct fake_ca_t *next_ca;    /* the other fake CAs of this test */
 } fake_ca_t;
+
+/* The fake CAs made by the running test; fake_ca_armed when it runs as FAKE_CA_TEST. */
+static fake_ca_t *fake_ca_all;
+static int fake_ca_armed;
 
 static inline void fake_record(fake_ca_t *ca, const acme_http_req_t *req, apr_pool_t *p)
 {
@@ -120,13 +131,57 @@ static inline apr_status_t fake_perform(acme_http_t *http, const acme_http_req_t
 static inline fake_ca_t *fake_ca_make(apr_pool_t *p, const fake_answer_t *script, int n)
 {
     fake_ca_t *ca = apr_pcalloc(p, sizeof(*ca));
+
+    if (!fake_ca_armed) {
+        fail_msg("a fake CA outside FAKE_CA_TEST: its unused answers would go unnoticed");
+    }
     ca->http.perform = fake_perform;
     ca->http.baton = ca;
     ca->script = script;
     ca->n = n;
     ca->requests = apr_array_make(p, 8, sizeof(fake_request_t));
+    ca->next_ca = fake_ca_all;
+    fake_ca_all = ca;
     return ca;
 }
+
+/* The test leaves the last n answers of ca's script unused on purpose (exactly n). */
+static inline void fake_ca_leave_unused(fake_ca_t *ca, int n)
+{
+    ca->unused = n;
+}
+
+static inline int fake_ca_setup(void **state)
+{
+    fake_ca_all = NULL;
+    fake_ca_armed = 1;
+    return unit_pool_setup(state);
+}
+
+/* Fails the test when a script was not used up (less the answers it leaves unused on purpose),
+ * naming the first answer nobody asked for. */
+static inline int fake_ca_teardown(void **state)
+{
+    const fake_ca_t *ca;
+    int bad = 0;
+
+    for (ca = fake_ca_all; ca; ca = ca->next_ca) {
+        if (ca->n - ca->next != ca->unused) {
+            print_error("fake CA: %d of %d scripted answers used, %d meant to stay unused%s%s%s\n",
+                        ca->next, ca->n, ca->unused, ca->next < ca->n ? "; the first unused: " : "",
+                        ca->next < ca->n ? ca->script[ca->next].method : "",
+                        ca->next < ca->n ? apr_pstrcat(*state, " ", ca->script[ca->next].url, NULL)
+                                         : "");
+            bad = 1;
+        }
+    }
+    fake_ca_all = NULL;
+    fake_ca_armed = 0;
+    unit_pool_teardown(state);
+    return bad ? -1 : 0;
+}
+
+#define FAKE_CA_TEST(f) cmocka_unit_test_setup_teardown(f, fake_ca_setup, fake_ca_teardown)
 
 #define FAKE_CA(p, script) fake_ca_make(p, script, (int)(sizeof(script) / sizeof(script[0])))
 

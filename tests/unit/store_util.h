@@ -4,6 +4,7 @@
 #ifndef ACME_STORE_UTIL_H
 #define ACME_STORE_UTIL_H
 
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,10 +186,78 @@ static inline const char *read_text(acme_store_t *store, const char *relpath, ap
     return data;
 }
 
+/* A file as mod_ssl reads it: by its absolute path, following the domains/<name> link that the
+ * store itself never reads through. */
+static inline const char *read_served(acme_store_t *store, const char *relpath, apr_pool_t *p)
+{
+    apr_file_t *f = NULL;
+    apr_finfo_t fi;
+    char *data;
+    apr_size_t len = 0;
+
+    assert_int_equal(apr_file_open(&f, acme_store_path(store, relpath, p), APR_FOPEN_READ, 0, p),
+                     APR_SUCCESS);
+    assert_int_equal(apr_file_info_get(&fi, APR_FINFO_SIZE, f), APR_SUCCESS);
+    data = apr_palloc(p, (apr_size_t)fi.size + 1);
+    assert_int_equal(apr_file_read_full(f, data, (apr_size_t)fi.size, &len), APR_SUCCESS);
+    data[len] = '\0';
+    apr_file_close(f);
+    return data;
+}
+
 static inline int exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
+}
+
+/* A plain file written behind the store's back (another service's file, or the User's). */
+static inline void put_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    fputs(text, f);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* A file's text read by its path, following links. */
+static inline const char *slurp(const char *path, apr_pool_t *p)
+{
+    char buf[4096];
+    size_t n;
+    FILE *f = fopen(path, "r");
+
+    assert_non_null(f);
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return apr_pstrdup(p, buf);
+}
+
+/* rm -rf path, with no code of the store. */
+static inline void rm_tree(const char *path)
+{
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A chain of depth folders named "d" below the open folder dirfd, a file at the bottom. */
+static inline void make_deep_tree(int dirfd, int depth)
+{
+    int fd = dup(dirfd), next, i;
+
+    assert_true(fd >= 0);
+    for (i = 0; i < depth; i++) {
+        assert_int_equal(mkdirat(fd, "d", 0700), 0);
+        next = openat(fd, "d", O_RDONLY | O_DIRECTORY);
+        assert_true(next >= 0);
+        close(fd);
+        fd = next;
+    }
+    next = openat(fd, "bottom", O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(next >= 0);
+    close(next);
+    close(fd);
 }
 
 /* Number of entries of dir whose name contains needle. */

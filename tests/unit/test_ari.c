@@ -125,8 +125,8 @@ static void window_retry_after_and_pick(void **state)
     {
         static const char *const bad[] = {
             "{}",
-            "{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\","
-            "\"end\":\"2025-01-02T04:00:00Z\"}}",
+            ("{\"suggestedWindow\":{\"start\":\"2025-01-03T04:00:00Z\","
+             "\"end\":\"2025-01-02T04:00:00Z\"}}"),
             "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\"}}",
             "{\"suggestedWindow\":\"soon\"}",
             "[]",
@@ -171,6 +171,95 @@ static void fetch_only_when_offered(void **state)
     assert_int_equal(ca->requests->nelts, 1); /* the directory only */
 }
 
+/* An empty renewalInfo is no renewalInfo: nothing is asked, nothing is read around it. */
+static void empty_renewal_info_is_absent(void **state)
+{
+    static const fake_answer_t script[] = {
+        {"GET", CA "/dir", 200, JSON,
+         "{\"newNonce\":\"" CA "/nonce\",\"newAccount\":\"" CA "/acct\",\"newOrder\":\"" CA
+         "/order\",\"renewalInfo\":\"\"}",
+         0},
+    };
+    apr_pool_t *p = *state;
+    fake_ca_t *ca = FAKE_CA(p, script);
+    acme_client_t *client;
+    acme_problem_t *prob = NULL;
+    acme_ari_t *ari = NULL;
+
+    assert_int_equal(acme_client_create(&client, CA "/dir", &ca->http, NULL, NULL, p), APR_SUCCESS);
+    assert_int_equal(acme_ari_fetch(&ari, &prob, client, "x.y", p), APR_NOTFOUND);
+    assert_false(acme_ari_offered(client));
+    assert_null(ari);
+    assert_int_equal(ca->requests->nelts, 1); /* the directory only */
+}
+
+/* 404 for one certificate: the CA has no renewal information for it (RFC 9773 section 4.2).
+ * Told apart from a CA without ARI and from a protocol error; the next certificate is asked. */
+static void renewal_info_404_is_not_a_protocol_error(void **state)
+{
+    static const fake_answer_t script[] = {
+        {"GET", CA "/dir", 200, JSON, DIR_ARI, 0},
+        {"GET", CA "/ari/x.y", 404, "Content-Type: application/problem+json\n",
+         "{\"type\":\"urn:ietf:params:acme:error:malformed\",\"detail\":\"Certificate not "
+         "found\"}",
+         0},
+        {"GET", CA "/ari/aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", 200, JSON,
+         "{\"suggestedWindow\":{\"start\":\"2025-01-02T04:00:00Z\","
+         "\"end\":\"2025-01-03T04:00:00Z\"}}",
+         0},
+    };
+    apr_pool_t *p = *state;
+    fake_ca_t *ca = FAKE_CA(p, script);
+    acme_client_t *client;
+    acme_problem_t *prob = NULL;
+    acme_ari_t *ari = NULL;
+
+    assert_int_equal(acme_client_create(&client, CA "/dir", &ca->http, NULL, NULL, p), APR_SUCCESS);
+    assert_true(acme_ari_offered(client));
+    assert_int_equal(acme_ari_fetch(&ari, &prob, client, "x.y", p), APR_ENOENT);
+    assert_non_null(prob);
+    assert_int_equal(prob->http_status, 404);
+    assert_int_equal(acme_ari_fetch(&ari, &prob, client, "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE", p),
+                     APR_SUCCESS);
+    assert_int_equal(ca->requests->nelts, 3);
+}
+
+/* A window that ends after the certificate's last tenth is cut there: renewal can never be
+ * scheduled for after notAfter. */
+static void window_clamped_before_expiry(void **state)
+{
+    apr_pool_t *p = *state;
+    /* notBefore 2025-01-01T00:00Z, notAfter 10 days later: the last tenth starts one day
+     * before notAfter, 2025-01-10T00:00Z. */
+    apr_time_t nb = apr_time_from_sec(1735689600), na = nb + apr_time_from_sec(10 * 86400);
+    apr_time_t limit = na - apr_time_from_sec(86400);
+    const char *late = "{\"suggestedWindow\":{\"start\":\"2025-01-09T00:00:00Z\","
+                       "\"end\":\"2025-01-12T00:00:00Z\"}}";
+    const char *after = "{\"suggestedWindow\":{\"start\":\"2025-01-11T00:00:00Z\","
+                        "\"end\":\"2025-01-12T00:00:00Z\"}}";
+    const char *inside = "{\"suggestedWindow\":{\"start\":\"2025-01-05T00:00:00Z\","
+                         "\"end\":\"2025-01-06T00:00:00Z\"}}";
+    acme_ari_t *ari;
+    apr_uint64_t r;
+
+    assert_int_equal(acme_ari_parse(&ari, late, strlen(late), -1, nb, p), APR_SUCCESS);
+    assert_int_equal(acme_ari_clamp(ari, nb, na), 1);
+    assert_int_equal(ari->start, nb + apr_time_from_sec(8 * 86400));
+    assert_int_equal(ari->end, limit);
+    for (r = 0; r < 100000000000ULL; r += 7777777777ULL) {
+        assert_true(acme_ari_pick(ari, r) < limit);
+    }
+    /* Wholly after the limit: renew at the limit. */
+    assert_int_equal(acme_ari_parse(&ari, after, strlen(after), -1, nb, p), APR_SUCCESS);
+    assert_int_equal(acme_ari_clamp(ari, nb, na), 1);
+    assert_true(acme_ari_pick(ari, 12345) < limit);
+    assert_true(acme_ari_pick(ari, 12345) >= limit - 1);
+    /* A window inside the lifetime stays as the CA said. */
+    assert_int_equal(acme_ari_parse(&ari, inside, strlen(inside), -1, nb, p), APR_SUCCESS);
+    assert_int_equal(acme_ari_clamp(ari, nb, na), 0);
+    assert_int_equal(ari->end, nb + apr_time_from_sec(5 * 86400));
+}
+
 /* A CA that refuses "replaces" gets the order once more without it. */
 static void order_resent_without_replaces(void **state)
 {
@@ -208,9 +297,14 @@ static void order_resent_without_replaces(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    UNIT_TEST(cert_id_as_the_rfc_says),       UNIT_TEST(rfc3339_table),
-    UNIT_TEST(window_retry_after_and_pick),   UNIT_TEST(fetch_only_when_offered),
-    UNIT_TEST(order_resent_without_replaces),
+    UNIT_TEST(cert_id_as_the_rfc_says),
+    UNIT_TEST(rfc3339_table),
+    UNIT_TEST(window_retry_after_and_pick),
+    FAKE_CA_TEST(fetch_only_when_offered),
+    FAKE_CA_TEST(order_resent_without_replaces),
+    FAKE_CA_TEST(empty_renewal_info_is_absent),
+    FAKE_CA_TEST(renewal_info_404_is_not_a_protocol_error),
+    UNIT_TEST(window_clamped_before_expiry),
 };
 
 UNIT_MAIN("ari", tests)

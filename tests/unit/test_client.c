@@ -1,7 +1,13 @@
 /* test_client.c - the protocol through a fake CA: directory caching, nonce reuse, badNonce
  * retries, Retry-After, problem documents, bad answers, and a whole issuance with authorization
  * reuse and alternate chains. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <apr_date.h>
+#include <apr_thread_proc.h>
 
 #include "acme_issue.h"
 #include "fake_ca.h"
@@ -72,6 +78,90 @@ static apr_array_header_t *names2(apr_pool_t *p)
     APR_ARRAY_PUSH(names, const char *) = "a.test";
     APR_ARRAY_PUSH(names, const char *) = "b.test";
     return names;
+}
+
+/* A token table that records each answer published and removed, with the number of CA
+ * requests made by then, before handing over to the hash table. */
+typedef struct published_t {
+    const char *token, *host, *keyauth;
+    apr_time_t expires;
+    int put_at;     /* CA requests made before the answer was published */
+    int removed_at; /* idem before it was removed; -1 while published */
+} published_t;
+
+typedef struct recorder_t {
+    acme_tokens_t tokens;
+    acme_tokens_t *inner;
+    const fake_ca_t *ca;
+    apr_array_header_t *seen; /* published_t */
+} recorder_t;
+
+static apr_status_t rec_put(acme_tokens_t *t, const char *token, const char *host,
+                            const char *keyauth, apr_time_t expires)
+{
+    recorder_t *r = t->baton;
+    published_t *e = apr_array_push(r->seen);
+    apr_pool_t *p = r->seen->pool;
+
+    e->token = apr_pstrdup(p, token);
+    e->host = apr_pstrdup(p, host);
+    e->keyauth = apr_pstrdup(p, keyauth);
+    e->expires = expires;
+    e->put_at = r->ca->requests->nelts;
+    e->removed_at = -1;
+    return r->inner->put(r->inner, token, host, keyauth, expires);
+}
+
+static apr_status_t rec_get(acme_tokens_t *t, const char *token, const char **phost,
+                            const char **pkeyauth, apr_pool_t *p)
+{
+    recorder_t *r = t->baton;
+    return r->inner->get(r->inner, token, phost, pkeyauth, p);
+}
+
+static apr_status_t rec_remove(acme_tokens_t *t, const char *token)
+{
+    recorder_t *r = t->baton;
+    int i;
+
+    for (i = 0; i < r->seen->nelts; i++) {
+        published_t *e = &APR_ARRAY_IDX(r->seen, i, published_t);
+        if (strcmp(e->token, token) == 0 && e->removed_at < 0) {
+            e->removed_at = r->ca->requests->nelts;
+        }
+    }
+    return r->inner->remove(r->inner, token);
+}
+
+static recorder_t *recorder(fixture_t *f)
+{
+    recorder_t *r = apr_pcalloc(f->p, sizeof(*r));
+
+    assert_int_equal(acme_tokens_hash_create(&r->inner, f->p), APR_SUCCESS);
+    r->ca = f->ca;
+    r->seen = apr_array_make(f->p, 2, sizeof(published_t));
+    r->tokens.put = rec_put;
+    r->tokens.get = rec_get;
+    r->tokens.remove = rec_remove;
+    r->tokens.baton = r;
+    return r;
+}
+
+/* The one answer recorded, published for host with the key authorization of token under the
+ * fixture's account key. */
+static const published_t *published_once(fixture_t *f, const recorder_t *r, const char *token,
+                                         const char *host)
+{
+    const published_t *e;
+    const char *thumb;
+
+    assert_int_equal(r->seen->nelts, 1);
+    e = &APR_ARRAY_IDX(r->seen, 0, published_t);
+    assert_string_equal(e->token, token);
+    assert_string_equal(e->host, host);
+    assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
+    assert_string_equal(e->keyauth, apr_pstrcat(f->p, token, ".", thumb, NULL));
+    return e;
 }
 
 static void directory_cached_and_nonces_reused(void **state)
@@ -338,10 +428,12 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
          CHAIN_PEM CHAIN_PEM, 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    recorder_t *rec = recorder(f);
     acme_issue_req_t req;
     acme_issue_result_t *res = NULL;
     acme_problem_t *prob = NULL;
-    const char *thumb, *host, *keyauth;
+    const published_t *pub;
+    const char *host, *keyauth;
     int i;
 
     memset(&req, 0, sizeof(req));
@@ -349,7 +441,7 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
     req.alternates = 1;
     req.names = names2(f->p);
     req.key_type = ACME_KEY_EC256;
-    assert_int_equal(acme_tokens_hash_create(&req.tokens, f->p), APR_SUCCESS);
+    req.tokens = &rec->tokens;
 
     assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
     assert_int_equal(res->authz_total, 2);
@@ -370,10 +462,14 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
      * honoured: 2 s, then 1 s after finalize, nothing shorter. */
     assert_int_equal(f->clock->sleeps, 3);
     assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(3));
-    /* The answer was published while validating and removed afterwards. */
-    assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
+    /* b.test's answer (and no other) was published after its authorization was fetched and
+     * before the CA was told to validate (request 5), and removed once the certificate was
+     * there (after all 12 requests). */
+    pub = published_once(f, rec, TOKEN_B, "b.test");
+    assert_int_equal(pub->put_at, 5);
+    assert_int_equal(pub->removed_at, 12);
+    assert_int_equal(pub->expires, f->clock->now - f->clock->slept + apr_time_from_sec(300));
     assert_int_equal(req.tokens->get(req.tokens, TOKEN_B, &host, &keyauth, f->p), APR_NOTFOUND);
-    (void)thumb;
 }
 
 static void issuance_publishes_key_authorization(void **state)
@@ -390,26 +486,27 @@ static void issuance_publishes_key_authorization(void **state)
         {"POST", CA "/authz/b", 500, "", "", 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    recorder_t *rec = recorder(f);
     acme_issue_req_t req;
     acme_issue_result_t *res = NULL;
     acme_problem_t *prob = NULL;
-    acme_tokens_t *tokens;
-    const char *thumb, *host, *keyauth;
+    const published_t *pub;
+    const char *host, *keyauth;
 
-    /* A table that never forgets, to see what was published. */
-    assert_int_equal(acme_tokens_hash_create(&tokens, f->p), APR_SUCCESS);
     memset(&req, 0, sizeof(req));
     req.domain = "a.test";
     req.names = names2(f->p);
-    req.tokens = tokens;
+    req.tokens = &rec->tokens;
     assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ESERVER);
     assert_null(res);
     assert_true(unit_log_has(f->log, "a.test: fetching an authorization failed"));
-    /* On failure the tokens are removed too. */
-    assert_int_equal(tokens->get(tokens, TOKEN_A, &host, &keyauth, f->p), APR_NOTFOUND);
-    assert_int_equal(acme_key_thumbprint(&thumb, f->account_key, f->p), APR_SUCCESS);
-    assert_int_equal(acme_key_authorization(&keyauth, f->account_key, TOKEN_A, f->p), APR_SUCCESS);
-    assert_string_equal(keyauth, apr_pstrcat(f->p, TOKEN_A, ".", thumb, NULL));
+    /* token.thumbprint of the account key, for a.test, published before the CA was asked to
+     * validate (request 4); on failure it is removed too (after all 6 requests). */
+    pub = published_once(f, rec, TOKEN_A, "a.test");
+    assert_int_equal(pub->put_at, 4);
+    assert_int_equal(pub->removed_at, 6);
+    assert_int_equal(pub->expires, f->clock->now + apr_time_from_sec(300));
+    assert_int_equal(rec->tokens.get(&rec->tokens, TOKEN_A, &host, &keyauth, f->p), APR_NOTFOUND);
 }
 
 static void polling_is_bounded(void **state)
@@ -434,16 +531,19 @@ static void polling_is_bounded(void **state)
             "POST", CA "/order/1", 200, JSON "Retry-After: 1\n", ORDER("pending", ""), 0};
     }
     f = fixture(*state, fake_ca_make(*state, script, n), 1);
+    /* A CA that says "pending" for ever: the client stops after 10 of its 40 answers. */
+    fake_ca_leave_unused(f->ca, 30);
     memset(&req, 0, sizeof(req));
     req.domain = "a.test";
     req.names = names2(f->p);
     req.max_wait = apr_time_from_sec(10);
     assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ETIMEOUT);
-    /* 10 s of budget, 1 s per Retry-After: at most 10 waits, never a tight loop. */
-    assert_true(f->clock->sleeps <= 10);
-    assert_true(f->clock->slept <= apr_time_from_sec(10));
-    assert_true(f->clock->sleeps >= 9);
-    assert_true(unit_log_has(f->log, "a.test: gave up waiting for validation"));
+    /* 10 s of budget: ACME_POLL_FIRST, then 1 s per Retry-After; the 11th wait would end after
+     * the budget. 10 waits and 10 polls, never a tight loop. */
+    assert_int_equal(f->clock->sleeps, 10);
+    assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(9));
+    assert_int_equal(f->ca->requests->nelts, 5 + 10);
+    assert_true(unit_log_has(f->log, "a.test: gave up waiting for validation after 10 polls"));
     assert_non_null(prob);
     assert_int_equal(prob->rv, ACME_ETIMEOUT);
 }
@@ -620,6 +720,38 @@ static void finalized_order_resumed_with_kept_key(void **state)
     assert_string_equal(res->chain_pem, CHAIN_PEM);
 }
 
+/* An order an earlier attempt finalized may still be processing when it is resumed: it is
+ * polled until valid, as after a finalize of our own, and its certificate downloaded. */
+static void processing_order_resumed_is_polled(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order/9", 200, JSON, ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON "Retry-After: 2\n", ORDER("processing", ""), 0},
+        {"POST", CA "/order/9", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    acme_key_t *kept;
+
+    assert_int_equal(acme_key_generate(&kept, ACME_KEY_EC256, f->p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/9";
+    req.key = kept;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_ptr_equal(res->key, kept);
+    assert_string_equal(res->chain_pem, CHAIN_PEM);
+    assert_int_equal(f->ca->requests->nelts, (int)(sizeof(script) / sizeof(script[0])));
+    /* The first poll after ACME_POLL_FIRST, the second after the CA's Retry-After. */
+    assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(2));
+}
+
 static void cancel_and_bounds(void **state)
 {
     static const fake_answer_t script[] = {
@@ -683,26 +815,84 @@ static void seeded_directory_saves_a_request(void **state)
     assert_non_null(strstr(json, CA "/order"));
 }
 
+typedef struct later_t {
+    volatile apr_uint32_t *flag;
+    apr_interval_time_t after;
+} later_t;
+
+static void *APR_THREAD_FUNC set_later(apr_thread_t *thread, void *data)
+{
+    later_t *l = data;
+    apr_sleep(l->after);
+    *l->flag = 1;
+    apr_thread_exit(thread, APR_SUCCESS);
+    return NULL;
+}
+
+/* The real transport (libcurl) against a CA that accepts the connection and never answers: the
+ * cancel flag aborts the request in flight (a stopping server), long before the transport's own
+ * timeouts (10 s to connect, 30 s in all); a flag already up sends nothing. */
+static void curl_request_aborted_by_cancel(void **state)
+{
+    apr_pool_t *p = *state;
+    volatile apr_uint32_t stop = 0;
+    struct sockaddr_in sa;
+    socklen_t len = sizeof(sa);
+    acme_http_opts_t opts;
+    acme_http_req_t req;
+    acme_http_resp_t *resp;
+    acme_http_t *http;
+    apr_thread_t *t;
+    apr_status_t trv;
+    later_t later = {&stop, apr_time_from_msec(300)};
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+
+    /* Listening is enough: the kernel completes the connection, nobody ever answers. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    assert_int_equal(listen(s, 4), 0);
+    assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+    assert_int_equal(acme_http_global_init(), APR_SUCCESS);
+    memset(&opts, 0, sizeof(opts));
+    opts.cancel = &stop;
+    assert_int_equal(acme_http_curl_create(&http, &opts, NULL, p), APR_SUCCESS);
+    memset(&req, 0, sizeof(req));
+    req.method = "GET";
+    req.url = apr_psprintf(p, "https://127.0.0.1:%d/dir", ntohs(sa.sin_port));
+
+    assert_int_equal(apr_thread_create(&t, NULL, set_later, &later, p), APR_SUCCESS);
+    /* Without the flag it would end at the connect timeout, as ACME_ETRANSPORT. */
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    assert_non_null(strstr(http->error, "cancelled"));
+    apr_thread_join(&trv, t);
+    assert_int_equal(http->perform(http, &req, &resp, p), ACME_ECANCELLED);
+    close(s);
+}
+
 static const struct CMUnitTest tests[] = {
-    UNIT_TEST(directory_cached_and_nonces_reused),
-    UNIT_TEST(bad_nonce_retried_with_fresh_nonce),
-    UNIT_TEST(bad_nonce_retries_are_bounded),
-    UNIT_TEST(rate_limit_surfaces_retry_after),
-    UNIT_TEST(bad_answers_are_refused),
-    UNIT_TEST(directory_and_nonce_failures),
-    UNIT_TEST(retry_after_forms),
-    UNIT_TEST(link_headers),
-    UNIT_TEST(issuance_reuses_authz_and_honours_retry_after),
-    UNIT_TEST(issuance_publishes_key_authorization),
-    UNIT_TEST(polling_is_bounded),
-    UNIT_TEST(long_retry_after_ends_the_attempt),
-    UNIT_TEST(invalid_order_names_the_failed_identifier),
-    UNIT_TEST(hostile_tokens_are_refused),
-    UNIT_TEST(issuance_resumes_pending_order),
-    UNIT_TEST(finalized_order_resumed_with_kept_key),
-    UNIT_TEST(cancel_and_bounds),
-    UNIT_TEST(unreachable_ca_says_why),
-    UNIT_TEST(seeded_directory_saves_a_request),
+    FAKE_CA_TEST(directory_cached_and_nonces_reused),
+    FAKE_CA_TEST(bad_nonce_retried_with_fresh_nonce),
+    FAKE_CA_TEST(bad_nonce_retries_are_bounded),
+    FAKE_CA_TEST(rate_limit_surfaces_retry_after),
+    FAKE_CA_TEST(bad_answers_are_refused),
+    FAKE_CA_TEST(directory_and_nonce_failures),
+    FAKE_CA_TEST(retry_after_forms),
+    FAKE_CA_TEST(link_headers),
+    FAKE_CA_TEST(issuance_reuses_authz_and_honours_retry_after),
+    FAKE_CA_TEST(issuance_publishes_key_authorization),
+    FAKE_CA_TEST(polling_is_bounded),
+    FAKE_CA_TEST(long_retry_after_ends_the_attempt),
+    FAKE_CA_TEST(invalid_order_names_the_failed_identifier),
+    FAKE_CA_TEST(hostile_tokens_are_refused),
+    FAKE_CA_TEST(issuance_resumes_pending_order),
+    FAKE_CA_TEST(finalized_order_resumed_with_kept_key),
+    FAKE_CA_TEST(processing_order_resumed_is_polled),
+    FAKE_CA_TEST(cancel_and_bounds),
+    FAKE_CA_TEST(unreachable_ca_says_why),
+    FAKE_CA_TEST(seeded_directory_saves_a_request),
+    UNIT_TEST(curl_request_aborted_by_cancel),
 };
 
 UNIT_MAIN("client", tests)

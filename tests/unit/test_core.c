@@ -73,10 +73,31 @@ static void json_str_checks_types(void **state)
     assert_null(acme_json_str(json_object_get(o, "b"), "a"));
 }
 
+/* Outside text in a tool's log line: no line breaks, no terminal escapes, UTF-8 kept. */
+static void log_escapes_outside_text(void **state)
+{
+    apr_pool_t *p = *state;
+    char small[12];
+
+    assert_string_equal(acme_log_safe("a\nb\rc\x1b[31md\x7f", 0, p),
+                        "a\\x0ab\\x0dc\\x1b[31md\\x7f");
+    assert_string_equal(acme_log_safe("back\\slash", 0, p), "back\\x5cslash");
+    /* C1 controls as UTF-8 (U+009B, CSI) are escaped, other UTF-8 passes */
+    assert_string_equal(acme_log_safe("\xc2\x9b"
+                                      "2J caf\xc3\xa9 \xc4\x81",
+                                      0, p),
+                        "\\xc2\\x9b2J caf\xc3\xa9 \xc4\x81");
+    assert_string_equal(acme_log_safe("abcdef", 3, p), "abc");
+    assert_string_equal(acme_log_safe(NULL, 0, p), "");
+    /* cut at a whole escape, never half of one */
+    assert_string_equal(acme_log_escape(small, sizeof(small), "abcdefgh\n"), "abcdefgh");
+    assert_string_equal(acme_log_escape(small, sizeof(small), "abcdefg\n"), "abcdefg\\x0a");
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(b64u_roundtrip),           UNIT_TEST(b64u_rejects_bad_input),
     UNIT_TEST(strerror_names_our_codes), UNIT_TEST(log_respects_level),
-    UNIT_TEST(json_str_checks_types),
+    UNIT_TEST(log_escapes_outside_text), UNIT_TEST(json_str_checks_types),
 };
 
 UNIT_MAIN("core", tests)

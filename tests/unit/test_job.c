@@ -64,7 +64,7 @@ static void failure_schedules_with_jitter_and_retry_after(void **state)
     }
     /* A Retry-After longer than the backoff wins. */
     memset(&prob, 0, sizeof(prob));
-    prob.type = prob.name = "urn:ietf:params:acme:error:rateLimited";
+    prob.type = "urn:ietf:params:acme:error:rateLimited";
     prob.name = "rateLimited";
     prob.detail = "too many";
     prob.rv = ACME_ERATELIMITED;
@@ -232,12 +232,57 @@ static void renewal_time(void **state)
     assert_int_equal(acme_renew_at(NULL, t0, t0 - 1, 0), t0);
 }
 
+/* A set refused at activation is a failed attempt: consecutive refusals back off further, as
+ * the failures are cleared only once a set is active; each refusal counts once. */
+static void refusals_back_off(void **state)
+{
+    apr_pool_t *p = *state;
+    acme_store_t *store = temp_store(p);
+    apr_time_t now = apr_time_from_sec(1800000000), r1 = now - apr_time_from_sec(10);
+    acme_job_t *job = acme_job_make("a.test", p), *back;
+
+    /* A refused set that is not ours (staged by someone else) is no attempt of ours. */
+    assert_int_equal(acme_job_refused(job, r1, "a planted set", now, 0, p), 0);
+    assert_int_equal(job->failures, 0);
+    job->order_url = "https://ca.test/order/1";
+    acme_job_staged(job, r1 - apr_time_from_sec(5));
+    assert_null(job->order_url);
+    assert_int_equal(job->failures, 0);
+    assert_int_equal(acme_job_refused(job, r1, "the certificate does not cover b.test", now, 0, p),
+                     1);
+    assert_int_equal(job->failures, 1);
+    assert_false(job->staged);
+    assert_true(job->next_run >= now + apr_time_from_sec(48));
+    assert_non_null(strstr(job->last_error, "refused at activation: the certificate does not"));
+    /* The same refusal seen again (a later restart) is not counted twice. */
+    assert_int_equal(acme_job_refused(job, r1, "again", now, 0, p), 0);
+    assert_int_equal(job->failures, 1);
+    /* The next set is staged and refused as well: the wait doubles. */
+    acme_job_staged(job, now - apr_time_from_sec(1));
+    assert_int_equal(job->failures, 1);
+    assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
+    assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+    assert_int_equal(back->staged, now - apr_time_from_sec(1));
+    assert_int_equal(back->refusal_seen, r1);
+    assert_int_equal(back->failures, 1);
+    assert_int_equal(acme_job_refused(back, now, "again", now, 0, p), 1);
+    assert_int_equal(back->failures, 2);
+    assert_true(back->next_run >= now + apr_time_from_sec(96));
+    /* Activated at last: all clear. */
+    acme_job_staged(back, now);
+    acme_job_done(back);
+    assert_int_equal(back->failures, 0);
+    assert_false(back->staged);
+    remove_store(store);
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(renewal_time),
     UNIT_TEST(backoff_schedule),
     UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
     UNIT_TEST(save_and_load),
     UNIT_TEST(bad_files_give_an_empty_job),
+    UNIT_TEST(refusals_back_off),
 };
 
 UNIT_MAIN("job", tests)

@@ -5,6 +5,15 @@
 
 #include "store_util.h"
 
+/* The reason given names what is wrong, as the operator reads it in the log. */
+static void assert_why(const char *why, const char *needle)
+{
+    assert_non_null(why);
+    if (!strstr(why, needle)) {
+        fail_msg("reason \"%s\" does not say \"%s\"", why, needle);
+    }
+}
+
 /* The active set loads, its key matches its leaf, and it is one of the two given sets, whole.
  * Returns 0 for a, 1 for b. */
 static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_pool_t *p)
@@ -16,11 +25,11 @@ static int active_is(acme_store_t *store, const tset_t *a, const tset_t *b, apr_
 
     assert_int_equal(acme_store_load(&set, store, NAME, 0, &why, p), APR_SUCCESS);
     assert_true(acme_cert_matches_key(APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *), set->key));
-    chain = read_text(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
+    chain = read_served(store, "domains/" NAME "/" ACME_STORE_CHAIN_FILE, p);
     assert_true(strcmp(chain, a->pem) == 0 || strcmp(chain, b->pem) == 0);
     which = strcmp(chain, a->pem) == 0 ? a : b;
     assert_int_equal(acme_key_to_pem(&key_pem, &key_len, which->key, p), APR_SUCCESS);
-    assert_string_equal(read_text(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
+    assert_string_equal(read_served(store, "domains/" NAME "/" ACME_STORE_KEY_FILE, p), key_pem);
     return which == b;
 }
 
@@ -48,11 +57,11 @@ static void stage_checks_and_loads(void **state)
     assert_int_equal(
         acme_store_stage(fx->store, NAME, other.key, s.pem, strlen(s.pem), NULL, &why, fx->p),
         ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not match the private key");
     why = NULL;
     assert_int_equal(acme_store_stage(fx->store, NAME, s.key, "junk", 4, NULL, &why, fx->p),
                      ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "is not a PEM certificate chain");
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), APR_ENOENT);
 
     /* Staging does not look at the clock: that is promotion's business. */
@@ -90,21 +99,28 @@ static void load_refuses_broken_sets(void **state)
     assert_int_equal(unlink(link), 0);
     assert_int_equal(symlink("/etc", link), 0);
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "domains/" NAME);
     /* A plain file instead of a link. */
     assert_int_equal(unlink(link), 0);
     assert_int_equal(acme_store_write(fx->store, "domains/" NAME, "x", 1, APR_FPROT_UREAD, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
-    /* A staged key that is not the chain's, or a missing chain. */
+    assert_why(why, "domains/" NAME " is not a symlink");
+    /* A staged set without its chain, then with a key that is no key. */
     assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/privkey.pem", "junk", 4,
                                       APR_FPROT_UREAD, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "staging/" NAME "/fullchain.pem");
+    assert_null(set);
+    assert_int_equal(acme_store_write(fx->store, "staging/" NAME "/fullchain.pem", s.pem,
+                                      strlen(s.pem), APR_FPROT_UREAD, fx->p),
+                     APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, &why, fx->p), ACME_EBADSTORE);
+    assert_why(why, "privkey.pem holds no usable private key");
     assert_null(set);
 }
 
@@ -114,7 +130,7 @@ static void promote_refuses_bad_sets(void **state)
 {
     fx_t *fx = *state;
     tset_t a = valid_set(fx->p), b = valid_set(fx->p);
-    tset_t later = make_set(fx->p, "DNS:" NAME, 24 * HOUR, 48 * HOUR);
+    tset_t later = make_set(fx->p, "DNS:" NAME, 48 * HOUR, 72 * HOUR);
     tset_t expired = make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR);
     const char *key_pem, *why = NULL;
     apr_size_t key_len;
@@ -131,7 +147,7 @@ static void promote_refuses_bad_sets(void **state)
     assert_int_equal(
         acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, "other.test"), now, &why, fx->p),
         ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not cover other.test");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_SUCCESS);
 
@@ -141,14 +157,14 @@ static void promote_refuses_bad_sets(void **state)
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "is not valid before");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_int_equal(acme_store_stage(fx->store, NAME, expired.key, expired.pem,
                                       strlen(expired.pem), NULL, NULL, fx->p),
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "expired on");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
 
     /* A staged key that is not the chain's (written behind stage's back). */
@@ -158,7 +174,7 @@ static void promote_refuses_bad_sets(void **state)
                      APR_SUCCESS);
     why = NULL;
     assert_int_equal(acme_store_promote(fx->store, NAME, NULL, now, &why, fx->p), ACME_EBADSTORE);
-    assert_non_null(why);
+    assert_why(why, "does not match the private key");
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 0);
     assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/privkey.pem", fx->p)));
     /* Nothing was archived by the refusals. */
@@ -167,6 +183,96 @@ static void promote_refuses_bad_sets(void **state)
     stage_ok(fx->store, &b, fx->p);
     promote_ok(fx->store, fx->p);
     assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+}
+
+/* The clock skew tolerated (acme_cert.h): a notBefore a few minutes ahead is activated at once;
+ * up to a day ahead the set waits in staging; further ahead it is refused. A certificate with
+ * more names than asked for is accepted. */
+static void promote_tolerates_skew_and_waits(void **state)
+{
+    fx_t *fx = *state;
+    tset_t soon = make_set(fx->p, "DNS:" NAME ",DNS:extra." NAME, 120, 90 * 24 * HOUR);
+    tset_t hours = make_set(fx->p, "DNS:" NAME, 2 * HOUR, 90 * 24 * HOUR);
+    tset_t days = make_set(fx->p, "DNS:" NAME, 48 * HOUR, 90 * 24 * HOUR);
+    apr_time_t now = apr_time_now(), when = 0;
+    const char *why = NULL;
+
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, soon.key, soon.pem, strlen(soon.pem), NULL, NULL, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_store_check_staged_at(fx->store, NAME, names_of(fx->p, NAME, NULL), now,
+                                                &when, &why, fx->p),
+                     APR_SUCCESS);
+    promote_ok(fx->store, fx->p);
+
+    assert_int_equal(acme_store_stage(fx->store, NAME, hours.key, hours.pem, strlen(hours.pem),
+                                      NULL, NULL, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_store_check_staged_at(fx->store, NAME, names_of(fx->p, NAME, NULL), now,
+                                                &when, &why, fx->p),
+                     APR_EAGAIN);
+    assert_true(when > now + 2 * apr_time_from_sec(HOUR) - ACME_CERT_SKEW - apr_time_from_sec(5));
+    assert_true(when < now + 2 * apr_time_from_sec(HOUR) - ACME_CERT_SKEW + apr_time_from_sec(5));
+    why = NULL;
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), now, &why, fx->p),
+        APR_EAGAIN);
+    assert_non_null(strstr(why, "clock is probably behind"));
+    assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/fullchain.pem", fx->p)));
+    assert_int_equal(active_is(fx->store, &soon, &hours, fx->p), 0);
+    /* Once the clock reaches it, it is activated. */
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), when, &why, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(active_is(fx->store, &hours, &soon, fx->p), 0);
+
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, days.key, days.pem, strlen(days.pem), NULL, NULL, fx->p),
+        APR_SUCCESS);
+    why = NULL;
+    assert_int_equal(
+        acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL), now, &why, fx->p),
+        ACME_EBADSTORE);
+    assert_non_null(strstr(why, "more than a day ahead"));
+}
+
+/* A refused set is moved aside (the newest ACME_STORE_REJECTED_KEEP kept per name) and the
+ * refusal recorded where the driver reads it. */
+static void reject_keeps_a_few_and_records_why(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p);
+    const char *staging = acme_store_path(fx->store, "staging", fx->p), *aside = NULL;
+    acme_refusal_t *ref = NULL;
+    apr_time_t t0 = apr_time_from_sec(1800000000);
+    int i;
+
+    /* Another name's folder is no business of this name's. */
+    assert_int_equal(
+        apr_dir_make_recursive(apr_pstrcat(fx->p, staging, "/.rejected.b." NAME ".5", NULL),
+                               APR_FPROT_OS_DEFAULT, fx->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_ENOENT);
+    for (i = 0; i < 5; i++) {
+        stage_ok(fx->store, &a, fx->p);
+        assert_int_equal(acme_store_reject(fx->store, NAME, apr_psprintf(fx->p, "reason %d", i),
+                                           t0 + apr_time_from_sec(i / 2), &aside, fx->p),
+                         APR_SUCCESS);
+        assert_false(exists(acme_store_path(fx->store, "staging/" NAME, fx->p)));
+        assert_true(exists(acme_store_path(fx->store, aside, fx->p)));
+    }
+    assert_int_equal(count_entries(staging, ".rejected." NAME ".", fx->p),
+                     ACME_STORE_REJECTED_KEEP);
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000002", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000001-1", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected." NAME ".1800000001", NULL)));
+    assert_true(exists(apr_pstrcat(fx->p, staging, "/.rejected.b." NAME ".5", NULL)));
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_SUCCESS);
+    assert_string_equal(ref->why, "reason 4");
+    assert_int_equal(ref->time, t0 + apr_time_from_sec(2));
+    assert_string_equal(ref->kept, "staging/.rejected." NAME ".1800000002");
+    assert_int_equal(acme_store_refusal_clear(fx->store, NAME, fx->p), APR_SUCCESS);
+    assert_int_equal(acme_store_refusal_read(&ref, fx->store, NAME, fx->p), APR_ENOENT);
 }
 
 static void promote_counts_generations(void **state)
@@ -283,6 +389,104 @@ static void promote_cleans_only_its_leftovers(void **state)
     assert_true(exists(apr_pstrcat(fx->p, domains, "/." NAME ".lnk-1.x", NULL)));
 }
 
+/* staging/ belongs to the server's User. A link at any level of staging/<name>/<file> that leads
+ * to a set for the names (another service's key and certificate) is refused: nothing is copied
+ * into archive/, nothing becomes active, and the reason names the link. */
+static void promote_refuses_planted_links(void **state)
+{
+    fx_t *fx = *state;
+    static const char *const levels[] = {"staging", "staging/" NAME,
+                                         "staging/" NAME "/" ACME_STORE_KEY_FILE,
+                                         "staging/" NAME "/" ACME_STORE_CHAIN_FILE};
+    const char *elsewhere = apr_pstrcat(fx->p, fx->dir, "/elsewhere", NULL);
+    acme_store_t *other;
+    tset_t s = valid_set(fx->p);
+    size_t i;
+
+    /* A complete, valid set for the names, outside this store. */
+    assert_int_equal(acme_store_open(&other, elsewhere, fx->p), APR_SUCCESS);
+    stage_ok(other, &s, fx->p);
+
+    for (i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        const char *here = acme_store_path(fx->store, levels[i], fx->p);
+        const char *staged = acme_store_path(fx->store, "staging/" NAME, fx->p);
+        acme_certset_t *set = NULL;
+        const char *why = NULL;
+        int f;
+
+        /* Real folders above the link, real files beside it. */
+        rm_tree(acme_store_path(fx->store, "staging", fx->p));
+        if (i >= 2) {
+            assert_int_equal(apr_dir_make_recursive(staged, APR_FPROT_OS_DEFAULT, fx->p),
+                             APR_SUCCESS);
+            for (f = 0; f < 3; f++) {
+                const char *file = f == 0   ? ACME_STORE_KEY_FILE
+                                   : f == 1 ? ACME_STORE_CHAIN_FILE
+                                            : ACME_STORE_META_FILE;
+                put_file(apr_pstrcat(fx->p, staged, "/", file, NULL),
+                         slurp(acme_store_path(other,
+                                               apr_pstrcat(fx->p, "staging/" NAME "/", file, NULL),
+                                               fx->p),
+                               fx->p));
+            }
+            assert_int_equal(unlink(here), 0);
+        } else if (i == 1) {
+            assert_int_equal(mkdir(acme_store_path(fx->store, "staging", fx->p), 0700), 0);
+        }
+        assert_int_equal(symlink(acme_store_path(other, levels[i], fx->p), here), 0);
+
+        assert_int_equal(acme_store_promote(fx->store, NAME, names_of(fx->p, NAME, NULL),
+                                            apr_time_now(), &why, fx->p),
+                         ACME_EBADSTORE);
+        assert_non_null(why);
+        if (i < 2) {
+            assert_string_equal(
+                why, apr_pstrcat(fx->p, levels[i],
+                                 " is a symbolic link, which the store never follows", NULL));
+        } else {
+            assert_non_null(strstr(why, levels[i]));
+        }
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), ACME_EBADSTORE);
+        assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, NULL, fx->p), APR_ENOENT);
+        assert_null(set);
+        assert_false(exists(acme_store_path(fx->store, "domains/" NAME, fx->p)));
+        assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        /* What the link leads to is untouched. */
+        assert_int_equal(acme_store_load(&set, other, NAME, 1, NULL, fx->p), APR_SUCCESS);
+    }
+    /* Nor can a new set be staged through a link in place of staging/. */
+    rm_tree(acme_store_path(fx->store, "staging", fx->p));
+    assert_int_equal(symlink(acme_store_path(other, "staging", fx->p),
+                             acme_store_path(fx->store, "staging", fx->p)),
+                     0);
+    assert_int_equal(
+        acme_store_stage(fx->store, NAME, s.key, s.pem, strlen(s.pem), NULL, NULL, fx->p),
+        ACME_EBADSTORE);
+}
+
+/* A tree the User planted in the staged set, deeper than removal descends at once: the set is
+ * activated, the promotion says so, and staging/ is left clean. */
+static void promote_over_a_deep_planted_tree(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p), b = valid_set(fx->p);
+    const char *staging = acme_store_path(fx->store, "staging", fx->p);
+    int fd;
+
+    stage_ok(fx->store, &a, fx->p);
+    promote_ok(fx->store, fx->p);
+    stage_ok(fx->store, &b, fx->p);
+    fd = open(acme_store_path(fx->store, "staging/" NAME, fx->p), O_RDONLY | O_DIRECTORY);
+    assert_true(fd >= 0);
+    make_deep_tree(fd, 100);
+    close(fd);
+
+    promote_ok(fx->store, fx->p);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+    assert_false(exists(acme_store_path(fx->store, "staging/" NAME, fx->p)));
+    assert_int_equal(count_entries(staging, NAME, fx->p), 0);
+}
+
 /* ---- threads on different names ---- */
 
 #define THREADS 4
@@ -348,9 +552,54 @@ static void threads_on_different_names(void **state)
         assert_int_equal(acme_store_load(&set, fx->store, w[i].name, 0, NULL, fx->p), APR_SUCCESS);
         assert_int_equal(set->generation, ROUNDS);
         assert_string_equal(
-            read_text(fx->store, apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL),
-                      fx->p),
+            read_served(fx->store,
+                        apr_pstrcat(fx->p, "domains/", w[i].name, "/fullchain.pem", NULL), fx->p),
             w[i].sets[ROUNDS - 1].pem);
+    }
+}
+
+/* The restart thread asks acme_store_check_staged whether a restart would activate a staged set:
+ * its verdict is promotion's, for good and bad sets alike, and it changes nothing. */
+static void check_staged_agrees_with_promote(void **state)
+{
+    fx_t *fx = *state;
+    const struct {
+        tset_t set;
+        int other_name; /* the ACMEDomain is a.test and other.test, else a.test alone */
+        apr_status_t want;
+    } cases[] = {
+        {valid_set(fx->p), 1, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, 48 * HOUR, 72 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:" NAME, 2 * HOUR, 48 * HOUR), 0, APR_EAGAIN}, /* waits */
+        {make_set(fx->p, "DNS:" NAME, -48 * HOUR, -24 * HOUR), 0, ACME_EBADSTORE},
+        {make_set(fx->p, "DNS:other.test", -HOUR, 24 * HOUR), 0, ACME_EBADSTORE},
+        {valid_set(fx->p), 0, APR_SUCCESS}, /* last: it is promoted */
+    };
+    apr_array_header_t *both = names_of(fx->p, NAME, "other.test"),
+                       *one = names_of(fx->p, NAME, NULL);
+    apr_time_t now = apr_time_now();
+    const char *why;
+    size_t i;
+
+    assert_int_equal(acme_store_check_staged(fx->store, NAME, NULL, now, NULL, fx->p), APR_ENOENT);
+    assert_int_equal(acme_store_check_staged(fx->store, "../x", NULL, now, NULL, fx->p),
+                     APR_EINVAL);
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const apr_array_header_t *n = cases[i].other_name ? both : one;
+        stage_ok(fx->store, &cases[i].set, fx->p);
+        why = NULL;
+        assert_int_equal(acme_store_check_staged(fx->store, NAME, n, now, &why, fx->p),
+                         cases[i].want);
+        assert_true(cases[i].want == APR_SUCCESS ? why == NULL : why != NULL);
+        /* Nothing changed: the set is still staged, nothing was archived. */
+        assert_true(exists(acme_store_path(fx->store, "staging/" NAME "/fullchain.pem", fx->p)));
+        assert_false(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        assert_int_equal(acme_store_promote(fx->store, NAME, n, now, NULL, fx->p), cases[i].want);
+        if (cases[i].want == APR_SUCCESS) {
+            assert_int_equal(acme_store_check_staged(fx->store, NAME, n, now, NULL, fx->p),
+                             APR_ENOENT);
+            assert_true(exists(acme_store_path(fx->store, "archive/" NAME "/1", fx->p)));
+        }
     }
 }
 
@@ -358,10 +607,15 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(stage_checks_and_loads),
     STORE_TEST(load_refuses_broken_sets),
     STORE_TEST(promote_refuses_bad_sets),
+    STORE_TEST(promote_tolerates_skew_and_waits),
+    STORE_TEST(reject_keeps_a_few_and_records_why),
     STORE_TEST(promote_counts_generations),
     STORE_TEST(promote_survives_crash_at_every_step),
     STORE_TEST(promote_cleans_only_its_leftovers),
+    STORE_TEST(promote_refuses_planted_links),
+    STORE_TEST(promote_over_a_deep_planted_tree),
     STORE_TEST(threads_on_different_names),
+    STORE_TEST(check_staged_agrees_with_promote),
 };
 
 UNIT_MAIN("store_set", tests)
