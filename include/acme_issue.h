@@ -33,12 +33,44 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
  * key; the next acme_account_setup registers the key again. */
 apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p);
 
+/* One way of answering challenges (RFC 8555 section 8, RFC 8737). The issuance picks, for each
+ * pending authorization, the first responder of the caller's list (its order of preference)
+ * whose type the CA offers and that can answer for the identifier; it sets up the answers of
+ * every authorization of the order first, then lets each responder used wait until its answers
+ * are visible (ready), and only then tells the CA to validate. Answers are torn down when the
+ * order ends, not when the attempt only stopped waiting (the order is resumed later). */
+typedef struct acme_responder_t acme_responder_t;
+struct acme_responder_t {
+    const char *type; /* the challenge type: "http-01", "tls-alpn-01", "dns-01" */
+    /* 1 when this responder can answer for the identifier (wildcard set: the authorization is
+     * for *.value); NULL = every identifier. */
+    int (*can_answer)(acme_responder_t *r, const acme_ident_t *id, int wildcard);
+    /* Publishes the answer of one challenge: its token and key authorization, for identifier id
+     * (a wildcard authorization's base name), until expires. */
+    apr_status_t (*setup)(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                          const char *token, const char *keyauth, apr_time_t expires,
+                          acme_problem_t **pprob, apr_pool_t *p);
+    /* Called once after every setup of the order, before the CA is told: waits (at most until
+     * deadline) until the answers can be seen where the CA looks, e.g. a TXT record at the
+     * zone's servers. NULL: they are at once. */
+    apr_status_t (*ready)(acme_responder_t *r, apr_time_t deadline, acme_problem_t **pprob,
+                          apr_pool_t *p);
+    /* Removes an answer set up before. */
+    void (*teardown)(acme_responder_t *r, const acme_ident_t *id, int wildcard, const char *token,
+                     const char *keyauth, apr_pool_t *p);
+    void *baton;
+};
+
+/* The http-01 responder over a token table: answers for every identifier but wildcards. */
+void acme_responder_http01(acme_responder_t *r, acme_tokens_t *tokens);
+
 typedef struct acme_issue_req_t {
-    const char *domain;                        /* for log lines: the ACMEDomain's first name */
-    const apr_array_header_t *names;           /* const char *: the identifiers, in order */
-    acme_key_type_e key_type;                  /* of the certificate key */
-    const apr_array_header_t *challenge_types; /* const char *, preference order; NULL = http-01 */
-    acme_tokens_t *tokens;        /* where http-01 answers are published; may be NULL */
+    const char *domain;              /* for log lines: the ACMEDomain's first name */
+    const apr_array_header_t *names; /* const char *: the identifiers, in order */
+    acme_key_type_e key_type;        /* of the certificate key */
+    /* acme_responder_t *, in order of preference; NULL: http-01 through tokens. */
+    const apr_array_header_t *responders;
+    acme_tokens_t *tokens;        /* without responders: where http-01 answers go; may be NULL */
     apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
     const char *replaces;         /* ARI certID of the certificate being renewed, or NULL */

@@ -19,6 +19,7 @@
 #define ACME_BACKOFF_PERMANENT  apr_time_from_sec(12 * 3600) /* needs the operator */
 
 typedef struct acme_job_chal_t {
+    const char *type; /* "http-01" (also when the file names none), "tls-alpn-01", "dns-01" */
     const char *token;
     const char *host;
     const char *keyauth;
@@ -39,6 +40,9 @@ typedef struct acme_job_t {
     apr_time_t staged;
     apr_time_t refusal_seen; /* time of the last refusal counted (acme_store_refusal_t) */
 } acme_job_t;
+
+/* The challenge type name as kept in a job file: one of the three we answer, else NULL. */
+const char *acme_job_chal_type(const char *s);
 
 acme_job_t *acme_job_make(const char *name, apr_pool_t *p);
 

@@ -144,6 +144,15 @@ apr_interval_time_t acme_poll_interval(int attempt, apr_interval_time_t retry_af
     return t > ACME_POLL_MAX ? ACME_POLL_MAX : t;
 }
 
+/* An answer set up for the order, torn down at its end. */
+typedef struct published_t {
+    acme_responder_t *r;
+    acme_ident_t id;
+    int wildcard;
+    const char *token, *keyauth;
+    const char *challenge_url; /* to tell the CA, or NULL when it needs no telling */
+} published_t;
+
 typedef struct issue_t {
     acme_client_t *client;
     const acme_issue_req_t *req;
@@ -152,7 +161,8 @@ typedef struct issue_t {
     apr_time_t deadline;
     int polls;
     acme_problem_t **pprob;
-    apr_array_header_t *published; /* const char * tokens to remove at the end */
+    const apr_array_header_t *responders; /* acme_responder_t * */
+    apr_array_header_t *published;        /* published_t */
 } issue_t;
 
 /* Waits before the next poll; ACME_ETIMEOUT when the wait would pass the deadline or the poll
@@ -192,40 +202,101 @@ static apr_status_t step_failed(issue_t *is, apr_status_t rv, const char *step,
     return rv;
 }
 
-/* The challenge type to answer: the first allowed one that the CA offers and that we can
- * provision. Only http-01 is provisioned here (its answer goes into the token table); answering
- * a type we cannot provision would only burn the CA's failed-validation limit. */
-static const char *pick_type(const acme_issue_req_t *req, const acme_authz_t *a)
+/* --- the http-01 responder over a token table --- */
+
+static int http01_can_answer(acme_responder_t *r, const acme_ident_t *id, int wildcard)
 {
-    static const char *const http01 = "http-01";
+    (void)r;
+    (void)id;
+    return !wildcard; /* RFC 8555 section 8.3: not for wildcard names */
+}
+
+static apr_status_t http01_setup(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                                 const char *token, const char *keyauth, apr_time_t expires,
+                                 acme_problem_t **pprob, apr_pool_t *p)
+{
+    acme_tokens_t *t = r->baton;
+
+    (void)wildcard;
+    (void)pprob;
+    (void)p;
+    return t ? t->put(t, token, id->value, keyauth, expires) : APR_SUCCESS;
+}
+
+static void http01_teardown(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                            const char *token, const char *keyauth, apr_pool_t *p)
+{
+    acme_tokens_t *t = r->baton;
+
+    (void)id;
+    (void)wildcard;
+    (void)keyauth;
+    (void)p;
+    if (t) {
+        t->remove(t, token);
+    }
+}
+
+void acme_responder_http01(acme_responder_t *r, acme_tokens_t *tokens)
+{
+    memset(r, 0, sizeof(*r));
+    r->type = "http-01";
+    r->can_answer = http01_can_answer;
+    r->setup = http01_setup;
+    r->teardown = http01_teardown;
+    r->baton = tokens;
+}
+
+/* The responder for an authorization: the first of the caller's list whose type the CA offers
+ * and that can answer for the identifier. Answering a type we cannot provision would only burn
+ * the CA's failed-validation limit. */
+static acme_responder_t *pick_responder(issue_t *is, const acme_authz_t *a,
+                                        const acme_challenge_t **pch)
+{
     int i;
 
-    if (!req->challenge_types || req->challenge_types->nelts == 0) {
-        return acme_authz_challenge(a, http01) ? http01 : NULL;
-    }
-    for (i = 0; i < req->challenge_types->nelts; i++) {
-        const char *t = APR_ARRAY_IDX(req->challenge_types, i, const char *);
-        if (strcmp(t, http01) == 0 && acme_authz_challenge(a, t)) {
-            return http01;
+    for (i = 0; i < is->responders->nelts; i++) {
+        acme_responder_t *r = APR_ARRAY_IDX(is->responders, i, acme_responder_t *);
+        const acme_challenge_t *ch = acme_authz_challenge(a, r->type);
+        if (ch && (!r->can_answer || r->can_answer(r, &a->identifier, a->wildcard))) {
+            *pch = ch;
+            return r;
         }
     }
     return NULL;
 }
 
-/* Fetches each authorization once: valid ones are skipped, pending ones get their challenge
- * answer published and the CA told to validate. */
+/* "http-01, dns-01": the types of a list, for messages. */
+static const char *type_list(const apr_array_header_t *arr, int responders, apr_pool_t *p)
+{
+    const char *out = "";
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        const char *t = responders ? APR_ARRAY_IDX(arr, i, acme_responder_t *)->type
+                                   : APR_ARRAY_IDX(arr, i, acme_challenge_t).type;
+        out = apr_pstrcat(p, out, i ? ", " : "", t ? t : "?", NULL);
+    }
+    return *out ? out : "none";
+}
+
+/* Fetches each authorization once: valid ones are skipped, pending ones get their answer set
+ * up. Then each responder used waits until its answers are visible, and only then is the CA
+ * told to validate, so that it never looks before an answer is there. */
 static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_result_t *res,
                                  apr_pool_t *p)
 {
-    int i;
+    apr_array_header_t *used = apr_array_make(p, 2, sizeof(acme_responder_t *));
+    int i, j;
     apr_status_t rv;
 
     for (i = 0; i < order->authzs->nelts; i++) {
         const char *url = APR_ARRAY_IDX(order->authzs, i, const char *);
-        const acme_challenge_t *ch;
-        acme_challenge_t *answered;
+        const acme_challenge_t *ch = NULL;
+        acme_responder_t *r;
         acme_authz_t *a;
-        const char *type, *keyauth;
+        published_t *pub;
+        const char *keyauth;
 
         rv = acme_authz_get(&a, is->pprob, is->client, url, p);
         if (rv != APR_SUCCESS) {
@@ -246,39 +317,65 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
                              acme_authz_error(a) ? acme_problem_describe(acme_authz_error(a), p)
                                                  : "no reason given");
         }
-        type = pick_type(is->req, a);
-        if (!type) {
+        r = pick_responder(is, a, &ch);
+        if (!r) {
             return stop_with(is->log, is->pprob, ACME_ECONFIG, p, "ACME00023",
-                             "the CA offers no challenge type we can answer for %s (we answer "
-                             "http-01)",
-                             a->identifier.value);
+                             "no challenge type we can answer for %s%s: the CA offers %s, we "
+                             "answer %s (ACMEChallenges)",
+                             a->wildcard ? "*." : "", a->identifier.value,
+                             type_list(a->challenges, 0, p), type_list(is->responders, 1, p));
         }
-        ch = acme_authz_challenge(a, type);
         if (!ch->token) {
             return stop_with(is->log, is->pprob, ACME_EPROTO, p, "ACME00024",
-                             "the CA's %s challenge for %s has no token", type,
+                             "the CA's %s challenge for %s has no token", r->type,
                              a->identifier.value);
         }
         rv = acme_key_authorization(&keyauth, acme_client_key(is->client), ch->token, p);
         if (rv != APR_SUCCESS) {
             return rv;
         }
-        if (is->req->tokens) {
-            rv = is->req->tokens->put(is->req->tokens, ch->token, a->identifier.value, keyauth,
-                                      is->deadline);
-            if (rv != APR_SUCCESS) {
-                return step_failed(is, rv, "publishing the challenge answer", NULL, p);
-            }
-            APR_ARRAY_PUSH(is->published, const char *) = ch->token;
+        rv = r->setup(r, &a->identifier, a->wildcard, ch->token, keyauth, is->deadline, is->pprob,
+                      p);
+        if (rv != APR_SUCCESS) {
+            return step_failed(is, rv,
+                               apr_psprintf(p, "setting up the %s answer for %s%s", r->type,
+                                            a->wildcard ? "*." : "", a->identifier.value),
+                               *is->pprob, p);
         }
-        if (ch->status == ACME_STATE_PENDING) {
-            rv = acme_challenge_respond(&answered, is->pprob, is->client, ch->url, p);
+        pub = apr_array_push(is->published);
+        pub->r = r;
+        pub->id = a->identifier;
+        pub->wildcard = a->wildcard;
+        pub->token = ch->token;
+        pub->keyauth = keyauth;
+        pub->challenge_url = ch->status == ACME_STATE_PENDING ? ch->url : NULL;
+        for (j = 0; j < used->nelts && APR_ARRAY_IDX(used, j, acme_responder_t *) != r; j++) {
+        }
+        if (j == used->nelts) {
+            APR_ARRAY_PUSH(used, acme_responder_t *) = r;
+        }
+    }
+    for (j = 0; j < used->nelts; j++) {
+        acme_responder_t *r = APR_ARRAY_IDX(used, j, acme_responder_t *);
+        if (r->ready) {
+            rv = r->ready(r, is->deadline, is->pprob, p);
+            if (rv != APR_SUCCESS) {
+                return step_failed(is, rv, apr_psprintf(p, "waiting for the %s answers", r->type),
+                                   *is->pprob, p);
+            }
+        }
+    }
+    for (i = 0; i < is->published->nelts; i++) {
+        const published_t *pub = &APR_ARRAY_IDX(is->published, i, published_t);
+        acme_challenge_t *answered;
+        if (pub->challenge_url) {
+            rv = acme_challenge_respond(&answered, is->pprob, is->client, pub->challenge_url, p);
             if (rv != APR_SUCCESS) {
                 return step_failed(is, rv, "answering the challenge", *is->pprob, p);
             }
         }
-        acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s for %s answered", is->req->domain,
-                 type, a->identifier.value);
+        acme_log(is->log, ACME_LOG_DEBUG, APR_SUCCESS, "%s: %s for %s%s answered", is->req->domain,
+                 pub->r->type, pub->wildcard ? "*." : "", pub->id.value);
     }
     return APR_SUCCESS;
 }
@@ -347,12 +444,15 @@ static apr_status_t await_order(issue_t *is, acme_order_t **porder, acme_state_e
     return APR_SUCCESS;
 }
 
-static void unpublish(issue_t *is)
+static void unpublish(issue_t *is, apr_pool_t *p)
 {
     int i;
 
-    for (i = 0; is->req->tokens && i < is->published->nelts; i++) {
-        is->req->tokens->remove(is->req->tokens, APR_ARRAY_IDX(is->published, i, const char *));
+    for (i = 0; i < is->published->nelts; i++) {
+        const published_t *pub = &APR_ARRAY_IDX(is->published, i, published_t);
+        if (pub->r->teardown) {
+            pub->r->teardown(pub->r, &pub->id, pub->wildcard, pub->token, pub->keyauth, p);
+        }
     }
 }
 
@@ -543,7 +643,16 @@ apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
     is.deadline = is.clock->now(is.clock->baton) +
                   (req->max_wait > 0 ? req->max_wait : apr_time_from_sec(300));
     is.pprob = &prob;
-    is.published = apr_array_make(p, 4, sizeof(const char *));
+    is.published = apr_array_make(p, 4, sizeof(published_t));
+    if (req->responders && req->responders->nelts) {
+        is.responders = req->responders;
+    } else {
+        apr_array_header_t *arr = apr_array_make(p, 1, sizeof(acme_responder_t *));
+        acme_responder_t *r = apr_palloc(p, sizeof(*r));
+        acme_responder_http01(r, req->tokens);
+        APR_ARRAY_PUSH(arr, acme_responder_t *) = r;
+        is.responders = arr;
+    }
 
     if (!acme_client_kid(client) || !req->names || req->names->nelts == 0) {
         return APR_EINVAL;
@@ -552,7 +661,7 @@ apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
     /* While the CA may still validate (we only stopped waiting), the answers stay up until they
      * expire; the order is resumed at the next attempt. */
     if (rv != ACME_ETIMEOUT && rv != ACME_ECANCELLED) {
-        unpublish(&is);
+        unpublish(&is, p);
     }
     if (rv != APR_SUCCESS) {
         if (pprob && prob) {

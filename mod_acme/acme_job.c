@@ -40,6 +40,19 @@ static apr_time_t time_member(const json_t *j, const char *key)
                : 0;
 }
 
+const char *acme_job_chal_type(const char *s)
+{
+    static const char *const types[] = {"http-01", "tls-alpn-01", "dns-01"};
+    size_t i;
+
+    for (i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        if (strcmp(s, types[i]) == 0) {
+            return types[i];
+        }
+    }
+    return NULL;
+}
+
 apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name, apr_pool_t *p)
 {
     acme_job_t *job = acme_job_make(name, p);
@@ -72,12 +85,14 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     for (i = 0; json_is_array(chals) && i < json_array_size(chals); i++) {
         const json_t *c = json_array_get(chals, i);
         acme_job_chal_t ch;
+        const char *type = str_member(c, "type", 16, p);
+        ch.type = type ? acme_job_chal_type(type) : "http-01";
         ch.token = str_member(c, "token", ACME_TOKEN_MAX, p);
         ch.host = str_member(c, "host", 253, p);
         ch.keyauth = str_member(c, "keyauth", 1024, p);
         ch.expires = time_member(c, "expires");
         /* Only well-formed entries come back: they are served to the world. */
-        if (i < ACME_JOB_CHALLENGES_MAX && ch.token && ch.host && ch.keyauth &&
+        if (i < ACME_JOB_CHALLENGES_MAX && ch.type && ch.token && ch.host && ch.keyauth &&
             acme_token_ok(ch.token, strlen(ch.token)) &&
             strncmp(ch.keyauth, ch.token, strlen(ch.token)) == 0) {
             APR_ARRAY_PUSH(job->challenges, acme_job_chal_t) = ch;
@@ -114,8 +129,9 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     }
     for (i = 0; i < job->challenges->nelts; i++) {
         const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);
-        json_array_append_new(chals, json_pack("{s:s, s:s, s:s, s:I}", "token", ch->token, "host",
-                                               ch->host, "keyauth", ch->keyauth, "expires",
+        json_array_append_new(chals, json_pack("{s:s, s:s, s:s, s:s, s:I}", "type",
+                                               ch->type ? ch->type : "http-01", "token", ch->token,
+                                               "host", ch->host, "keyauth", ch->keyauth, "expires",
                                                (json_int_t)apr_time_sec(ch->expires)));
     }
     json_object_set_new(j, "challenges", chals);

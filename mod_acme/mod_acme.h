@@ -74,7 +74,9 @@ typedef struct acme_conf_t {
     int auto_restart;                 /* -1 unset */
     acme_renew_window_t renew_window; /* zero: the default */
     int renew_window_set;
-    const char *cache_spec; /* ACMEChallengeCache as given */
+    apr_array_header_t *challenge_types; /* ACMEChallenges: const char *, in order; NULL =
+                                          * the default (http-01) */
+    const char *cache_spec;              /* ACMEChallengeCache as given */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */

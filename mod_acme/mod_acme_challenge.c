@@ -201,7 +201,7 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
         }
         for (j = 0; j < job->challenges->nelts; j++) {
             const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
-            if (ch->expires > now &&
+            if (strcmp(ch->type, "http-01") == 0 && ch->expires > now &&
                 t->put(t, ch->token, ch->host, ch->keyauth, ch->expires) == APR_SUCCESS) {
                 n++;
             }

@@ -48,6 +48,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(auto_restart, -1);
     c->renew_window = add->renew_window_set ? add->renew_window : base->renew_window;
     ACME_MERGE(renew_window_set, 0);
+    ACME_MERGE(challenge_types, NULL);
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
@@ -342,6 +343,45 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* The challenge types this build answers, in the default order of preference. */
+static const char *const challenge_types_known[] = {"http-01"};
+
+static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = global_only(cmd, c->challenge_types != NULL);
+    size_t k;
+    int i, j;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (argc < 1) {
+        return "ACMEChallenges needs at least one challenge type, e.g. ACMEChallenges http-01";
+    }
+    c->challenge_types = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        const char *type = NULL;
+        for (k = 0; k < sizeof(challenge_types_known) / sizeof(challenge_types_known[0]); k++) {
+            if (strcasecmp(argv[i], challenge_types_known[k]) == 0) {
+                type = challenge_types_known[k];
+            }
+        }
+        if (!type) {
+            return apr_psprintf(cmd->pool, "ACMEChallenges %s: expected one or more of http-01",
+                                argv[i]);
+        }
+        for (j = 0; j < c->challenge_types->nelts; j++) {
+            if (APR_ARRAY_IDX(c->challenge_types, j, const char *) == type) {
+                return apr_psprintf(cmd->pool, "ACMEChallenges %s is given twice", argv[i]);
+            }
+        }
+        APR_ARRAY_PUSH(c->challenge_types, const char *) = type;
+    }
+    return NULL;
+}
+
 static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
@@ -376,6 +416,8 @@ const command_rec acme_cmds[] = {
                   "renew when this much of the lifetime is left: N% or a duration (30d, 12h)"),
     AP_INIT_FLAG("ACMEAutoRestart", cmd_auto_restart, NULL, RSRC_CONF,
                  "restart gracefully when new certificates are ready (default on)"),
+    AP_INIT_TAKE_ARGV("ACMEChallenges", cmd_challenges, NULL, RSRC_CONF,
+                      "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
     {NULL, {NULL}, NULL, 0, 0, NULL},

@@ -34,6 +34,7 @@ static apr_status_t job_tokens_put(acme_tokens_t *t, const char *token, const ch
         return rv;
     }
     ch = apr_array_push(w->job->challenges);
+    ch->type = "http-01";
     ch->token = apr_pstrdup(w->pool, token);
     ch->host = apr_pstrdup(w->pool, host);
     ch->keyauth = apr_pstrdup(w->pool, keyauth);
@@ -126,6 +127,31 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
                                        (json_int_t)apr_time_sec(apr_time_now())));
 }
 
+/* The responders for ACMEChallenges, in its order (default: http-01). */
+static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *tokens)
+{
+    const apr_array_header_t *types = w->drv->rt->conf->challenge_types;
+    apr_array_header_t *out = apr_array_make(w->pool, 3, sizeof(acme_responder_t *));
+    int i;
+
+    for (i = 0; types && i < types->nelts; i++) {
+        const char *type = APR_ARRAY_IDX(types, i, const char *);
+        acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
+        if (strcmp(type, "http-01") == 0) {
+            acme_responder_http01(r, tokens);
+        } else {
+            continue; /* check_config accepts only the types built here */
+        }
+        APR_ARRAY_PUSH(out, acme_responder_t *) = r;
+    }
+    if (out->nelts == 0) {
+        acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
+        acme_responder_http01(r, tokens);
+        APR_ARRAY_PUSH(out, acme_responder_t *) = r;
+    }
+    return out;
+}
+
 /* One try against one CA, with a client made for it. */
 static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_problem_t **pprob)
 {
@@ -159,6 +185,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     ireq.names = w->d->names;
     ireq.key_type = w->d->key_type;
     ireq.tokens = &tokens;
+    ireq.responders = worker_responders(w, &tokens);
     ireq.max_wait = ORDER_WAIT;
     ireq.on_order = worker_on_order;
     ireq.on_key = worker_on_key;

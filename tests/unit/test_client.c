@@ -479,10 +479,6 @@ static void issuance_publishes_key_authorization(void **state)
         NONCE_OK,
         {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
         {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "pending", TOKEN_A, "pending"), 0},
-        {"POST", CA "/chal/a.test/http", 200, JSON,
-         "{\"type\":\"http-01\",\"url\":\"" CA "/chal/a.test/http\",\"token\":\"" TOKEN_A
-         "\",\"status\":\"pending\"}",
-         0},
         {"POST", CA "/authz/b", 500, "", "", 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
@@ -500,13 +496,192 @@ static void issuance_publishes_key_authorization(void **state)
     assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ESERVER);
     assert_null(res);
     assert_true(unit_log_has(f->log, "a.test: fetching an authorization failed"));
-    /* token.thumbprint of the account key, for a.test, published before the CA was asked to
-     * validate (request 4); on failure it is removed too (after all 6 requests). */
+    /* token.thumbprint of the account key, for a.test, published once its authorization was
+     * fetched (request 4); the CA is told to validate only once every answer of the order is
+     * set up, so a.test's challenge was never answered; on failure the answer is removed too
+     * (after all 5 requests). */
     pub = published_once(f, rec, TOKEN_A, "a.test");
     assert_int_equal(pub->put_at, 4);
-    assert_int_equal(pub->removed_at, 6);
+    assert_int_equal(pub->removed_at, 5);
     assert_int_equal(pub->expires, f->clock->now + apr_time_from_sec(300));
     assert_int_equal(rec->tokens.get(&rec->tokens, TOKEN_A, &host, &keyauth, f->p), APR_NOTFOUND);
+}
+
+/* A responder of another type that records, with the number of CA requests made by then,
+ * when each of its steps ran. */
+typedef struct probe_t {
+    acme_responder_t r;
+    const fake_ca_t *ca;
+    int answers_for_ips;
+    int setups, setup_at, ready_at, teardowns, teardown_at;
+    int wildcard;
+    const char *value, *keyauth;
+} probe_t;
+
+static int probe_can_answer(acme_responder_t *r, const acme_ident_t *id, int wildcard)
+{
+    probe_t *pr = r->baton;
+    (void)wildcard;
+    return pr->answers_for_ips || strcmp(id->type, "ip") != 0;
+}
+
+static apr_status_t probe_setup(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                                const char *token, const char *keyauth, apr_time_t expires,
+                                acme_problem_t **pprob, apr_pool_t *p)
+{
+    probe_t *pr = r->baton;
+    (void)token;
+    (void)expires;
+    (void)pprob;
+    pr->setups++;
+    pr->setup_at = pr->ca->requests->nelts;
+    pr->wildcard = wildcard;
+    pr->value = apr_pstrdup(p, id->value);
+    pr->keyauth = apr_pstrdup(p, keyauth);
+    return APR_SUCCESS;
+}
+
+static apr_status_t probe_ready(acme_responder_t *r, apr_time_t deadline, acme_problem_t **pprob,
+                                apr_pool_t *p)
+{
+    probe_t *pr = r->baton;
+    (void)deadline;
+    (void)pprob;
+    (void)p;
+    pr->ready_at = pr->ca->requests->nelts;
+    return APR_SUCCESS;
+}
+
+static void probe_teardown(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                           const char *token, const char *keyauth, apr_pool_t *p)
+{
+    probe_t *pr = r->baton;
+    (void)id;
+    (void)wildcard;
+    (void)token;
+    (void)keyauth;
+    (void)p;
+    pr->teardowns++;
+    pr->teardown_at = pr->ca->requests->nelts;
+}
+
+static probe_t *probe(fixture_t *f, const char *type)
+{
+    probe_t *pr = apr_pcalloc(f->p, sizeof(*pr));
+    pr->ca = f->ca;
+    pr->r.type = type;
+    pr->r.can_answer = probe_can_answer;
+    pr->r.setup = probe_setup;
+    pr->r.ready = probe_ready;
+    pr->r.teardown = probe_teardown;
+    pr->r.baton = pr;
+    return pr;
+}
+
+/* a.test offers http-01 and dns-01, *.b.test dns-01 only (RFC 8555 section 7.1.3: wildcards are
+ * validated over DNS). With responders "http-01, dns-01" a.test gets http-01 and *.b.test dns-01;
+ * both answers are set up, the dns-01 responder is asked to wait until its answer is visible,
+ * and only then is the CA told to validate either. */
+static void responders_picked_per_authorization(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "pending", TOKEN_A, "pending"), 0},
+        {"POST", CA "/authz/b", 200, JSON,
+         "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"b.test\"},"
+         "\"wildcard\":true,\"challenges\":[{\"type\":\"dns-01\",\"url\":\"" CA
+         "/chal/b.test/dns\",\"token\":\"" TOKEN_B "\",\"status\":\"pending\"}]}",
+         0},
+        {"POST", CA "/chal/a.test/http", 200, JSON,
+         "{\"type\":\"http-01\",\"url\":\"" CA "/chal/a.test/http\",\"token\":\"" TOKEN_A
+         "\",\"status\":\"processing\"}",
+         0},
+        {"POST", CA "/chal/b.test/dns", 200, JSON,
+         "{\"type\":\"dns-01\",\"url\":\"" CA "/chal/b.test/dns\",\"token\":\"" TOKEN_B
+         "\",\"status\":\"processing\"}",
+         0},
+        {"POST", CA "/order/1", 200, JSON, ORDER("invalid", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "valid", TOKEN_A, "valid"), 0},
+        {"POST", CA "/authz/b", 200, JSON,
+         "{\"status\":\"invalid\",\"identifier\":{\"type\":\"dns\",\"value\":\"b.test\"},"
+         "\"wildcard\":true,\"challenges\":[{\"type\":\"dns-01\",\"url\":\"" CA
+         "/chal/b.test/dns\",\"token\":\"" TOKEN_B "\",\"status\":\"invalid\",\"error\":{"
+         "\"type\":\"urn:ietf:params:acme:error:dns\",\"detail\":\"no TXT record\"}}]}",
+         0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    recorder_t *rec = recorder(f);
+    probe_t *dns = probe(f, "dns-01");
+    acme_responder_t http;
+    apr_array_header_t *responders = apr_array_make(f->p, 2, sizeof(acme_responder_t *));
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    const published_t *pub;
+
+    acme_responder_http01(&http, &rec->tokens);
+    APR_ARRAY_PUSH(responders, acme_responder_t *) = &http;
+    APR_ARRAY_PUSH(responders, acme_responder_t *) = &dns->r;
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.responders = responders;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_EINVALID);
+    assert_true(unit_log_has(f->log, "validation of b.test failed: dns"));
+
+    /* http-01 for a.test, published after its authorization (request 4)... */
+    pub = published_once(f, rec, TOKEN_A, "a.test");
+    assert_int_equal(pub->put_at, 4);
+    /* ...dns-01 for the wildcard, with the key authorization of its own token... */
+    assert_int_equal(dns->setups, 1);
+    assert_int_equal(dns->setup_at, 5);
+    assert_true(dns->wildcard);
+    assert_string_equal(dns->value, "b.test");
+    assert_int_equal(strncmp(dns->keyauth, TOKEN_B ".", strlen(TOKEN_B) + 1), 0);
+    /* ...ready before the first challenge was answered (request 6), and both torn down when
+     * the order failed. */
+    assert_int_equal(dns->ready_at, 5);
+    assert_string_equal(fake_req(f->ca, 5)->url, CA "/chal/a.test/http");
+    assert_int_equal(dns->teardowns, 1);
+    assert_int_equal(dns->teardown_at, 10);
+    assert_int_equal(pub->removed_at, 10);
+}
+
+/* An authorization no responder can answer fails the attempt before any challenge is answered,
+ * as a configuration problem naming what the CA offers and what we answer. */
+static void no_responder_for_authorization(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("pending", ""), 0},
+        {"POST", CA "/authz/a", 200, JSON, AUTHZ("a.test", "pending", TOKEN_A, "pending"), 0},
+        {"POST", CA "/authz/b", 200, JSON,
+         "{\"status\":\"pending\",\"identifier\":{\"type\":\"dns\",\"value\":\"b.test\"},"
+         "\"wildcard\":true,\"challenges\":[{\"type\":\"dns-01\",\"url\":\"" CA
+         "/chal/b.test/dns\",\"token\":\"" TOKEN_B "\",\"status\":\"pending\"}]}",
+         0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    recorder_t *rec = recorder(f);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    const published_t *pub;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.tokens = &rec->tokens;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), ACME_ECONFIG);
+    assert_non_null(prob);
+    assert_non_null(strstr(prob->detail, "no challenge type we can answer for *.b.test: the CA "
+                                         "offers dns-01, we answer http-01"));
+    /* a.test's answer, set up first, is taken down again. */
+    pub = published_once(f, rec, TOKEN_A, "a.test");
+    assert_int_equal(pub->removed_at, 5);
 }
 
 static void polling_is_bounded(void **state)
@@ -882,6 +1057,8 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(link_headers),
     FAKE_CA_TEST(issuance_reuses_authz_and_honours_retry_after),
     FAKE_CA_TEST(issuance_publishes_key_authorization),
+    FAKE_CA_TEST(responders_picked_per_authorization),
+    FAKE_CA_TEST(no_responder_for_authorization),
     FAKE_CA_TEST(polling_is_bounded),
     FAKE_CA_TEST(long_retry_after_ends_the_attempt),
     FAKE_CA_TEST(invalid_order_names_the_failed_identifier),

@@ -102,6 +102,12 @@ static void save_and_load(void **state)
     ch->host = "a.test";
     ch->keyauth = TOKEN ".thumb";
     ch->expires = apr_time_from_sec(1800000300);
+    ch = apr_array_push(job->challenges);
+    ch->type = "dns-01";
+    ch->token = TOKEN "2";
+    ch->host = "b.test";
+    ch->keyauth = TOKEN "2.thumb";
+    ch->expires = apr_time_from_sec(1800000300);
     assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
 
     assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
@@ -110,9 +116,12 @@ static void save_and_load(void **state)
     assert_int_equal(back->failures, 3);
     assert_int_equal(back->next_run, job->next_run);
     assert_string_equal(back->last_error, job->last_error);
-    assert_int_equal(back->challenges->nelts, 1);
+    assert_int_equal(back->challenges->nelts, 2);
     assert_string_equal(APR_ARRAY_IDX(back->challenges, 0, acme_job_chal_t).keyauth,
                         TOKEN ".thumb");
+    /* The type is kept; an entry without one (older files) is http-01. */
+    assert_string_equal(APR_ARRAY_IDX(back->challenges, 0, acme_job_chal_t).type, "http-01");
+    assert_string_equal(APR_ARRAY_IDX(back->challenges, 1, acme_job_chal_t).type, "dns-01");
 
     /* No file: an empty job. */
     assert_int_equal(acme_job_load(&back, store, "b.test", p), APR_SUCCESS);
@@ -150,6 +159,8 @@ static void bad_files_give_an_empty_job(void **state)
             "passwd.x\"},"
             "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"other.x\"},"
             "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"" TOKEN ".ok\"},"
+            "{\"type\":\"smtp-01\",\"token\":\"" TOKEN "\",\"host\":\"a.test\","
+            "\"keyauth\":\"" TOKEN ".ok\"},"
             "{\"token\":\"" TOKEN "\"}, 17]}";
         assert_int_equal(acme_store_write(store, "jobs/a.test.json", text, strlen(text),
                                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
