@@ -1,12 +1,16 @@
 /* mod_acme.c - the module record and the order of things at start-up:
  *
  *   pre_config    register the token table's mutex type
- *   check_config  whole-configuration checks (also run by configtest)
+ *   check_config  whole-configuration checks (also run by configtest), then which names each
+ *                 challenge type can answer (mod_acme_tlsalpn.c)
  *   post_config   (before mod_ssl's) open the store, promote staged certificates, prepare the
  *                 files mod_ssl asks for through our certificate hooks, create the token table
  *                 and re-publish pending challenges, set up the renewal driver (a watchdog
  *                 singleton in a child) and the parent's restart thread
  *   child_init    attach to the token table
+ *
+ * On TLS handshakes that offer acme-tls/1, mod_acme_tlsalpn.c gives mod_ssl the tls-alpn-01
+ * answer (ap_hook_ssl_answer_challenge).
  */
 #define ACME_MODULE_RECORD
 #include <unistd.h>
@@ -122,6 +126,7 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if (first_pass) {
         return OK;
     }
+    acme_parent_reach_log(rt);
     acme_parent_tokens_republish(rt, ptemp);
     rv = acme_parent_driver_setup(rt, pconf);
     if (rv != APR_SUCCESS) {
@@ -166,6 +171,7 @@ static void acme_register_hooks(apr_pool_t *p)
     ap_hook_child_init(acme_child_init, NULL, before_watchdog, APR_HOOK_REALLY_FIRST);
     acme_certs_register_hooks();
     acme_challenge_register_hooks();
+    acme_tlsalpn_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

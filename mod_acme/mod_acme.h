@@ -9,6 +9,7 @@
 #define MOD_ACME_H
 
 #include <apr_global_mutex.h>
+#include <apr_hash.h>
 #include <apr_thread_proc.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -60,6 +61,16 @@ struct acme_domain_t {
     int promote_failed;                      /* the staged set could not be activated */
 };
 
+/* Which names each challenge type can answer, found in check_config from the configuration as
+ * mod_ssl and httpd's core will use it (mod_acme_tlsalpn.c; docs/apache.md, "Which challenge
+ * types"). Read by the workers' responders; derived, never set by a directive. */
+typedef struct acme_reach_t {
+    int http01;                   /* a Listen whose connections reach a server without TLS */
+    apr_hash_t *tlsalpn;          /* validator server name (acme_tlsalpn_sni) -> its TLS vhost */
+    apr_array_header_t *notes;    /* const char *: names tls-alpn-01 cannot answer, said at start */
+    apr_array_header_t *warnings; /* const char *: names nothing can answer, said at start */
+} acme_reach_t;
+
 /* Server configuration. Every directive is global (outside <VirtualHost>), so virtual hosts
  * share the main server's values through the merge. */
 typedef struct acme_conf_t {
@@ -75,10 +86,11 @@ typedef struct acme_conf_t {
     acme_renew_window_t renew_window; /* zero: the default */
     int renew_window_set;
     apr_array_header_t *challenge_types; /* ACMEChallenges: const char *, in order; NULL =
-                                          * the default (http-01) */
+                                          * the default (http-01, tls-alpn-01) */
     const char *cache_spec;              /* ACMEChallengeCache as given */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
+    acme_reach_t *reach;         /* main server: set in check_config (mod_acme_tlsalpn.c) */
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
     int vhost_fallback;          /* mod_ssl took our fallback for this server: answers 503 */
 } acme_conf_t;
@@ -151,6 +163,29 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp);
 void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild);
 acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p);
 void acme_challenge_register_hooks(void);
+
+/* The glue's part of a token table entry kept in a job file, published again (after a restart
+ * made a new shared segment, or a previous generation's driver published it): only answers
+ * for d's names, not expired; a tls-alpn-01 certificate is made anew from the key
+ * authorization. Returns how many were published. The parent runs this as root on a file the
+ * User writes: everything read is checked first. */
+int acme_tokens_publish_job(acme_runtime_t *rt, acme_tokens_t *t, const acme_domain_t *d,
+                            const acme_job_t *job, apr_time_t now, apr_pool_t *p);
+/* The tls-alpn-01 answer (certificate, then key, as PEM) for server name sni, into buf (at
+ * most size - 1 bytes, NUL-terminated). Handshake path: no allocation beyond the provider's. */
+apr_status_t acme_request_cert_lookup(acme_runtime_t *rt, const char *sni, char *buf,
+                                      apr_size_t size, apr_pool_t *p);
+
+/* mod_acme_tlsalpn.c */
+/* Which names http-01 and tls-alpn-01 can answer (check_config, after acme_conf_check); refuses
+ * an ACMEChallenges that names a type the configuration cannot answer. */
+int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+/* Says once at start which names tls-alpn-01 (or nothing) cannot answer, and why. */
+void acme_parent_reach_log(acme_runtime_t *rt);
+/* 1 when the configuration lets type answer for the identifier. */
+int acme_reach_can_answer(const acme_conf_t *conf, const char *type, const acme_ident_t *id,
+                          apr_pool_t *p);
+void acme_tlsalpn_register_hooks(void);
 
 /* mod_acme_drive.c */
 apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf);

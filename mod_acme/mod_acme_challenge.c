@@ -3,9 +3,11 @@
  *
  * The parent creates the table in post_config and re-publishes pending challenges from the job
  * files (a graceful restart makes a new segment); every child attaches in child_init; the
- * driver publishes and removes tokens through acme_tokens_socache(); request children answer
+ * driver publishes and removes answers through acme_tokens_socache(); request children answer
  * GET /.well-known/acme-challenge/<token> from it in a quick_handler, before mod_rewrite,
- * proxies and access control, without touching a file.
+ * proxies and access control, without touching a file. tls-alpn-01 answers live in the same
+ * table under "tls-alpn-01:<server name>" (no token holds a colon); mod_acme_tlsalpn.c hands
+ * them to mod_ssl during the handshake.
  */
 #include <string.h>
 
@@ -15,10 +17,16 @@
 #include <http_request.h>
 #include <util_mutex.h>
 
+#include "acme_csr.h"
+#include "acme_tlsalpn.h"
 #include "mod_acme.h"
 
 #define TOKEN_VALUE_MAX 2048 /* "host\nkeyauth" */
 #define PREFIX_LEN      (sizeof(ACME_CHALLENGE_PREFIX) - 1)
+#define CERT_ID_PREFIX  "tls-alpn-01:"
+#define SNI_MAX         253 /* a DNS name; reverse names of IPv6 addresses are 72 */
+/* An answer read back from a job file is published for a day at most, whatever it says. */
+#define SAVED_ANSWER_MAX apr_time_from_sec(86400)
 
 static apr_status_t cache_destroy(void *data)
 {
@@ -176,6 +184,78 @@ static apr_status_t tokens_remove(acme_tokens_t *t, const char *token)
     return APR_STATUS_IS_NOTFOUND(rv) ? APR_SUCCESS : rv;
 }
 
+/* --- tls-alpn-01 answers, under "tls-alpn-01:<server name>" --- */
+
+/* The table id of a server name, in buf; 0 when it cannot be one of ours. */
+static int cert_id(char *buf, apr_size_t size, const char *sni)
+{
+    if (!sni || !*sni || strlen(sni) > SNI_MAX) {
+        return 0;
+    }
+    apr_snprintf(buf, size, "%s%s", CERT_ID_PREFIX, sni);
+    return 1;
+}
+
+static apr_status_t tokens_put_cert(acme_tokens_t *t, const char *sni, const char *pem,
+                                    apr_time_t expires)
+{
+    char id[sizeof(CERT_ID_PREFIX) + SNI_MAX];
+    apr_size_t len = pem ? strlen(pem) : 0;
+
+    if (!cert_id(id, sizeof(id), sni) || !len) {
+        return APR_EINVAL;
+    }
+    if (len >= ACME_TLSALPN_PEM_MAX) {
+        return ACME_ETOOLARGE;
+    }
+    return cache_change(t->baton, id, pem, (unsigned int)len, expires);
+}
+
+apr_status_t acme_request_cert_lookup(acme_runtime_t *rt, const char *sni, char *buf,
+                                      apr_size_t size, apr_pool_t *p)
+{
+    char id[sizeof(CERT_ID_PREFIX) + SNI_MAX];
+    unsigned int len = (unsigned int)size - 1;
+    apr_status_t rv;
+
+    if (!cert_id(id, sizeof(id), sni) || size < 2 || cache_lock(rt) != APR_SUCCESS) {
+        return APR_NOTFOUND;
+    }
+    rv =
+        rt->conf->cache_provider->retrieve(rt->cache, rt->s, (const unsigned char *)id,
+                                           (unsigned int)strlen(id), (unsigned char *)buf, &len, p);
+    cache_unlock(rt);
+    if (rv != APR_SUCCESS || len == 0 || len >= size) {
+        return APR_NOTFOUND;
+    }
+    buf[len] = '\0';
+    return APR_SUCCESS;
+}
+
+static apr_status_t tokens_get_cert(acme_tokens_t *t, const char *sni, const char **ppem,
+                                    apr_pool_t *p)
+{
+    char *buf = apr_palloc(p, ACME_TLSALPN_PEM_MAX);
+    apr_status_t rv = acme_request_cert_lookup(t->baton, sni, buf, ACME_TLSALPN_PEM_MAX, p);
+
+    if (rv == APR_SUCCESS) {
+        *ppem = buf;
+    }
+    return rv;
+}
+
+static apr_status_t tokens_remove_cert(acme_tokens_t *t, const char *sni)
+{
+    char id[sizeof(CERT_ID_PREFIX) + SNI_MAX];
+    apr_status_t rv;
+
+    if (!cert_id(id, sizeof(id), sni)) {
+        return APR_SUCCESS; /* never published */
+    }
+    rv = cache_change(t->baton, id, NULL, 0, 0);
+    return APR_STATUS_IS_NOTFOUND(rv) ? APR_SUCCESS : rv;
+}
+
 acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p)
 {
     acme_tokens_t *t = apr_pcalloc(p, sizeof(*t));
@@ -183,15 +263,95 @@ acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p)
     t->put = tokens_put;
     t->get = tokens_get;
     t->remove = tokens_remove;
+    t->put_cert = tokens_put_cert;
+    t->get_cert = tokens_get_cert;
+    t->remove_cert = tokens_remove_cert;
     t->baton = rt;
     return t;
+}
+
+static int is_domain_name(const acme_domain_t *d, const char *host)
+{
+    int i;
+
+    for (i = 0; host && i < d->names->nelts; i++) {
+        if (strcasecmp(APR_ARRAY_IDX(d->names, i, const char *), host) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Publishes one answer of a job file; NULL, or why it is not published. */
+static const char *publish_saved(acme_tokens_t *t, const acme_domain_t *d,
+                                 const acme_job_chal_t *ch, apr_time_t now, apr_pool_t *p)
+{
+    apr_time_t expires = ch->expires;
+    acme_ident_t id;
+    const char *sni, *pem;
+    apr_status_t rv;
+
+    if (expires <= now) {
+        return ""; /* expired: nothing to say */
+    }
+    if (!is_domain_name(d, ch->host)) {
+        return "it is not for a name of this ACMEDomain";
+    }
+    if (expires > now + SAVED_ANSWER_MAX) {
+        expires = now + SAVED_ANSWER_MAX;
+    }
+    if (strcmp(ch->type, "http-01") == 0) {
+        rv = t->put(t, ch->token, ch->host, ch->keyauth, expires);
+        return rv == APR_SUCCESS ? NULL : acme_strerror(rv, p);
+    }
+    if (strcmp(ch->type, "tls-alpn-01") != 0) {
+        return ""; /* dns-01: nothing to publish here */
+    }
+    /* Root makes the certificate from what it checked; nothing of it is read from the file. */
+    if (!acme_keyauth_ok(ch->keyauth, ch->token)) {
+        return "its key authorization is not of the form token.thumbprint";
+    }
+    id.type = acme_name_is_ip(ch->host) ? "ip" : "dns";
+    id.value = ch->host;
+    sni = acme_tlsalpn_sni(&id, p);
+    if (!sni) {
+        return "it is not for a DNS name or an IP address";
+    }
+    rv = acme_tlsalpn_answer(&pem, &id, ch->keyauth, now, p);
+    if (rv == APR_SUCCESS) {
+        rv = t->put_cert(t, sni, pem, expires);
+    }
+    return rv == APR_SUCCESS ? NULL : acme_strerror(rv, p);
+}
+
+int acme_tokens_publish_job(acme_runtime_t *rt, acme_tokens_t *t, const acme_domain_t *d,
+                            const acme_job_t *job, apr_time_t now, apr_pool_t *p)
+{
+    int j, n = 0;
+
+    /* One pending answer per name at most: more is not ours, and no more certificates are
+     * made than the names need. */
+    for (j = 0; j < job->challenges->nelts && n < d->names->nelts; j++) {
+        const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
+        const char *why = publish_saved(t, d, ch, now, p);
+        if (!why) {
+            n++;
+        } else if (*why) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                           "ACME02612: %s: the %s answer for %.253s kept in jobs/%s.json is not "
+                           "published again: %s; it is ignored, and the order is resumed or "
+                           "made anew",
+                           d->name, ch->type, ch->host, d->set_name, why);
+        }
+    }
+    return n;
 }
 
 void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
 {
     acme_tokens_t *t = acme_tokens_socache(rt, ptemp);
     apr_time_t now = apr_time_now();
-    int i, j, n = 0;
+    int i, n = 0;
 
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
@@ -199,13 +359,7 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
         if (acme_job_load(&job, rt->store, d->set_name, ptemp) != APR_SUCCESS) {
             continue; /* the driver reports a bad job file when it reads it */
         }
-        for (j = 0; j < job->challenges->nelts; j++) {
-            const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
-            if (strcmp(ch->type, "http-01") == 0 && ch->expires > now &&
-                t->put(t, ch->token, ch->host, ch->keyauth, ch->expires) == APR_SUCCESS) {
-                n++;
-            }
-        }
+        n += acme_tokens_publish_job(rt, t, d, job, now, ptemp);
     }
     if (n) {
         acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,

@@ -344,7 +344,7 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 /* The challenge types this build answers, in the default order of preference. */
-static const char *const challenge_types_known[] = {"http-01"};
+static const char *const challenge_types_known[] = {"http-01", "tls-alpn-01"};
 
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
@@ -369,7 +369,8 @@ static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *cons
             }
         }
         if (!type) {
-            return apr_psprintf(cmd->pool, "ACMEChallenges %s: expected one or more of http-01",
+            return apr_psprintf(cmd->pool,
+                                "ACMEChallenges %s: expected one or more of http-01, tls-alpn-01",
                                 argv[i]);
         }
         for (j = 0; j < c->challenge_types->nelts; j++) {

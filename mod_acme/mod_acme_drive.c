@@ -449,7 +449,7 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     acme_tokens_t *tokens;
-    int i, j;
+    int i;
 
     if (now < drv->republish_check) {
         return;
@@ -471,12 +471,7 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) != APR_SUCCESS) {
             continue;
         }
-        for (j = 0; j < job->challenges->nelts; j++) {
-            const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
-            if (ch->expires > now) {
-                tokens->put(tokens, ch->token, ch->host, ch->keyauth, ch->expires);
-            }
-        }
+        acme_tokens_publish_job(drv->rt, tokens, d, job, now, ptemp);
     }
 }
 

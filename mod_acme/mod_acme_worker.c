@@ -1,7 +1,8 @@
 /* mod_acme_worker.c - a worker of the renewal driver: one thread that obtains one certificate
- * (account, order, challenges published in the token table and the job file, finalize with a
- * key kept first, staging) or asks the CA for renewal information (RFC 9773). It has its own
- * pool, transport and ACME client; what it learns goes back to the driver at the join.
+ * (account, order, challenges answered by the types the configuration can answer, published in
+ * the token table and kept in the job file, finalize with a key kept first, staging) or asks
+ * the CA for renewal information (RFC 9773). It has its own pool, transport and ACME client;
+ * what it learns goes back to the driver at the join.
  *
  * worker_* functions run in the worker thread only.
  */
@@ -12,6 +13,7 @@
 #include <http_core.h>
 
 #include "acme_ari.h"
+#include "acme_tlsalpn.h"
 #include "mod_acme_drive.h"
 
 static const char *key_path(const acme_domain_t *d, apr_pool_t *p)
@@ -19,24 +21,39 @@ static const char *key_path(const acme_domain_t *d, apr_pool_t *p)
     return apr_pstrcat(p, "jobs/", d->set_name, ".key", NULL);
 }
 
-/* --- the token table as the issuance sees it: socache plus the job file --- */
+/* --- the responders as the issuance sees them: the core's, over the token table in socache,
+ * limited to what the configuration can answer, and each answer kept in the job file --- */
 
-static apr_status_t job_tokens_put(acme_tokens_t *t, const char *token, const char *host,
-                                   const char *keyauth, apr_time_t expires)
+typedef struct worker_responder_t {
+    acme_responder_t core; /* the core's responder of the type */
+    worker_t *w;
+} worker_responder_t;
+
+static int worker_can_answer(acme_responder_t *r, const acme_ident_t *id, int wildcard)
 {
-    worker_t *w = t->baton;
-    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, w->pool);
+    worker_responder_t *wr = r->baton;
+
+    return (!wr->core.can_answer || wr->core.can_answer(&wr->core, id, wildcard)) &&
+           acme_reach_can_answer(wr->w->drv->rt->conf, r->type, id, wr->w->pool);
+}
+
+static apr_status_t worker_setup(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                                 const char *token, const char *keyauth, apr_time_t expires,
+                                 acme_problem_t **pprob, apr_pool_t *p)
+{
+    worker_responder_t *wr = r->baton;
+    worker_t *w = wr->w;
     acme_job_chal_t *ch;
     apr_status_t rv;
 
-    rv = cache->put(cache, token, host, keyauth, expires);
+    rv = wr->core.setup(&wr->core, id, wildcard, token, keyauth, expires, pprob, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     ch = apr_array_push(w->job->challenges);
-    ch->type = "http-01";
+    ch->type = acme_job_chal_type(r->type);
     ch->token = apr_pstrdup(w->pool, token);
-    ch->host = apr_pstrdup(w->pool, host);
+    ch->host = apr_pstrdup(w->pool, id->value);
     ch->keyauth = apr_pstrdup(w->pool, keyauth);
     ch->expires = expires;
     apr_atomic_inc32(&w->challenges);
@@ -44,23 +61,25 @@ static apr_status_t job_tokens_put(acme_tokens_t *t, const char *token, const ch
     return acme_job_save(w->drv->rt->store, w->job, w->pool);
 }
 
-static apr_status_t job_tokens_get(acme_tokens_t *t, const char *token, const char **phost,
-                                   const char **pkeyauth, apr_pool_t *p)
+static apr_status_t worker_ready(acme_responder_t *r, apr_time_t deadline, acme_problem_t **pprob,
+                                 apr_pool_t *p)
 {
-    worker_t *w = t->baton;
-    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, p);
-    return cache->get(cache, token, phost, pkeyauth, p);
+    worker_responder_t *wr = r->baton;
+
+    return wr->core.ready(&wr->core, deadline, pprob, p);
 }
 
-static apr_status_t job_tokens_remove(acme_tokens_t *t, const char *token)
+static void worker_teardown(acme_responder_t *r, const acme_ident_t *id, int wildcard,
+                            const char *token, const char *keyauth, apr_pool_t *p)
 {
-    worker_t *w = t->baton;
-    acme_tokens_t *cache = acme_tokens_socache(w->drv->rt, w->pool);
+    worker_responder_t *wr = r->baton;
+    worker_t *w = wr->w;
     apr_array_header_t *chals = w->job->challenges;
     int i;
 
     for (i = 0; i < chals->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(chals, i, acme_job_chal_t).token, token) == 0) {
+        const acme_job_chal_t *ch = &APR_ARRAY_IDX(chals, i, acme_job_chal_t);
+        if (strcmp(ch->token, token) == 0 && strcmp(ch->type, r->type) == 0) {
             memmove(&APR_ARRAY_IDX(chals, i, acme_job_chal_t),
                     &APR_ARRAY_IDX(chals, i + 1, acme_job_chal_t),
                     (size_t)(chals->nelts - i - 1) * sizeof(acme_job_chal_t));
@@ -70,7 +89,9 @@ static apr_status_t job_tokens_remove(acme_tokens_t *t, const char *token)
         }
     }
     acme_job_save(w->drv->rt->store, w->job, w->pool);
-    return cache->remove(cache, token);
+    if (wr->core.teardown) {
+        wr->core.teardown(&wr->core, id, wildcard, token, keyauth, p);
+    }
 }
 
 static void worker_on_order(void *baton, const char *url)
@@ -127,26 +148,32 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
                                        (json_int_t)apr_time_sec(apr_time_now())));
 }
 
-/* The responders for ACMEChallenges, in its order (default: http-01). */
+/* The responders for ACMEChallenges, in its order (default: http-01, then tls-alpn-01). */
 static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *tokens)
 {
+    static const char *const default_types[] = {"http-01", "tls-alpn-01"};
     const apr_array_header_t *types = w->drv->rt->conf->challenge_types;
     apr_array_header_t *out = apr_array_make(w->pool, 3, sizeof(acme_responder_t *));
-    int i;
+    int i, n = types ? types->nelts : (int)(sizeof(default_types) / sizeof(default_types[0]));
 
-    for (i = 0; types && i < types->nelts; i++) {
-        const char *type = APR_ARRAY_IDX(types, i, const char *);
+    for (i = 0; i < n; i++) {
+        const char *type = types ? APR_ARRAY_IDX(types, i, const char *) : default_types[i];
+        worker_responder_t *wr = apr_pcalloc(w->pool, sizeof(*wr));
         acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
         if (strcmp(type, "http-01") == 0) {
-            acme_responder_http01(r, tokens);
+            acme_responder_http01(&wr->core, tokens);
+        } else if (strcmp(type, "tls-alpn-01") == 0) {
+            acme_responder_tlsalpn01(&wr->core, tokens);
         } else {
             continue; /* check_config accepts only the types built here */
         }
-        APR_ARRAY_PUSH(out, acme_responder_t *) = r;
-    }
-    if (out->nelts == 0) {
-        acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
-        acme_responder_http01(r, tokens);
+        wr->w = w;
+        r->type = wr->core.type;
+        r->can_answer = worker_can_answer;
+        r->setup = worker_setup;
+        r->ready = wr->core.ready ? worker_ready : NULL;
+        r->teardown = worker_teardown;
+        r->baton = wr;
         APR_ARRAY_PUSH(out, acme_responder_t *) = r;
     }
     return out;
@@ -160,7 +187,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     acme_account_req_t areq;
     acme_issue_req_t ireq;
     acme_issue_result_t *res;
-    acme_tokens_t tokens;
+    acme_tokens_t *tokens = acme_tokens_socache(rt, w->pool);
     apr_array_header_t *contacts;
     apr_array_header_t *chain;
     const char *why = NULL;
@@ -176,16 +203,11 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     areq.terms_agreed = conf->agreement == 1;
 
     memset(&ireq, 0, sizeof(ireq));
-    memset(&tokens, 0, sizeof(tokens));
-    tokens.put = job_tokens_put;
-    tokens.get = job_tokens_get;
-    tokens.remove = job_tokens_remove;
-    tokens.baton = w;
     ireq.domain = w->d->name;
     ireq.names = w->d->names;
     ireq.key_type = w->d->key_type;
-    ireq.tokens = &tokens;
-    ireq.responders = worker_responders(w, &tokens);
+    ireq.tokens = tokens;
+    ireq.responders = worker_responders(w, tokens);
     ireq.max_wait = ORDER_WAIT;
     ireq.on_order = worker_on_order;
     ireq.on_key = worker_on_key;

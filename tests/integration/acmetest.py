@@ -455,13 +455,16 @@ class Httpd:
         return sanitizer_reports(self.sanitizer_dir, self.error_log) + \
             [("apache2 " + " ".join(a), r) for a, r in self.sanitizer_stderr]
 
-    def base_conf(self, extra_modules=(), ca=True):
+    def base_conf(self, extra_modules=(), ca=True, plain=True):
+        """The server's configuration up to the test's own lines; plain=False leaves out the
+        plain-HTTP listener (pebble's httpPort), so that only the TLS port answers."""
         mods = ["mpm_" + self.mpm, "authz_core", "authz_host", "mime", "dir",
                 "socache_shmcb", "ssl", "setenvif"]
         mods += list(extra_modules)
         lines = [f"ServerRoot {self.root}", f"PidFile {self.pid_file}",
                  f"ErrorLog {self.error_log}", "LogLevel info acme:debug ssl:warn",
-                 f"Listen 127.0.0.1:{self.http_port}", f"Listen 127.0.0.1:{self.https_port}",
+                 *([f"Listen 127.0.0.1:{self.http_port}"] if plain else []),
+                 f"Listen 127.0.0.1:{self.https_port}",
                  "ServerName localhost", f"DocumentRoot {self.docroot}",
                  "TypesConfig /etc/mime.types",
                  "Mutex file:" + self.root + " default", "StartServers 2",
@@ -487,9 +490,9 @@ class Httpd:
         lines += [f"ACMEStoreDir {self.store}"]
         return "\n".join(lines) + "\n"
 
-    def write_conf(self, body, extra_modules=(), ca=True):
+    def write_conf(self, body, extra_modules=(), ca=True, plain=True):
         with open(self.conf_path, "w") as f:
-            f.write(self.base_conf(extra_modules, ca) + body)
+            f.write(self.base_conf(extra_modules, ca, plain) + body)
 
     def ssl_vhost(self, name, aliases=(), extra=""):
         alias = f"    ServerAlias {' '.join(aliases)}\n" if aliases else ""
@@ -513,7 +516,8 @@ class Httpd:
             return None
 
     def start(self):
-        check_port_free(self.http_port, "httpd http")
+        if f"Listen 127.0.0.1:{self.http_port}\n" in open(self.conf_path).read():
+            check_port_free(self.http_port, "httpd http")
         check_port_free(self.https_port, "httpd https")
         # A PID file left by a killed server names a dead process: not ours to wait for.
         old = self.pid()

@@ -70,6 +70,15 @@ def pebble(workdir):
     pb.stop()
 
 
+@pytest.fixture(scope="session")
+def pebble_tls_only(workdir):
+    """pebble validating for real, with its httpPort on a port nothing ever listens on: only
+    tls-alpn-01 (on pebble.tls_port, the server's TLS port) can succeed."""
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-tls-only"))
+    yield pb
+    pb.stop()
+
+
 @pytest.fixture(autouse=True)
 def no_sanitizer_reports():
     """With a sanitizer build (./configure --enable-sanitizers), a test fails when any server it
@@ -94,11 +103,12 @@ def httpd_factory(workdir, pebble, request):
     if not os.access(acmetest.module_path(), os.R_OK):
         pytest.fail(f"{acmetest.module_path()} is not built: run make")
 
-    def make(mpm="event", **kw):
+    def make(mpm="event", ca=None, **kw):
+        """ca: the Pebble the server's ports are made for (default: the session's pebble)."""
         _serial[0] += 1
         name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
         root = os.path.join(acmetest.public_dir(workdir, "httpd"), f"{_serial[0]:03d}-{name}")
-        h = acmetest.Httpd(root, pebble, mpm=mpm, **kw)
+        h = acmetest.Httpd(root, ca or pebble, mpm=mpm, **kw)
         h.allowed_errors = []
         made.append(h)
         return h
