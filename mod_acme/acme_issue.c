@@ -266,6 +266,20 @@ static acme_responder_t *pick_responder(issue_t *is, const acme_authz_t *a,
     return NULL;
 }
 
+/* 1 when some responder could answer for the authorization's identifier, offered or not. */
+static int any_can_answer(issue_t *is, const acme_authz_t *a)
+{
+    int i;
+
+    for (i = 0; i < is->responders->nelts; i++) {
+        acme_responder_t *r = APR_ARRAY_IDX(is->responders, i, acme_responder_t *);
+        if (!r->can_answer || r->can_answer(r, &a->identifier, a->wildcard)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /* "http-01, dns-01": the types of a list, for messages. */
 static const char *type_list(const apr_array_header_t *arr, int responders, apr_pool_t *p)
 {
@@ -321,9 +335,10 @@ static apr_status_t start_authzs(issue_t *is, acme_order_t *order, acme_issue_re
         if (!r) {
             return stop_with(is->log, is->pprob, ACME_ECONFIG, p, "ACME00023",
                              "no challenge type we can answer for %s%s: the CA offers %s, we "
-                             "answer %s (ACMEChallenges)",
+                             "answer %s (ACMEChallenges)%s",
                              a->wildcard ? "*." : "", a->identifier.value,
-                             type_list(a->challenges, 0, p), type_list(is->responders, 1, p));
+                             type_list(a->challenges, 0, p), type_list(is->responders, 1, p),
+                             any_can_answer(is, a) ? "" : ", none of them for this name here");
         }
         if (!ch->token) {
             return stop_with(is->log, is->pprob, ACME_EPROTO, p, "ACME00024",

@@ -335,6 +335,11 @@ CONFIG_ERRORS = [
     ("ACMEContactEmail a@b.test\nACMEContactEmail c@d.test", "ACMEContactEmail is duplicate"),
     ("<VirtualHost *:1234>\nACMEDomain a.test\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
+    ("ACMEChallenges tls-alpn-01\nACMEDomain a.test\n<VirtualHost *:443>\nServerName a.test\n"
+     "SSLEngine on\n</VirtualHost>",
+     "do not allow acme-tls/1; add the line 'Protocols http/1.1 acme-tls/1' to it"),
+    ("ACMEChallenges tls-alpn-01\nACMEDomain a.test",
+     "no TLS virtual host (SSLEngine on) receives the CA's handshakes for a.test"),
 ]
 
 

@@ -140,7 +140,8 @@ def test_nothing_can_answer_is_a_warning_at_start(httpd_factory, pebble):
     h.allowed_errors += ["ACME01055"]
     log = h.log_text()
     assert "ACME02601: stuck.test: no challenge type can answer for stuck.test" in log
-    assert "no challenge type we can answer for stuck.test" in log
+    assert "no challenge type we can answer for stuck.test: the CA offers " in log
+    assert "we answer http-01, tls-alpn-01 (ACMEChallenges), none of them for this name" in log
     assert answered_types(h) == []
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "stuck.test"))
 
@@ -292,3 +293,40 @@ def test_requests_per_certificate_tls_alpn_beside_http01(httpd_factory, pebble, 
                   f"all requests: {kinds(reqs)}")
     assert steps(counts["http-01"]) == steps(counts["tls-alpn-01"])
     assert len(steps(counts["http-01"])) == 8  # + an order poll before and after finalize
+
+
+def test_graceful_restart_while_the_ca_validates(httpd_factory, pebble_tls_only):
+    """A graceful restart between publishing the answer and the CA's validation: the new
+    generation has new shared memory; the parent publishes the answer the worker kept in the
+    job file again, and the CA's handshake after the restart finds it."""
+    from chaosproxy import ChaosProxy
+    pb = pebble_tls_only
+    proxy = ChaosProxy(pb)
+    try:
+        h = httpd_factory(ca=pb)
+        h.write_conf(f"ACMECertificateAuthority {proxy.directory}\n"
+                     f"ACMECACertificateFile {pb.ca_file}\n" + ACCOUNT +
+                     "ACMEDomain midway.test\n" + h.ssl_vhost("midway.test", extra=PROTOCOLS),
+                     ca=False, plain=False)
+        # The request that tells the CA to validate waits in the proxy: the answer is up.
+        proxy.hold("/chalZ/")
+        h.start()
+        assert proxy.wait_held(), h.log_text()[-3000:]
+        with open(os.path.join(h.store, "jobs", "midway.test.json")) as f:
+            kept = json.load(f)["challenges"]
+        assert [c["type"] for c in kept] == ["tls-alpn-01"]
+        keyauth = kept[0]["keyauth"]
+        old_children = set(h.children())
+        h.graceful()
+        assert h.wait_log("ACME01043", count=1), h.log_text()[-3000:]
+        acmetest.wait_until(lambda: not set(h.children()) & old_children, 20,
+                            "the children of the old generation gone")
+        # Only the new generation answers now, from what its parent published again.
+        proto, cert = acme_tls_handshake(h.https_port, "midway.test")
+        assert proto == ACME_TLS
+        assert acme_identifier(cert) == (True, expected_acme_identifier(keyauth))
+        proxy.release()
+        cert = wait_real_cert(h, "midway.test", timeout=60)
+        assert acmetest.san_names(cert) == ["midway.test"]
+    finally:
+        proxy.stop()
