@@ -269,17 +269,21 @@ static int names_type(const apr_array_header_t *types, const char *type)
     return 0;
 }
 
+/* The ACMEChallenges a certificate is obtained with: its section's, else the global one; NULL
+ * for the default. */
+static const apr_array_header_t *domain_types(const acme_conf_t *c, const acme_domain_t *d)
+{
+    return d->conf ? d->conf->challenge_types : c->challenge_types;
+}
+
 int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     acme_conf_t *c = acme_conf_get(s);
     acme_reach_t *reach;
     server_info_t *sv;
     server_rec *v;
+    const apr_array_header_t *http_refused = NULL;
     int i, j, n = 0, main_engine, failed = 0;
-    /* An ACMEChallenges that names a type says the operator counts on it: refuse what cannot
-     * work. With the default, each name gets the types that can answer for it. */
-    int explicit_http = names_type(c->challenge_types, "http-01");
-    int explicit_tls = names_type(c->challenge_types, "tls-alpn-01");
 
     (void)plog;
     if (!c->domains->nelts) {
@@ -301,20 +305,30 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         sv[i].tls = i == 0 ? main_engine == 1 : vhost_is_tls(v, main_engine, ptemp);
     }
     reach->http01 = has_plain_listener(sv, n);
-    if (explicit_http && !reach->http01) {
-        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                       "ACME02604: ACMEChallenges http-01: no Listen reaches a server without "
-                       "TLS, so the CA's http-01 requests (port 80) cannot be answered; add a "
-                       "plain listener such as 'Listen 80', or remove http-01 from "
-                       "ACMEChallenges");
-        failed = 1;
-    }
 
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const apr_array_header_t *types = domain_types(c, d);
         apr_array_header_t *groups = apr_array_make(ptemp, 2, sizeof(group_t));
+        /* An ACMEChallenges that names a type says the operator counts on it: what cannot work
+         * is refused. With the default, each name gets the types that can answer for it. */
+        int explicit_http = names_type(types, "http-01");
+        int explicit_tls = names_type(types, "tls-alpn-01");
         if (!d->primary) {
-            continue; /* the units of further key types share the names */
+            continue; /* the units of further key types share the names and settings */
+        }
+        if (explicit_http && !reach->http01 && http_refused != types) {
+            http_refused = types; /* said once for the global ACMEChallenges */
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME02604: ACMEChallenges http-01%s: no Listen reaches a server "
+                           "without TLS, so the CA's http-01 requests (port 80) cannot be "
+                           "answered; add a plain listener such as 'Listen 80', or remove "
+                           "http-01 from ACMEChallenges",
+                           d->section ? apr_psprintf(ptemp, " (<ACMEDomain %s>)", d->name) : "");
+            failed = 1;
+        }
+        if (types && !explicit_tls) {
+            continue; /* tls-alpn-01 is not wanted here */
         }
         for (j = 0; j < d->names->nelts; j++) {
             const char *name = APR_ARRAY_IDX(d->names, j, const char *);
@@ -355,12 +369,13 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                 failed = 1;
                 continue;
             }
+            /* The default: said once at start (acme_parent_reach_log). */
             why = g->sv ? apr_psprintf(pconf,
                                        "%s, which receives their handshakes, does not allow the "
                                        "protocol acme-tls/1 (the line '%s' there would)",
                                        server_where(g->sv, ptemp), protocols_line(g->sv->s, ptemp))
                         : "no TLS virtual host (SSLEngine on) receives their handshakes";
-            if (reach->http01 && (!c->challenge_types || explicit_http)) {
+            if (reach->http01) {
                 APR_ARRAY_PUSH(reach->notes, const char *) = apr_psprintf(
                     pconf, "%s: tls-alpn-01 is not used for %s: %s; http-01 answers for them",
                     d->name, g->names, why);

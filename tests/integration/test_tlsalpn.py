@@ -330,3 +330,25 @@ def test_graceful_restart_while_the_ca_validates(httpd_factory, pebble_tls_only)
         assert acmetest.san_names(cert) == ["midway.test"]
     finally:
         proxy.stop()
+
+
+def test_section_chooses_tls_alpn_for_its_certificate_only(httpd_factory):
+    """ACMEChallenges in an <ACMEDomain> section: that certificate is validated by
+    tls-alpn-01, the other by the global choice (http-01)."""
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEChallenges http-01\n"
+                 "<ACMEDomain sec.test>\n    ACMEChallenges tls-alpn-01\n</ACMEDomain>\n"
+                 "ACMEDomain glob.test\n" +
+                 h.ssl_vhost("sec.test", extra=PROTOCOLS) +
+                 h.ssl_vhost("glob.test", extra=PROTOCOLS))
+    h.start()
+    wait_real_cert(h, "sec.test")
+    wait_real_cert(h, "glob.test")
+    lines = h.log_text().splitlines()
+    assert any(line.endswith("sec.test: tls-alpn-01 for sec.test answered") for line in lines)
+    assert any(line.endswith("glob.test: http-01 for glob.test answered") for line in lines)
+    h.write_conf(ACCOUNT + "<ACMEDomain sec.test>\n    ACMEChallenges tls-alpn-01\n"
+                 "</ACMEDomain>\n" + h.ssl_vhost("sec.test"))
+    r = h.configtest()
+    out = r.stdout + r.stderr + h.log_text()
+    assert r.returncode != 0 and "ACME02602" in out and "(ACMEDomain sec.test)" in out
