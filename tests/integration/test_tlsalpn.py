@@ -399,3 +399,24 @@ def test_handshake_path_keeps_memory_flat(httpd_factory):
     print(f"\n{n} acme-tls/1 handshakes in {elapsed:.1f} s; children grew by {grown} KiB")
     # 250 KiB: 128 bytes a handshake; the answer's PEM kept would be 1.5 MiB.
     assert grown < n / 8, f"the children grew by {grown} KiB over {n} handshakes"
+
+
+def test_ipv6_identifier_by_tls_alpn(httpd_factory, pebble_tls_only):
+    """RFC 8738 for IPv6: pebble connects to [::1] on its tlsPort with the ip6.arpa reverse name
+    as SNI; the certificate for ::1 is obtained and activated."""
+    pb = pebble_tls_only
+    h = httpd_factory(ca=pb)
+    port = h.https_port
+    acmetest.check_port_free(port, "httpd https")
+    h.write_conf(ACCOUNT + f"Listen [::1]:{port}\nACMEChallenges tls-alpn-01\nACMEDomain ::1\n"
+                 f"<VirtualHost [::1]:{port}>\n    ServerName ip6.test\n    ServerAlias ::1\n"
+                 f"    SSLEngine on\n{PROTOCOLS}</VirtualHost>\n", plain=False)
+    h.start()
+    assert h.wait_log("ACME01020: ::1: new certificate activated", timeout=30), \
+        h.log_text()[-3000:]
+    reverse = ".".join("1" + "0" * 31) + ".ip6.arpa"
+    assert f"ACME02610: {reverse}: answered a tls-alpn-01 challenge from ::1" in h.log_text()
+    assert answered_types(h) == ["tls-alpn-01"]
+    chain = os.path.join(h.store, "domains", "::1", "fullchain.pem")
+    leaf = acmetest.split_pem_chain(open(chain, "rb").read())[0]
+    assert acmetest.san_names(leaf) == ["::1"]
