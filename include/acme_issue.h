@@ -74,7 +74,9 @@ typedef struct acme_issue_req_t {
     apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
     const char *replaces;         /* ARI certID of the certificate being renewed, or NULL */
-    int alternates;               /* also download the alternate chains (Link rel="alternate") */
+    const char *profile; /* the profile to order under (one the CA lists: acme_profile_pick), or
+                          * NULL; an earlier order under another profile is not resumed */
+    int alternates;      /* also download the alternate chains (Link rel="alternate") */
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;
@@ -93,7 +95,8 @@ typedef struct acme_issue_result_t {
     apr_size_t chain_len;
     apr_array_header_t *alt_chains; /* const char * PEM texts of alternate chains */
     int authz_total;
-    int authz_reused; /* already valid: no challenge needed */
+    int authz_reused;    /* already valid: no challenge needed */
+    const char *profile; /* the profile ordered under (req->profile), or NULL */
 } acme_issue_result_t;
 
 /* Runs one issuance. An order given in req->order_url is resumed when it is for the same

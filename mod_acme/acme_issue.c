@@ -92,6 +92,19 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     if (!url) {
         if (req->terms_agreed) {
             rv = acme_account_register(&url, pprob, client, key, req, p);
+            /* With a binding sent, these answers refuse the binding (RFC 8555 section 7.3.4: an
+             * unknown key ID, a MAC that does not verify, a MAC algorithm the CA will not take).
+             * Retrying cannot help: it is a configuration error, retried after long. */
+            if (req->eab_kid &&
+                (rv == ACME_EUNAUTHORIZED || rv == ACME_EEAB || rv == ACME_EBADKEY)) {
+                return stop_with(log, pprob, ACME_ECONFIG, p, "ACME00161",
+                                 "the CA %s refused the external account binding with key ID %s "
+                                 "(%s); ACMEExternalAccountBinding must name the key ID and the "
+                                 "MAC key the CA issued together",
+                                 acme_client_directory_url(client), req->eab_kid,
+                                 pprob && *pprob ? acme_problem_describe(*pprob, p)
+                                                 : acme_strerror(rv, p));
+            }
         } else {
             /* Without agreement we may still use an account that exists already. */
             rv = acme_account_find(&url, pprob, client, key, p);
@@ -503,6 +516,15 @@ static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char 
     usable = order->status == ACME_STATE_PENDING || order->status == ACME_STATE_READY ||
              ((order->status == ACME_STATE_PROCESSING || order->status == ACME_STATE_VALID) &&
               is->req->key);
+    /* The CA names the order's profile (draft-ietf-acme-profiles): one ordered under another
+     * ACMEProfile is not what the operator now asks for. */
+    if (usable && is->req->profile && order->profile &&
+        strcmp(order->profile, is->req->profile) != 0) {
+        acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
+                 "ACME00029: %s: earlier order %s is for the profile %s, not %s; making a new one",
+                 is->req->domain, url, order->profile, is->req->profile);
+        return APR_SUCCESS;
+    }
     if (!usable || !same_names(order, is->req->names)) {
         acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
                  "ACME00029: %s: earlier order %s is %s; making a new one", is->req->domain, url,
@@ -536,14 +558,16 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         }
     }
     if (!order) {
-        rv = acme_order_new(&order, is->pprob, is->client, req->names, req->replaces, p);
+        rv = acme_order_new_profile(&order, is->pprob, is->client, req->names, req->replaces,
+                                    req->profile, p);
         /* RFC 9773 section 5: a CA that will not take "replaces" here gets the order once more
          * without it; renewal must not depend on it. */
         if (rv != APR_SUCCESS && req->replaces && acme_ari_replaces_refused(*is->pprob)) {
             acme_log(is->log, ACME_LOG_INFO, rv,
                      "ACME00032: %s: the CA refused replaces=%s (%s); ordering without it",
                      req->domain, req->replaces, acme_problem_describe(*is->pprob, p));
-            rv = acme_order_new(&order, is->pprob, is->client, req->names, NULL, p);
+            rv = acme_order_new_profile(&order, is->pprob, is->client, req->names, NULL,
+                                        req->profile, p);
         }
         if (rv != APR_SUCCESS) {
             return step_failed(is, rv, "creating the order", *is->pprob, p);
@@ -669,10 +693,13 @@ apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
         }
         return rv;
     }
+    res->profile = req->profile;
     acme_log(is.log, ACME_LOG_NOTICE, APR_SUCCESS,
-             "ACME00028: %s: certificate issued (%d of %d authorizations reused, %u requests "
+             "ACME00028: %s: certificate issued%s%s (%d of %d authorizations reused, %u requests "
              "to the CA so far)",
-             req->domain, res->authz_reused, res->authz_total, acme_client_requests(client));
+             req->domain, req->profile ? " under the profile " : "",
+             req->profile ? req->profile : "", res->authz_reused, res->authz_total,
+             acme_client_requests(client));
     *presult = res;
     return APR_SUCCESS;
 }

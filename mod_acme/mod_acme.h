@@ -76,7 +76,13 @@ typedef struct acme_conf_t {
     int renew_window_set;
     apr_array_header_t *challenge_types; /* ACMEChallenges: const char *, in order; NULL =
                                           * the default (http-01) */
-    const char *cache_spec;              /* ACMEChallengeCache as given */
+    const char *eab_kid;                 /* ACMEExternalAccountBinding key ID, or NULL */
+    const char *eab_file;                /* ... its key file (absolute) */
+    const char *eab_key;    /* ... the MAC key as base64url, read by the parent (root) in
+                             * check_config and inherited by the children; never logged */
+    const char *profile;    /* ACMEProfile, or NULL */
+    int profile_mandatory;  /* ... no certificate without it */
+    const char *cache_spec; /* ACMEChallengeCache as given */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */

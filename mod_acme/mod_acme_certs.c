@@ -143,12 +143,12 @@ static int requested_names_equal(const json_t *meta, const apr_array_header_t *n
 }
 
 /* Why the active set no longer fits the configuration, or NULL: other names (added or
- * removed), another key type, or a CA that is no longer configured. */
+ * removed), another key type, another ACMEProfile, or a CA that is no longer configured. */
 static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                                 const acme_certset_t *set, const acme_cert_t *leaf, apr_pool_t *p)
 {
     apr_array_header_t *sans;
-    const char *missing = NULL, *ca = acme_json_str(set->meta, "ca");
+    const char *missing = NULL, *ca = acme_json_str(set->meta, "ca"), *was, *want;
     int i, j;
 
     if (acme_cert_covers(leaf, d->names, &missing) != APR_SUCCESS) {
@@ -175,6 +175,15 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
         return apr_psprintf(p, "has a %s key, ACMEKeyType asks for %s",
                             acme_key_type_name(acme_key_type(set->key)),
                             acme_key_type_name(d->key_type));
+    }
+    /* meta.json keeps the ACMEProfile the set was ordered for (also when the CA did not offer
+     * it, so that this never asks again and again for what the CA cannot give). */
+    was = acme_json_str(set->meta, "profile-configured");
+    want = rt->conf->profile;
+    if ((was || want) && (!was || !want || strcmp(was, want) != 0)) {
+        return apr_psprintf(p, "was ordered %s%s, and ACMEProfile %s%s",
+                            was ? "for the profile " : "without ACMEProfile", was ? was : "",
+                            want ? "asks for " : "is no longer set", want ? want : "");
     }
     if (ca) {
         apr_array_header_t *cas = rt->conf->ca_urls;

@@ -5,13 +5,22 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <http_core.h>
+#include <openssl/crypto.h>
 
 #include "acme_csr.h"
+#include "acme_jws.h"
 #include "mod_acme.h"
+
+#define EAB_FILE_MAX 4096 /* a MAC key file holds one key of a few dozen characters */
 
 void *acme_conf_create(apr_pool_t *p, server_rec *s)
 {
@@ -49,6 +58,12 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     c->renew_window = add->renew_window_set ? add->renew_window : base->renew_window;
     ACME_MERGE(renew_window_set, 0);
     ACME_MERGE(challenge_types, NULL);
+    /* Each pair is given together: it merges together. */
+    c->eab_kid = add->eab_kid ? add->eab_kid : base->eab_kid;
+    c->eab_file = add->eab_kid ? add->eab_file : base->eab_file;
+    c->eab_key = add->eab_kid ? add->eab_key : base->eab_key;
+    c->profile = add->profile ? add->profile : base->profile;
+    c->profile_mandatory = add->profile ? add->profile_mandatory : base->profile_mandatory;
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
@@ -398,6 +413,65 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* ACMEExternalAccountBinding KID FILE: the key ID as the CA gave it; the file is read and
+ * checked in check_config (acme_conf_check_eab), by root. */
+static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char *file)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = global_only(cmd, c->eab_kid != NULL), *k;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    for (k = kid; *k && *k > ' ' && *k < 0x7f && *k != '"'; k++) {
+    }
+    if (!*kid || *k || strlen(kid) > 256) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEExternalAccountBinding %s: expected the key ID the CA gave "
+                            "(printable characters, no spaces) and then the file holding the "
+                            "MAC key",
+                            kid);
+    }
+    c->eab_file = ap_server_root_relative(cmd->pool, file);
+    if (!c->eab_file) {
+        return apr_psprintf(cmd->pool, "ACMEExternalAccountBinding %s %s: not a valid path", kid,
+                            file);
+    }
+    c->eab_kid = kid;
+    return NULL;
+}
+
+/* ACMEProfile NAME [mandatory] (draft-ietf-acme-profiles). */
+static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const char *flag)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = global_only(cmd, c->profile != NULL);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!*name || strlen(name) > ACME_PROFILE_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(name)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEProfile %s: expected the name of a profile the CA offers "
+                            "(letters, digits, '.', '_' and '-', e.g. classic, tlsserver or "
+                            "shortlived)",
+                            name);
+    }
+    if (flag && strcasecmp(flag, "mandatory") != 0) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEProfile %s %s: the only word after the name is 'mandatory' "
+                            "(no certificate when the CA does not offer the profile)",
+                            name, flag);
+    }
+    c->profile = name;
+    c->profile_mandatory = flag != NULL;
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
@@ -420,6 +494,10 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE2("ACMEExternalAccountBinding", cmd_eab, NULL, RSRC_CONF,
+                  "key ID and file with the MAC key of the CA account (external account binding)"),
+    AP_INIT_TAKE12("ACMEProfile", cmd_profile, NULL, RSRC_CONF,
+                   "certificate profile to ask the CA for; 'mandatory': none without it"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
@@ -452,6 +530,100 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
         d = acme_domain_for_host(conf, APR_ARRAY_IDX(s->names, i, const char *));
     }
     return (acme_domain_t *)d;
+}
+
+/* "www-data (uid 33)", or "uid 33" for a uid without a name. */
+static const char *uid_text(uid_t uid, apr_pool_t *p)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found) {
+        return apr_psprintf(p, "%s (uid %ld)", found->pw_name, (long)uid);
+    }
+    return apr_psprintf(p, "uid %ld", (long)uid);
+}
+
+/* A path as one shell word, for commands that fix things. */
+static const char *shell_word(const char *path, apr_pool_t *p)
+{
+    const char *q;
+    const char *out = "'";
+
+    if (!strpbrk(path, " \t\n'\"\\$`!*?[]{}()<>|&;#~")) {
+        return path;
+    }
+    for (q = path; *q; q++) {
+        out = *q == '\'' ? apr_pstrcat(p, out, "'\\''", NULL)
+                         : apr_pstrcat(p, out, apr_pstrmemdup(p, q, 1), NULL);
+    }
+    return apr_pstrcat(p, out, "'", NULL);
+}
+
+/* ACMEExternalAccountBinding's file holds the credential of the CA account: whoever reads it
+ * (a CGI running as the User) can open accounts in the operator's name. So it must be a file of
+ * the user the server starts as (root) that group and others cannot read. The parent reads it
+ * here, before the children become the User (who could not read it); they inherit the key in
+ * memory. Nothing of the file's content goes into a message. NULL when the key is read, else
+ * why the file is refused. */
+static const char *eab_key_read(acme_conf_t *c, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    const uid_t me = geteuid();
+    const char *word = shell_word(c->eab_file, ptemp), *why = NULL, *key;
+    char buf[EAB_FILE_MAX + 1];
+    struct stat st;
+    ssize_t n = 0;
+    int fd;
+
+    /* O_NONBLOCK: a FIFO in its place must not hang the start. */
+    fd = open(c->eab_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return apr_psprintf(ptemp, "%s cannot be opened (%s)", c->eab_file, strerror(errno));
+    }
+    if (fstat(fd, &st) != 0) {
+        why = apr_psprintf(ptemp, "%s cannot be examined (%s)", c->eab_file, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        why = apr_psprintf(ptemp, "%s is not a regular file", c->eab_file);
+    } else if (st.st_uid != me || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        const char *owner = me == 0 ? "root:root" : apr_psprintf(ptemp, "%ld", (long)me);
+        int bad_owner = st.st_uid != me, bad_mode = (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
+        why = apr_psprintf(
+            ptemp,
+            "%s %s%s%s; it holds the MAC key of the CA account, which no one but %s may read; to "
+            "fix: %s%s%s",
+            c->eab_file,
+            bad_owner ? apr_psprintf(ptemp, "belongs to %s", uid_text(st.st_uid, ptemp)) : "",
+            bad_owner && bad_mode ? " and " : "",
+            bad_mode ? apr_psprintf(ptemp, "can be read or written by group or others (mode %04o)",
+                                    (unsigned)(st.st_mode & 07777))
+                     : "",
+            me == 0 ? "root" : uid_text(me, ptemp),
+            bad_owner ? apr_psprintf(ptemp, "chown %s %s", owner, word) : "",
+            bad_owner && bad_mode ? " && " : "",
+            bad_mode ? apr_psprintf(ptemp, "chmod 600 %s", word) : "");
+    } else {
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            why = apr_psprintf(ptemp, "%s cannot be read (%s)", c->eab_file, strerror(errno));
+        } else if (n > EAB_FILE_MAX) {
+            why = apr_psprintf(ptemp,
+                               "%s is larger than %d bytes: expected the MAC key alone, as the "
+                               "CA gives it",
+                               c->eab_file, EAB_FILE_MAX);
+        } else if (acme_jws_eab_key(&key, buf, (apr_size_t)n, pconf) != APR_SUCCESS) {
+            why = apr_psprintf(ptemp,
+                               "%s does not hold a MAC key: expected the key as the CA gives it, "
+                               "in base64url (or base64), alone in the file",
+                               c->eab_file);
+        } else {
+            c->eab_key = key;
+        }
+        if (n > 0) {
+            OPENSSL_cleanse(buf, (size_t)n);
+        }
+    }
+    close(fd);
+    return why;
 }
 
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -489,6 +661,16 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                        "ACME02100: ACMEStoreDir %s: %s; the server does not start with this store",
                        c->store_dir, why);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (c->eab_kid) {
+        why = eab_key_read(c, pconf, ptemp);
+        if (why) {
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME02800: ACMEExternalAccountBinding %s %s: %s; the server does not "
+                           "start with it",
+                           c->eab_kid, c->eab_file, why);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
      * change of the only type renews in place), the others get "_<type>", which no DNS name
@@ -540,6 +722,30 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                            "ServerName or ServerAlias, so no vhost will serve its certificate; it "
                            "is obtained and kept in the store all the same",
                            d->name, d->defined_at);
+        }
+    }
+    /* Let's Encrypt issues certificates for IP addresses only under its shortlived profile:
+     * any other order with an IP address is refused, attempt after attempt. */
+    for (i = 0; i < c->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const char *ip = NULL;
+        int j, le = !c->ca_urls;
+        for (j = 0; c->ca_urls && j < c->ca_urls->nelts; j++) {
+            const char *u = APR_ARRAY_IDX(c->ca_urls, j, const char *);
+            le |= strcmp(u, ACME_LETSENCRYPT) == 0 || strcmp(u, ACME_LETSENCRYPT_STAGING) == 0;
+        }
+        for (j = 0; d->primary && j < d->names->nelts && !ip; j++) {
+            if (acme_name_is_ip(APR_ARRAY_IDX(d->names, j, const char *))) {
+                ip = APR_ARRAY_IDX(d->names, j, const char *);
+            }
+        }
+        if (ip && le && (!c->profile || strcmp(c->profile, "shortlived") != 0)) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                           "ACME02801: ACMEDomain %s (%s): Let's Encrypt issues certificates for "
+                           "IP addresses such as %s only under its profile shortlived (about 6 "
+                           "days), and ACMEProfile is %s; add 'ACMEProfile shortlived' or its "
+                           "orders are refused",
+                           d->name, d->defined_at, ip, c->profile ? c->profile : "not set");
         }
     }
     if (c->agreement != 1) {

@@ -41,6 +41,8 @@ typedef struct worker_t {
     int ari_absent;          /* ... and learnt that the CA offers none */
     apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
     apr_time_t ari_check_at; /* ... and when to ask again */
+    const char *profile;     /* the profile ordered under (ACMEProfile, when the CA offers it) */
+    int *profile_noted;      /* the driver's flag for this domain: "not offered" was logged */
 } worker_t;
 
 struct driver_t {
@@ -70,6 +72,7 @@ struct driver_t {
     apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
     int *ari_absent;               /* per CA: it offers no renewal information */
     int *ari_known;                /* per CA: it answered renewal information once */
+    int *profile_noted;            /* per domain: ACMEProfile not offered, logged once */
     acme_clock_t clock;            /* the system clock, with sleeps that end when stopping */
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */

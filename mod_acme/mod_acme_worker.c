@@ -118,13 +118,24 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
 {
     json_t *names = json_array();
     int i;
+    json_t *meta;
+    const char *configured = w->drv->rt->conf->profile;
 
     for (i = 0; i < w->d->names->nelts; i++) {
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
-    return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
+    meta = acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
                                        "key-type", acme_key_type_name(w->d->key_type), "obtained",
                                        (json_int_t)apr_time_sec(apr_time_now())));
+    /* The ACMEProfile the set was ordered for, also when the CA did not offer it: a changed
+     * ACMEProfile asks for a new certificate (mod_acme_certs.c), an unchanged one never does. */
+    if (meta && configured) {
+        json_object_set_new(meta, "profile-configured", json_string(configured));
+    }
+    if (meta && w->profile) {
+        json_object_set_new(meta, "profile", json_string(w->profile));
+    }
+    return meta;
 }
 
 /* The responders for ACMEChallenges, in its order (default: http-01). */
@@ -174,6 +185,9 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     areq.contacts = contacts;
     areq.terms_agreed = conf->agreement == 1;
+    /* Read by the parent from a file only root may read (check_config); never logged. */
+    areq.eab_kid = conf->eab_key ? conf->eab_kid : NULL;
+    areq.eab_hmac = conf->eab_key;
 
     memset(&ireq, 0, sizeof(ireq));
     memset(&tokens, 0, sizeof(tokens));
@@ -195,6 +209,26 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
         ireq.key = worker_kept_key(w);
     }
 
+    /* Asked for only when the CA's directory lists it; checked before the account, so that a
+     * mandatory profile the CA lacks costs no registration. */
+    w->profile = NULL;
+    if (conf->profile) {
+        const char *offered = NULL;
+        rv = acme_profile_pick(&w->profile, &offered, pprob, client, conf->profile,
+                               conf->profile_mandatory, w->pool);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!w->profile && !*w->profile_noted) {
+            *w->profile_noted = 1;
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                           "ACME02802: %s: the CA %s does not offer the profile %s (it offers: "
+                           "%s); ordering without it (the CA's default); add 'mandatory' to "
+                           "ACMEProfile to get no certificate instead",
+                           w->d->name, w->ca_url, conf->profile, offered);
+        }
+        ireq.profile = w->profile;
+    }
     for (again = 1; again >= 0; again--) {
         apr_thread_mutex_lock(w->drv->account_mutex);
         rv = acme_account_setup(client, rt->store, &areq, ACME_KEY_EC256, pprob, w->pool);
@@ -324,7 +358,9 @@ static apr_status_t worker_obtain(worker_t *w)
         w->staged = 1;
         w->next_run = 0;
         acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                       "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
+                       "ACME01054: %s: new certificate obtained from %s%s%s; %s", w->d->name,
+                       w->ca_url, w->profile ? " under the profile " : "",
+                       w->profile ? w->profile : "",
                        rt->one_process ? "one-process mode: stop the server and start it again to "
                                          "activate it"
                        : rt->conf->auto_restart != 0
