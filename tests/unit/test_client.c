@@ -927,6 +927,104 @@ static void processing_order_resumed_is_polled(void **state)
     assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(2));
 }
 
+/* A directory listing profiles (draft-ietf-acme-profiles), and ones that list none. */
+#define DIR_PROFILES(profiles)                                                                     \
+    {                                                                                              \
+        "GET", CA "/dir", 200, JSON,                                                               \
+            "{\"newNonce\":\"" CA "/nonce\",\"newAccount\":\"" CA "/acct\",\"newOrder\":\"" CA     \
+            "/order\",\"meta\":{\"profiles\":" profiles "}}",                                      \
+            0                                                                                      \
+    }
+
+/* ACMEProfile: asked for when the directory lists it; else ordered without, or, when it is
+ * mandatory, a configuration error that says what the CA offers. One directory fetch for all. */
+static void profile_picked_from_directory(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_PROFILES("{\"classic\":\"90 days\",\"shortlived\":\"6 days\"}"),
+    };
+    static const fake_answer_t none[] = {DIR_OK};
+    static const fake_answer_t odd[] = {DIR_PROFILES("[\"classic\"]")};
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 0);
+    acme_problem_t *prob = NULL;
+    const char *use = "x", *offered = NULL;
+    apr_status_t rv;
+
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "shortlived", 1, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(use, "shortlived");
+    assert_string_equal(offered, "classic, shortlived");
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "tlsserver", 0, f->p),
+                     APR_SUCCESS);
+    assert_null(use);
+    assert_string_equal(offered, "classic, shortlived");
+    rv = acme_profile_pick(&use, &offered, &prob, f->client, "tlsserver", 1, f->p);
+    assert_int_equal(rv, ACME_ECONFIG);
+    assert_false(acme_status_is_transient(rv));
+    assert_non_null(prob);
+    assert_non_null(strstr(prob->detail, "does not offer the profile tlsserver (it offers: "
+                                         "classic, shortlived), and ACMEProfile says it is "
+                                         "mandatory"));
+    assert_true(unit_log_has(f->log, "ACME00160: "));
+    assert_int_equal(f->ca->requests->nelts, 1);
+
+    /* A CA that lists no profiles (pebble 2.4), or lists them in another form. */
+    f = fixture(*state, FAKE_CA(*state, none), 0);
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "classic", 0, f->p),
+                     APR_SUCCESS);
+    assert_null(use);
+    assert_string_equal(offered, "none");
+    f = fixture(*state, FAKE_CA(*state, odd), 0);
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "classic", 1, f->p),
+                     ACME_ECONFIG);
+    assert_non_null(strstr(prob->detail, "(it offers: none)"));
+}
+
+/* The order names the profile; an order of an earlier attempt under another profile is not
+ * resumed; the issuance's log line names the profile. */
+static void issuance_asks_for_the_profile(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_PROFILES("{\"classic\":\"\",\"shortlived\":\"\"}"),
+        NONCE_OK,
+        {"POST", CA "/order/7", 200, JSON, ORDER("pending", ",\"profile\":\"classic\""), 0},
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/8\n",
+         ORDER("ready", ",\"profile\":\"shortlived\""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/8\""), 0},
+        {"POST", CA "/c/8", 200, "", CHAIN_PEM, 0},
+        /* without a profile, none is named */
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/9\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    json_t *payload;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/7";
+    req.profile = "shortlived";
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_string_equal(res->order_url, CA "/order/8");
+    assert_string_equal(res->profile, "shortlived");
+    payload = acme_json_pool(f->p, json_loads(fake_req(f->ca, 3)->payload, 0, NULL));
+    assert_string_equal(acme_json_str(payload, "profile"), "shortlived");
+    assert_true(unit_log_has(f->log, "earlier order " CA "/order/7 is for the profile classic, "
+                                     "not shortlived; making a new one"));
+    assert_true(unit_log_has(f->log, "a.test: certificate issued under the profile shortlived"));
+
+    req.order_url = NULL;
+    req.profile = NULL;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_null(res->profile);
+    payload = acme_json_pool(f->p, json_loads(fake_req(f->ca, 6)->payload, 0, NULL));
+    assert_null(json_object_get(payload, "profile"));
+}
+
 static void cancel_and_bounds(void **state)
 {
     static const fake_answer_t script[] = {
@@ -1069,6 +1167,8 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(cancel_and_bounds),
     FAKE_CA_TEST(unreachable_ca_says_why),
     FAKE_CA_TEST(seeded_directory_saves_a_request),
+    FAKE_CA_TEST(profile_picked_from_directory),
+    FAKE_CA_TEST(issuance_asks_for_the_profile),
     UNIT_TEST(curl_request_aborted_by_cancel),
 };
 
