@@ -210,7 +210,9 @@ class Pebble:
     """pebble-challtestsrv as DNS (every name -> 127.0.0.1) and pebble using it."""
 
     def __init__(self, workdir, always_valid=False, env_extra=None, http_port=None,
-                 tls_port=None, validity=None):
+                 tls_port=None, validity=None, eab_keys=None):
+        """eab_keys: {key ID: base64url MAC key}; with them pebble requires an external
+        account binding (RFC 8555 section 7.3.4) in every newAccount."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.listener = make_listener_ca(workdir)
@@ -230,6 +232,9 @@ class Pebble:
         }}
         if validity:
             cfg["pebble"]["certificateValidityPeriod"] = validity
+        if eab_keys:
+            cfg["pebble"]["externalAccountBindingRequired"] = True
+            cfg["pebble"]["externalAccountMACKeys"] = dict(eab_keys)
         self.config = os.path.join(workdir, "pebble.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)
