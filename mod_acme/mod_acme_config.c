@@ -497,7 +497,8 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE2("ACMEExternalAccountBinding", cmd_eab, NULL, RSRC_CONF,
                   "key ID and file with the MAC key of the CA account (external account binding)"),
     AP_INIT_TAKE12("ACMEProfile", cmd_profile, NULL, RSRC_CONF,
-                   "certificate profile to ask the CA for; 'mandatory': none without it"),
+                   "NAME [mandatory]: the certificate profile to ask the CA for; with "
+                   "'mandatory', no certificate when the CA does not offer it"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 

@@ -335,6 +335,27 @@ CONFIG_ERRORS = [
     ("ACMEContactEmail a@b.test\nACMEContactEmail c@d.test", "ACMEContactEmail is duplicate"),
     ("<VirtualHost *:1234>\nACMEDomain a.test\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
+    ("ACMEExternalAccountBinding kid-1\nACMEDomain a.test",
+     "ACMEExternalAccountBinding takes two arguments"),
+    ("ACMEExternalAccountBinding k\x01d /etc/hostname\nACMEDomain a.test",
+     "expected the key ID the CA gave"),
+    ("ACMEExternalAccountBinding kid-1 /nonexistent/eab.key\nACMEDomain a.test",
+     "ACME02800: ACMEExternalAccountBinding kid-1 /nonexistent/eab.key: /nonexistent/eab.key "
+     "cannot be opened (No such file or directory)"),
+    # root's and readable by all: refused, saying how to fix it (tests/integration/test_eab.py
+    # makes files of the other kinds).
+    ("ACMEExternalAccountBinding kid-1 /etc/hostname\nACMEDomain a.test",
+     "it holds the MAC key of the CA account, which no one but"),
+    ("ACMEExternalAccountBinding kid-1 /dev/null\nACMEDomain a.test",
+     "/dev/null is not a regular file"),
+    ("ACMEExternalAccountBinding a b\nACMEExternalAccountBinding c d",
+     "ACMEExternalAccountBinding is duplicate"),
+    ("ACMEProfile\nACMEDomain a.test", "ACMEProfile takes 1-2 arguments, NAME [mandatory]"),
+    ("ACMEProfile short/lived\nACMEDomain a.test",
+     "ACMEProfile short/lived: expected the name of a profile the CA offers"),
+    ("ACMEProfile shortlived always\nACMEDomain a.test",
+     "ACMEProfile shortlived always: the only word after the name is 'mandatory'"),
+    ("ACMEProfile classic\nACMEProfile shortlived", "ACMEProfile is duplicate"),
 ]
 
 
