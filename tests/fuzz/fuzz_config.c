@@ -82,6 +82,12 @@ static const char *run_directive(server_rec *s, const command_rec *cmd, int argc
         return cmd->AP_TAKE_ARGV(&parms, NULL, argc, argv);
     case TAKE1:
         return argc == 1 ? cmd->AP_TAKE1(&parms, NULL, argv[0]) : NULL;
+    case TAKE2:
+        return argc == 2 ? cmd->AP_TAKE2(&parms, NULL, argv[0], argv[1]) : NULL;
+    case TAKE12:
+        return argc == 1 || argc == 2
+                   ? cmd->AP_TAKE2(&parms, NULL, argv[0], argc == 2 ? argv[1] : NULL)
+                   : NULL;
     case FLAG:
         if (argc != 1 || (strcasecmp(argv[0], "on") != 0 && strcasecmp(argv[0], "off") != 0)) {
             return NULL;
@@ -180,6 +186,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (c->renew_window.percent >= 1 && c->renew_window.percent <= 99) ||
                 (!c->renew_window.percent && c->renew_window.left > 0));
     check_names(c, p);
+    /* A binding passes check_config only with its key read; a profile is a plain token. */
+    FUZZ_ASSERT(!c->eab_kid || (c->eab_key && *c->eab_key && c->eab_file));
+    FUZZ_ASSERT(!c->profile ||
+                (*c->profile && strlen(c->profile) <= ACME_PROFILE_NAME_MAX &&
+                 strspn(c->profile, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                    "._-") == strlen(c->profile)));
 out:
     apr_pool_destroy(p);
     return 0;
