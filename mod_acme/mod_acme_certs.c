@@ -179,14 +179,14 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
     /* meta.json keeps the ACMEProfile the set was ordered for (also when the CA did not offer
      * it, so that this never asks again and again for what the CA cannot give). */
     was = acme_json_str(set->meta, "profile-configured");
-    want = rt->conf->profile;
+    want = d->conf->profile;
     if ((was || want) && (!was || !want || strcmp(was, want) != 0)) {
         return apr_psprintf(p, "was ordered %s%s, and ACMEProfile %s%s",
                             was ? "for the profile " : "without ACMEProfile", was ? was : "",
                             want ? "asks for " : "is no longer set", want ? want : "");
     }
     if (ca) {
-        apr_array_header_t *cas = rt->conf->ca_urls;
+        const apr_array_header_t *cas = d->conf->ca_urls;
         int found = cas ? 0 : strcmp(ca, ACME_LETSENCRYPT) == 0;
         for (i = 0; cas && i < cas->nelts; i++) {
             found |= strcmp(APR_ARRAY_IDX(cas, i, const char *), ca) == 0;

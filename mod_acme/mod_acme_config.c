@@ -67,18 +67,29 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
+    ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
     return c;
 }
 
-static acme_conf_t *cmd_conf(cmd_parms *cmd)
+/* While a <ACMEDomain> section is read: the configuration its directives fill. Reading the
+ * configuration is single-threaded, and the section handler resets it before it returns. */
+static acme_conf_t *section_conf;
+
+static acme_conf_t *server_conf(cmd_parms *cmd)
 {
     return ap_get_module_config(cmd->server->module_config, &acme_module);
 }
 
-/* All our directives are global; repeated single-value directives are refused. */
-static const char *global_only(cmd_parms *cmd, int already_set)
+/* Where a directive's value goes: the section being read, else the server. */
+static acme_conf_t *cmd_conf(cmd_parms *cmd)
+{
+    return section_conf ? section_conf : server_conf(cmd);
+}
+
+/* Directives are outside <VirtualHost>; repeated single-value directives are refused. */
+static const char *scope_check(cmd_parms *cmd, int already_set)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
@@ -86,9 +97,28 @@ static const char *global_only(cmd_parms *cmd, int already_set)
         return err;
     }
     if (already_set) {
-        return apr_psprintf(cmd->pool, "%s is duplicate: give it once", cmd->cmd->name);
+        return apr_psprintf(cmd->pool, "%s is duplicate%s: give it once", cmd->cmd->name,
+                            section_conf ? " in this <ACMEDomain> section" : "");
     }
     return NULL;
+}
+
+/* A directive for the whole server: not inside <ACMEDomain>. */
+static const char *global_only(cmd_parms *cmd, int already_set)
+{
+    if (section_conf) {
+        return apr_psprintf(cmd->pool,
+                            "%s cannot be used inside <ACMEDomain>: it applies to the whole "
+                            "server; put it outside the section",
+                            cmd->cmd->name);
+    }
+    return scope_check(cmd, already_set);
+}
+
+/* A per-certificate directive: global, or inside <ACMEDomain> for that certificate only. */
+static const char *per_cert(cmd_parms *cmd, int already_set)
+{
+    return scope_check(cmd, already_set);
 }
 
 static const char *lowercase(apr_pool_t *p, const char *s)
@@ -116,14 +146,14 @@ static const char *canonical_name(apr_pool_t *p, const char *name)
     return name;
 }
 
-static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+/* One ACMEDomain, from the one-line directive or a section's opening line. */
+static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme_domain_t **pd)
 {
-    acme_conf_t *c = cmd_conf(cmd);
+    acme_conf_t *c = server_conf(cmd);
     acme_domain_t *d;
     const char *err = global_only(cmd, 0);
     int i, j, k;
 
-    (void)dc;
     if (err) {
         return err;
     }
@@ -177,13 +207,55 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
     d->set_name = d->name;
     d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
+    *pd = d;
     return NULL;
+}
+
+static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_domain_t *d;
+
+    (void)dc;
+    return add_domain(cmd, argc, argv, &d);
+}
+
+/* <ACMEDomain name [name ...]> ... </ACMEDomain>: one certificate with settings of its own. */
+static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *endp = ap_strrchr_c(arg, '>'), *args, *err;
+    apr_array_header_t *words;
+    acme_domain_t *d;
+    char *w;
+
+    if (section_conf) {
+        return "<ACMEDomain> sections cannot be nested";
+    }
+    if (!endp) {
+        return "<ACMEDomain> lacks its closing '>': <ACMEDomain example.org www.example.org>";
+    }
+    args = apr_pstrmemdup(cmd->temp_pool, arg, (apr_size_t)(endp - arg));
+    words = apr_array_make(cmd->temp_pool, 4, sizeof(char *));
+    while (*(w = ap_getword_conf(cmd->temp_pool, &args)) != '\0') {
+        APR_ARRAY_PUSH(words, char *) = w;
+    }
+    if (words->nelts == 0) {
+        return "<ACMEDomain> needs at least one name: <ACMEDomain example.org www.example.org>";
+    }
+    err = add_domain(cmd, words->nelts, (char *const *)words->elts, &d);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "<", err, NULL);
+    }
+    d->section = acme_conf_create(cmd->pool, cmd->server);
+    section_conf = d->section;
+    err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+    section_conf = NULL;
+    return err;
 }
 
 static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->ca_urls != NULL);
+    const char *err = per_cert(cmd, c->ca_urls != NULL);
     int i;
 
     (void)dc;
@@ -216,7 +288,7 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->ca_file != NULL), *path;
+    const char *err = per_cert(cmd, c->ca_file != NULL), *path;
     apr_finfo_t fi;
 
     (void)dc;
@@ -238,7 +310,7 @@ static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_email(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->email != NULL);
+    const char *err = per_cert(cmd, c->email != NULL);
     const char *at, *v = arg;
 
     (void)dc;
@@ -298,7 +370,7 @@ static const char *cmd_store(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_key_type(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->n_key_types != 0);
+    const char *err = per_cert(cmd, c->n_key_types != 0);
     int i, j;
 
     (void)dc;
@@ -341,7 +413,7 @@ static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
 static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->renew_window_set);
+    const char *err = per_cert(cmd, c->renew_window_set);
 
     (void)dc;
     if (err) {
@@ -364,7 +436,7 @@ static const char *const challenge_types_known[] = {"http-01"};
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->challenge_types != NULL);
+    const char *err = per_cert(cmd, c->challenge_types != NULL);
     size_t k;
     int i, j;
 
@@ -418,7 +490,7 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char *file)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->eab_kid != NULL), *k;
+    const char *err = per_cert(cmd, c->eab_kid != NULL), *k;
 
     (void)dc;
     if (err) {
@@ -446,7 +518,7 @@ static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char
 static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const char *flag)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->profile != NULL);
+    const char *err = per_cert(cmd, c->profile != NULL);
 
     (void)dc;
     if (err) {
@@ -475,6 +547,9 @@ static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
+    AP_INIT_RAW_ARGS("<ACMEDomain", cmd_domain_section, NULL, RSRC_CONF,
+                     "a certificate with settings of its own: <ACMEDomain name ...> ... "
+                     "</ACMEDomain>"),
     AP_INIT_TAKE_ARGV("ACMECertificateAuthority", cmd_ca, NULL, RSRC_CONF,
                       "ACME directory URL(s), letsencrypt or letsencrypt-staging"),
     AP_INIT_TAKE1("ACMECACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
@@ -627,6 +702,43 @@ static const char *eab_key_read(acme_conf_t *c, apr_pool_t *pconf, apr_pool_t *p
     return why;
 }
 
+/* Adds the CAs of one certificate's configuration to the server's list of every CA in use
+ * (the renewal driver keeps what it learns per CA). */
+static void ca_all_add(acme_conf_t *c, const acme_conf_t *dc)
+{
+    int i, j;
+
+    for (i = 0; i < (dc->ca_urls ? dc->ca_urls->nelts : 1); i++) {
+        const char *url =
+            dc->ca_urls ? APR_ARRAY_IDX(dc->ca_urls, i, const char *) : ACME_LETSENCRYPT;
+        for (j = 0; j < c->ca_all->nelts; j++) {
+            if (strcmp(APR_ARRAY_IDX(c->ca_all, j, const char *), url) == 0) {
+                break;
+            }
+        }
+        if (j == c->ca_all->nelts) {
+            APR_ARRAY_PUSH(c->ca_all, const char *) = url;
+        }
+    }
+}
+
+/* Reads the key of a binding (global, or of d's section), or says at start why not. */
+static int eab_key_ok(acme_conf_t *c, const acme_domain_t *d, server_rec *s, apr_pool_t *pconf,
+                      apr_pool_t *ptemp)
+{
+    const char *why = eab_key_read(c, pconf, ptemp);
+
+    if (why) {
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02800: %s%s%sACMEExternalAccountBinding %s %s: %s; the server does "
+                       "not start with it",
+                       d ? "<ACMEDomain " : "", d ? d->name : "", d ? ">: " : "", c->eab_kid,
+                       c->eab_file, why);
+        return 0;
+    }
+    return 1;
+}
+
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
 {
     acme_conf_t *c = acme_conf_get(s);
@@ -663,15 +775,8 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                        c->store_dir, why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (c->eab_kid) {
-        why = eab_key_read(c, pconf, ptemp);
-        if (why) {
-            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                           "ACME02800: ACMEExternalAccountBinding %s %s: %s; the server does not "
-                           "start with it",
-                           c->eab_kid, c->eab_file, why);
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if (c->eab_kid && !eab_key_ok(c, NULL, s, pconf, ptemp)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
      * change of the only type renews in place), the others get "_<type>", which no DNS name
@@ -680,14 +785,22 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         c->key_types[0] = ACME_KEY_EC256;
         c->n_key_types = 1;
     }
+    c->ca_all = apr_array_make(pconf, 2, sizeof(const char *));
     {
         int n = c->domains->nelts, k;
         for (i = 0; i < n; i++) {
             acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *), *prev = d;
-            d->key_type = c->key_types[0];
-            for (k = 1; k < c->n_key_types; k++) {
+            /* A binding of the section's own: its key is read before the merge hands it on. */
+            if (d->section && d->section->eab_kid && !eab_key_ok(d->section, d, s, pconf, ptemp)) {
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+            /* Each certificate's configuration: the global values under its section's. */
+            d->conf = d->section ? acme_conf_merge(pconf, c, d->section) : c;
+            ca_all_add(c, d->conf);
+            d->key_type = d->conf->key_types[0];
+            for (k = 1; k < d->conf->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
-                const char *type = acme_key_type_name(c->key_types[k]);
+                const char *type = acme_key_type_name(d->conf->key_types[k]);
                 char *set_name = apr_psprintf(pconf, "%s_%s", d->name, type), *q;
                 /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
                  * name's colons become '-', which IPv6 text never holds, so names stay apart. */
@@ -696,7 +809,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                         *q = '-';
                     }
                 }
-                u->key_type = c->key_types[k];
+                u->key_type = d->conf->key_types[k];
                 u->name = apr_psprintf(pconf, "%s (%s)", d->name, type);
                 u->set_name = set_name;
                 u->primary = 0;
@@ -729,10 +842,11 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
      * any other order with an IP address is refused, attempt after attempt. */
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const acme_conf_t *dc = d->conf;
         const char *ip = NULL;
-        int j, le = !c->ca_urls;
-        for (j = 0; c->ca_urls && j < c->ca_urls->nelts; j++) {
-            const char *u = APR_ARRAY_IDX(c->ca_urls, j, const char *);
+        int j, le = !dc->ca_urls;
+        for (j = 0; dc->ca_urls && j < dc->ca_urls->nelts; j++) {
+            const char *u = APR_ARRAY_IDX(dc->ca_urls, j, const char *);
             le |= strcmp(u, ACME_LETSENCRYPT) == 0 || strcmp(u, ACME_LETSENCRYPT_STAGING) == 0;
         }
         for (j = 0; d->primary && j < d->names->nelts && !ip; j++) {
@@ -740,13 +854,13 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                 ip = APR_ARRAY_IDX(d->names, j, const char *);
             }
         }
-        if (ip && le && (!c->profile || strcmp(c->profile, "shortlived") != 0)) {
+        if (ip && le && (!dc->profile || strcmp(dc->profile, "shortlived") != 0)) {
             acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                            "ACME02801: ACMEDomain %s (%s): Let's Encrypt issues certificates for "
                            "IP addresses such as %s only under its profile shortlived (about 6 "
                            "days), and ACMEProfile is %s; add 'ACMEProfile shortlived' or its "
                            "orders are refused",
-                           d->name, d->defined_at, ip, c->profile ? c->profile : "not set");
+                           d->name, d->defined_at, ip, dc->profile ? dc->profile : "not set");
         }
     }
     if (c->agreement != 1) {

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include <apr_sha1.h>
 #include <apr_strings.h>
 #include <http_core.h>
 
@@ -119,7 +120,7 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
     json_t *names = json_array();
     int i;
     json_t *meta;
-    const char *configured = w->drv->rt->conf->profile;
+    const char *configured = w->d->conf->profile;
 
     for (i = 0; i < w->d->names->nelts; i++) {
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
@@ -138,10 +139,27 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
     return meta;
 }
 
+/* A short stable folder suffix for an account: hex of the first bytes of SHA-1(what). */
+static const char *account_variant(const char *what, apr_pool_t *p)
+{
+    unsigned char md[APR_SHA1_DIGESTSIZE];
+    apr_sha1_ctx_t ctx;
+    char *hex = apr_palloc(p, 17);
+    int i;
+
+    apr_sha1_init(&ctx);
+    apr_sha1_update(&ctx, what, (unsigned int)strlen(what));
+    apr_sha1_final(md, &ctx);
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
 /* The responders for ACMEChallenges, in its order (default: http-01). */
 static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *tokens)
 {
-    const apr_array_header_t *types = w->drv->rt->conf->challenge_types;
+    const apr_array_header_t *types = w->d->conf->challenge_types;
     apr_array_header_t *out = apr_array_make(w->pool, 3, sizeof(acme_responder_t *));
     int i;
 
@@ -180,14 +198,23 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
 
     memset(&areq, 0, sizeof(areq));
     contacts = apr_array_make(w->pool, 1, sizeof(const char *));
-    if (conf->email) {
-        APR_ARRAY_PUSH(contacts, const char *) = apr_pstrcat(w->pool, "mailto:", conf->email, NULL);
+    if (w->d->conf->email) {
+        APR_ARRAY_PUSH(contacts, const char *) =
+            apr_pstrcat(w->pool, "mailto:", w->d->conf->email, NULL);
     }
     areq.contacts = contacts;
     areq.terms_agreed = conf->agreement == 1;
     /* Read by the parent from a file only root may read (check_config); never logged. */
-    areq.eab_kid = conf->eab_key ? conf->eab_kid : NULL;
-    areq.eab_hmac = conf->eab_key;
+    areq.eab_kid = w->d->conf->eab_key ? w->d->conf->eab_kid : NULL;
+    areq.eab_hmac = w->d->conf->eab_key;
+    /* A contact address or an external account binding of the certificate's own (<ACMEDomain>
+     * section) is an account of its own at each CA, kept apart from the server's: a binding
+     * ties an account to one account of the operator at the CA. */
+    if (w->d->section && (w->d->section->email || w->d->section->eab_kid)) {
+        const char *e = w->d->section->email, *k = w->d->section->eab_kid;
+        areq.variant =
+            account_variant(k ? apr_pstrcat(w->pool, e ? e : "", "\neab:", k, NULL) : e, w->pool);
+    }
 
     memset(&ireq, 0, sizeof(ireq));
     memset(&tokens, 0, sizeof(tokens));
@@ -212,10 +239,10 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     /* Asked for only when the CA's directory lists it; checked before the account, so that a
      * mandatory profile the CA lacks costs no registration. */
     w->profile = NULL;
-    if (conf->profile) {
+    if (w->d->conf->profile) {
         const char *offered = NULL;
-        rv = acme_profile_pick(&w->profile, &offered, pprob, client, conf->profile,
-                               conf->profile_mandatory, w->pool);
+        rv = acme_profile_pick(&w->profile, &offered, pprob, client, w->d->conf->profile,
+                               w->d->conf->profile_mandatory, w->pool);
         if (rv != APR_SUCCESS) {
             return rv;
         }
@@ -225,7 +252,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
                            "ACME02802: %s: the CA %s does not offer the profile %s (it offers: "
                            "%s); ordering without it (the CA's default); add 'mandatory' to "
                            "ACMEProfile to get no certificate instead",
-                           w->d->name, w->ca_url, conf->profile, offered);
+                           w->d->name, w->ca_url, w->d->conf->profile, offered);
         }
         ireq.profile = w->profile;
     }
@@ -248,7 +275,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
                            "again",
                            w->d->name, w->ca_url);
             apr_thread_mutex_lock(w->drv->account_mutex);
-            acme_account_forget(client, rt->store, w->pool);
+            acme_account_forget(client, rt->store, &areq, w->pool);
             apr_thread_mutex_unlock(w->drv->account_mutex);
             continue;
         }
@@ -297,7 +324,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     acme_client_t *client;
     apr_status_t rv;
 
-    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
+    rv = acme_driver_client(&client, w->drv, w->d, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -316,7 +343,7 @@ static const char *when_text(apr_time_t t, apr_pool_t *p)
 static apr_status_t worker_obtain(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
-    apr_array_header_t *cas = rt->conf->ca_urls;
+    const apr_array_header_t *cas = w->d->conf->ca_urls;
     const char *fallback_ca[] = {ACME_LETSENCRYPT};
     acme_problem_t *prob = NULL;
     apr_uint32_t rnd = 0;
@@ -392,7 +419,6 @@ static apr_status_t worker_obtain(worker_t *w)
 static void worker_ari(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
-    apr_array_header_t *cas = rt->conf->ca_urls;
     acme_client_t *client;
     acme_problem_t *prob = NULL;
     acme_ari_t *ari;
@@ -401,9 +427,9 @@ static void worker_ari(worker_t *w)
     apr_status_t rv;
     int cut;
 
-    w->ca_url = cas ? APR_ARRAY_IDX(cas, w->ari_ca, const char *) : ACME_LETSENCRYPT;
+    w->ca_url = APR_ARRAY_IDX(rt->conf->ca_all, w->ari_ca, const char *);
     w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
-    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
+    rv = acme_driver_client(&client, w->drv, w->d, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return;
     }

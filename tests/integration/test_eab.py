@@ -149,3 +149,32 @@ def test_key_file_without_a_key_is_refused(httpd_factory, pebble_eab):
         assert r.returncode != 0, out
         assert f"{path} does not hold a MAC key" in out, out
         assert "not a key" not in out and "BEGIN" not in out
+
+
+def test_binding_in_a_section_applies_to_its_certificate(httpd_factory, pebble_eab):
+    """A binding of an <ACMEDomain> section is that certificate's (an account of its own at the
+    CA); the other certificate has none, and this CA refuses it."""
+    acmetest.require_root("the key file must be root's")
+    h = httpd_factory(ca=pebble_eab)
+    path = key_file(h, EAB_KEYS["kid-1"])
+    h.write_conf(ACCOUNT + f"<ACMEDomain bound.test>\n    ACMEExternalAccountBinding kid-1 {path}\n"
+                 "</ACMEDomain>\nACMEDomain unbound.test\n" +
+                 h.ssl_vhost("bound.test") + h.ssl_vhost("unbound.test"))
+    h.allowed_errors.append("ACME01055: unbound.test")
+    h.start()
+    wait_real_cert(h, "bound.test")
+    assert h.wait_log("ACME01055: unbound.test", timeout=20), h.log_text()[-2000:]
+    assert "set ACMEExternalAccountBinding" in h.log_text()
+    folders = sorted(os.listdir(os.path.join(h.store, "accounts")))
+    assert len(folders) == 2 and folders[1].startswith(folders[0] + "-"), folders
+    assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "unbound.test"))
+    assert_key_nowhere(h, EAB_KEYS["kid-1"])
+    h.stop()
+
+    # A section's key file is checked like the global one, naming the section.
+    os.chmod(path, 0o644)
+    r = h.configtest()
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert f"ACME02800: <ACMEDomain bound.test>: ACMEExternalAccountBinding kid-1 {path}: " in out
+    assert f"chmod 600 {path}" in out

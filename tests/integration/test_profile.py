@@ -152,3 +152,16 @@ def test_ip_name_at_letsencrypt_needs_shortlived(httpd_factory, ca, profile, war
         assert "Let's Encrypt issues certificates for IP addresses such as 192.0.2.7 only " \
                "under its profile shortlived" in out
         assert "add 'ACMEProfile shortlived'" in out
+
+
+def test_profile_in_a_section_applies_to_its_certificate(httpd_factory, proxy):
+    h = httpd_factory()
+    conf(proxy, h, "<ACMEDomain short.test>\n    ACMEProfile shortlived\n</ACMEDomain>\n"
+                   "ACMEDomain long.test\n" + h.ssl_vhost("short.test") + h.ssl_vhost("long.test"))
+    h.start()
+    wait_real_cert(h, "short.test")
+    wait_real_cert(h, "long.test")
+    asked = {o["identifiers"][0]["value"]: o.get("profile") for o in proxy.new_orders()}
+    assert asked == {"short.test": "shortlived", "long.test": None}, asked
+    assert meta(h, "short.test")["profile"] == "shortlived"
+    assert "profile-configured" not in meta(h, "long.test")
