@@ -636,6 +636,12 @@ static const char *shell_word(const char *path, apr_pool_t *p)
     return apr_pstrcat(p, out, "'", NULL);
 }
 
+static apr_status_t eab_key_wipe(void *data)
+{
+    OPENSSL_cleanse(data, strlen(data));
+    return APR_SUCCESS;
+}
+
 /* ACMEExternalAccountBinding's file holds the credential of the CA account: whoever reads it
  * (a CGI running as the User) can open accounts in the operator's name. So it must be a file of
  * the user the server starts as (root) that group and others cannot read. The parent reads it
@@ -693,6 +699,8 @@ static const char *eab_key_read(acme_conf_t *c, apr_pool_t *pconf, apr_pool_t *p
                                c->eab_file);
         } else {
             c->eab_key = key;
+            /* Wiped when the generation's configuration goes, not left in freed memory. */
+            apr_pool_cleanup_register(pconf, key, eab_key_wipe, apr_pool_cleanup_null);
         }
         if (n > 0) {
             OPENSSL_cleanse(buf, (size_t)n);
