@@ -486,7 +486,7 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 /* ACMEExternalAccountBinding KID FILE: the key ID as the CA gave it; the file is read and
- * checked in check_config (acme_conf_check_eab), by root. */
+ * checked in check_config (eab_key_read), by root. */
 static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char *file)
 {
     acme_conf_t *c = cmd_conf(cmd);
