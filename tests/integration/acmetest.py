@@ -727,13 +727,13 @@ class _PidProc:
             return -1
 
 
-def tls_peer_cert(port, server_name, timeout=5.0):
+def tls_peer_cert(port, server_name, timeout=5.0, address=LOOPBACK):
     """The leaf certificate the server presents for server_name (no verification), and the
-    chain as PEM when the server sends one."""
+    chain as PEM when the server sends one. address: where to connect ("::1" for IPv6)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+    with socket.create_connection((address, port), timeout=timeout) as sock:
         with ctx.wrap_socket(sock, server_hostname=server_name) as tls:
             der = tls.getpeercert(binary_form=True)
     return x509.load_der_x509_certificate(der)
