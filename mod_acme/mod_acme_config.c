@@ -534,12 +534,24 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const char *v6 = NULL;
+        int j;
+        /* httpd takes no IPv6 literal as ServerName ("[::1]" is a wildcard pattern to it, and
+         * "::1" a port), so such a name can only ever be matched as a ServerAlias. */
+        for (j = 0; j < d->names->nelts && !v6; j++) {
+            const char *n = APR_ARRAY_IDX(d->names, j, const char *);
+            v6 = strchr(n, ':') ? n : NULL;
+        }
         if (d->primary && !d->vhosts) {
             acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                            "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
                            "ServerName or ServerAlias, so no vhost will serve its certificate; it "
-                           "is obtained and kept in the store all the same",
-                           d->name, d->defined_at);
+                           "is obtained and kept in the store all the same%s%s%s",
+                           d->name, d->defined_at,
+                           v6 ? " (httpd takes no IPv6 address as ServerName: an IPv6 address "
+                                "goes in ServerAlias (ServerAlias "
+                              : "",
+                           v6 ? v6 : "", v6 ? "))" : "");
         }
     }
     if (c->agreement != 1) {

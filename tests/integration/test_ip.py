@@ -37,6 +37,17 @@ def wait_cert_at(h, address, timeout=30.0):
                                                       f"\n{h.log_text()[-3000:]}")
 
 
+def assert_validated_at(h, address):
+    """pebble fetched the http-01 answer from address (the access log's client), with the
+    address as Host, and got it."""
+    host = f"[{address}]" if ":" in address else address
+    with open(f"{h.root}/access.log") as f:
+        lines = [line.split() for line in f]
+    assert any(w[0] == address and w[1] == f"{host}:{h.http_port}" and
+               w[3].startswith("/.well-known/acme-challenge/") and w[5] == "200"
+               for w in lines), lines
+
+
 def test_ipv6_address_certificate(httpd_factory):
     ipv6_loopback_or_skip()
     h = httpd_factory()
@@ -44,6 +55,7 @@ def test_ipv6_address_certificate(httpd_factory):
     h.start()
     cert = wait_cert_at(h, "::1")
     assert acmetest.san_names(cert) == ["::1"]
+    assert_validated_at(h, "::1")
 
 
 def test_ipv4_and_ipv6_in_one_certificate(httpd_factory):
@@ -54,3 +66,18 @@ def test_ipv4_and_ipv6_in_one_certificate(httpd_factory):
     for address in ("::1", "127.0.0.1"):
         cert = wait_cert_at(h, address)
         assert sorted(acmetest.san_names(cert)) == ["127.0.0.1", "::1"]
+    assert_validated_at(h, "::1")
+    assert_validated_at(h, "127.0.0.1")
+
+
+def test_ipv6_name_needs_server_alias(httpd_factory):
+    """httpd takes no IPv6 literal as ServerName ("[::1]" reads as a wildcard pattern, "::1" as
+    a port): configtest's warning about an ACMEDomain no vhost uses says where the address
+    goes."""
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEDomain ::1\n" + ip_vhost(h, "localhost"))
+    r = h.configtest()
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert "ACME01002: ACMEDomain ::1" in out, out
+    assert "an IPv6 address goes in ServerAlias (ServerAlias ::1)" in out, out
