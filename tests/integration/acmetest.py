@@ -152,7 +152,10 @@ def make_listener_ca(dirpath):
     """A small CA and a leaf for localhost/127.0.0.1: pebble ships no TLS certificate."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mod_acme test listener CA")])
+    # A name of its own: a client trusting the CAs of two pebbles finds each leaf's issuer by
+    # name, and two CAs of one name would have one leaf checked with the other's key.
+    ca_name = x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, f"mod_acme test listener CA {os.urandom(4).hex()}")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - datetime.timedelta(minutes=5))
