@@ -52,6 +52,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
+    ACME_MERGE(preferred_chain, NULL);
     ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -470,6 +471,29 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* The common name of a root, as a certificate names it (RFC 5280 ub-common-name: 64). */
+static const char *cmd_preferred_chain(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->preferred_chain != NULL), *q;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    for (q = arg; *q && (unsigned char)*q >= 0x20 && *q != 0x7f; q++) {
+    }
+    if (!*arg || *q || strlen(arg) > 64) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEPreferredChain %s: expected the common name of the root the "
+                            "chain should end at, as the CA's certificates name it, 1 to 64 "
+                            "characters in quotes, e.g. ACMEPreferredChain \"ISRG Root X1\"",
+                            arg);
+    }
+    c->preferred_chain = arg;
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
@@ -495,6 +519,9 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE1("ACMEPreferredChain", cmd_preferred_chain, NULL, RSRC_CONF,
+                  "the common name of the root the chain kept should end at, e.g. "
+                  "\"ISRG Root X1\""),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 

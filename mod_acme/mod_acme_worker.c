@@ -123,9 +123,16 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
     for (i = 0; i < w->d->names->nelts; i++) {
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
-    return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
-                                       "key-type", acme_key_type_name(w->d->key_type), "obtained",
-                                       (json_int_t)apr_time_sec(apr_time_now())));
+    json_t *meta = json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url, "key-type",
+                             acme_key_type_name(w->d->key_type), "obtained",
+                             (json_int_t)apr_time_sec(apr_time_now()));
+
+    /* What the chain was chosen for: a set obtained for this very preference is not ordered
+     * again when the CA offered no chain ending at it (mod_acme_certs.c, set_mismatch). */
+    if (meta && w->d->conf->preferred_chain) {
+        json_object_set_new(meta, "preferred-chain", json_string(w->d->conf->preferred_chain));
+    }
+    return acme_json_pool(p, meta);
 }
 
 /* A short stable folder suffix for an account: hex of the first bytes of SHA-1(what). */
@@ -214,6 +221,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     ireq.on_order = worker_on_order;
     ireq.on_key = worker_on_key;
     ireq.baton = w;
+    ireq.preferred_chain = w->d->conf->preferred_chain;
     if (w->job->order_url && w->job->ca_url && strcmp(w->job->ca_url, w->ca_url) == 0) {
         ireq.order_url = w->job->order_url;
         ireq.key = worker_kept_key(w);
@@ -246,6 +254,22 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (ireq.preferred_chain && res->chain_preferred) {
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02900: %s: keeping the chain that ends at \"%s\" as "
+                       "ACMEPreferredChain asks (the CA's %s; chains offered: %s)",
+                       w->d->name, ireq.preferred_chain,
+                       res->chain_index
+                           ? apr_psprintf(w->pool, "alternate chain %d", res->chain_index)
+                           : "default chain",
+                       res->chain_issuers);
+    } else if (ireq.preferred_chain) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02901: %s: none of the chains %s offers ends at \"%s\" "
+                       "(ACMEPreferredChain); chains offered: %s; keeping the default chain",
+                       w->d->name, w->ca_url, ireq.preferred_chain,
+                       res->chain_issuers ? res->chain_issuers : "none that can be read");
     }
     /* What the parent will check, checked first: a certificate it would refuse is a failed
      * attempt now, without a restart; the next attempt orders anew. */

@@ -213,7 +213,10 @@ class Pebble:
     """pebble-challtestsrv as DNS (every name -> 127.0.0.1) and pebble using it."""
 
     def __init__(self, workdir, always_valid=False, env_extra=None, http_port=None,
-                 tls_port=None, validity=None):
+                 tls_port=None, validity=None, alternate_roots=0):
+        """alternate_roots=N: besides its default chain, pebble offers N alternate chains for
+        every certificate (PEBBLE_ALTERNATE_ROOTS: one intermediate cross-signed by N+1 roots,
+        "Pebble Root CA <hex>"; root_pem(k) is the root of chain k, 0 the default's)."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.listener = make_listener_ca(workdir)
@@ -248,6 +251,8 @@ class Pebble:
         env["PEBBLE_VA_NOSLEEP"] = "1"
         if always_valid:
             env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+        if alternate_roots:
+            env["PEBBLE_ALTERNATE_ROOTS"] = str(alternate_roots)
         env.update(env_extra or {})
         self.proc = Proc("pebble", ["pebble", "-config", self.config,
                                     "-dnsserver", f"{LOOPBACK}:{self.dns_port}"],
@@ -262,9 +267,15 @@ class Pebble:
                                     context=ctx, timeout=10) as r:
             return r.read()
 
-    def root_pem(self):
-        """Pebble makes a new root at every start: fetch it from the management port."""
-        return self._mgmt_get("/roots/0")
+    def root_pem(self, k=0):
+        """Pebble makes a new root at every start: fetch it from the management port (k: the
+        root of alternate chain k, with alternate_roots)."""
+        return self._mgmt_get(f"/roots/{k}")
+
+    def root_name(self, k=0):
+        """The common name of root k (what ACMEPreferredChain names)."""
+        cert = x509.load_pem_x509_certificate(self.root_pem(k))
+        return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
     def requests(self):
         """Requests pebble has handled, as "METHOD /path" (one '-> calling handler()' log line
