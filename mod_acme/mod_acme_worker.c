@@ -97,6 +97,7 @@ static apr_status_t worker_on_key(void *baton, const acme_key_t *key)
         rv = acme_store_write(w->drv->rt->store, key_path(w->d, w->pool), pem, len,
                               APR_FPROT_UREAD | APR_FPROT_UWRITE, w->pool);
     }
+    w->finalizing = rv == APR_SUCCESS;
     return rv;
 }
 
@@ -353,9 +354,24 @@ static apr_status_t worker_obtain(worker_t *w)
     for (k = 0; k < n; k++) {
         w->ca_url = cas ? APR_ARRAY_IDX(cas, (start + k) % n, const char *) : fallback_ca[0];
         prob = NULL;
+        w->finalizing = 0;
         rv = worker_try(w, &prob);
         if (rv == APR_SUCCESS || rv == ACME_ECANCELLED || !acme_status_is_transient(rv) ||
             k + 1 == n) {
+            break;
+        }
+        /* This CA was asked to finalize (or may have been: the answer can be lost) and may
+         * still issue: another CA would make a second certificate for the names. The order is
+         * resumed here at the next attempt, with the key kept. (An order that ended invalid
+         * gives none: the next CA may issue.) */
+        if (w->finalizing && w->job->order_url && rv != ACME_EINVALID) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                           "ACME02902: %s: %s failed after the order %s was finalized (%s); "
+                           "not trying the next ACMECertificateAuthority, which would make a "
+                           "second certificate: the order is resumed at %s at the next attempt",
+                           w->d->name, w->ca_url, w->job->order_url,
+                           prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool),
+                           w->ca_url);
             break;
         }
         acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,

@@ -123,3 +123,58 @@ def test_failing_first_ca_skipped_then_tried_again_at_renewal(workdir, two_short
     finally:
         h.stop()
         first.stop()
+
+
+def issued(pb, since):
+    """Certificates pb issued after its log line number since."""
+    with open(pb.log, errors="replace") as f:
+        return [line for line in f.readlines()[since:] if "Issued certificate serial" in line]
+
+
+def log_lines(pb):
+    with open(pb.log, errors="replace") as f:
+        return len(f.readlines())
+
+
+def test_no_second_certificate_after_finalize(httpd_factory, pebble):
+    """The first CA took the order's finalize, then asked to wait longer than an attempt may
+    (Retry-After 400 s on the finalize answer): the attempt ends, and the order is resumed at
+    that CA, not ordered again at the next one, which would make a second certificate for the
+    same names. Resumed (the wait cut short in the job file), it gives the one certificate."""
+    first = ChaosProxy(pebble)
+    first.pass_headers = {"/finalize-order/": {"Retry-After": "400"}}
+    try:
+        since = log_lines(pebble)
+        h = httpd_factory()
+        h.write_conf(f"ACMECertificateAuthority {first.directory} {pebble.directory}\n"
+                     f"ACMECACertificateFile {pebble.ca_file}\n" + ACCOUNT +
+                     "ACMEDomain fin.test\n" + h.ssl_vhost("fin.test"), ca=False)
+        h.start()
+        assert h.wait_log("ACME01055: fin.test", timeout=30), h.log_text()[-3000:]
+        h.allowed_errors.append("ACME01055")
+        log = h.log_text()
+        line = [x for x in log.splitlines() if "ACME02902: fin.test" in x]
+        assert len(line) == 1, log[-3000:]
+        assert first.directory in line[0] and "resumed" in line[0], line[0]
+        assert "ACME01053: fin.test" not in log and "ACME01054" not in log, log[-3000:]
+        j = job(h, "fin.test")
+        assert j["ca"] == first.directory and "/my-order/" in j["order"], j
+        # pebble finishes the order it was asked to finalize: one certificate, not two.
+        acmetest.wait_until(lambda: issued(pebble, since), 10, "pebble issuing the order")
+        assert len(issued(pebble, since)) == 1
+
+        # The next attempt (brought forward) resumes the order at the first CA.
+        h.stop()
+        j["next-run"] = 0
+        with open(os.path.join(h.store, "jobs", "fin.test.json"), "w") as f:
+            json.dump(j, f)
+        first.pass_headers = {}
+        h.start()
+        cert = served_from(h, "fin.test", pebble)
+        assert acmetest.san_names(cert) == ["fin.test"]
+        assert f"ACME01054: fin.test: new certificate obtained from {first.directory}" \
+            in h.log_text()
+        assert "ACME00030: fin.test: resuming order" in h.log_text()
+        assert len(issued(pebble, since)) == 1, "one certificate for the names"
+    finally:
+        first.stop()
