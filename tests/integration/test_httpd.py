@@ -347,6 +347,15 @@ CONFIG_ERRORS = [
     ("ACMEContactEmail a@b.test\nACMEContactEmail c@d.test", "ACMEContactEmail is duplicate"),
     ("<VirtualHost *:1234>\nACMEDomain a.test\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
+    ('ACMEPreferredChain ""\nACMEDomain a.test',
+     "ACMEPreferredChain takes one argument, the common name of the root"),
+    (f'ACMEPreferredChain "{"R" * 65}"\nACMEDomain a.test', "1 to 64 characters"),
+    ('ACMEPreferredChain "Root\tX1"\nACMEDomain a.test',
+     "expected the common name of the root the chain should end at"),
+    ('ACMEPreferredChain "Root A"\nACMEPreferredChain "Root B"\nACMEDomain a.test',
+     "ACMEPreferredChain is duplicate"),
+    ('<ACMEDomain a.test>\nACMEPreferredChain "A"\nACMEPreferredChain "B"\n</ACMEDomain>',
+     "ACMEPreferredChain is duplicate in this <ACMEDomain> section"),
 ]
 
 
