@@ -110,7 +110,7 @@ def httpd_factory(workdir, pebble, request):
         pytest.fail(f"{acmetest.module_path()} is not built: run make")
 
     def make(mpm="event", ca=None, **kw):
-        """ca: another Pebble than the session's (its ports and directory)."""
+        """ca: another acmetest.Pebble than the session's (the server listens on its ports)."""
         _serial[0] += 1
         name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
         root = os.path.join(acmetest.public_dir(workdir, "httpd"), f"{_serial[0]:03d}-{name}")
