@@ -58,7 +58,7 @@ apr_status_t acme_dns_txt_check(int *pseen, const char **pwhy, const acme_dns_op
 
 /* Looks at every value of txts (acme_dns_txt_t) until all are seen, first at once, then after
  * ACME_DNS_POLL_FIRST doubling up to ACME_DNS_POLL_MAX, through clock, until the time until.
- * APR_SUCCESS when all are seen; APR_TIMEUP at until, with *pwhy naming the first value not
+ * APR_SUCCESS when all are seen; ACME_EDNS at until, with *pwhy naming the first value not
  * seen, where, and the last error when asking failed; ACME_ECANCELLED when cancelled. */
 apr_status_t acme_dns_await(apr_array_header_t *txts, const acme_dns_opts_t *opts, apr_time_t until,
                             const acme_clock_t *clock, const char **pwhy, apr_pool_t *p);

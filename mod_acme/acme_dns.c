@@ -479,19 +479,20 @@ apr_status_t acme_dns_await(apr_array_header_t *txts, const acme_dns_opts_t *opt
             return APR_SUCCESS;
         }
         now = clock->now(clock->baton);
-        if (now + wait > until) {
+        if (now >= until) {
             *pwhy = apr_psprintf(p,
                                  "%d of %d TXT record(s) not visible after %d look(s), the "
                                  "last: %s",
                                  missing, txts->nelts, looks, why);
-            return APR_TIMEUP;
+            return ACME_EDNS;
         }
         if (opts->log) {
             acme_log(opts->log, ACME_LOG_DEBUG, APR_SUCCESS,
                      "ACME00131: %s: %s; looking again in %" APR_TIME_T_FMT " ms",
                      opts->domain ? opts->domain : "-", why, apr_time_as_msec(wait));
         }
-        clock->sleep(clock->baton, wait);
+        /* The last look is at the limit itself. */
+        clock->sleep(clock->baton, now + wait > until ? until - now : wait);
         if (cancelled(opts)) {
             return ACME_ECANCELLED;
         }

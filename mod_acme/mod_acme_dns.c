@@ -108,6 +108,13 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
     if (rv != APR_SUCCESS) {
         *pwhy = apr_psprintf(p, "ACMEDNSCommand %s could not be started: %s", argv[0],
                              acme_strerror(rv, p));
+        acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s, "ACME02714: %s: %s; %s", w->d->name,
+                       *pwhy,
+                       strcmp(action, "setup") == 0
+                           ? "the attempt fails and is retried after its backoff, the current "
+                             "certificate stays in use"
+                           : "the record may stay in the zone: remove it there");
+        rv = ACME_EDNS;
         goto out;
     }
     apr_file_pipe_timeout_set(rd, DNS_READ_SLICE);
@@ -154,16 +161,16 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
         ended = stopping ? "was stopped because the server stops"
                          : apr_psprintf(p, "was killed after %d s (ACMEDNSTimeout)",
                                         (int)apr_time_sec(limit));
-        rv = stopping ? ACME_ECANCELLED : APR_TIMEUP;
+        rv = stopping ? ACME_ECANCELLED : ACME_EDNS;
     } else if (how == APR_PROC_EXIT && code == 0) {
         ended = "succeeded";
         rv = APR_SUCCESS;
     } else if (how == APR_PROC_EXIT) {
         ended = apr_psprintf(p, "exited with %d", code);
-        rv = APR_EGENERAL;
+        rv = ACME_EDNS;
     } else {
         ended = apr_psprintf(p, "ended by signal %d", code);
-        rv = APR_EGENERAL;
+        rv = ACME_EDNS;
     }
     *pwhy =
         apr_psprintf(p, "ACMEDNSCommand %s %s %s %s %s in %d ms; its output: %s", argv[0], action,
@@ -291,7 +298,7 @@ static apr_status_t dns01_ready(acme_responder_t *r, apr_time_t deadline, acme_p
                            ? apr_psprintf(p, "at ACMEDNSResolver %s", conf->dns_resolver)
                            : "at the zone's authoritative servers",
                        why);
-        *pprob = acme_problem_make(APR_TIMEUP, 0, why, p);
+        *pprob = acme_problem_make(ACME_EDNS, 0, why, p);
     }
     return rv;
 }
