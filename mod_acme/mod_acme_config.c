@@ -540,9 +540,8 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
-    AP_INIT_TAKE_ARGV(
-        "ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
-        "program [args] run as 'program [args] setup|teardown NAME VALUE' for dns-01"),
+    AP_INIT_TAKE_ARGV("ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
+                      "program [args], run as: program [args] setup|teardown NAME VALUE"),
     AP_INIT_TAKE1("ACMEDNSTimeout", cmd_dns_timeout, NULL, RSRC_CONF,
                   "how long ACMEDNSCommand may run before it is killed (default 60s)"),
     AP_INIT_TAKE1("ACMEDNSPropagationTimeout", cmd_dns_propagation, NULL, RSRC_CONF,
