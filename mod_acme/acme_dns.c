@@ -147,7 +147,10 @@ static apr_status_t channel_make(ares_channel **pch, const char *servers, int no
     ares_channel *ch = apr_pcalloc(p, sizeof(*ch));
 
     memset(&o, 0, sizeof(o));
-    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | (norecurse ? ARES_FLAG_NORECURSE : 0);
+    /* NOCHECKRESP: a REFUSED or SERVFAIL answer comes back as such, to be named in the log,
+     * instead of being taken for an unreachable server. */
+    o.flags = ARES_FLAG_NOSEARCH | ARES_FLAG_NOALIASES | ARES_FLAG_NOCHECKRESP |
+              (norecurse ? ARES_FLAG_NORECURSE : 0);
     o.tries = 2;
     o.timeout = (int)(apr_time_as_msec(t) / o.tries);
     if (o.timeout < 50) {
@@ -226,7 +229,7 @@ static const char *ask_failed(int status)
     case ARES_ETIMEOUT:
         return "no answer (timeout)";
     case ARES_ECONNREFUSED:
-        return "connection refused";
+        return "connection refused (nothing listens there)";
     case ARES_ESERVFAIL:
         return "it answered SERVFAIL";
     case ARES_EREFUSED:
