@@ -19,7 +19,8 @@
 #define ACME_POLL_MAX          (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
 #define ACME_POLL_ATTEMPTS_MAX 60                      /* polls of one order, whatever the time */
 
-/* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key and
+/* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key (with
+ * req->variant: accounts/<ca-id>-<variant>/) and
  * account.json from the store (no request when the account URL is known), else creates the key
  * and registers it (or, without terms_agreed, only looks for an existing account) and saves both.
  * On success the client signs with the account (acme_client_set_account); the key lives in p,
@@ -31,7 +32,8 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
 
 /* Forgets the stored account URL (after the CA said the account does not exist), keeping the
  * key; the next acme_account_setup registers the key again. */
-apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p);
+apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store,
+                                 const acme_account_req_t *req, apr_pool_t *p);
 
 /* One way of answering challenges (RFC 8555 section 8, RFC 8737). The issuance picks, for each
  * pending authorization, the first responder of the caller's list (its order of preference)

@@ -37,6 +37,9 @@ typedef struct acme_account_req_t {
     int terms_agreed;
     const char *eab_kid;  /* external account binding, or NULL */
     const char *eab_hmac; /* base64url HMAC key */
+    /* Which of several accounts at one CA (say one per contact address): the store keeps it in
+     * accounts/<ca-id>-<variant> instead of accounts/<ca-id>. [A-Za-z0-9] only; NULL: none. */
+    const char *variant;
 } acme_account_req_t;
 
 /* newAccount with the key (jwk): creates the account or returns the existing one for the key.

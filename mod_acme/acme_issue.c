@@ -32,10 +32,16 @@ static apr_status_t stop_with(const acme_log_t *log, acme_problem_t **pprob, apr
 
 /* --- account --- */
 
-static const char *account_dir(acme_client_t *client, apr_pool_t *p)
+static const char *account_dir(acme_client_t *client, const acme_account_req_t *req, apr_pool_t *p)
 {
+    const char *v = req ? req->variant : NULL;
+
+    if (v && (!*v || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") !=
+                         strlen(v))) {
+        v = NULL; /* never a path of its own making */
+    }
     return apr_pstrcat(p, "accounts/", acme_store_ca_id(acme_client_directory_url(client), p),
-                       NULL);
+                       v ? "-" : "", v ? v : "", NULL);
 }
 
 apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
@@ -43,7 +49,7 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
                                 acme_problem_t **pprob, apr_pool_t *p)
 {
     const acme_log_t *log = acme_client_log(client);
-    const char *dir = account_dir(client, p);
+    const char *dir = account_dir(client, req, p);
     const char *key_path = apr_pstrcat(p, dir, "/account.key", NULL);
     const char *json_path = apr_pstrcat(p, dir, "/account.json", NULL);
     const char *url = NULL, *pem, *thumb = NULL;
@@ -122,11 +128,12 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     return APR_SUCCESS;
 }
 
-apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store, apr_pool_t *p)
+apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store,
+                                 const acme_account_req_t *req, apr_pool_t *p)
 {
     acme_client_set_account(client, NULL, NULL);
-    return acme_store_remove(store, apr_pstrcat(p, account_dir(client, p), "/account.json", NULL),
-                             p);
+    return acme_store_remove(store,
+                             apr_pstrcat(p, account_dir(client, req, p), "/account.json", NULL), p);
 }
 
 /* --- polling --- */

@@ -49,6 +49,12 @@ struct acme_domain_t {
     int primary;               /* the first key type's unit, which the vhost names */
     apr_array_header_t *names; /* const char *, lowercase, as configured */
     const char *defined_at;    /* "file:line", for messages */
+    /* What a <ACMEDomain> section set, or NULL for the one-line form; and the configuration
+     * this certificate is obtained with: the global values under the section's (check_config).
+     * Read per-certificate settings (CA, CA file, contact, key types, renew window,
+     * challenges, ...) from conf, never from the server's. */
+    struct acme_conf_t *section;
+    const struct acme_conf_t *conf;
 
     /* Filled by the parent in post_config and inherited by the children: */
     int has_active;       /* an active set exists and parses */
@@ -66,7 +72,9 @@ struct acme_domain_t {
 };
 
 /* Server configuration. Every directive is global (outside <VirtualHost>), so virtual hosts
- * share the main server's values through the merge. */
+ * share the main server's values through the merge. The per-certificate directives may also
+ * stand in a <ACMEDomain> section: they fill the section's own acme_conf_t, merged over the
+ * global one into each certificate's acme_domain_t.conf. */
 typedef struct acme_conf_t {
     apr_array_header_t *domains; /* acme_domain_t * */
     apr_array_header_t *ca_urls; /* const char *; first is used, later ones are fallbacks */
@@ -88,6 +96,7 @@ typedef struct acme_conf_t {
     const char *dns_resolver;            /* ACMEDNSResolver host[:port], or NULL */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
+    apr_array_header_t *ca_all;  /* every CA URL some ACMEDomain uses, once; check_config */
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
     int vhost_fallback;          /* mod_ssl took our fallback for this server: answers 503 */
 } acme_conf_t;

@@ -177,7 +177,7 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                             acme_key_type_name(d->key_type));
     }
     if (ca) {
-        apr_array_header_t *cas = rt->conf->ca_urls;
+        const apr_array_header_t *cas = d->conf->ca_urls;
         int found = cas ? 0 : strcmp(ca, ACME_LETSENCRYPT) == 0;
         for (i = 0; cas && i < cas->nelts; i++) {
             found |= strcmp(APR_ARRAY_IDX(cas, i, const char *), ca) == 0;

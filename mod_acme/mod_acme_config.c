@@ -57,18 +57,29 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(dns_timeout, 0);
     ACME_MERGE(dns_propagation, 0);
     ACME_MERGE(dns_resolver, NULL);
+    ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
     return c;
 }
 
-static acme_conf_t *cmd_conf(cmd_parms *cmd)
+/* While a <ACMEDomain> section is read: the configuration its directives fill. Reading the
+ * configuration is single-threaded, and the section handler resets it before it returns. */
+static acme_conf_t *section_conf;
+
+static acme_conf_t *server_conf(cmd_parms *cmd)
 {
     return ap_get_module_config(cmd->server->module_config, &acme_module);
 }
 
-/* All our directives are global; repeated single-value directives are refused. */
-static const char *global_only(cmd_parms *cmd, int already_set)
+/* Where a directive's value goes: the section being read, else the server. */
+static acme_conf_t *cmd_conf(cmd_parms *cmd)
+{
+    return section_conf ? section_conf : server_conf(cmd);
+}
+
+/* Directives are outside <VirtualHost>; repeated single-value directives are refused. */
+static const char *scope_check(cmd_parms *cmd, int already_set)
 {
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
@@ -76,9 +87,28 @@ static const char *global_only(cmd_parms *cmd, int already_set)
         return err;
     }
     if (already_set) {
-        return apr_psprintf(cmd->pool, "%s is duplicate: give it once", cmd->cmd->name);
+        return apr_psprintf(cmd->pool, "%s is duplicate%s: give it once", cmd->cmd->name,
+                            section_conf ? " in this <ACMEDomain> section" : "");
     }
     return NULL;
+}
+
+/* A directive for the whole server: not inside <ACMEDomain>. */
+static const char *global_only(cmd_parms *cmd, int already_set)
+{
+    if (section_conf) {
+        return apr_psprintf(cmd->pool,
+                            "%s cannot be used inside <ACMEDomain>: it applies to the whole "
+                            "server; put it outside the section",
+                            cmd->cmd->name);
+    }
+    return scope_check(cmd, already_set);
+}
+
+/* A per-certificate directive: global, or inside <ACMEDomain> for that certificate only. */
+static const char *per_cert(cmd_parms *cmd, int already_set)
+{
+    return scope_check(cmd, already_set);
 }
 
 static const char *lowercase(apr_pool_t *p, const char *s)
@@ -106,14 +136,14 @@ static const char *canonical_name(apr_pool_t *p, const char *name)
     return name;
 }
 
-static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+/* One ACMEDomain, from the one-line directive or a section's opening line. */
+static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme_domain_t **pd)
 {
-    acme_conf_t *c = cmd_conf(cmd);
+    acme_conf_t *c = server_conf(cmd);
     acme_domain_t *d;
     const char *err = global_only(cmd, 0);
     int i, j, k;
 
-    (void)dc;
     if (err) {
         return err;
     }
@@ -168,13 +198,55 @@ static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const ar
                       : d->name;
     d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
+    *pd = d;
     return NULL;
+}
+
+static const char *cmd_domain(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_domain_t *d;
+
+    (void)dc;
+    return add_domain(cmd, argc, argv, &d);
+}
+
+/* <ACMEDomain name [name ...]> ... </ACMEDomain>: one certificate with settings of its own. */
+static const char *cmd_domain_section(cmd_parms *cmd, void *dc, const char *arg)
+{
+    const char *endp = ap_strrchr_c(arg, '>'), *args, *err;
+    apr_array_header_t *words;
+    acme_domain_t *d;
+    char *w;
+
+    if (section_conf) {
+        return "<ACMEDomain> sections cannot be nested";
+    }
+    if (!endp) {
+        return "<ACMEDomain> lacks its closing '>': <ACMEDomain example.org www.example.org>";
+    }
+    args = apr_pstrmemdup(cmd->temp_pool, arg, (apr_size_t)(endp - arg));
+    words = apr_array_make(cmd->temp_pool, 4, sizeof(char *));
+    while (*(w = ap_getword_conf(cmd->temp_pool, &args)) != '\0') {
+        APR_ARRAY_PUSH(words, char *) = w;
+    }
+    if (words->nelts == 0) {
+        return "<ACMEDomain> needs at least one name: <ACMEDomain example.org www.example.org>";
+    }
+    err = add_domain(cmd, words->nelts, (char *const *)words->elts, &d);
+    if (err) {
+        return apr_pstrcat(cmd->pool, "<", err, NULL);
+    }
+    d->section = acme_conf_create(cmd->pool, cmd->server);
+    section_conf = d->section;
+    err = ap_walk_config(cmd->directive->first_child, cmd, cmd->context);
+    section_conf = NULL;
+    return err;
 }
 
 static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->ca_urls != NULL);
+    const char *err = per_cert(cmd, c->ca_urls != NULL);
     int i;
 
     (void)dc;
@@ -207,7 +279,7 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->ca_file != NULL), *path;
+    const char *err = per_cert(cmd, c->ca_file != NULL), *path;
     apr_finfo_t fi;
 
     (void)dc;
@@ -229,7 +301,7 @@ static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_email(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->email != NULL);
+    const char *err = per_cert(cmd, c->email != NULL);
     const char *at, *v = arg;
 
     (void)dc;
@@ -289,7 +361,7 @@ static const char *cmd_store(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_key_type(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->n_key_types != 0);
+    const char *err = per_cert(cmd, c->n_key_types != 0);
     int i, j;
 
     (void)dc;
@@ -332,7 +404,7 @@ static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
 static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->renew_window_set);
+    const char *err = per_cert(cmd, c->renew_window_set);
 
     (void)dc;
     if (err) {
@@ -371,7 +443,7 @@ static int challenge_allowed(const acme_conf_t *c, const char *type)
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->challenge_types != NULL);
+    const char *err = per_cert(cmd, c->challenge_types != NULL);
     size_t k;
     int i, j;
 
@@ -430,7 +502,7 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
 static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->dns_command != NULL);
+    const char *err = per_cert(cmd, c->dns_command != NULL);
     apr_finfo_t fi;
     int i;
 
@@ -470,7 +542,7 @@ static const char *dns_duration(cmd_parms *cmd, apr_interval_time_t *pt, const c
                                 apr_interval_time_t max)
 {
     acme_renew_window_t w;
-    const char *err = global_only(cmd, *pt != 0);
+    const char *err = per_cert(cmd, *pt != 0);
 
     if (err) {
         return err;
@@ -502,7 +574,7 @@ static const char *cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg
 static const char *cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = global_only(cmd, c->dns_resolver != NULL);
+    const char *err = per_cert(cmd, c->dns_resolver != NULL);
 
     (void)dc;
     if (err) {
@@ -521,6 +593,9 @@ static const char *cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
+    AP_INIT_RAW_ARGS("<ACMEDomain", cmd_domain_section, NULL, RSRC_CONF,
+                     "a certificate with settings of its own: <ACMEDomain name ...> ... "
+                     "</ACMEDomain>"),
     AP_INIT_TAKE_ARGV("ACMECertificateAuthority", cmd_ca, NULL, RSRC_CONF,
                       "ACME directory URL(s), letsencrypt or letsencrypt-staging"),
     AP_INIT_TAKE1("ACMECACertificateFile", cmd_ca_file, NULL, RSRC_CONF,
@@ -622,42 +697,70 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
     return (acme_domain_t *)d;
 }
 
-/* dns-01 as configured: a wildcard needs it, and it needs a command. Logs what to add. */
+/* dns-01 as configured for each certificate (its own configuration, d->conf): a wildcard needs
+ * it, and it needs a command. Logs what to add. */
 static int check_dns01(const acme_conf_t *c, server_rec *s)
 {
-    int i, j, dns01 = challenge_allowed(c, "dns-01");
+    int i, j, used = 0;
 
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
-        for (j = 0; d->primary && j < d->names->nelts; j++) {
+        const acme_conf_t *dc = d->conf;
+        int dns01 = challenge_allowed(dc, "dns-01");
+        if (!d->primary) {
+            continue;
+        }
+        used |= dns01;
+        for (j = 0; j < d->names->nelts; j++) {
             const char *n = APR_ARRAY_IDX(d->names, j, const char *);
-            if (n[0] == '*' && (!dns01 || !c->dns_command)) {
+            if (n[0] == '*' && (!dns01 || !dc->dns_command)) {
                 acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
                                "ACME02700: ACMEDomain %s (%s): wildcard names need the dns-01 "
                                "challenge (RFC 8555 section 7.1.3): add %s%s%s",
                                n, d->defined_at,
                                dns01 ? "" : "'ACMEChallenges http-01 dns-01' (or dns-01 alone)",
-                               !dns01 && !c->dns_command ? " and " : "",
-                               c->dns_command ? ""
-                                              : "'ACMEDNSCommand /path/to/program', which sets "
-                                                "and removes the TXT records");
+                               !dns01 && !dc->dns_command ? " and " : "",
+                               dc->dns_command ? ""
+                                               : "'ACMEDNSCommand /path/to/program', which sets "
+                                                 "and removes the TXT records");
                 return HTTP_INTERNAL_SERVER_ERROR;
             }
         }
+        if (dns01 && !dc->dns_command) {
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME02701: ACMEDomain %s (%s): ACMEChallenges lists dns-01 but no "
+                           "ACMEDNSCommand is set: add 'ACMEDNSCommand /path/to/program', which "
+                           "sets and removes the TXT records, or remove dns-01",
+                           d->name, d->defined_at);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
     }
-    if (dns01 && !c->dns_command) {
-        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                       "ACME02701: ACMEChallenges lists dns-01 but no ACMEDNSCommand is set: add "
-                       "'ACMEDNSCommand /path/to/program', which sets and removes the TXT "
-                       "records, or remove dns-01");
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    if (!dns01 && (c->dns_command || c->dns_resolver || c->dns_timeout || c->dns_propagation)) {
+    if (!used && (c->dns_command || c->dns_resolver || c->dns_timeout || c->dns_propagation)) {
         acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
-                       "ACME02702: ACMEDNS* directives are set but ACMEChallenges does not list "
-                       "dns-01: they have no effect");
+                       "ACME02702: ACMEDNS* directives are set but no ACMEDomain's ACMEChallenges "
+                       "lists dns-01: they have no effect");
     }
     return OK;
+}
+
+/* Adds the CAs of one certificate's configuration to the server's list of every CA in use
+ * (the renewal driver keeps what it learns per CA). */
+static void ca_all_add(acme_conf_t *c, const acme_conf_t *dc)
+{
+    int i, j;
+
+    for (i = 0; i < (dc->ca_urls ? dc->ca_urls->nelts : 1); i++) {
+        const char *url =
+            dc->ca_urls ? APR_ARRAY_IDX(dc->ca_urls, i, const char *) : ACME_LETSENCRYPT;
+        for (j = 0; j < c->ca_all->nelts; j++) {
+            if (strcmp(APR_ARRAY_IDX(c->ca_all, j, const char *), url) == 0) {
+                break;
+            }
+        }
+        if (j == c->ca_all->nelts) {
+            APR_ARRAY_PUSH(c->ca_all, const char *) = url;
+        }
+    }
 }
 
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -670,9 +773,6 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     (void)plog;
     if (!c->domains->nelts) {
         return OK;
-    }
-    if (check_dns01(c, s) != OK) {
-        return HTTP_INTERNAL_SERVER_ERROR;
     }
     name = c->cache_spec ? c->cache_spec : "shmcb";
     if (strchr(name, ':')) {
@@ -706,14 +806,18 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         c->key_types[0] = ACME_KEY_EC256;
         c->n_key_types = 1;
     }
+    c->ca_all = apr_array_make(pconf, 2, sizeof(const char *));
     {
         int n = c->domains->nelts, k;
         for (i = 0; i < n; i++) {
             acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *), *prev = d;
-            d->key_type = c->key_types[0];
-            for (k = 1; k < c->n_key_types; k++) {
+            /* Each certificate's configuration: the global values under its section's. */
+            d->conf = d->section ? acme_conf_merge(pconf, c, d->section) : c;
+            ca_all_add(c, d->conf);
+            d->key_type = d->conf->key_types[0];
+            for (k = 1; k < d->conf->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
-                const char *type = acme_key_type_name(c->key_types[k]);
+                const char *type = acme_key_type_name(d->conf->key_types[k]);
                 char *set_name = apr_psprintf(pconf, "%s_%s", d->set_name, type), *q;
                 /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
                  * name's colons become '-', which IPv6 text never holds, so names stay apart. */
@@ -722,7 +826,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                         *q = '-';
                     }
                 }
-                u->key_type = c->key_types[k];
+                u->key_type = d->conf->key_types[k];
                 u->name = apr_psprintf(pconf, "%s (%s)", d->name, type);
                 u->set_name = set_name;
                 u->primary = 0;
@@ -732,6 +836,9 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                 APR_ARRAY_PUSH(c->domains, acme_domain_t *) = u;
             }
         }
+    }
+    if (check_dns01(c, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {

@@ -54,10 +54,10 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
                                        const char *value, const char **pwhy, apr_pool_t *p)
 {
     acme_runtime_t *rt = w->drv->rt;
-    const apr_array_header_t *cmd = rt->conf->dns_command;
+    const acme_conf_t *conf = w->d->conf; /* the certificate's own settings */
+    const apr_array_header_t *cmd = conf->dns_command;
     const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
-    apr_interval_time_t limit =
-        rt->conf->dns_timeout ? rt->conf->dns_timeout : ACME_DNS_COMMAND_TIMEOUT;
+    apr_interval_time_t limit = conf->dns_timeout ? conf->dns_timeout : ACME_DNS_COMMAND_TIMEOUT;
     const char **argv;
     apr_procattr_t *attr;
     apr_file_t *rd = NULL, *wr = NULL, *devnull = NULL;
@@ -265,7 +265,7 @@ static apr_status_t dns01_ready(acme_responder_t *r, apr_time_t deadline, acme_p
 {
     dns01_t *dns = r->baton;
     worker_t *w = dns->w;
-    acme_conf_t *conf = w->drv->rt->conf;
+    const acme_conf_t *conf = w->d->conf; /* the certificate's own settings */
     acme_dns_opts_t opts;
     apr_time_t start = apr_time_now();
     apr_time_t until =
@@ -345,7 +345,7 @@ void acme_worker_dns01_leftovers(worker_t *w)
         }
         token = ch->token;
         /* The job file is the User's: only a host name goes to the command. */
-        if (w->drv->rt->conf->dns_command && acme_name_is_dns(ch->host) &&
+        if (w->d->conf->dns_command && acme_name_is_dns(ch->host) &&
             apr_pool_create(&p, w->pool) == APR_SUCCESS) {
             acme_log_error(APLOG_MARK, APLOG_INFO, 0, w->drv->rt->s,
                            "ACME02713: %s: an earlier attempt left the dns-01 record for %s; "

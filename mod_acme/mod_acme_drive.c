@@ -45,8 +45,8 @@ static void driver_clock_sleep(void *baton, apr_interval_time_t t)
 
 /* --- the driver --- */
 
-apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const char *ca_url,
-                                apr_pool_t *p)
+apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const acme_domain_t *d,
+                                const char *ca_url, apr_pool_t *p)
 {
     acme_http_opts_t hopts;
     acme_http_t *http;
@@ -55,7 +55,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ch
     apr_status_t rv;
 
     memset(&hopts, 0, sizeof(hopts));
-    hopts.ca_file = drv->rt->conf->ca_file;
+    hopts.ca_file = d->conf->ca_file;
     hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
@@ -112,7 +112,7 @@ static int staged_ok(driver_t *drv, const acme_domain_t *d, apr_time_t *pwhen, a
 static apr_status_t driver_start(driver_t *drv)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
-    int ncas = drv->rt->conf->ca_urls ? drv->rt->conf->ca_urls->nelts : 1;
+    int ncas = drv->rt->conf->ca_all->nelts;
     apr_status_t rv;
 
     rv = apr_pool_create_unmanaged_ex(&drv->pool, NULL, NULL);
@@ -268,11 +268,17 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
 
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d)
 {
-    const apr_array_header_t *cas = drv->rt->conf->ca_urls;
+    const apr_array_header_t *all = drv->rt->conf->ca_all, *cas = d->conf->ca_urls;
+    const char *ca = cas ? APR_ARRAY_IDX(cas, 0, const char *) : ACME_LETSENCRYPT;
     int k;
 
     for (k = 0; cas && d->active_ca && k < cas->nelts; k++) {
         if (strcmp(APR_ARRAY_IDX(cas, k, const char *), d->active_ca) == 0) {
+            ca = d->active_ca;
+        }
+    }
+    for (k = 0; k < all->nelts; k++) {
+        if (strcmp(APR_ARRAY_IDX(all, k, const char *), ca) == 0) {
             return k;
         }
     }
@@ -319,8 +325,7 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     if (drv->ari_renew_at[i]) {
         return now >= drv->ari_renew_at[i];
     }
-    return now >=
-           acme_renew_at(&drv->rt->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
+    return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
 static void reap(driver_t *drv, int i)

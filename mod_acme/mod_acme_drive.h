@@ -37,7 +37,7 @@ typedef struct worker_t {
     apr_time_t staged_at; /* ... and may be activated from then on (its notBefore) */
     apr_time_t next_run;
     int ari_only;            /* this worker only asks the CA for renewal information */
-    int ari_ca;              /* ... of this CA (index into ACMECertificateAuthority) */
+    int ari_ca;              /* ... of this CA (index into conf->ca_all) */
     int ari_absent;          /* ... and learnt that the CA offers none */
     apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
     apr_time_t ari_check_at; /* ... and when to ask again */
@@ -81,17 +81,18 @@ struct driver_t {
 
 /* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an
  * earlier worker fetched (one request less per issuance). */
-apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const char *ca_url,
-                                apr_pool_t *p);
+apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const acme_domain_t *d,
+                                const char *ca_url, apr_pool_t *p);
 
 /* Keeps the client's directory for later workers; forgets it after a protocol error (the CA
  * may have moved its resources). */
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p);
 
-/* The CA that issued the domain's certificate, as an index into ACMECertificateAuthority: it
- * alone knows the certificate's renewal information. The first CA when the issuer is not
- * known or no longer configured (then the certificate is replaced anyway). */
+/* The CA that issued the domain's certificate, as an index into the server's list of every CA
+ * in use (conf->ca_all): it alone knows the certificate's renewal information. The domain's
+ * first CA when the issuer is not known or no longer one of its CAs (then the certificate is
+ * replaced anyway). */
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
 /* mod_acme_dns.c: the dns-01 responder of worker w (ACMEDNSCommand and the propagation

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include <apr_sha1.h>
 #include <apr_strings.h>
 #include <http_core.h>
 
@@ -127,10 +128,27 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
                                        (json_int_t)apr_time_sec(apr_time_now())));
 }
 
+/* A short stable folder suffix for an account: hex of the first bytes of SHA-1(what). */
+static const char *account_variant(const char *what, apr_pool_t *p)
+{
+    unsigned char md[APR_SHA1_DIGESTSIZE];
+    apr_sha1_ctx_t ctx;
+    char *hex = apr_palloc(p, 17);
+    int i;
+
+    apr_sha1_init(&ctx);
+    apr_sha1_update(&ctx, what, (unsigned int)strlen(what));
+    apr_sha1_final(md, &ctx);
+    for (i = 0; i < 8; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
 /* The responders for ACMEChallenges, in its order (default: http-01). */
 static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *tokens)
 {
-    const apr_array_header_t *types = w->drv->rt->conf->challenge_types;
+    const apr_array_header_t *types = w->d->conf->challenge_types;
     apr_array_header_t *out = apr_array_make(w->pool, 3, sizeof(acme_responder_t *));
     int i;
 
@@ -171,11 +189,17 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
 
     memset(&areq, 0, sizeof(areq));
     contacts = apr_array_make(w->pool, 1, sizeof(const char *));
-    if (conf->email) {
-        APR_ARRAY_PUSH(contacts, const char *) = apr_pstrcat(w->pool, "mailto:", conf->email, NULL);
+    if (w->d->conf->email) {
+        APR_ARRAY_PUSH(contacts, const char *) =
+            apr_pstrcat(w->pool, "mailto:", w->d->conf->email, NULL);
     }
     areq.contacts = contacts;
     areq.terms_agreed = conf->agreement == 1;
+    /* A contact address of the certificate's own (<ACMEDomain> section) is an account of its
+     * own at each CA, kept apart from the server's. */
+    if (w->d->section && w->d->section->email) {
+        areq.variant = account_variant(w->d->section->email, w->pool);
+    }
 
     memset(&ireq, 0, sizeof(ireq));
     memset(&tokens, 0, sizeof(tokens));
@@ -216,7 +240,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
                            "again",
                            w->d->name, w->ca_url);
             apr_thread_mutex_lock(w->drv->account_mutex);
-            acme_account_forget(client, rt->store, w->pool);
+            acme_account_forget(client, rt->store, &areq, w->pool);
             apr_thread_mutex_unlock(w->drv->account_mutex);
             continue;
         }
@@ -265,7 +289,7 @@ static apr_status_t worker_try(worker_t *w, acme_problem_t **pprob)
     acme_client_t *client;
     apr_status_t rv;
 
-    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
+    rv = acme_driver_client(&client, w->drv, w->d, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return rv;
     }
@@ -284,7 +308,7 @@ static const char *when_text(apr_time_t t, apr_pool_t *p)
 static apr_status_t worker_obtain(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
-    apr_array_header_t *cas = rt->conf->ca_urls;
+    const apr_array_header_t *cas = w->d->conf->ca_urls;
     const char *fallback_ca[] = {ACME_LETSENCRYPT};
     acme_problem_t *prob = NULL;
     apr_uint32_t rnd = 0;
@@ -359,7 +383,6 @@ static apr_status_t worker_obtain(worker_t *w)
 static void worker_ari(worker_t *w)
 {
     acme_runtime_t *rt = w->drv->rt;
-    apr_array_header_t *cas = rt->conf->ca_urls;
     acme_client_t *client;
     acme_problem_t *prob = NULL;
     acme_ari_t *ari;
@@ -368,9 +391,9 @@ static void worker_ari(worker_t *w)
     apr_status_t rv;
     int cut;
 
-    w->ca_url = cas ? APR_ARRAY_IDX(cas, w->ari_ca, const char *) : ACME_LETSENCRYPT;
+    w->ca_url = APR_ARRAY_IDX(rt->conf->ca_all, w->ari_ca, const char *);
     w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
-    rv = acme_driver_client(&client, w->drv, w->ca_url, w->pool);
+    rv = acme_driver_client(&client, w->drv, w->d, w->ca_url, w->pool);
     if (rv != APR_SUCCESS) {
         return;
     }

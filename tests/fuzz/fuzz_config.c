@@ -4,7 +4,8 @@
  * name or the canonical text of an IP, a name belongs to one ACMEDomain and is found again for
  * a request in any letter case, every certificate unit has a store name the store accepts.
  *
- * Input: configuration lines, "Directive value value ..." (values may be quoted).
+ * Input: configuration lines, "Directive value value ..." (values may be quoted); a line
+ * "<ACMEDomain names...>" opens a section whose lines run to "</ACMEDomain>" (or the end).
  */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -60,23 +61,14 @@ static const command_rec *find_command(const char *name)
 }
 
 /* Runs one directive the way httpd's invoke_cmd does for our argument kinds; NULL when httpd
- * would have refused the argument count before calling us. */
-static const char *run_directive(server_rec *s, const command_rec *cmd, int argc, char **argv,
-                                 int line, apr_pool_t *p)
+ * would have refused the argument count before calling us. base carries the server, pools and
+ * the directive (a section's children in dir->first_child). */
+static const char *run_directive(const cmd_parms *base, const command_rec *cmd, int argc,
+                                 char **argv, const char *raw)
 {
-    cmd_parms parms;
-    ap_directive_t dir;
+    cmd_parms parms = *base;
 
-    memset(&parms, 0, sizeof(parms));
-    memset(&dir, 0, sizeof(dir));
-    dir.directive = cmd->name;
-    dir.filename = "fuzz.conf";
-    dir.line_num = line;
     parms.cmd = cmd;
-    parms.server = s;
-    parms.pool = p;
-    parms.temp_pool = p;
-    parms.directive = &dir;
     switch (cmd->args_how) {
     case TAKE_ARGV:
         return cmd->AP_TAKE_ARGV(&parms, NULL, argc, argv);
@@ -87,10 +79,25 @@ static const char *run_directive(server_rec *s, const command_rec *cmd, int argc
             return NULL;
         }
         return cmd->AP_FLAG(&parms, NULL, strcasecmp(argv[0], "on") == 0);
+    case RAW_ARGS:
+        return cmd->AP_RAW_ARGS(&parms, NULL, raw);
     default:
         FUZZ_ASSERT(!"a directive kind this target does not know");
     }
     return NULL;
+}
+
+/* ap_walk_config's work for a section's body. */
+static const char *walk_one(ap_directive_t *dir, cmd_parms *parms)
+{
+    char *argv[ARGS_MAX];
+    const command_rec *cmd = find_command(dir->directive);
+    int argc = split_words(apr_pstrdup(parms->pool, dir->args), argv, parms->pool);
+
+    if (!cmd) {
+        return NULL; /* another module's directive */
+    }
+    return run_directive(parms, cmd, argc, argv, dir->args);
 }
 
 static const char *case_flip(const char *s, apr_pool_t *p)
@@ -143,21 +150,57 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int line = 0, i;
 
     fuzz_input_init(&in, data, size);
+    fuzz_httpd_set_walker(walk_one);
     while (in.pos < in.len && line < LINES_MAX) {
         char *text = fuzz_part(&in, "\n", NULL, p), *argv[ARGS_MAX];
         const command_rec *cmd;
-        const char *err;
+        ap_directive_t *dir = apr_pcalloc(p, sizeof(*dir)), **tail = &dir->first_child;
+        cmd_parms parms;
+        const char *err, *raw;
         int argc;
 
         line++;
-        argc = split_words(text, argv, p);
+        argc = split_words(apr_pstrdup(p, text), argv, p);
         if (argc < 1 || !(cmd = find_command(argv[0]))) {
             continue;
         }
-        err = run_directive(s, cmd, argc - 1, argv + 1, line, p);
+        raw = text + strspn(text, " \t\r");
+        raw += strlen(argv[0]);
+        dir->directive = cmd->name;
+        dir->args = raw;
+        dir->filename = "fuzz.conf";
+        dir->line_num = line;
+        /* A section: its lines become the directive's children. */
+        while (cmd->args_how == RAW_ARGS && in.pos < in.len && line < LINES_MAX) {
+            char *body = fuzz_part(&in, "\n", NULL, p), *bargv[ARGS_MAX];
+            ap_directive_t *child;
+            int bargc = split_words(apr_pstrdup(p, body), bargv, p);
+            line++;
+            if (bargc >= 1 && strncasecmp(bargv[0], "</", 2) == 0) {
+                break;
+            }
+            if (bargc < 1) {
+                continue;
+            }
+            child = apr_pcalloc(p, sizeof(*child));
+            child->directive = bargv[0];
+            child->args = body + strspn(body, " \t\r") + strlen(bargv[0]);
+            child->filename = "fuzz.conf";
+            child->line_num = line;
+            child->parent = dir;
+            *tail = child;
+            tail = &child->next;
+        }
+        memset(&parms, 0, sizeof(parms));
+        parms.server = s;
+        parms.pool = p;
+        parms.temp_pool = p;
+        parms.directive = dir;
+        err = run_directive(&parms, cmd, argc - 1, argv + 1, raw);
         if (err) {
-            /* configtest names the directive in every message. */
-            FUZZ_ASSERT(strstr(err, cmd->name) != NULL);
+            /* configtest names the directive in every message (in a section, the one inside
+             * that failed). */
+            FUZZ_ASSERT(strstr(err, cmd->args_how == RAW_ARGS ? "ACME" : cmd->name) != NULL);
         }
     }
 
@@ -180,6 +223,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (c->renew_window.percent >= 1 && c->renew_window.percent <= 99) ||
                 (!c->renew_window.percent && c->renew_window.left > 0));
     check_names(c, p);
+    /* Every unit has the configuration it is obtained with, its key type among its own. */
+    for (i = 0; i < c->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        int k, found = 0;
+        FUZZ_ASSERT(d->conf && d->conf->n_key_types >= 1 && d->conf->n_key_types <= 5);
+        for (k = 0; k < d->conf->n_key_types; k++) {
+            found |= d->conf->key_types[k] == d->key_type;
+        }
+        FUZZ_ASSERT(found);
+    }
 out:
     apr_pool_destroy(p);
     return 0;

@@ -25,6 +25,10 @@ void fuzz_httpd_set_runtime(acme_runtime_t *rt);
 typedef int fuzz_quick_handler_fn(request_rec *r, int lookup_only);
 fuzz_quick_handler_fn *fuzz_httpd_quick_handler(void);
 
+/* What ap_walk_config calls for each directive of a section's body (parms->directive is it). */
+typedef const char *fuzz_walk_fn(ap_directive_t *dir, cmd_parms *parms);
+void fuzz_httpd_set_walker(fuzz_walk_fn *fn);
+
 /* The body written by ap_rwrite since the last reset, and the content type and length set. */
 void fuzz_httpd_reset_output(void);
 const char *fuzz_httpd_body(apr_size_t *plen);

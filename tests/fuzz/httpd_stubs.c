@@ -68,6 +68,58 @@ const char *ap_check_cmd_context(cmd_parms *cmd, unsigned forbidden)
     return NULL; /* every directive is read in the global context */
 }
 
+static fuzz_walk_fn *walker;
+
+void fuzz_httpd_set_walker(fuzz_walk_fn *fn)
+{
+    walker = fn;
+}
+
+/* A section's body: each directive in turn, through the target's walker. */
+const char *ap_walk_config(ap_directive_t *current, cmd_parms *parms,
+                           ap_conf_vector_t *section_vector)
+{
+    (void)section_vector;
+    for (; current; current = current->next) {
+        const char *err;
+        parms->directive = current;
+        err = walker ? walker(current, parms) : NULL;
+        if (err) {
+            return err;
+        }
+    }
+    return NULL;
+}
+
+/* The next word of *line like httpd's: blanks separate, "..." and '...' group (without the
+ * backslash escapes inside quotes, which our directives never need). */
+char *ap_getword_conf(apr_pool_t *p, const char **line)
+{
+    const char *s = *line, *start;
+    char *word;
+    char quote = 0;
+
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+        s++;
+    }
+    if (*s == '"' || *s == '\'') {
+        quote = *s++;
+    }
+    start = s;
+    while (*s && (quote ? *s != quote : (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n'))) {
+        s++;
+    }
+    word = apr_pstrmemdup(p, start, (apr_size_t)(s - start));
+    if (*s) {
+        s++;
+    }
+    while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n') {
+        s++;
+    }
+    *line = s;
+    return word;
+}
+
 char *ap_server_root_relative(apr_pool_t *p, const char *fname)
 {
     char *path = NULL;
