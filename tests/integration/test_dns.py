@@ -192,3 +192,25 @@ def test_interrupted_dns01_records_are_torn_down_later(httpd_factory, pebble):
     assert "ACME02713: interrupted.test: an earlier attempt left the dns-01 record" in \
         h.log_text()
     assert not job(h, name).get("challenges")
+
+
+def test_dns01_inside_an_acmedomain_section(httpd_factory, pebble):
+    """dns-01 and its command for one certificate only (an <ACMEDomain> section), http-01 for
+    another by the global defaults; a wildcard outside such a section is refused."""
+    h = httpd_factory()
+    dns = DnsCommand(h, pebble)
+    section = "".join("    " + line + "\n" for line in dns.conf().splitlines())
+    h.write_conf(ACCOUNT + f"<ACMEDomain *.sec.test>\n{section}</ACMEDomain>\n"
+                 "ACMEDomain plain-sec.test\n"
+                 + h.ssl_vhost("www.sec.test") + h.ssl_vhost("plain-sec.test"))
+    h.start()
+    assert acmetest.san_names(wait_real_cert(h, "www.sec.test")) == ["*.sec.test"]
+    assert acmetest.san_names(wait_real_cert(h, "plain-sec.test")) == ["plain-sec.test"]
+    assert [c[:2] for c in dns.calls() if c[0] == "setup"] == [["setup", "sec.test"]]
+    h.stop()
+    h.write_conf(ACCOUNT + "ACMEDomain *.sec.test\n" + section.replace("ACMEChallenges dns-01",
+                                                                        "ACMEChallenges http-01")
+                 .replace("    ", ""))
+    r = h.configtest()
+    assert r.returncode != 0 and "ACMEDomain *.sec.test" in r.stdout + r.stderr + h.log_text()
+    assert "add 'ACMEChallenges http-01 dns-01'" in r.stdout + r.stderr + h.log_text()
