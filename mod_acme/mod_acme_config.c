@@ -196,6 +196,12 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
     d->set_name = d->name[0] == '*'
                       ? apr_pstrcat(cmd->pool, ACME_WILDCARD_SET_PREFIX, d->name + 2, NULL)
                       : d->name;
+    if (!acme_store_name_ok(d->set_name)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDomain %s: too long for the store's folder name %s (at most 255 "
+                            "characters); put a shorter name first",
+                            d->name, d->set_name);
+    }
     d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
     *pd = d;

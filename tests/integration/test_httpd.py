@@ -360,6 +360,9 @@ CONFIG_ERRORS = [
      "ACMEChallenges lists dns-01 but no ACMEDNSCommand is set"),
     ("ACMEDomain *.*.wild.test", "ACMEDomain *.*.wild.test: not a host name"),
     ("ACMEDomain *wild.test", "ACMEDomain *wild.test: not a host name"),
+    # 251 characters: a host name, but "_wildcard." before it is longer than a folder name.
+    ("ACMEDomain *." + ".".join(["a" * 63] * 3) + "." + "b" * 52 + ".test",
+     "too long for the store's folder name _wildcard.aaa"),
     ("ACMEDNSCommand bin/dns01\nACMEDomain a.test",
      "ACMEDNSCommand bin/dns01: expected an absolute path to a program"),
     ("ACMEDNSCommand /nonexistent/dns01 setup\nACMEDomain a.test",
