@@ -96,6 +96,7 @@ typedef struct acme_conf_t {
     const char *dns_resolver;            /* ACMEDNSResolver host[:port], or NULL */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
+    const char *preferred_chain; /* ACMEPreferredChain: the topmost issuer's CN, or NULL */
     apr_array_header_t *ca_all;  /* every CA URL some ACMEDomain uses, once; check_config */
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
     int vhost_fallback;          /* mod_ssl took our fallback for this server: answers 503 */

@@ -189,6 +189,22 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                                 ca);
         }
     }
+    /* A chain that ends elsewhere than ACMEPreferredChain says was obtained before that
+     * preference (or for another one): the new certificate brings the chain asked for. A set
+     * obtained for this very preference is kept whatever its chain: the CA offered none ending
+     * there, and ordering again would not change that. */
+    if (d->conf->preferred_chain) {
+        const char *pref = d->conf->preferred_chain;
+        const char *top = acme_cert_chain_top_issuer(set->chain, p);
+        const char *asked = acme_json_str(set->meta, "preferred-chain");
+        if ((!top || strcmp(top, pref) != 0) && (!asked || strcmp(asked, pref) != 0)) {
+            return apr_psprintf(
+                p,
+                "has a chain that ends at %s, not at \"%s\" as "
+                "ACMEPreferredChain asks",
+                top ? apr_pstrcat(p, "\"", top, "\"", NULL) : "an issuer without a name", pref);
+        }
+    }
     return NULL;
 }
 

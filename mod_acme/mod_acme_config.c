@@ -57,6 +57,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(dns_timeout, 0);
     ACME_MERGE(dns_propagation, 0);
     ACME_MERGE(dns_resolver, NULL);
+    ACME_MERGE(preferred_chain, NULL);
     ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -503,6 +504,29 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/* The common name of a root, as a certificate names it (RFC 5280 ub-common-name: 64). */
+static const char *cmd_preferred_chain(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->preferred_chain != NULL), *q;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    for (q = arg; *q && (unsigned char)*q >= 0x20 && *q != 0x7f; q++) {
+    }
+    if (!*arg || *q || strlen(arg) > 64) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEPreferredChain %s: expected the common name of the root the "
+                            "chain should end at, as the CA's certificates name it, 1 to 64 "
+                            "characters in quotes, e.g. ACMEPreferredChain \"ISRG Root X1\"",
+                            arg);
+    }
+    c->preferred_chain = arg;
+    return NULL;
+}
+
 /* ACMEDNSCommand /path/to/program [args]: run without a shell, so an absolute path to a program
  * root has checked here (the User runs it later, in the watchdog child). */
 static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
@@ -621,6 +645,9 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE1("ACMEPreferredChain", cmd_preferred_chain, NULL, RSRC_CONF,
+                  "the common name of the root the chain kept should end at, e.g. "
+                  "\"ISRG Root X1\""),
     AP_INIT_TAKE_ARGV("ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
                       "program [args], run as: program [args] setup|teardown NAME VALUE"),
     AP_INIT_TAKE1("ACMEDNSTimeout", cmd_dns_timeout, NULL, RSRC_CONF,
@@ -856,12 +883,24 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const char *v6 = NULL;
+        int j;
+        /* httpd takes no IPv6 literal as ServerName ("[::1]" is a wildcard pattern to it, and
+         * "::1" a port), so such a name can only ever be matched as a ServerAlias. */
+        for (j = 0; j < d->names->nelts && !v6; j++) {
+            const char *n = APR_ARRAY_IDX(d->names, j, const char *);
+            v6 = strchr(n, ':') ? n : NULL;
+        }
         if (d->primary && !d->vhosts) {
             acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                            "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
                            "ServerName or ServerAlias, so no vhost will serve its certificate; it "
-                           "is obtained and kept in the store all the same",
-                           d->name, d->defined_at);
+                           "is obtained and kept in the store all the same%s%s%s",
+                           d->name, d->defined_at,
+                           v6 ? " (httpd takes no IPv6 address as ServerName: an IPv6 address "
+                                "goes in ServerAlias (ServerAlias "
+                              : "",
+                           v6 ? v6 : "", v6 ? "))" : "");
         }
     }
     if (c->agreement != 1) {

@@ -33,6 +33,7 @@ typedef struct worker_t {
     volatile apr_uint32_t challenges; /* answers published and not withdrawn */
     acme_job_t *job;
     const char *ca_url; /* CA of the current try */
+    int finalizing;     /* the current try handed its order a key: a certificate may come */
     int staged;
     apr_time_t staged_at; /* ... and may be activated from then on (its notBefore) */
     apr_time_t next_run;

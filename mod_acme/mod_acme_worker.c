@@ -97,6 +97,7 @@ static apr_status_t worker_on_key(void *baton, const acme_key_t *key)
         rv = acme_store_write(w->drv->rt->store, key_path(w->d, w->pool), pem, len,
                               APR_FPROT_UREAD | APR_FPROT_UWRITE, w->pool);
     }
+    w->finalizing = rv == APR_SUCCESS;
     return rv;
 }
 
@@ -123,9 +124,16 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
     for (i = 0; i < w->d->names->nelts; i++) {
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
-    return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
-                                       "key-type", acme_key_type_name(w->d->key_type), "obtained",
-                                       (json_int_t)apr_time_sec(apr_time_now())));
+    json_t *meta = json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url, "key-type",
+                             acme_key_type_name(w->d->key_type), "obtained",
+                             (json_int_t)apr_time_sec(apr_time_now()));
+
+    /* What the chain was chosen for: a set obtained for this very preference is not ordered
+     * again when the CA offered no chain ending at it (mod_acme_certs.c, set_mismatch). */
+    if (meta && w->d->conf->preferred_chain) {
+        json_object_set_new(meta, "preferred-chain", json_string(w->d->conf->preferred_chain));
+    }
+    return acme_json_pool(p, meta);
 }
 
 /* A short stable folder suffix for an account: hex of the first bytes of SHA-1(what). */
@@ -216,6 +224,7 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     ireq.on_order = worker_on_order;
     ireq.on_key = worker_on_key;
     ireq.baton = w;
+    ireq.preferred_chain = w->d->conf->preferred_chain;
     if (w->job->order_url && w->job->ca_url && strcmp(w->job->ca_url, w->ca_url) == 0) {
         ireq.order_url = w->job->order_url;
         ireq.key = worker_kept_key(w);
@@ -248,6 +257,22 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (ireq.preferred_chain && res->chain_preferred) {
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02900: %s: keeping the chain that ends at \"%s\" as "
+                       "ACMEPreferredChain asks (the CA's %s; chains offered: %s)",
+                       w->d->name, ireq.preferred_chain,
+                       res->chain_index
+                           ? apr_psprintf(w->pool, "alternate chain %d", res->chain_index)
+                           : "default chain",
+                       res->chain_issuers);
+    } else if (ireq.preferred_chain) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02901: %s: none of the chains %s offers ends at \"%s\" "
+                       "(ACMEPreferredChain); chains offered: %s; keeping the default chain",
+                       w->d->name, w->ca_url, ireq.preferred_chain,
+                       res->chain_issuers ? res->chain_issuers : "none that can be read");
     }
     /* What the parent will check, checked first: a certificate it would refuse is a failed
      * attempt now, without a restart; the next attempt orders anew. */
@@ -332,9 +357,24 @@ static apr_status_t worker_obtain(worker_t *w)
     for (k = 0; k < n; k++) {
         w->ca_url = cas ? APR_ARRAY_IDX(cas, (start + k) % n, const char *) : fallback_ca[0];
         prob = NULL;
+        w->finalizing = 0;
         rv = worker_try(w, &prob);
         if (rv == APR_SUCCESS || rv == ACME_ECANCELLED || !acme_status_is_transient(rv) ||
             k + 1 == n) {
+            break;
+        }
+        /* This CA was asked to finalize (or may have been: the answer can be lost) and may
+         * still issue: another CA would make a second certificate for the names. The order is
+         * resumed here at the next attempt, with the key kept. (An order that ended invalid
+         * gives none: the next CA may issue.) */
+        if (w->finalizing && w->job->order_url && rv != ACME_EINVALID) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                           "ACME02902: %s: %s failed after the order %s was finalized (%s); "
+                           "not trying the next ACMECertificateAuthority, which would make a "
+                           "second certificate: the order is resumed at %s at the next attempt",
+                           w->d->name, w->ca_url, w->job->order_url,
+                           prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool),
+                           w->ca_url);
             break;
         }
         acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,

@@ -1,7 +1,8 @@
 """A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
 500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. It can
 also hold requests (all, or those for one path) until the test releases them, so that a test
-knows where the client is: waiting for the CA. With `ari` set to a suggested window, it also
+knows where the client is: waiting for the CA, and add headers to pebble's answers for one path
+(a Retry-After pebble never sends). With `ari` set to a suggested window, it also
 plays the CA's renewal information (RFC 9773), which Debian's pebble 2.4 lacks: the directory
 names its renewalInfo and GET <renewalInfo>/<certID> answers the window. Pebble's own address
 in bodies and headers is rewritten to the proxy's, so clients keep coming back through it. Test
@@ -25,6 +26,7 @@ class ChaosProxy:
         self.retry_after = None
         self.detail = "injected by the test proxy"  # the problem's detail (any text)
         self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
+        self.pass_headers = {}      # path part -> {header: value} added to answers passed on
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
         self._hold_path = None      # hold() is in force when not None ("" = every request)
@@ -80,6 +82,10 @@ class ChaosProxy:
                     if k.lower() in ("content-length", "connection", "transfer-encoding"):
                         continue
                     self.send_header(k, v.replace(proxy.upstream, proxy.base))
+                for part, extra in list(proxy.pass_headers.items()):
+                    if part in self.path:
+                        for k, v in extra.items():
+                            self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":

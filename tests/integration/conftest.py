@@ -94,11 +94,12 @@ def httpd_factory(workdir, pebble, request):
     if not os.access(acmetest.module_path(), os.R_OK):
         pytest.fail(f"{acmetest.module_path()} is not built: run make")
 
-    def make(mpm="event", **kw):
+    def make(mpm="event", ca=None, **kw):
+        """ca: another acmetest.Pebble than the session's (the server listens on its ports)."""
         _serial[0] += 1
         name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
         root = os.path.join(acmetest.public_dir(workdir, "httpd"), f"{_serial[0]:03d}-{name}")
-        h = acmetest.Httpd(root, pebble, mpm=mpm, **kw)
+        h = acmetest.Httpd(root, ca or pebble, mpm=mpm, **kw)
         h.allowed_errors = []
         made.append(h)
         return h

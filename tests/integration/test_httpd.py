@@ -379,6 +379,15 @@ CONFIG_ERRORS = [
      "ACMEDNSResolver ns.example.test:53: expected an IP address"),
     ("ACMEDNSResolver 127.0.0.1:99999\nACMEDomain a.test",
      "ACMEDNSResolver 127.0.0.1:99999: expected an IP address"),
+    ('ACMEPreferredChain ""\nACMEDomain a.test',
+     "ACMEPreferredChain takes one argument, the common name of the root"),
+    (f'ACMEPreferredChain "{"R" * 65}"\nACMEDomain a.test', "1 to 64 characters"),
+    ('ACMEPreferredChain "Root\tX1"\nACMEDomain a.test',
+     "expected the common name of the root the chain should end at"),
+    ('ACMEPreferredChain "Root A"\nACMEPreferredChain "Root B"\nACMEDomain a.test',
+     "ACMEPreferredChain is duplicate"),
+    ('<ACMEDomain a.test>\nACMEPreferredChain "A"\nACMEPreferredChain "B"\n</ACMEDomain>',
+     "ACMEPreferredChain is duplicate in this <ACMEDomain> section"),
 ]
 
 
