@@ -203,6 +203,9 @@ const char *acme_problem_advice(apr_status_t rv)
         return "the CA refused the key type; choose another ACMEKeyType";
     case ACME_ECONFIG:
         return "the configuration must change";
+    case ACME_EDNS:
+        return "check ACMEDNSCommand (its output is in the log) and the DNS (ACMEDNSResolver, "
+               "ACMEDNSPropagationTimeout); retrying later";
     case ACME_ETRANSPORT:
     case ACME_ESERVER:
     case ACME_ETIMEOUT:

@@ -64,7 +64,7 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
 static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
                                      apr_pool_t *ptemp)
 {
-    const char *dir = apr_pstrcat(ptemp, "fallback/", d->name, NULL);
+    const char *dir = apr_pstrcat(ptemp, "fallback/", d->set_name, NULL);
     const char *kpath = apr_pstrcat(ptemp, dir, "/privkey.pem", NULL);
     const char *cpath = apr_pstrcat(ptemp, dir, "/fullchain.pem", NULL);
     apr_time_t now = apr_time_now();

@@ -18,6 +18,7 @@
 
 #include "acme_csr.h"
 #include "acme_jws.h"
+#include "acme_dns.h"
 #include "mod_acme.h"
 
 #define EAB_FILE_MAX 4096 /* a MAC key file holds one key of a few dozen characters */
@@ -67,6 +68,10 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
+    ACME_MERGE(dns_command, NULL);
+    ACME_MERGE(dns_timeout, 0);
+    ACME_MERGE(dns_propagation, 0);
+    ACME_MERGE(dns_resolver, NULL);
     ACME_MERGE(preferred_chain, NULL);
     ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
@@ -172,16 +177,13 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
     for (i = 0; i < argc; i++) {
         /* Compared in the form kept, so that "2001:DB8:0::1" meets "2001:db8::1". */
         const char *name = canonical_name(cmd->pool, lowercase(cmd->pool, argv[i]));
-        if (name[0] == '*') {
-            return apr_psprintf(cmd->pool,
-                                "ACMEDomain %s: wildcard names need the dns-01 challenge, which "
-                                "mod_acme does not offer yet",
-                                argv[i]);
-        }
+        /* A wildcard is "*." before a host name (acme_name_is_dns); that it comes with dns-01
+         * is checked in acme_conf_check, once ACMEChallenges and ACMEDNSCommand are known. */
         if (!acme_name_is_dns(name) && !acme_name_is_ip(name)) {
             return apr_psprintf(cmd->pool,
                                 "ACMEDomain %s: not a host name (letters, digits and '-' in "
-                                "dot-separated labels, e.g. www.example.org) or an IP address",
+                                "dot-separated labels, e.g. www.example.org), a wildcard "
+                                "(*.example.org) or an IP address",
                                 argv[i]);
         }
         for (j = 0; j < d->names->nelts; j++) {
@@ -205,7 +207,17 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
         APR_ARRAY_PUSH(d->names, const char *) = name;
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
-    d->set_name = d->name;
+    /* The store takes [A-Za-z0-9._-] only; a '*' in a folder name would also be a glob in every
+     * shell command an operator types there. No DNS name or IP starts with '_'. */
+    d->set_name = d->name[0] == '*'
+                      ? apr_pstrcat(cmd->pool, ACME_WILDCARD_SET_PREFIX, d->name + 2, NULL)
+                      : d->name;
+    if (!acme_store_name_ok(d->set_name)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDomain %s: too long for the store's folder name %s (at most 255 "
+                            "characters); put a shorter name first",
+                            d->name, d->set_name);
+    }
     d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
     *pd = d;
@@ -432,7 +444,23 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 /* The challenge types this build answers, in the default order of preference. */
-static const char *const challenge_types_known[] = {"http-01"};
+static const char *const challenge_types_known[] = {"http-01", "dns-01"};
+
+/* 1 when ACMEChallenges (or its default) lists type. */
+static int challenge_allowed(const acme_conf_t *c, const char *type)
+{
+    int i;
+
+    if (!c->challenge_types) {
+        return strcmp(type, challenge_types_known[0]) == 0;
+    }
+    for (i = 0; i < c->challenge_types->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(c->challenge_types, i, const char *), type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
@@ -457,8 +485,13 @@ static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *cons
             }
         }
         if (!type) {
-            return apr_psprintf(cmd->pool, "ACMEChallenges %s: expected one or more of http-01",
-                                argv[i]);
+            const char *known = "";
+            for (k = 0; k < sizeof(challenge_types_known) / sizeof(challenge_types_known[0]); k++) {
+                known =
+                    apr_pstrcat(cmd->pool, known, k ? ", " : "", challenge_types_known[k], NULL);
+            }
+            return apr_psprintf(cmd->pool, "ACMEChallenges %s: expected one or more of %s", argv[i],
+                                known);
         }
         for (j = 0; j < c->challenge_types->nelts; j++) {
             if (APR_ARRAY_IDX(c->challenge_types, j, const char *) == type) {
@@ -568,6 +601,99 @@ static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const
     return NULL;
 }
 
+/* ACMEDNSCommand /path/to/program [args]: run without a shell, so an absolute path to a program
+ * root has checked here (the User runs it later, in the watchdog child). */
+static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->dns_command != NULL);
+    apr_finfo_t fi;
+    int i;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (argc < 1) {
+        return "ACMEDNSCommand needs a program: ACMEDNSCommand /usr/local/bin/dns01 [args]";
+    }
+    if (argv[0][0] != '/') {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSCommand %s: expected an absolute path to a program (it runs "
+                            "without a shell and without PATH)",
+                            argv[0]);
+    }
+    if (apr_stat(&fi, argv[0], APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "ACMEDNSCommand %s: no such file (expected a program)",
+                            argv[0]);
+    }
+    if (!(fi.protection & (APR_FPROT_UEXECUTE | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE))) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSCommand %s: not executable (chmod +x it; the server's User "
+                            "runs it)",
+                            argv[0]);
+    }
+    c->dns_command = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        APR_ARRAY_PUSH(c->dns_command, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
+/* A duration as ACMERenewWindow takes one ("90s", "2m", plain seconds), for the DNS timeouts. */
+static const char *dns_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
+                                apr_interval_time_t max)
+{
+    acme_renew_window_t w;
+    const char *err = per_cert(cmd, *pt != 0);
+
+    if (err) {
+        return err;
+    }
+    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
+        w.left > max) {
+        return apr_psprintf(cmd->pool,
+                            "%s %s: expected a duration of at most %d minutes (e.g. 90s, 2m, or "
+                            "seconds)",
+                            cmd->cmd->name, arg, (int)(apr_time_sec(max) / 60));
+    }
+    *pt = w.left;
+    return NULL;
+}
+
+static const char *cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return dns_duration(cmd, &cmd_conf(cmd)->dns_timeout, arg, apr_time_from_sec(600));
+}
+
+static const char *cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    /* One attempt waits at most 5 minutes for its order in all (ORDER_WAIT). */
+    return dns_duration(cmd, &cmd_conf(cmd)->dns_propagation, arg, apr_time_from_sec(300));
+}
+
+static const char *cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->dns_resolver != NULL);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!acme_dns_resolver_ok(arg)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSResolver %s: expected an IP address with an optional port "
+                            "(192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353)",
+                            arg);
+    }
+    c->dns_resolver = apr_pstrdup(cmd->pool, arg);
+    return NULL;
+}
+
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
@@ -601,6 +727,15 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE12("ACMEProfile", cmd_profile, NULL, RSRC_CONF,
                    "NAME [mandatory]: the certificate profile to ask the CA for; with "
                    "'mandatory', no certificate when the CA does not offer it"),
+    AP_INIT_TAKE_ARGV("ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
+                      "program [args], run as: program [args] setup|teardown NAME VALUE"),
+    AP_INIT_TAKE1("ACMEDNSTimeout", cmd_dns_timeout, NULL, RSRC_CONF,
+                  "how long ACMEDNSCommand may run before it is killed (default 60s)"),
+    AP_INIT_TAKE1("ACMEDNSPropagationTimeout", cmd_dns_propagation, NULL, RSRC_CONF,
+                  "how long to wait for the TXT records to be visible (default 2m)"),
+    AP_INIT_TAKE1("ACMEDNSResolver", cmd_dns_resolver, NULL, RSRC_CONF,
+                  "address[:port] of the resolver that must see the TXT records (default: the "
+                  "zone's authoritative servers)"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
@@ -624,6 +759,36 @@ acme_domain_t *acme_domain_for_server(const server_rec *s)
     return acme_conf_get(s)->vhost_domain;
 }
 
+/* 1 when the wildcard name pattern ("*.example.org") covers host: one label, not "*" itself,
+ * in front of the base (RFC 6125 section 6.4.3: a wildcard stands for one label only). */
+static int wildcard_covers(const char *pattern, const char *host)
+{
+    const char *dot = host ? strchr(host, '.') : NULL;
+
+    return pattern[0] == '*' && pattern[1] == '.' && dot && dot != host && host[0] != '*' &&
+           strcasecmp(dot + 1, pattern + 2) == 0;
+}
+
+/* The ACMEDomain with a wildcard name covering host, or NULL. */
+static const acme_domain_t *domain_covering(const acme_conf_t *conf, const char *host)
+{
+    int i, j;
+
+    for (i = 0; host && i < conf->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(conf->domains, i, acme_domain_t *);
+        for (j = 0; d->primary && j < d->names->nelts; j++) {
+            if (wildcard_covers(APR_ARRAY_IDX(d->names, j, const char *), host)) {
+                return d;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The ACMEDomain of a vhost: one that names its ServerName or a ServerAlias (a wildcard alias
+ * "*.example.org" too, by its text); else one whose wildcard covers them, so that a vhost
+ * foo.example.org is served by the certificate of ACMEDomain *.example.org. An exact name
+ * wins over a wildcard. */
 static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
 {
     const acme_domain_t *d = acme_domain_for_host(conf, s->server_hostname);
@@ -631,6 +796,15 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
 
     for (i = 0; !d && s->names && i < s->names->nelts; i++) {
         d = acme_domain_for_host(conf, APR_ARRAY_IDX(s->names, i, const char *));
+    }
+    for (i = 0; !d && s->wild_names && i < s->wild_names->nelts; i++) {
+        d = acme_domain_for_host(conf, APR_ARRAY_IDX(s->wild_names, i, const char *));
+    }
+    if (!d) {
+        d = domain_covering(conf, s->server_hostname);
+    }
+    for (i = 0; !d && s->names && i < s->names->nelts; i++) {
+        d = domain_covering(conf, APR_ARRAY_IDX(s->names, i, const char *));
     }
     return (acme_domain_t *)d;
 }
@@ -737,6 +911,52 @@ static const char *eab_key_read(acme_conf_t *c, apr_pool_t *pconf, apr_pool_t *p
     return why;
 }
 
+/* dns-01 as configured for each certificate (its own configuration, d->conf): a wildcard needs
+ * it, and it needs a command. Logs what to add. */
+static int check_dns01(const acme_conf_t *c, server_rec *s)
+{
+    int i, j, used = 0;
+
+    for (i = 0; i < c->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const acme_conf_t *dc = d->conf;
+        int dns01 = challenge_allowed(dc, "dns-01");
+        if (!d->primary) {
+            continue;
+        }
+        used |= dns01;
+        for (j = 0; j < d->names->nelts; j++) {
+            const char *n = APR_ARRAY_IDX(d->names, j, const char *);
+            if (n[0] == '*' && (!dns01 || !dc->dns_command)) {
+                acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                               "ACME02700: ACMEDomain %s (%s): wildcard names need the dns-01 "
+                               "challenge (RFC 8555 section 7.1.3): add %s%s%s",
+                               n, d->defined_at,
+                               dns01 ? "" : "'ACMEChallenges http-01 dns-01' (or dns-01 alone)",
+                               !dns01 && !dc->dns_command ? " and " : "",
+                               dc->dns_command ? ""
+                                               : "'ACMEDNSCommand /path/to/program', which sets "
+                                                 "and removes the TXT records");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        if (dns01 && !dc->dns_command) {
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME02701: ACMEDomain %s (%s): ACMEChallenges lists dns-01 but no "
+                           "ACMEDNSCommand is set: add 'ACMEDNSCommand /path/to/program', which "
+                           "sets and removes the TXT records, or remove dns-01",
+                           d->name, d->defined_at);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (!used && (c->dns_command || c->dns_resolver || c->dns_timeout || c->dns_propagation)) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME02702: ACMEDNS* directives are set but no ACMEDomain's ACMEChallenges "
+                       "lists dns-01: they have no effect");
+    }
+    return OK;
+}
+
 /* Adds the CAs of one certificate's configuration to the server's list of every CA in use
  * (the renewal driver keeps what it learns per CA). */
 static void ca_all_add(acme_conf_t *c, const acme_conf_t *dc)
@@ -836,7 +1056,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             for (k = 1; k < d->conf->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
                 const char *type = acme_key_type_name(d->conf->key_types[k]);
-                char *set_name = apr_psprintf(pconf, "%s_%s", d->name, type), *q;
+                char *set_name = apr_psprintf(pconf, "%s_%s", d->set_name, type), *q;
                 /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
                  * name's colons become '-', which IPv6 text never holds, so names stay apart. */
                 for (q = set_name; *q; q++) {
@@ -854,6 +1074,9 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                 APR_ARRAY_PUSH(c->domains, acme_domain_t *) = u;
             }
         }
+    }
+    if (check_dns01(c, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {

@@ -22,6 +22,7 @@
 #include <http_core.h>
 #include <mod_watchdog.h>
 
+#include "acme_dns.h"
 #include "mod_acme_drive.h"
 
 static apr_time_t driver_clock_now(void *baton)
@@ -480,7 +481,7 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         }
         for (j = 0; j < job->challenges->nelts; j++) {
             const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, j, acme_job_chal_t);
-            if (ch->expires > now) {
+            if (strcmp(ch->type, "http-01") == 0 && ch->expires > now) {
                 tokens->put(tokens, ch->token, ch->host, ch->keyauth, ch->expires);
             }
         }
@@ -666,6 +667,9 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
         return APR_EGENERAL;
     }
     rv = acme_http_global_init();
+    if (rv == APR_SUCCESS) {
+        rv = acme_dns_global_init();
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }

@@ -99,6 +99,11 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
  * replaced anyway). */
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
+/* mod_acme_dns.c: the dns-01 responder of worker w (ACMEDNSCommand and the propagation
+ * check), and the removal of the dns-01 records an earlier attempt left in w's job file. */
+void acme_worker_dns01(acme_responder_t *r, worker_t *w);
+void acme_worker_dns01_leftovers(worker_t *w);
+
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
 

@@ -175,6 +175,8 @@ static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *t
         acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
         if (strcmp(type, "http-01") == 0) {
             acme_responder_http01(r, tokens);
+        } else if (strcmp(type, "dns-01") == 0) {
+            acme_worker_dns01(r, w);
         } else {
             continue; /* check_config accepts only the types built here */
         }
@@ -380,6 +382,7 @@ static apr_status_t worker_obtain(worker_t *w)
                        "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
                        w->d->name, rt->store_dir);
     }
+    acme_worker_dns01_leftovers(w);
     n = cas ? cas->nelts : 1;
     /* An order in flight continues at its own CA. */
     for (k = 0; cas && w->job->ca_url && k < n; k++) {

@@ -347,6 +347,38 @@ CONFIG_ERRORS = [
     ("ACMEContactEmail a@b.test\nACMEContactEmail c@d.test", "ACMEContactEmail is duplicate"),
     ("<VirtualHost *:1234>\nACMEDomain a.test\n</VirtualHost>",
      "cannot occur within <VirtualHost> section"),
+    # dns-01 and wildcards: what to add is named.
+    ("ACMEDomain *.wild.test", "add 'ACMEChallenges http-01 dns-01' (or dns-01 alone) and "
+                               "'ACMEDNSCommand /path/to/program'"),
+    ("ACMEChallenges dns-01\nACMEDomain *.wild.test wild.test",
+     "the dns-01 challenge (RFC 8555 section 7.1.3): add 'ACMEDNSCommand /path/to/program', "
+     "which sets and removes the TXT records"),
+    ("ACMEDNSCommand /bin/true\nACMEDomain wild.test *.wild.test",
+     "wildcard names need the dns-01 challenge (RFC 8555 section 7.1.3): add 'ACMEChallenges "
+     "http-01 dns-01'"),
+    ("ACMEChallenges http-01 dns-01\nACMEDomain a.test",
+     "ACMEChallenges lists dns-01 but no ACMEDNSCommand is set"),
+    ("ACMEDomain *.*.wild.test", "ACMEDomain *.*.wild.test: not a host name"),
+    ("ACMEDomain *wild.test", "ACMEDomain *wild.test: not a host name"),
+    # 251 characters: a host name, but "_wildcard." before it is longer than a folder name.
+    ("ACMEDomain *." + ".".join(["a" * 63] * 3) + "." + "b" * 52 + ".test",
+     "too long for the store's folder name _wildcard.aaa"),
+    ("ACMEDNSCommand bin/dns01\nACMEDomain a.test",
+     "ACMEDNSCommand bin/dns01: expected an absolute path to a program"),
+    ("ACMEDNSCommand /nonexistent/dns01 setup\nACMEDomain a.test",
+     "ACMEDNSCommand /nonexistent/dns01: no such file"),
+    ("ACMEDNSCommand /etc/passwd\nACMEDomain a.test", "ACMEDNSCommand /etc/passwd: not "
+                                                        "executable"),
+    ("ACMEDNSCommand", "ACMEDNSCommand needs a program"),
+    ("ACMEDNSCommand /bin/true\nACMEDNSCommand /bin/false", "ACMEDNSCommand is duplicate"),
+    ("ACMEDNSTimeout 0\nACMEDomain a.test", "ACMEDNSTimeout 0: expected a duration of at most 10"),
+    ("ACMEDNSTimeout 50%\nACMEDomain a.test", "ACMEDNSTimeout 50%: expected a duration"),
+    ("ACMEDNSPropagationTimeout 1h\nACMEDomain a.test",
+     "ACMEDNSPropagationTimeout 1h: expected a duration of at most 5 minutes"),
+    ("ACMEDNSResolver ns.example.test:53\nACMEDomain a.test",
+     "ACMEDNSResolver ns.example.test:53: expected an IP address"),
+    ("ACMEDNSResolver 127.0.0.1:99999\nACMEDomain a.test",
+     "ACMEDNSResolver 127.0.0.1:99999: expected an IP address"),
     ('ACMEPreferredChain ""\nACMEDomain a.test',
      "ACMEPreferredChain takes one argument, the common name of the root"),
     (f'ACMEPreferredChain "{"R" * 65}"\nACMEDomain a.test', "1 to 64 characters"),
