@@ -51,6 +51,22 @@ int acme_cert_matches_key(const acme_cert_t *cert, const acme_key_t *key);
 /* 1 when issuer's subject is cert's issuer name and issuer's key verifies cert's signature. */
 int acme_cert_issued_by(const acme_cert_t *cert, const acme_cert_t *issuer);
 
+/* 1 when a and b are the same certificate (the same DER). */
+int acme_cert_same(const acme_cert_t *a, const acme_cert_t *b);
+
+/* The common name (UTF-8) of the issuer of the chain's last certificate: the "topmost issuer",
+ * the root a client reaches from this chain, as certbot's --preferred-chain and nginx's
+ * preferred_chain use it. The first CN of the issuer name; NULL for an empty chain, an issuer
+ * without a CN, or one that does not convert to UTF-8 text without NUL bytes. */
+const char *acme_cert_chain_top_issuer(const apr_array_header_t *chain, apr_pool_t *p);
+
+/* Index of the first chain of chains (each an array of acme_cert_t *, the CA's default first,
+ * then its alternates in the order offered) whose topmost issuer is issuer_cn, compared byte by
+ * byte (as certbot does: "ISRG Root X1" is not "isrg root x1", nor "ISRG Root"); -1 when none
+ * is, or issuer_cn is NULL or empty. A NULL entry of chains (one that could not be used) is
+ * skipped. */
+int acme_cert_chain_pick(const apr_array_header_t *chains, const char *issuer_cn, apr_pool_t *p);
+
 /* APR_SUCCESS when every name in names (const char *) is among the certificate's SANs
  * (case-insensitive; a wildcard SAN covers only the same wildcard name). Else ACME_EBADSTORE with
  * *pmissing set to the first name not covered. */

@@ -41,7 +41,8 @@
 #define ACME_ECRYPTO       (ACME_ERR_BASE + 20) /* OpenSSL failed */
 #define ACME_EBADSTORE     (ACME_ERR_BASE + 21) /* a store file fails validation */
 #define ACME_ECANCELLED    (ACME_ERR_BASE + 22) /* the caller asked to stop (server stopping) */
-#define ACME_ERR_END       (ACME_ERR_BASE + 23)
+#define ACME_EDNS          (ACME_ERR_BASE + 23) /* a dns-01 record not set, removed or seen */
+#define ACME_ERR_END       (ACME_ERR_BASE + 24)
 
 /* Text for our codes and APR's; never NULL. */
 const char *acme_strerror(apr_status_t rv, apr_pool_t *p);

@@ -76,7 +76,15 @@ typedef struct acme_issue_req_t {
     apr_interval_time_t max_wait; /* bound on all waiting for this order; 0 = 5 minutes */
     const char *order_url;        /* an order of an earlier attempt to resume, or NULL */
     const char *replaces;         /* ARI certID of the certificate being renewed, or NULL */
-    int alternates;               /* also download the alternate chains (Link rel="alternate") */
+    const char *profile; /* the profile to order under (one the CA lists: acme_profile_pick), or
+                          * NULL; an earlier order under another profile is not resumed */
+    int alternates;      /* also download the alternate chains (Link rel="alternate") */
+    /* ACMEPreferredChain: the common name of the topmost issuer (acme_cert_chain_top_issuer)
+     * of the chain to keep. When set, the alternate chains are downloaded too and the first
+     * chain (the default, then the alternates in the CA's order) that ends at this issuer is
+     * returned in chain_pem; when none does, the default. NULL: the default chain, and no
+     * alternate is downloaded unless alternates is set. */
+    const char *preferred_chain;
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;
@@ -94,8 +102,17 @@ typedef struct acme_issue_result_t {
     const char *chain_pem; /* leaf first, as the CA sent it */
     apr_size_t chain_len;
     apr_array_header_t *alt_chains; /* const char * PEM texts of alternate chains */
+    /* With preferred_chain: which chain chain_pem is (0 = the CA's default, n = its n-th
+     * alternate), whether it ends at the preferred issuer, its topmost issuer (NULL when it has
+     * none that can be named), and, for log lines, the topmost issuers of every usable chain
+     * offered, the default first: "\"Root A\" (default), \"Root B\"". */
+    int chain_index;
+    int chain_preferred;
+    const char *chain_issuer;
+    const char *chain_issuers;
     int authz_total;
-    int authz_reused; /* already valid: no challenge needed */
+    int authz_reused;    /* already valid: no challenge needed */
+    const char *profile; /* the profile ordered under (req->profile), or NULL */
 } acme_issue_result_t;
 
 /* Runs one issuance. An order given in req->order_url is resumed when it is for the same

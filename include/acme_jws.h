@@ -37,4 +37,10 @@ apr_status_t acme_jws_hs256(const unsigned char **pmac, apr_size_t *pmaclen,
 apr_status_t acme_jws_eab(json_t **pjws, const acme_key_t *account_key, const char *eab_kid,
                           const char *hmac_b64u, const char *new_account_url, apr_pool_t *p);
 
+/* The MAC key of an external account binding as CAs hand it out, made strict base64url for
+ * acme_jws_eab: base64url, or base64 with '+', '/' and '=' padding; white space around it (a
+ * final newline) is ignored. APR_EINVAL for anything else, or a key of no bytes. The key is a
+ * credential: nothing here logs it, and the caller keeps *pb64u out of logs and files. */
+apr_status_t acme_jws_eab_key(const char **pb64u, const char *text, apr_size_t len, apr_pool_t *p);
+
 #endif /* ACME_JWS_H */

@@ -68,6 +68,7 @@ typedef struct acme_order_t {
     const char *certificate; /* NULL until valid */
     acme_problem_t *error;   /* NULL unless the CA gave one */
     apr_interval_time_t retry_after;
+    const char *profile; /* the profile the CA says the order is under, or NULL */
 } acme_order_t;
 
 /* Identifiers for names: "ip" for IP literals, "dns" otherwise. */
@@ -77,6 +78,26 @@ apr_array_header_t *acme_idents_for(const apr_array_header_t *names, apr_pool_t 
  * certificate this order renews, or NULL. */
 apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
                             const apr_array_header_t *names, const char *replaces, apr_pool_t *p);
+
+/* newOrder as acme_order_new, asking for profile (draft-ietf-acme-profiles) when it is not NULL.
+ * Name only a profile the CA lists (acme_profile_pick): a CA refuses others (invalidProfile). */
+apr_status_t acme_order_new_profile(acme_order_t **porder, acme_problem_t **pprob,
+                                    acme_client_t *client, const apr_array_header_t *names,
+                                    const char *replaces, const char *profile, apr_pool_t *p);
+
+/* --- profiles (draft-ietf-acme-profiles) --- */
+
+#define ACME_PROFILE_NAME_MAX 64 /* longest profile name we ask for or show */
+#define ACME_PROFILES_SHOWN   16 /* profile names of a directory shown in a message */
+
+/* The profile to order under for the wanted one (ACMEProfile): *puse = name when the CA's
+ * directory lists it in meta.profiles. When it does not: *puse = NULL (order without it) and
+ * APR_SUCCESS, or, when mandatory, ACME_ECONFIG with *pprob saying what the CA offers. *poffered
+ * (when not NULL) gets the names the CA lists, "none" when it lists none. The directory's own
+ * failure comes back as from acme_client_resource. */
+apr_status_t acme_profile_pick(const char **puse, const char **poffered, acme_problem_t **pprob,
+                               acme_client_t *client, const char *name, int mandatory,
+                               apr_pool_t *p);
 
 /* POST-as-GET of an order URL. */
 apr_status_t acme_order_get(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,

@@ -63,7 +63,8 @@ void acme_store_set_step_hook(acme_store_t *store, acme_store_step_fn *fn, void 
 const char *acme_store_path(const acme_store_t *store, const char *relpath, apr_pool_t *p);
 
 /* 1 when name is safe as one path component of the store: a DNS name or IP literal as accepted by
- * acme_name_is_dns / acme_name_is_ip, or a CA id made by acme_store_ca_id. */
+ * acme_name_is_dns / acme_name_is_ip but no wildcard ("*" never), or a CA id made by
+ * acme_store_ca_id. */
 int acme_store_name_ok(const char *name);
 
 /* Atomic write of relpath (missing folders created 0700) with the given APR permissions

@@ -391,6 +391,51 @@ int acme_cert_issued_by(const acme_cert_t *cert, const acme_cert_t *issuer)
     return ok;
 }
 
+int acme_cert_same(const acme_cert_t *a, const acme_cert_t *b)
+{
+    return a && b && X509_cmp(a->x509, b->x509) == 0;
+}
+
+const char *acme_cert_chain_top_issuer(const apr_array_header_t *chain, apr_pool_t *p)
+{
+    const X509_NAME *issuer;
+    const X509_NAME_ENTRY *e;
+    unsigned char *utf8 = NULL;
+    const char *cn = NULL;
+    int idx, n;
+
+    if (!chain || chain->nelts < 1) {
+        goto out;
+    }
+    issuer = X509_get_issuer_name(APR_ARRAY_IDX(chain, chain->nelts - 1, acme_cert_t *)->x509);
+    idx = X509_NAME_get_index_by_NID(issuer, NID_commonName, -1);
+    e = idx >= 0 ? X509_NAME_get_entry(issuer, idx) : NULL;
+    n = e ? ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(e)) : -1;
+    /* A name with a NUL inside would compare equal to its first part: not a name. */
+    if (n < 0 || memchr(utf8, '\0', (size_t)n)) {
+        goto out;
+    }
+    cn = apr_pstrmemdup(p, (const char *)utf8, (apr_size_t)n);
+out:
+    OPENSSL_free(utf8);
+    ERR_clear_error();
+    return cn;
+}
+
+int acme_cert_chain_pick(const apr_array_header_t *chains, const char *issuer_cn, apr_pool_t *p)
+{
+    int i;
+
+    for (i = 0; issuer_cn && *issuer_cn && chains && i < chains->nelts; i++) {
+        const apr_array_header_t *chain = APR_ARRAY_IDX(chains, i, const apr_array_header_t *);
+        const char *top = chain ? acme_cert_chain_top_issuer(chain, p) : NULL;
+        if (top && strcmp(top, issuer_cn) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 /* An IP name in the canonical text of inet_ntop, so "2001:DB8:0::1" meets "2001:db8::1". */
 static const char *ip_canonical(const char *name, char *buf, apr_size_t blen)
 {

@@ -29,6 +29,7 @@ static const char *const err_texts[] = {
     [ACME_ECRYPTO - ACME_ERR_BASE] = "a cryptographic operation failed",
     [ACME_EBADSTORE - ACME_ERR_BASE] = "a file in the store is not valid",
     [ACME_ECANCELLED - ACME_ERR_BASE] = "stopped because the server is stopping",
+    [ACME_EDNS - ACME_ERR_BASE] = "the dns-01 TXT record could not be set or seen",
 };
 
 const char *acme_strerror(apr_status_t rv, apr_pool_t *p)

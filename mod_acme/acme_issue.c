@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 
 #include "acme_ari.h"
+#include "acme_cert.h"
 #include "acme_csr.h"
 #include "acme_issue.h"
 
@@ -98,6 +99,19 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     if (!url) {
         if (req->terms_agreed) {
             rv = acme_account_register(&url, pprob, client, key, req, p);
+            /* With a binding sent, these answers refuse the binding (RFC 8555 section 7.3.4: an
+             * unknown key ID, a MAC that does not verify, a MAC algorithm the CA will not take).
+             * Retrying cannot help: it is a configuration error, retried after long. */
+            if (req->eab_kid &&
+                (rv == ACME_EUNAUTHORIZED || rv == ACME_EEAB || rv == ACME_EBADKEY)) {
+                return stop_with(log, pprob, ACME_ECONFIG, p, "ACME00161",
+                                 "the CA %s refused the external account binding with key ID %s "
+                                 "(%s); ACMEExternalAccountBinding must name the key ID and the "
+                                 "MAC key the CA issued together",
+                                 acme_client_directory_url(client), req->eab_kid,
+                                 pprob && *pprob ? acme_problem_describe(*pprob, p)
+                                                 : acme_strerror(rv, p));
+            }
         } else {
             /* Without agreement we may still use an account that exists already. */
             rv = acme_account_find(&url, pprob, client, key, p);
@@ -525,6 +539,15 @@ static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char 
     usable = order->status == ACME_STATE_PENDING || order->status == ACME_STATE_READY ||
              ((order->status == ACME_STATE_PROCESSING || order->status == ACME_STATE_VALID) &&
               is->req->key);
+    /* The CA names the order's profile (draft-ietf-acme-profiles): one ordered under another
+     * ACMEProfile is not what the operator now asks for. */
+    if (usable && is->req->profile && order->profile &&
+        strcmp(order->profile, is->req->profile) != 0) {
+        acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
+                 "ACME00029: %s: earlier order %s is for the profile %s, not %s; making a new one",
+                 is->req->domain, url, order->profile, is->req->profile);
+        return APR_SUCCESS;
+    }
     if (!usable || !same_names(order, is->req->names)) {
         acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
                  "ACME00029: %s: earlier order %s is %s; making a new one", is->req->domain, url,
@@ -537,6 +560,117 @@ static apr_status_t resume_order(acme_order_t **porder, issue_t *is, const char 
     return APR_SUCCESS;
 }
 
+/* The chain downloaded from url as parsed, or NULL (said why, at INFO) when it cannot stand in
+ * for the default one: it does not parse, its leaf is not the certificate issued, or a
+ * certificate in it is not issued by the next. */
+static apr_array_header_t *usable_alternate(issue_t *is, const apr_array_header_t *dflt,
+                                            const char *url, const char *pem, apr_size_t len,
+                                            apr_pool_t *p)
+{
+    apr_array_header_t *chain = NULL;
+    const char *why = NULL;
+    apr_status_t rv;
+
+    rv = acme_cert_chain_parse(&chain, pem, len, p);
+    if (rv != APR_SUCCESS) {
+        why = apr_psprintf(p, "it does not parse (%s)", acme_strerror(rv, p));
+    } else if (!acme_cert_same(APR_ARRAY_IDX(chain, 0, acme_cert_t *),
+                               APR_ARRAY_IDX(dflt, 0, acme_cert_t *))) {
+        why = "its first certificate is not the one issued";
+    } else if (acme_cert_chain_check(chain, NULL, NULL, 0, &why, p) != APR_SUCCESS) {
+        why = apr_psprintf(p, "it does not hold together: %s", why);
+    }
+    if (why) {
+        acme_log(is->log, ACME_LOG_INFO, ACME_EPROTO,
+                 "ACME00191: %s: the alternate chain %s is not considered: %s", is->req->domain,
+                 url, why);
+        return NULL;
+    }
+    return chain;
+}
+
+/* Downloads the alternate chains (at most ACME_ALT_CHAINS_MAX) and, for a preferred chain,
+ * keeps the first chain, the default first, whose topmost issuer is the one preferred. An
+ * alternate is a bonus: one that fails to download or cannot be used is logged and left out,
+ * and the issuance never fails for it; the default chain stays when none matches. */
+static void alternates(issue_t *is, acme_issue_result_t *res, const apr_array_header_t *urls,
+                       apr_pool_t *p)
+{
+    const char *pref = is->req->preferred_chain;
+    apr_array_header_t *chains = NULL, *dflt = NULL, *pems, *lens;
+    const char *offered = "";
+    int i, k;
+
+    pems = apr_array_make(p, 5, sizeof(const char *));
+    lens = apr_array_make(p, 5, sizeof(apr_size_t));
+    APR_ARRAY_PUSH(pems, const char *) = res->chain_pem;
+    APR_ARRAY_PUSH(lens, apr_size_t) = res->chain_len;
+    if (urls && urls->nelts > ACME_ALT_CHAINS_MAX) {
+        acme_log(is->log, ACME_LOG_INFO, APR_SUCCESS,
+                 "ACME00192: %s: the CA offers %d alternate chains; the first %d are considered",
+                 is->req->domain, urls->nelts, ACME_ALT_CHAINS_MAX);
+    }
+    for (i = 0; urls && i < urls->nelts && i < ACME_ALT_CHAINS_MAX; i++) {
+        const char *url = APR_ARRAY_IDX(urls, i, const char *), *pem = NULL;
+        apr_size_t len = 0;
+        acme_problem_t *prob = NULL;
+        apr_status_t rv = acme_chain_download(&pem, &len, NULL, &prob, is->client, url, p);
+        if (rv == ACME_ECANCELLED) {
+            break; /* the server stops: what we have is kept */
+        }
+        if (rv != APR_SUCCESS) {
+            acme_log(is->log, ACME_LOG_INFO, rv,
+                     "ACME00190: %s: the alternate chain %s could not be downloaded (%s); it is "
+                     "left out%s",
+                     is->req->domain, url,
+                     prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p),
+                     pref ? "; the chain kept is chosen among the others" : "");
+        } else {
+            APR_ARRAY_PUSH(res->alt_chains, const char *) = pem;
+        }
+        APR_ARRAY_PUSH(pems, const char *) = rv == APR_SUCCESS ? pem : NULL;
+        APR_ARRAY_PUSH(lens, apr_size_t) = len;
+    }
+    if (!pref) {
+        return;
+    }
+    res->chain_index = 0;
+    /* The default chain must parse for anything to be chosen (else the caller's own check of
+     * the default fails the attempt, as without a preference). */
+    if (acme_cert_chain_parse(&dflt, res->chain_pem, res->chain_len, p) != APR_SUCCESS) {
+        res->chain_issuers = "(the default chain does not parse)";
+        return;
+    }
+    chains = apr_array_make(p, pems->nelts, sizeof(apr_array_header_t *));
+    for (i = 0; i < pems->nelts; i++) {
+        const char *pem = APR_ARRAY_IDX(pems, i, const char *);
+        apr_array_header_t *chain = NULL;
+        const char *top;
+        if (i == 0) {
+            chain = dflt;
+        } else if (pem) {
+            chain = usable_alternate(is, dflt, APR_ARRAY_IDX(urls, i - 1, const char *), pem,
+                                     APR_ARRAY_IDX(lens, i, apr_size_t), p);
+        }
+        APR_ARRAY_PUSH(chains, apr_array_header_t *) = chain;
+        if (!chain) {
+            continue;
+        }
+        top = acme_cert_chain_top_issuer(chain, p);
+        offered = apr_pstrcat(p, offered, *offered ? ", " : "",
+                              top ? apr_pstrcat(p, "\"", top, "\"", NULL) : "(no issuer name)",
+                              i == 0 ? " (default)" : "", NULL);
+    }
+    res->chain_issuers = offered;
+    k = acme_cert_chain_pick(chains, pref, p);
+    res->chain_preferred = k >= 0;
+    res->chain_index = k > 0 ? k : 0;
+    res->chain_pem = APR_ARRAY_IDX(pems, res->chain_index, const char *);
+    res->chain_len = APR_ARRAY_IDX(lens, res->chain_index, apr_size_t);
+    res->chain_issuer = acme_cert_chain_top_issuer(
+        APR_ARRAY_IDX(chains, res->chain_index, apr_array_header_t *), p);
+}
+
 static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
 {
     const acme_issue_req_t *req = is->req;
@@ -545,7 +679,6 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     apr_size_t csr_len;
     apr_array_header_t *alts = NULL;
     apr_status_t rv;
-    int i;
 
     order = NULL;
     if (req->order_url) {
@@ -558,14 +691,16 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         }
     }
     if (!order) {
-        rv = acme_order_new(&order, is->pprob, is->client, req->names, req->replaces, p);
+        rv = acme_order_new_profile(&order, is->pprob, is->client, req->names, req->replaces,
+                                    req->profile, p);
         /* RFC 9773 section 5: a CA that will not take "replaces" here gets the order once more
          * without it; renewal must not depend on it. */
         if (rv != APR_SUCCESS && req->replaces && acme_ari_replaces_refused(*is->pprob)) {
             acme_log(is->log, ACME_LOG_INFO, rv,
                      "ACME00032: %s: the CA refused replaces=%s (%s); ordering without it",
                      req->domain, req->replaces, acme_problem_describe(*is->pprob, p));
-            rv = acme_order_new(&order, is->pprob, is->client, req->names, NULL, p);
+            rv = acme_order_new_profile(&order, is->pprob, is->client, req->names, NULL,
+                                        req->profile, p);
         }
         if (rv != APR_SUCCESS) {
             return step_failed(is, rv, "creating the order", *is->pprob, p);
@@ -636,15 +771,8 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
     }
     res->alt_chains = apr_array_make(p, 0, sizeof(const char *));
     /* Alternates cost a request each: fetched only for a caller that will use them. */
-    for (i = 0; req->alternates && alts && i < alts->nelts && i < ACME_ALT_CHAINS_MAX; i++) {
-        const char *pem;
-        apr_size_t len;
-        acme_problem_t *ignored = NULL;
-        /* An alternate chain is a bonus: failing to get one does not fail the issuance. */
-        if (acme_chain_download(&pem, &len, NULL, &ignored, is->client,
-                                APR_ARRAY_IDX(alts, i, const char *), p) == APR_SUCCESS) {
-            APR_ARRAY_PUSH(res->alt_chains, const char *) = pem;
-        }
+    if (req->alternates || req->preferred_chain) {
+        alternates(is, res, alts, p);
     }
     return APR_SUCCESS;
 }
@@ -691,10 +819,13 @@ apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
         }
         return rv;
     }
+    res->profile = req->profile;
     acme_log(is.log, ACME_LOG_NOTICE, APR_SUCCESS,
-             "ACME00028: %s: certificate issued (%d of %d authorizations reused, %u requests "
+             "ACME00028: %s: certificate issued%s%s (%d of %d authorizations reused, %u requests "
              "to the CA so far)",
-             req->domain, res->authz_reused, res->authz_total, acme_client_requests(client));
+             req->domain, req->profile ? " under the profile " : "",
+             req->profile ? req->profile : "", res->authz_reused, res->authz_total,
+             acme_client_requests(client));
     *presult = res;
     return APR_SUCCESS;
 }

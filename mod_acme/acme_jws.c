@@ -344,3 +344,61 @@ out:
     }
     return rv;
 }
+
+apr_status_t acme_jws_eab_key(const char **pb64u, const char *text, apr_size_t len, apr_pool_t *p)
+{
+    const unsigned char *raw = NULL;
+    apr_size_t rawlen = 0, i, pad = 0, keylen = 0;
+    apr_pool_t *ptmp = NULL;
+    char *key = NULL;
+    apr_status_t rv = APR_EINVAL;
+
+    while (len && strchr(" \t\r\n", text[0]) && text[0]) {
+        text++;
+        len--;
+    }
+    while (len && strchr(" \t\r\n", text[len - 1]) && text[len - 1]) {
+        len--;
+    }
+    if (len == 0) {
+        goto out;
+    }
+    key = apr_pstrmemdup(p, text, len);
+    keylen = len;
+    /* base64 (RFC 4648 section 4), as some CAs show it, is the same key in another alphabet. */
+    for (i = 0; i < len; i++) {
+        if (key[i] == '+') {
+            key[i] = '-';
+        } else if (key[i] == '/') {
+            key[i] = '_';
+        }
+    }
+    while (len && key[len - 1] == '=' && pad < 2) {
+        key[--len] = '\0';
+        pad++;
+    }
+    if (pad && (len + pad) % 4 != 0) {
+        goto out; /* padding that does not end a whole quantum */
+    }
+    rv = apr_pool_create(&ptmp, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_b64u_decode(&raw, &rawlen, key, len, ptmp);
+    if (rv != APR_SUCCESS || rawlen == 0) {
+        rv = APR_EINVAL;
+        goto out;
+    }
+    *pb64u = key;
+out:
+    if (rv != APR_SUCCESS && key) {
+        OPENSSL_cleanse(key, keylen); /* whatever it was, it was meant to be secret */
+    }
+    if (raw && rawlen) {
+        OPENSSL_cleanse((void *)raw, rawlen);
+    }
+    if (ptmp) {
+        apr_pool_destroy(ptmp);
+    }
+    return rv;
+}

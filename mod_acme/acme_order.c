@@ -143,6 +143,11 @@ static apr_status_t order_parse(acme_order_t **porder, acme_problem_t **pprob, a
     if (json_is_object(err)) {
         o->error = acme_problem_from_json(err, 0, p);
     }
+    /* Optional (draft-ietf-acme-profiles); an odd one is ignored, not an error. */
+    if (acme_json_str(j, "profile") &&
+        strlen(acme_json_str(j, "profile")) <= ACME_PROFILE_NAME_MAX) {
+        o->profile = apr_pstrdup(p, acme_json_str(j, "profile"));
+    }
     o->retry_after = resp->retry_after;
     *porder = o;
     return APR_SUCCESS;
@@ -150,6 +155,13 @@ static apr_status_t order_parse(acme_order_t **porder, acme_problem_t **pprob, a
 
 apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,
                             const apr_array_header_t *names, const char *replaces, apr_pool_t *p)
+{
+    return acme_order_new_profile(porder, pprob, client, names, replaces, NULL, p);
+}
+
+apr_status_t acme_order_new_profile(acme_order_t **porder, acme_problem_t **pprob,
+                                    acme_client_t *client, const apr_array_header_t *names,
+                                    const char *replaces, const char *profile, apr_pool_t *p)
 {
     const char *url;
     apr_array_header_t *ids;
@@ -172,6 +184,9 @@ apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_
     if (replaces) {
         json_object_set_new(payload, "replaces", json_string(replaces));
     }
+    if (profile) {
+        json_object_set_new(payload, "profile", json_string(profile));
+    }
     for (i = 0; i < ids->nelts; i++) {
         const acme_ident_t *id = &APR_ARRAY_IDX(ids, i, acme_ident_t);
         json_array_append_new(jids, json_pack("{s:s, s:s}", "type", id->type, "value", id->value));
@@ -184,6 +199,66 @@ apr_status_t acme_order_new(acme_order_t **porder, acme_problem_t **pprob, acme_
         return bad_object(client, pprob, "newOrder", url, "Location header", p);
     }
     return order_parse(porder, pprob, client, resp->location, resp, p);
+}
+
+apr_status_t acme_profile_pick(const char **puse, const char **poffered, acme_problem_t **pprob,
+                               acme_client_t *client, const char *name, int mandatory,
+                               apr_pool_t *p)
+{
+    const json_t *dir, *profiles;
+    const char *offered = "", *key, *url;
+    json_t *value;
+    apr_status_t rv;
+    int n = 0, listed = 0;
+
+    /* Fetches the directory when needed, with its failure in *pprob. */
+    rv = acme_client_resource(&url, pprob, client, "newOrder");
+    if (rv == APR_SUCCESS) {
+        rv = acme_client_directory(&dir, client);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* meta.profiles maps each name to a description; only the names matter here. */
+    profiles = json_object_get(json_object_get(dir, "meta"), "profiles");
+    if (json_is_object(profiles)) {
+        json_object_foreach((json_t *)profiles, key, value)
+        {
+            (void)value;
+            if (strcmp(key, name) == 0) {
+                listed = 1;
+            }
+            if (n < ACME_PROFILES_SHOWN && strlen(key) <= ACME_PROFILE_NAME_MAX) {
+                offered = apr_pstrcat(p, offered, n ? ", " : "", key, NULL);
+            } else if (n == ACME_PROFILES_SHOWN) {
+                offered = apr_pstrcat(p, offered, ", ...", NULL);
+            }
+            n++;
+        }
+    }
+    if (!*offered) {
+        offered = "none";
+    }
+    if (poffered) {
+        *poffered = offered;
+    }
+    if (listed) {
+        *puse = name;
+        return APR_SUCCESS;
+    }
+    if (mandatory) {
+        const char *why = apr_psprintf(p,
+                                       "the CA %s does not offer the profile %s (it offers: %s), "
+                                       "and ACMEProfile says it is mandatory",
+                                       acme_client_directory_url(client), name, offered);
+        acme_log(acme_client_log(client), ACME_LOG_INFO, ACME_ECONFIG, "ACME00160: %s", why);
+        if (pprob) {
+            *pprob = acme_problem_make(ACME_ECONFIG, 0, why, p);
+        }
+        return ACME_ECONFIG;
+    }
+    *puse = NULL;
+    return APR_SUCCESS;
 }
 
 apr_status_t acme_order_get(acme_order_t **porder, acme_problem_t **pprob, acme_client_t *client,

@@ -188,8 +188,8 @@ const char *acme_problem_advice(apr_status_t rv)
         return "the CA rejected the request as malformed; this needs a configuration change "
                "or a fix in mod_acme";
     case ACME_EEAB:
-        return "the CA requires an external account binding, which this version of mod_acme "
-               "cannot send; use an ACMECertificateAuthority that does not require one";
+        return "the CA requires an external account binding: set ACMEExternalAccountBinding "
+               "to the key ID and a file with the MAC key the CA gave for your account";
     case ACME_EUSERACTION:
         return "the CA requires an action of the operator (often new terms of service); see "
                "the CA's instructions";
@@ -203,6 +203,9 @@ const char *acme_problem_advice(apr_status_t rv)
         return "the CA refused the key type; choose another ACMEKeyType";
     case ACME_ECONFIG:
         return "the configuration must change";
+    case ACME_EDNS:
+        return "check ACMEDNSCommand (its output is in the log) and the DNS (ACMEDNSResolver, "
+               "ACMEDNSPropagationTimeout); retrying later";
     case ACME_ETRANSPORT:
     case ACME_ESERVER:
     case ACME_ETIMEOUT:

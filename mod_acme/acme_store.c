@@ -73,7 +73,9 @@ int acme_store_name_ok(const char *name)
 {
     apr_size_t len;
 
-    if (!name || name[0] == '\0' || name[0] == '.' || strchr(name, '/')) {
+    /* No '*' either: a wildcard's set has a name of its own ("_wildcard.example.org"), and a
+     * '*' in a folder name is a glob in every shell command an operator types there. */
+    if (!name || name[0] == '\0' || name[0] == '.' || strchr(name, '/') || strchr(name, '*')) {
         return 0;
     }
     len = strlen(name);

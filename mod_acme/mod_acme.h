@@ -30,7 +30,11 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 #define ACME_LETSENCRYPT         "https://acme-v02.api.letsencrypt.org/directory"
 #define ACME_LETSENCRYPT_STAGING "https://acme-staging-v02.api.letsencrypt.org/directory"
 #define ACME_RESTART_FLAG        "staging/restart.wanted"
-#define ACME_RESTART_MIN_GAP     apr_time_from_sec(60) /* at most one automatic restart a minute */
+#define ACME_RESTART_MIN_GAP     apr_time_from_sec(60)  /* at most one automatic restart a minute */
+#define ACME_DNS_COMMAND_TIMEOUT apr_time_from_sec(60)  /* ACMEDNSTimeout's default */
+#define ACME_DNS_PROPAGATION     apr_time_from_sec(120) /* ACMEDNSPropagationTimeout's default */
+/* A wildcard's store name: "*." becomes this, which no DNS name or IP can start with. */
+#define ACME_WILDCARD_SET_PREFIX "_wildcard."
 
 /* One ACMEDomain: one certificate for these names. */
 typedef struct acme_domain_t acme_domain_t;
@@ -39,7 +43,8 @@ typedef struct acme_domain_t acme_domain_t;
  * types, check_config adds one unit per further type, chained from the first (next_type). */
 struct acme_domain_t {
     const char *name;     /* for log lines: the first name, "(type)" added for further types */
-    const char *set_name; /* store name: the first name, "_<type>" added for further types */
+    const char *set_name; /* store name: the first name ("*." as "_wildcard."), "_<type>" added
+                           * for further types */
     acme_key_type_e key_type;
     acme_domain_t *next_type;  /* the unit of the next key type, or NULL */
     int primary;               /* the first key type's unit, which the vhost names */
@@ -95,9 +100,20 @@ typedef struct acme_conf_t {
     int renew_window_set;
     apr_array_header_t *challenge_types; /* ACMEChallenges: const char *, in order; NULL =
                                           * the default (http-01, tls-alpn-01) */
-    const char *cache_spec;              /* ACMEChallengeCache as given */
+    const char *eab_kid;                 /* ACMEExternalAccountBinding key ID, or NULL */
+    const char *eab_file;                /* ... its key file (absolute) */
+    const char *eab_key;             /* ... the MAC key as base64url, read by the parent (root) in
+                                      * check_config and inherited by the children; never logged */
+    const char *profile;             /* ACMEProfile, or NULL */
+    int profile_mandatory;           /* ... no certificate without it */
+    const char *cache_spec;          /* ACMEChallengeCache as given */
+    apr_array_header_t *dns_command; /* ACMEDNSCommand: const char *, the program first */
+    apr_interval_time_t dns_timeout; /* ACMEDNSTimeout; 0 = ACME_DNS_COMMAND_TIMEOUT */
+    apr_interval_time_t dns_propagation; /* ACMEDNSPropagationTimeout; 0 = the default */
+    const char *dns_resolver;            /* ACMEDNSResolver host[:port], or NULL */
     const ap_socache_provider_t *cache_provider;
     const char *cache_args;
+    const char *preferred_chain; /* ACMEPreferredChain: the topmost issuer's CN, or NULL */
     apr_array_header_t *ca_all;  /* every CA URL some ACMEDomain uses, once; check_config */
     acme_reach_t *reach;         /* main server: set in check_config (mod_acme_tlsalpn.c) */
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */

@@ -64,7 +64,7 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
 static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
                                      apr_pool_t *ptemp)
 {
-    const char *dir = apr_pstrcat(ptemp, "fallback/", d->name, NULL);
+    const char *dir = apr_pstrcat(ptemp, "fallback/", d->set_name, NULL);
     const char *kpath = apr_pstrcat(ptemp, dir, "/privkey.pem", NULL);
     const char *cpath = apr_pstrcat(ptemp, dir, "/fullchain.pem", NULL);
     apr_time_t now = apr_time_now();
@@ -143,12 +143,12 @@ static int requested_names_equal(const json_t *meta, const apr_array_header_t *n
 }
 
 /* Why the active set no longer fits the configuration, or NULL: other names (added or
- * removed), another key type, or a CA that is no longer configured. */
+ * removed), another key type, another ACMEProfile, or a CA that is no longer configured. */
 static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                                 const acme_certset_t *set, const acme_cert_t *leaf, apr_pool_t *p)
 {
     apr_array_header_t *sans;
-    const char *missing = NULL, *ca = acme_json_str(set->meta, "ca");
+    const char *missing = NULL, *ca = acme_json_str(set->meta, "ca"), *was, *want;
     int i, j;
 
     if (acme_cert_covers(leaf, d->names, &missing) != APR_SUCCESS) {
@@ -176,6 +176,15 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                             acme_key_type_name(acme_key_type(set->key)),
                             acme_key_type_name(d->key_type));
     }
+    /* meta.json keeps the ACMEProfile the set was ordered for (also when the CA did not offer
+     * it, so that this never asks again and again for what the CA cannot give). */
+    was = acme_json_str(set->meta, "profile-configured");
+    want = d->conf->profile;
+    if ((was || want) && (!was || !want || strcmp(was, want) != 0)) {
+        return apr_psprintf(p, "was ordered %s%s, and ACMEProfile %s%s",
+                            was ? "for the profile " : "without ACMEProfile", was ? was : "",
+                            want ? "asks for " : "is no longer set", want ? want : "");
+    }
     if (ca) {
         const apr_array_header_t *cas = d->conf->ca_urls;
         int found = cas ? 0 : strcmp(ca, ACME_LETSENCRYPT) == 0;
@@ -187,6 +196,22 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
                                 "comes from %s, which is no longer an "
                                 "ACMECertificateAuthority",
                                 ca);
+        }
+    }
+    /* A chain that ends elsewhere than ACMEPreferredChain says was obtained before that
+     * preference (or for another one): the new certificate brings the chain asked for. A set
+     * obtained for this very preference is kept whatever its chain: the CA offered none ending
+     * there, and ordering again would not change that. */
+    if (d->conf->preferred_chain) {
+        const char *pref = d->conf->preferred_chain;
+        const char *top = acme_cert_chain_top_issuer(set->chain, p);
+        const char *asked = acme_json_str(set->meta, "preferred-chain");
+        if ((!top || strcmp(top, pref) != 0) && (!asked || strcmp(asked, pref) != 0)) {
+            return apr_psprintf(
+                p,
+                "has a chain that ends at %s, not at \"%s\" as "
+                "ACMEPreferredChain asks",
+                top ? apr_pstrcat(p, "\"", top, "\"", NULL) : "an issuer without a name", pref);
         }
     }
     return NULL;

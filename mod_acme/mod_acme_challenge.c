@@ -294,6 +294,9 @@ static const char *publish_saved(acme_tokens_t *t, const acme_domain_t *d,
     if (expires <= now) {
         return ""; /* expired: nothing to say */
     }
+    if (strcmp(ch->type, "http-01") != 0 && strcmp(ch->type, "tls-alpn-01") != 0) {
+        return ""; /* dns-01: the records are in the DNS, not here */
+    }
     if (!is_domain_name(d, ch->host)) {
         return "it is not for a name of this ACMEDomain";
     }
@@ -304,10 +307,8 @@ static const char *publish_saved(acme_tokens_t *t, const acme_domain_t *d,
         rv = t->put(t, ch->token, ch->host, ch->keyauth, expires);
         return rv == APR_SUCCESS ? NULL : acme_strerror(rv, p);
     }
-    if (strcmp(ch->type, "tls-alpn-01") != 0) {
-        return ""; /* dns-01: nothing to publish here */
-    }
-    /* Root makes the certificate from what it checked; nothing of it is read from the file. */
+    /* tls-alpn-01. Root makes the certificate from what it checked; nothing of it is read from the
+     * file. */
     if (!acme_keyauth_ok(ch->keyauth, ch->token)) {
         return "its key authorization is not of the form token.thumbprint";
     }

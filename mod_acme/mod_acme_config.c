@@ -5,13 +5,23 @@
  */
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <apr_strings.h>
 #include <http_core.h>
+#include <openssl/crypto.h>
 
 #include "acme_csr.h"
+#include "acme_jws.h"
+#include "acme_dns.h"
 #include "mod_acme.h"
+
+#define EAB_FILE_MAX 4096 /* a MAC key file holds one key of a few dozen characters */
 
 void *acme_conf_create(apr_pool_t *p, server_rec *s)
 {
@@ -49,9 +59,20 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     c->renew_window = add->renew_window_set ? add->renew_window : base->renew_window;
     ACME_MERGE(renew_window_set, 0);
     ACME_MERGE(challenge_types, NULL);
+    /* Each pair is given together: it merges together. */
+    c->eab_kid = add->eab_kid ? add->eab_kid : base->eab_kid;
+    c->eab_file = add->eab_kid ? add->eab_file : base->eab_file;
+    c->eab_key = add->eab_kid ? add->eab_key : base->eab_key;
+    c->profile = add->profile ? add->profile : base->profile;
+    c->profile_mandatory = add->profile ? add->profile_mandatory : base->profile_mandatory;
     ACME_MERGE(cache_spec, NULL);
     ACME_MERGE(cache_provider, NULL);
     ACME_MERGE(cache_args, NULL);
+    ACME_MERGE(dns_command, NULL);
+    ACME_MERGE(dns_timeout, 0);
+    ACME_MERGE(dns_propagation, 0);
+    ACME_MERGE(dns_resolver, NULL);
+    ACME_MERGE(preferred_chain, NULL);
     ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -156,16 +177,13 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
     for (i = 0; i < argc; i++) {
         /* Compared in the form kept, so that "2001:DB8:0::1" meets "2001:db8::1". */
         const char *name = canonical_name(cmd->pool, lowercase(cmd->pool, argv[i]));
-        if (name[0] == '*') {
-            return apr_psprintf(cmd->pool,
-                                "ACMEDomain %s: wildcard names need the dns-01 challenge, which "
-                                "mod_acme does not offer yet",
-                                argv[i]);
-        }
+        /* A wildcard is "*." before a host name (acme_name_is_dns); that it comes with dns-01
+         * is checked in acme_conf_check, once ACMEChallenges and ACMEDNSCommand are known. */
         if (!acme_name_is_dns(name) && !acme_name_is_ip(name)) {
             return apr_psprintf(cmd->pool,
                                 "ACMEDomain %s: not a host name (letters, digits and '-' in "
-                                "dot-separated labels, e.g. www.example.org) or an IP address",
+                                "dot-separated labels, e.g. www.example.org), a wildcard "
+                                "(*.example.org) or an IP address",
                                 argv[i]);
         }
         for (j = 0; j < d->names->nelts; j++) {
@@ -189,7 +207,17 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
         APR_ARRAY_PUSH(d->names, const char *) = name;
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
-    d->set_name = d->name;
+    /* The store takes [A-Za-z0-9._-] only; a '*' in a folder name would also be a glob in every
+     * shell command an operator types there. No DNS name or IP starts with '_'. */
+    d->set_name = d->name[0] == '*'
+                      ? apr_pstrcat(cmd->pool, ACME_WILDCARD_SET_PREFIX, d->name + 2, NULL)
+                      : d->name;
+    if (!acme_store_name_ok(d->set_name)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDomain %s: too long for the store's folder name %s (at most 255 "
+                            "characters); put a shorter name first",
+                            d->name, d->set_name);
+    }
     d->primary = 1;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
     *pd = d;
@@ -416,7 +444,31 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 /* The challenge types this build answers, in the default order of preference. */
-static const char *const challenge_types_known[] = {"http-01", "tls-alpn-01"};
+static const char *const challenge_types_known[] = {"http-01", "tls-alpn-01", "dns-01"};
+/* Without ACMEChallenges: each name gets the first of these the configuration can answer. */
+static const char *const challenge_types_default[] = {"http-01", "tls-alpn-01"};
+
+/* 1 when ACMEChallenges (or its default) lists type. */
+static int challenge_allowed(const acme_conf_t *c, const char *type)
+{
+    size_t k;
+    int i;
+
+    if (!c->challenge_types) {
+        for (k = 0; k < sizeof(challenge_types_default) / sizeof(challenge_types_default[0]); k++) {
+            if (strcmp(type, challenge_types_default[k]) == 0) {
+                return 1;
+            }
+        }
+        return 0;
+    }
+    for (i = 0; i < c->challenge_types->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(c->challenge_types, i, const char *), type) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
@@ -441,9 +493,13 @@ static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *cons
             }
         }
         if (!type) {
-            return apr_psprintf(cmd->pool,
-                                "ACMEChallenges %s: expected one or more of http-01, tls-alpn-01",
-                                argv[i]);
+            const char *known = "";
+            for (k = 0; k < sizeof(challenge_types_known) / sizeof(challenge_types_known[0]); k++) {
+                known =
+                    apr_pstrcat(cmd->pool, known, k ? ", " : "", challenge_types_known[k], NULL);
+            }
+            return apr_psprintf(cmd->pool, "ACMEChallenges %s: expected one or more of %s", argv[i],
+                                known);
         }
         for (j = 0; j < c->challenge_types->nelts; j++) {
             if (APR_ARRAY_IDX(c->challenge_types, j, const char *) == type) {
@@ -468,6 +524,181 @@ static const char *cmd_cache(cmd_parms *cmd, void *dc, const char *arg)
     c->cache_spec = arg;
     c->cache_args = colon ? colon + 1 : NULL;
     /* The provider itself is looked up in check_config: its module may be loaded later. */
+    return NULL;
+}
+
+/* The common name of a root, as a certificate names it (RFC 5280 ub-common-name: 64). */
+static const char *cmd_preferred_chain(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->preferred_chain != NULL), *q;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    for (q = arg; *q && (unsigned char)*q >= 0x20 && *q != 0x7f; q++) {
+    }
+    if (!*arg || *q || strlen(arg) > 64) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEPreferredChain %s: expected the common name of the root the "
+                            "chain should end at, as the CA's certificates name it, 1 to 64 "
+                            "characters in quotes, e.g. ACMEPreferredChain \"ISRG Root X1\"",
+                            arg);
+    }
+    c->preferred_chain = arg;
+    return NULL;
+}
+
+/* ACMEExternalAccountBinding KID FILE: the key ID as the CA gave it; the file is read and
+ * checked in check_config (eab_key_read), by root. */
+static const char *cmd_eab(cmd_parms *cmd, void *dc, const char *kid, const char *file)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->eab_kid != NULL), *k;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    for (k = kid; *k && *k > ' ' && *k < 0x7f && *k != '"'; k++) {
+    }
+    if (!*kid || *k || strlen(kid) > 256) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEExternalAccountBinding %s: expected the key ID the CA gave "
+                            "(printable characters, no spaces) and then the file holding the "
+                            "MAC key",
+                            kid);
+    }
+    c->eab_file = ap_server_root_relative(cmd->pool, file);
+    if (!c->eab_file) {
+        return apr_psprintf(cmd->pool, "ACMEExternalAccountBinding %s %s: not a valid path", kid,
+                            file);
+    }
+    c->eab_kid = kid;
+    return NULL;
+}
+
+/* ACMEProfile NAME [mandatory] (draft-ietf-acme-profiles). */
+static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const char *flag)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->profile != NULL);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!*name || strlen(name) > ACME_PROFILE_NAME_MAX ||
+        strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+            strlen(name)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEProfile %s: expected the name of a profile the CA offers "
+                            "(letters, digits, '.', '_' and '-', e.g. classic, tlsserver or "
+                            "shortlived)",
+                            name);
+    }
+    if (flag && strcasecmp(flag, "mandatory") != 0) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEProfile %s %s: the only word after the name is 'mandatory' "
+                            "(no certificate when the CA does not offer the profile)",
+                            name, flag);
+    }
+    c->profile = name;
+    c->profile_mandatory = flag != NULL;
+    return NULL;
+}
+
+/* ACMEDNSCommand /path/to/program [args]: run without a shell, so an absolute path to a program
+ * root has checked here (the User runs it later, in the watchdog child). */
+static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->dns_command != NULL);
+    apr_finfo_t fi;
+    int i;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (argc < 1) {
+        return "ACMEDNSCommand needs a program: ACMEDNSCommand /usr/local/bin/dns01 [args]";
+    }
+    if (argv[0][0] != '/') {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSCommand %s: expected an absolute path to a program (it runs "
+                            "without a shell and without PATH)",
+                            argv[0]);
+    }
+    if (apr_stat(&fi, argv[0], APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "ACMEDNSCommand %s: no such file (expected a program)",
+                            argv[0]);
+    }
+    if (!(fi.protection & (APR_FPROT_UEXECUTE | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE))) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSCommand %s: not executable (chmod +x it; the server's User "
+                            "runs it)",
+                            argv[0]);
+    }
+    c->dns_command = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        APR_ARRAY_PUSH(c->dns_command, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
+/* A duration as ACMERenewWindow takes one ("90s", "2m", plain seconds), for the DNS timeouts. */
+static const char *dns_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
+                                apr_interval_time_t max)
+{
+    acme_renew_window_t w;
+    const char *err = per_cert(cmd, *pt != 0);
+
+    if (err) {
+        return err;
+    }
+    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
+        w.left > max) {
+        return apr_psprintf(cmd->pool,
+                            "%s %s: expected a duration of at most %d minutes (e.g. 90s, 2m, or "
+                            "seconds)",
+                            cmd->cmd->name, arg, (int)(apr_time_sec(max) / 60));
+    }
+    *pt = w.left;
+    return NULL;
+}
+
+static const char *cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return dns_duration(cmd, &cmd_conf(cmd)->dns_timeout, arg, apr_time_from_sec(600));
+}
+
+static const char *cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    /* One attempt waits at most 5 minutes for its order in all (ORDER_WAIT). */
+    return dns_duration(cmd, &cmd_conf(cmd)->dns_propagation, arg, apr_time_from_sec(300));
+}
+
+static const char *cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = cmd_conf(cmd);
+    const char *err = per_cert(cmd, c->dns_resolver != NULL);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!acme_dns_resolver_ok(arg)) {
+        return apr_psprintf(cmd->pool,
+                            "ACMEDNSResolver %s: expected an IP address with an optional port "
+                            "(192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353)",
+                            arg);
+    }
+    c->dns_resolver = apr_pstrdup(cmd->pool, arg);
     return NULL;
 }
 
@@ -496,6 +727,23 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE1("ACMEPreferredChain", cmd_preferred_chain, NULL, RSRC_CONF,
+                  "the common name of the root the chain kept should end at, e.g. "
+                  "\"ISRG Root X1\""),
+    AP_INIT_TAKE2("ACMEExternalAccountBinding", cmd_eab, NULL, RSRC_CONF,
+                  "key ID and file with the MAC key of the CA account (external account binding)"),
+    AP_INIT_TAKE12("ACMEProfile", cmd_profile, NULL, RSRC_CONF,
+                   "NAME [mandatory]: the certificate profile to ask the CA for; with "
+                   "'mandatory', no certificate when the CA does not offer it"),
+    AP_INIT_TAKE_ARGV("ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
+                      "program [args], run as: program [args] setup|teardown NAME VALUE"),
+    AP_INIT_TAKE1("ACMEDNSTimeout", cmd_dns_timeout, NULL, RSRC_CONF,
+                  "how long ACMEDNSCommand may run before it is killed (default 60s)"),
+    AP_INIT_TAKE1("ACMEDNSPropagationTimeout", cmd_dns_propagation, NULL, RSRC_CONF,
+                  "how long to wait for the TXT records to be visible (default 2m)"),
+    AP_INIT_TAKE1("ACMEDNSResolver", cmd_dns_resolver, NULL, RSRC_CONF,
+                  "address[:port] of the resolver that must see the TXT records (default: the "
+                  "zone's authoritative servers)"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 
@@ -519,6 +767,36 @@ acme_domain_t *acme_domain_for_server(const server_rec *s)
     return acme_conf_get(s)->vhost_domain;
 }
 
+/* 1 when the wildcard name pattern ("*.example.org") covers host: one label, not "*" itself,
+ * in front of the base (RFC 6125 section 6.4.3: a wildcard stands for one label only). */
+static int wildcard_covers(const char *pattern, const char *host)
+{
+    const char *dot = host ? strchr(host, '.') : NULL;
+
+    return pattern[0] == '*' && pattern[1] == '.' && dot && dot != host && host[0] != '*' &&
+           strcasecmp(dot + 1, pattern + 2) == 0;
+}
+
+/* The ACMEDomain with a wildcard name covering host, or NULL. */
+static const acme_domain_t *domain_covering(const acme_conf_t *conf, const char *host)
+{
+    int i, j;
+
+    for (i = 0; host && i < conf->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(conf->domains, i, acme_domain_t *);
+        for (j = 0; d->primary && j < d->names->nelts; j++) {
+            if (wildcard_covers(APR_ARRAY_IDX(d->names, j, const char *), host)) {
+                return d;
+            }
+        }
+    }
+    return NULL;
+}
+
+/* The ACMEDomain of a vhost: one that names its ServerName or a ServerAlias (a wildcard alias
+ * "*.example.org" too, by its text); else one whose wildcard covers them, so that a vhost
+ * foo.example.org is served by the certificate of ACMEDomain *.example.org. An exact name
+ * wins over a wildcard. */
 static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
 {
     const acme_domain_t *d = acme_domain_for_host(conf, s->server_hostname);
@@ -527,7 +805,164 @@ static acme_domain_t *match_server(const acme_conf_t *conf, const server_rec *s)
     for (i = 0; !d && s->names && i < s->names->nelts; i++) {
         d = acme_domain_for_host(conf, APR_ARRAY_IDX(s->names, i, const char *));
     }
+    for (i = 0; !d && s->wild_names && i < s->wild_names->nelts; i++) {
+        d = acme_domain_for_host(conf, APR_ARRAY_IDX(s->wild_names, i, const char *));
+    }
+    if (!d) {
+        d = domain_covering(conf, s->server_hostname);
+    }
+    for (i = 0; !d && s->names && i < s->names->nelts; i++) {
+        d = domain_covering(conf, APR_ARRAY_IDX(s->names, i, const char *));
+    }
     return (acme_domain_t *)d;
+}
+
+/* "www-data (uid 33)", or "uid 33" for a uid without a name. */
+static const char *uid_text(uid_t uid, apr_pool_t *p)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found) {
+        return apr_psprintf(p, "%s (uid %ld)", found->pw_name, (long)uid);
+    }
+    return apr_psprintf(p, "uid %ld", (long)uid);
+}
+
+/* A path as one shell word, for commands that fix things. */
+static const char *shell_word(const char *path, apr_pool_t *p)
+{
+    const char *q;
+    const char *out = "'";
+
+    if (!strpbrk(path, " \t\n'\"\\$`!*?[]{}()<>|&;#~")) {
+        return path;
+    }
+    for (q = path; *q; q++) {
+        out = *q == '\'' ? apr_pstrcat(p, out, "'\\''", NULL)
+                         : apr_pstrcat(p, out, apr_pstrmemdup(p, q, 1), NULL);
+    }
+    return apr_pstrcat(p, out, "'", NULL);
+}
+
+static apr_status_t eab_key_wipe(void *data)
+{
+    OPENSSL_cleanse(data, strlen(data));
+    return APR_SUCCESS;
+}
+
+/* ACMEExternalAccountBinding's file holds the credential of the CA account: whoever reads it
+ * (a CGI running as the User) can open accounts in the operator's name. So it must be a file of
+ * the user the server starts as (root) that group and others cannot read. The parent reads it
+ * here, before the children become the User (who could not read it); they inherit the key in
+ * memory. Nothing of the file's content goes into a message. NULL when the key is read, else
+ * why the file is refused. */
+static const char *eab_key_read(acme_conf_t *c, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    const uid_t me = geteuid();
+    const char *word = shell_word(c->eab_file, ptemp), *why = NULL, *key;
+    char buf[EAB_FILE_MAX + 1];
+    struct stat st;
+    ssize_t n = 0;
+    int fd;
+
+    /* O_NONBLOCK: a FIFO in its place must not hang the start. */
+    fd = open(c->eab_file, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        return apr_psprintf(ptemp, "%s cannot be opened (%s)", c->eab_file, strerror(errno));
+    }
+    if (fstat(fd, &st) != 0) {
+        why = apr_psprintf(ptemp, "%s cannot be examined (%s)", c->eab_file, strerror(errno));
+    } else if (!S_ISREG(st.st_mode)) {
+        why = apr_psprintf(ptemp, "%s is not a regular file", c->eab_file);
+    } else if (st.st_uid != me || (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        const char *owner = me == 0 ? "root:root" : apr_psprintf(ptemp, "%ld", (long)me);
+        int bad_owner = st.st_uid != me, bad_mode = (st.st_mode & (S_IRWXG | S_IRWXO)) != 0;
+        why = apr_psprintf(
+            ptemp,
+            "%s %s%s%s; it holds the MAC key of the CA account, which no one but %s may read; to "
+            "fix: %s%s%s",
+            c->eab_file,
+            bad_owner ? apr_psprintf(ptemp, "belongs to %s", uid_text(st.st_uid, ptemp)) : "",
+            bad_owner && bad_mode ? " and " : "",
+            bad_mode ? apr_psprintf(ptemp, "can be read or written by group or others (mode %04o)",
+                                    (unsigned)(st.st_mode & 07777))
+                     : "",
+            me == 0 ? "root" : uid_text(me, ptemp),
+            bad_owner ? apr_psprintf(ptemp, "chown %s %s", owner, word) : "",
+            bad_owner && bad_mode ? " && " : "",
+            bad_mode ? apr_psprintf(ptemp, "chmod 600 %s", word) : "");
+    } else {
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0) {
+            why = apr_psprintf(ptemp, "%s cannot be read (%s)", c->eab_file, strerror(errno));
+        } else if (n > EAB_FILE_MAX) {
+            why = apr_psprintf(ptemp,
+                               "%s is larger than %d bytes: expected the MAC key alone, as the "
+                               "CA gives it",
+                               c->eab_file, EAB_FILE_MAX);
+        } else if (acme_jws_eab_key(&key, buf, (apr_size_t)n, pconf) != APR_SUCCESS) {
+            why = apr_psprintf(ptemp,
+                               "%s does not hold a MAC key: expected the key as the CA gives it, "
+                               "in base64url (or base64), alone in the file",
+                               c->eab_file);
+        } else {
+            c->eab_key = key;
+            /* Wiped when the generation's configuration goes, not left in freed memory. */
+            apr_pool_cleanup_register(pconf, key, eab_key_wipe, apr_pool_cleanup_null);
+        }
+        if (n > 0) {
+            OPENSSL_cleanse(buf, (size_t)n);
+        }
+    }
+    close(fd);
+    return why;
+}
+
+/* dns-01 as configured for each certificate (its own configuration, d->conf): a wildcard needs
+ * it, and it needs a command. Logs what to add. */
+static int check_dns01(const acme_conf_t *c, server_rec *s)
+{
+    int i, j, used = 0;
+
+    for (i = 0; i < c->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const acme_conf_t *dc = d->conf;
+        int dns01 = challenge_allowed(dc, "dns-01");
+        if (!d->primary) {
+            continue;
+        }
+        used |= dns01;
+        for (j = 0; j < d->names->nelts; j++) {
+            const char *n = APR_ARRAY_IDX(d->names, j, const char *);
+            if (n[0] == '*' && (!dns01 || !dc->dns_command)) {
+                acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                               "ACME02700: ACMEDomain %s (%s): wildcard names need the dns-01 "
+                               "challenge (RFC 8555 section 7.1.3): add %s%s%s",
+                               n, d->defined_at,
+                               dns01 ? "" : "'ACMEChallenges http-01 dns-01' (or dns-01 alone)",
+                               !dns01 && !dc->dns_command ? " and " : "",
+                               dc->dns_command ? ""
+                                               : "'ACMEDNSCommand /path/to/program', which sets "
+                                                 "and removes the TXT records");
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
+        }
+        if (dns01 && !dc->dns_command) {
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME02701: ACMEDomain %s (%s): ACMEChallenges lists dns-01 but no "
+                           "ACMEDNSCommand is set: add 'ACMEDNSCommand /path/to/program', which "
+                           "sets and removes the TXT records, or remove dns-01",
+                           d->name, d->defined_at);
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (!used && (c->dns_command || c->dns_resolver || c->dns_timeout || c->dns_propagation)) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME02702: ACMEDNS* directives are set but no ACMEDomain's ACMEChallenges "
+                       "lists dns-01: they have no effect");
+    }
+    return OK;
 }
 
 /* Adds the CAs of one certificate's configuration to the server's list of every CA in use
@@ -548,6 +983,23 @@ static void ca_all_add(acme_conf_t *c, const acme_conf_t *dc)
             APR_ARRAY_PUSH(c->ca_all, const char *) = url;
         }
     }
+}
+
+/* Reads the key of a binding (global, or of d's section), or says at start why not. */
+static int eab_key_ok(acme_conf_t *c, const acme_domain_t *d, server_rec *s, apr_pool_t *pconf,
+                      apr_pool_t *ptemp)
+{
+    const char *why = eab_key_read(c, pconf, ptemp);
+
+    if (why) {
+        acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                       "ACME02800: %s%s%sACMEExternalAccountBinding %s %s: %s; the server does "
+                       "not start with it",
+                       d ? "<ACMEDomain " : "", d ? d->name : "", d ? ">: " : "", c->eab_kid,
+                       c->eab_file, why);
+        return 0;
+    }
+    return 1;
 }
 
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
@@ -586,6 +1038,9 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                        c->store_dir, why);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    if (c->eab_kid && !eab_key_ok(c, NULL, s, pconf, ptemp)) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     /* One unit per ACMEDomain and key type: the first type keeps the plain store name (so a
      * change of the only type renews in place), the others get "_<type>", which no DNS name
      * can collide with. */
@@ -598,6 +1053,10 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         int n = c->domains->nelts, k;
         for (i = 0; i < n; i++) {
             acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *), *prev = d;
+            /* A binding of the section's own: its key is read before the merge hands it on. */
+            if (d->section && d->section->eab_kid && !eab_key_ok(d->section, d, s, pconf, ptemp)) {
+                return HTTP_INTERNAL_SERVER_ERROR;
+            }
             /* Each certificate's configuration: the global values under its section's. */
             d->conf = d->section ? acme_conf_merge(pconf, c, d->section) : c;
             ca_all_add(c, d->conf);
@@ -605,7 +1064,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             for (k = 1; k < d->conf->n_key_types; k++) {
                 acme_domain_t *u = apr_pmemdup(pconf, d, sizeof(*d));
                 const char *type = acme_key_type_name(d->conf->key_types[k]);
-                char *set_name = apr_psprintf(pconf, "%s_%s", d->name, type), *q;
+                char *set_name = apr_psprintf(pconf, "%s_%s", d->set_name, type), *q;
                 /* The store takes such a name in its folder alphabet ([A-Za-z0-9._-]): an IPv6
                  * name's colons become '-', which IPv6 text never holds, so names stay apart. */
                 for (q = set_name; *q; q++) {
@@ -624,6 +1083,9 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
             }
         }
     }
+    if (check_dns01(c, s) != OK) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {
         acme_domain_t *d = match_server(c, v);
@@ -634,12 +1096,49 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const char *v6 = NULL;
+        int j;
+        /* httpd takes no IPv6 literal as ServerName ("[::1]" is a wildcard pattern to it, and
+         * "::1" a port), so such a name can only ever be matched as a ServerAlias. */
+        for (j = 0; j < d->names->nelts && !v6; j++) {
+            const char *n = APR_ARRAY_IDX(d->names, j, const char *);
+            v6 = strchr(n, ':') ? n : NULL;
+        }
         if (d->primary && !d->vhosts) {
             acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
                            "ACME01002: ACMEDomain %s (%s): no VirtualHost has one of its names as "
                            "ServerName or ServerAlias, so no vhost will serve its certificate; it "
-                           "is obtained and kept in the store all the same",
-                           d->name, d->defined_at);
+                           "is obtained and kept in the store all the same%s%s%s",
+                           d->name, d->defined_at,
+                           v6 ? " (httpd takes no IPv6 address as ServerName: an IPv6 address "
+                                "goes in ServerAlias (ServerAlias "
+                              : "",
+                           v6 ? v6 : "", v6 ? "))" : "");
+        }
+    }
+    /* Let's Encrypt issues certificates for IP addresses only under its shortlived profile:
+     * any other order with an IP address is refused, attempt after attempt. */
+    for (i = 0; i < c->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        const acme_conf_t *dc = d->conf;
+        const char *ip = NULL;
+        int j, le = !dc->ca_urls;
+        for (j = 0; dc->ca_urls && j < dc->ca_urls->nelts; j++) {
+            const char *u = APR_ARRAY_IDX(dc->ca_urls, j, const char *);
+            le |= strcmp(u, ACME_LETSENCRYPT) == 0 || strcmp(u, ACME_LETSENCRYPT_STAGING) == 0;
+        }
+        for (j = 0; d->primary && j < d->names->nelts && !ip; j++) {
+            if (acme_name_is_ip(APR_ARRAY_IDX(d->names, j, const char *))) {
+                ip = APR_ARRAY_IDX(d->names, j, const char *);
+            }
+        }
+        if (ip && le && (!dc->profile || strcmp(dc->profile, "shortlived") != 0)) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                           "ACME02801: ACMEDomain %s (%s): Let's Encrypt issues certificates for "
+                           "IP addresses such as %s only under its profile shortlived (about 6 "
+                           "days), and ACMEProfile is %s; add 'ACMEProfile shortlived' or its "
+                           "orders are refused",
+                           d->name, d->defined_at, ip, dc->profile ? dc->profile : "not set");
         }
     }
     if (c->agreement != 1) {

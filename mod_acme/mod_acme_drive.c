@@ -22,6 +22,7 @@
 #include <http_core.h>
 #include <mod_watchdog.h>
 
+#include "acme_dns.h"
 #include "mod_acme_drive.h"
 
 static apr_time_t driver_clock_now(void *baton)
@@ -140,6 +141,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->ari_check_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
+    drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
@@ -373,6 +375,7 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
     w->started = now;
     w->ari_only = ari_only;
     w->ari_ca = acme_driver_ca_index(drv, d);
+    w->profile_noted = &drv->profile_noted[i]; /* one worker per domain at a time */
     /* Counted before the thread exists: it may finish before apr_thread_create returns. */
     apr_atomic_inc32(&drv->active);
     rv = apr_threadattr_create(&attr, p);
@@ -659,6 +662,9 @@ apr_status_t acme_parent_driver_setup(acme_runtime_t *rt, apr_pool_t *pconf)
         return APR_EGENERAL;
     }
     rv = acme_http_global_init();
+    if (rv == APR_SUCCESS) {
+        rv = acme_dns_global_init();
+    }
     if (rv != APR_SUCCESS) {
         return rv;
     }

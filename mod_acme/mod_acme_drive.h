@@ -33,6 +33,7 @@ typedef struct worker_t {
     volatile apr_uint32_t challenges; /* answers published and not withdrawn */
     acme_job_t *job;
     const char *ca_url; /* CA of the current try */
+    int finalizing;     /* the current try handed its order a key: a certificate may come */
     int staged;
     apr_time_t staged_at; /* ... and may be activated from then on (its notBefore) */
     apr_time_t next_run;
@@ -41,6 +42,8 @@ typedef struct worker_t {
     int ari_absent;          /* ... and learnt that the CA offers none */
     apr_time_t ari_renew_at; /* ... or when to renew, picked in the CA's window */
     apr_time_t ari_check_at; /* ... and when to ask again */
+    const char *profile;     /* the profile ordered under (ACMEProfile, when the CA offers it) */
+    int *profile_noted;      /* the driver's flag for this domain: "not offered" was logged */
 } worker_t;
 
 struct driver_t {
@@ -70,6 +73,7 @@ struct driver_t {
     apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
     int *ari_absent;               /* per CA: it offers no renewal information */
     int *ari_known;                /* per CA: it answered renewal information once */
+    int *profile_noted;            /* per domain: ACMEProfile not offered, logged once */
     acme_clock_t clock;            /* the system clock, with sleeps that end when stopping */
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
@@ -94,6 +98,11 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
  * first CA when the issuer is not known or no longer one of its CAs (then the certificate is
  * replaced anyway). */
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
+
+/* mod_acme_dns.c: the dns-01 responder of worker w (ACMEDNSCommand and the propagation
+ * check), and the removal of the dns-01 records an earlier attempt left in w's job file. */
+void acme_worker_dns01(acme_responder_t *r, worker_t *w);
+void acme_worker_dns01_leftovers(worker_t *w);
 
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);

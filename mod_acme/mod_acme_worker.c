@@ -118,6 +118,7 @@ static apr_status_t worker_on_key(void *baton, const acme_key_t *key)
         rv = acme_store_write(w->drv->rt->store, key_path(w->d, w->pool), pem, len,
                               APR_FPROT_UREAD | APR_FPROT_UWRITE, w->pool);
     }
+    w->finalizing = rv == APR_SUCCESS;
     return rv;
 }
 
@@ -140,13 +141,30 @@ static json_t *set_meta(worker_t *w, apr_pool_t *p)
 {
     json_t *names = json_array();
     int i;
+    json_t *meta;
+    const char *configured = w->d->conf->profile;
 
     for (i = 0; i < w->d->names->nelts; i++) {
         json_array_append_new(names, json_string(APR_ARRAY_IDX(w->d->names, i, const char *)));
     }
-    return acme_json_pool(p, json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url,
-                                       "key-type", acme_key_type_name(w->d->key_type), "obtained",
-                                       (json_int_t)apr_time_sec(apr_time_now())));
+    meta = json_pack("{s:o, s:s, s:s, s:I}", "names", names, "ca", w->ca_url, "key-type",
+                     acme_key_type_name(w->d->key_type), "obtained",
+                     (json_int_t)apr_time_sec(apr_time_now()));
+
+    /* What the chain was chosen for: a set obtained for this very preference is not ordered
+     * again when the CA offered no chain ending at it (mod_acme_certs.c, set_mismatch). */
+    if (meta && w->d->conf->preferred_chain) {
+        json_object_set_new(meta, "preferred-chain", json_string(w->d->conf->preferred_chain));
+    }
+    /* The ACMEProfile the set was ordered for, also when the CA did not offer it: a changed
+     * ACMEProfile asks for a new certificate (mod_acme_certs.c), an unchanged one never does. */
+    if (meta && configured) {
+        json_object_set_new(meta, "profile-configured", json_string(configured));
+    }
+    if (meta && w->profile) {
+        json_object_set_new(meta, "profile", json_string(w->profile));
+    }
+    return acme_json_pool(p, meta);
 }
 
 /* A short stable folder suffix for an account: hex of the first bytes of SHA-1(what). */
@@ -183,6 +201,11 @@ static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *t
             acme_responder_http01(&wr->core, tokens);
         } else if (strcmp(type, "tls-alpn-01") == 0) {
             acme_responder_tlsalpn01(&wr->core, tokens);
+        } else if (strcmp(type, "dns-01") == 0) {
+            /* Keeps its own records in the job file (mod_acme_dns.c). */
+            acme_worker_dns01(r, w);
+            APR_ARRAY_PUSH(out, acme_responder_t *) = r;
+            continue;
         } else {
             continue; /* check_config accepts only the types built here */
         }
@@ -221,10 +244,16 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     areq.contacts = contacts;
     areq.terms_agreed = conf->agreement == 1;
-    /* A contact address of the certificate's own (<ACMEDomain> section) is an account of its
-     * own at each CA, kept apart from the server's. */
-    if (w->d->section && w->d->section->email) {
-        areq.variant = account_variant(w->d->section->email, w->pool);
+    /* Read by the parent from a file only root may read (check_config); never logged. */
+    areq.eab_kid = w->d->conf->eab_key ? w->d->conf->eab_kid : NULL;
+    areq.eab_hmac = w->d->conf->eab_key;
+    /* A contact address or an external account binding of the certificate's own (<ACMEDomain>
+     * section) is an account of its own at each CA, kept apart from the server's: a binding
+     * ties an account to one account of the operator at the CA. */
+    if (w->d->section && (w->d->section->email || w->d->section->eab_kid)) {
+        const char *e = w->d->section->email, *k = w->d->section->eab_kid;
+        areq.variant =
+            account_variant(k ? apr_pstrcat(w->pool, e ? e : "", "\neab:", k, NULL) : e, w->pool);
     }
 
     memset(&ireq, 0, sizeof(ireq));
@@ -237,11 +266,32 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     ireq.on_order = worker_on_order;
     ireq.on_key = worker_on_key;
     ireq.baton = w;
+    ireq.preferred_chain = w->d->conf->preferred_chain;
     if (w->job->order_url && w->job->ca_url && strcmp(w->job->ca_url, w->ca_url) == 0) {
         ireq.order_url = w->job->order_url;
         ireq.key = worker_kept_key(w);
     }
 
+    /* Asked for only when the CA's directory lists it; checked before the account, so that a
+     * mandatory profile the CA lacks costs no registration. */
+    w->profile = NULL;
+    if (w->d->conf->profile) {
+        const char *offered = NULL;
+        rv = acme_profile_pick(&w->profile, &offered, pprob, client, w->d->conf->profile,
+                               w->d->conf->profile_mandatory, w->pool);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        if (!w->profile && !*w->profile_noted) {
+            *w->profile_noted = 1;
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                           "ACME02802: %s: the CA %s does not offer the profile %s (it offers: "
+                           "%s); ordering without it (the CA's default); add 'mandatory' to "
+                           "ACMEProfile to get no certificate instead",
+                           w->d->name, w->ca_url, w->d->conf->profile, offered);
+        }
+        ireq.profile = w->profile;
+    }
     for (again = 1; again >= 0; again--) {
         apr_thread_mutex_lock(w->drv->account_mutex);
         rv = acme_account_setup(client, rt->store, &areq, ACME_KEY_EC256, pprob, w->pool);
@@ -269,6 +319,22 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
     }
     if (rv != APR_SUCCESS) {
         return rv;
+    }
+    if (ireq.preferred_chain && res->chain_preferred) {
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME02900: %s: keeping the chain that ends at \"%s\" as "
+                       "ACMEPreferredChain asks (the CA's %s; chains offered: %s)",
+                       w->d->name, ireq.preferred_chain,
+                       res->chain_index
+                           ? apr_psprintf(w->pool, "alternate chain %d", res->chain_index)
+                           : "default chain",
+                       res->chain_issuers);
+    } else if (ireq.preferred_chain) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, rt->s,
+                       "ACME02901: %s: none of the chains %s offers ends at \"%s\" "
+                       "(ACMEPreferredChain); chains offered: %s; keeping the default chain",
+                       w->d->name, w->ca_url, ireq.preferred_chain,
+                       res->chain_issuers ? res->chain_issuers : "none that can be read");
     }
     /* What the parent will check, checked first: a certificate it would refuse is a failed
      * attempt now, without a restart; the next attempt orders anew. */
@@ -342,6 +408,7 @@ static apr_status_t worker_obtain(worker_t *w)
                        "ACME01052: %s: the job file in %s/jobs cannot be read; starting afresh",
                        w->d->name, rt->store_dir);
     }
+    acme_worker_dns01_leftovers(w);
     n = cas ? cas->nelts : 1;
     /* An order in flight continues at its own CA. */
     for (k = 0; cas && w->job->ca_url && k < n; k++) {
@@ -352,9 +419,24 @@ static apr_status_t worker_obtain(worker_t *w)
     for (k = 0; k < n; k++) {
         w->ca_url = cas ? APR_ARRAY_IDX(cas, (start + k) % n, const char *) : fallback_ca[0];
         prob = NULL;
+        w->finalizing = 0;
         rv = worker_try(w, &prob);
         if (rv == APR_SUCCESS || rv == ACME_ECANCELLED || !acme_status_is_transient(rv) ||
             k + 1 == n) {
+            break;
+        }
+        /* This CA was asked to finalize (or may have been: the answer can be lost) and may
+         * still issue: another CA would make a second certificate for the names. The order is
+         * resumed here at the next attempt, with the key kept. (An order that ended invalid
+         * gives none: the next CA may issue.) */
+        if (w->finalizing && w->job->order_url && rv != ACME_EINVALID) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
+                           "ACME02902: %s: %s failed after the order %s was finalized (%s); "
+                           "not trying the next ACMECertificateAuthority, which would make a "
+                           "second certificate: the order is resumed at %s at the next attempt",
+                           w->d->name, w->ca_url, w->job->order_url,
+                           prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool),
+                           w->ca_url);
             break;
         }
         acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
@@ -371,7 +453,9 @@ static apr_status_t worker_obtain(worker_t *w)
         w->staged = 1;
         w->next_run = 0;
         acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                       "ACME01054: %s: new certificate obtained from %s; %s", w->d->name, w->ca_url,
+                       "ACME01054: %s: new certificate obtained from %s%s%s; %s", w->d->name,
+                       w->ca_url, w->profile ? " under the profile " : "",
+                       w->profile ? w->profile : "",
                        rt->one_process ? "one-process mode: stop the server and start it again to "
                                          "activate it"
                        : rt->conf->auto_restart != 0

@@ -74,6 +74,12 @@ static const char *run_directive(const cmd_parms *base, const command_rec *cmd, 
         return cmd->AP_TAKE_ARGV(&parms, NULL, argc, argv);
     case TAKE1:
         return argc == 1 ? cmd->AP_TAKE1(&parms, NULL, argv[0]) : NULL;
+    case TAKE2:
+        return argc == 2 ? cmd->AP_TAKE2(&parms, NULL, argv[0], argv[1]) : NULL;
+    case TAKE12:
+        return argc == 1 || argc == 2
+                   ? cmd->AP_TAKE2(&parms, NULL, argv[0], argc == 2 ? argv[1] : NULL)
+                   : NULL;
     case FLAG:
         if (argc != 1 || (strcasecmp(argv[0], "on") != 0 && strcasecmp(argv[0], "off") != 0)) {
             return NULL;
@@ -223,7 +229,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 (c->renew_window.percent >= 1 && c->renew_window.percent <= 99) ||
                 (!c->renew_window.percent && c->renew_window.left > 0));
     check_names(c, p);
-    /* Every unit has the configuration it is obtained with, its key type among its own. */
+    /* Every unit has the configuration it is obtained with, its key type among its own; a
+     * binding passes check_config only with its key read; a profile is a plain token. */
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         int k, found = 0;
@@ -232,6 +239,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             found |= d->conf->key_types[k] == d->key_type;
         }
         FUZZ_ASSERT(found);
+        FUZZ_ASSERT(!d->conf->eab_kid ||
+                    (d->conf->eab_key && *d->conf->eab_key && d->conf->eab_file));
+        FUZZ_ASSERT(!d->conf->profile ||
+                    (*d->conf->profile && strlen(d->conf->profile) <= ACME_PROFILE_NAME_MAX &&
+                     strspn(d->conf->profile, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+                                              "XYZ0123456789._-") == strlen(d->conf->profile)));
     }
 out:
     apr_pool_destroy(p);

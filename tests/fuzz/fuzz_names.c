@@ -84,14 +84,21 @@ static void check_name(const char *s, apr_pool_t *p)
         FUZZ_ASSERT(canon && acme_name_is_ip(canon));
         FUZZ_ASSERT(strcmp(ip_text(canon, p), canon) == 0);
     }
-    /* Whatever we accept as a name is a safe folder name in the store. */
-    if (dns || ip) {
+    /* Whatever we accept as a name is a safe folder name in the store; a wildcard under the
+     * name the configuration gives its set ("*." as "_wildcard.", mod_acme.h), never with its
+     * '*', which would be a glob in an operator's shell. */
+    if ((dns && s[0] != '*') || ip) {
         FUZZ_ASSERT(ok);
+    }
+    if (dns && s[0] == '*') {
+        /* ... which mod_acme_config.c refuses when it grows too long. */
+        FUZZ_ASSERT(!ok && (strlen(s) + 8 > 255 ||
+                            acme_store_name_ok(apr_pstrcat(p, "_wildcard.", s + 2, NULL))));
     }
     if (ok) {
         FUZZ_ASSERT(*s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 && s[0] != '.');
         for (c = s; *c; c++) {
-            FUZZ_ASSERT(isalnum((unsigned char)*c) || strchr("._-:*", *c));
+            FUZZ_ASSERT(isalnum((unsigned char)*c) || strchr("._-:", *c));
         }
     }
     /* Anything outside ASCII (an IDN U-label) is refused: only A-labels (xn--) go to a CA. */

@@ -152,7 +152,10 @@ def make_listener_ca(dirpath):
     """A small CA and a leaf for localhost/127.0.0.1: pebble ships no TLS certificate."""
     now = datetime.datetime.now(datetime.timezone.utc)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mod_acme test listener CA")])
+    # A name of its own: a client trusting the CAs of two pebbles finds each leaf's issuer by
+    # name, and two CAs of one name would have one leaf checked with the other's key.
+    ca_name = x509.Name([x509.NameAttribute(
+        NameOID.COMMON_NAME, f"mod_acme test listener CA {os.urandom(4).hex()}")])
     ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
           .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
           .not_valid_before(now - datetime.timedelta(minutes=5))
@@ -210,7 +213,12 @@ class Pebble:
     """pebble-challtestsrv as DNS (every name -> 127.0.0.1) and pebble using it."""
 
     def __init__(self, workdir, always_valid=False, env_extra=None, http_port=None,
-                 tls_port=None, validity=None):
+                 tls_port=None, validity=None, alternate_roots=0, eab_keys=None):
+        """alternate_roots=N: besides its default chain, pebble offers N alternate chains for
+        every certificate (PEBBLE_ALTERNATE_ROOTS: one intermediate cross-signed by N+1 roots,
+        "Pebble Root CA <hex>"; root_pem(k) is the root of chain k, 0 the default's).
+        eab_keys: {key ID: base64url MAC key}; with them pebble requires an external account
+        binding (RFC 8555 section 7.3.4) in every newAccount."""
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.listener = make_listener_ca(workdir)
@@ -230,6 +238,9 @@ class Pebble:
         }}
         if validity:
             cfg["pebble"]["certificateValidityPeriod"] = validity
+        if eab_keys:
+            cfg["pebble"]["externalAccountBindingRequired"] = True
+            cfg["pebble"]["externalAccountMACKeys"] = dict(eab_keys)
         self.config = os.path.join(workdir, "pebble.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f, indent=2)
@@ -245,6 +256,8 @@ class Pebble:
         env["PEBBLE_VA_NOSLEEP"] = "1"
         if always_valid:
             env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+        if alternate_roots:
+            env["PEBBLE_ALTERNATE_ROOTS"] = str(alternate_roots)
         env.update(env_extra or {})
         self.proc = Proc("pebble", ["pebble", "-config", self.config,
                                     "-dnsserver", f"{LOOPBACK}:{self.dns_port}"],
@@ -259,9 +272,15 @@ class Pebble:
                                     context=ctx, timeout=10) as r:
             return r.read()
 
-    def root_pem(self):
-        """Pebble makes a new root at every start: fetch it from the management port."""
-        return self._mgmt_get("/roots/0")
+    def root_pem(self, k=0):
+        """Pebble makes a new root at every start: fetch it from the management port (k: the
+        root of alternate chain k, with alternate_roots)."""
+        return self._mgmt_get(f"/roots/{k}")
+
+    def root_name(self, k=0):
+        """The common name of root k (what ACMEPreferredChain names)."""
+        cert = x509.load_pem_x509_certificate(self.root_pem(k))
+        return cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
 
     def requests(self):
         """Requests pebble has handled, as "METHOD /path" (one '-> calling handler()' log line
@@ -731,13 +750,13 @@ class _PidProc:
             return -1
 
 
-def tls_peer_cert(port, server_name, timeout=5.0):
+def tls_peer_cert(port, server_name, timeout=5.0, address=LOOPBACK):
     """The leaf certificate the server presents for server_name (no verification), and the
-    chain as PEM when the server sends one."""
+    chain as PEM when the server sends one. address: where to connect ("::1" for IPv6)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((LOOPBACK, port), timeout=timeout) as sock:
+    with socket.create_connection((address, port), timeout=timeout) as sock:
         with ctx.wrap_socket(sock, server_hostname=server_name) as tls:
             der = tls.getpeercert(binary_form=True)
     return x509.load_der_x509_certificate(der)

@@ -1,11 +1,16 @@
 """A small HTTPS reverse proxy in front of pebble that can fail on purpose: refuse, answer
 500, 503 or 429 with Retry-After, or send garbage, for every request or for one path. It can
 also hold requests (all, or those for one path) until the test releases them, so that a test
-knows where the client is: waiting for the CA. With `ari` set to a suggested window, it also
+knows where the client is: waiting for the CA, and add headers to pebble's answers for one path
+(a Retry-After pebble never sends). With `ari` set to a suggested window, it also
 plays the CA's renewal information (RFC 9773), which Debian's pebble 2.4 lacks: the directory
-names its renewalInfo and GET <renewalInfo>/<certID> answers the window. Pebble's own address
+names its renewalInfo and GET <renewalInfo>/<certID> answers the window. With `profiles` set, it
+plays a CA with profiles (draft-ietf-acme-profiles), which pebble 2.4 also lacks: the directory
+lists them in meta.profiles (pebble ignores the `profile` of an order). The payload of every
+signed request is recorded (`payloads`, `new_orders()`). Pebble's own address
 in bodies and headers is rewritten to the proxy's, so clients keep coming back through it. Test
 code only; loopback only."""
+import base64
 import http.server
 import json
 import ssl
@@ -14,6 +19,18 @@ import urllib.error
 import urllib.request
 
 import acmetest
+
+
+def _jws_payload(body):
+    """The payload of a flattened JWS request body as JSON; None for POST-as-GET or when the
+    body is not a JWS."""
+    try:
+        raw = json.loads(body)["payload"]
+        if not raw:
+            return None
+        return json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 class ChaosProxy:
@@ -25,6 +42,9 @@ class ChaosProxy:
         self.retry_after = None
         self.detail = "injected by the test proxy"  # the problem's detail (any text)
         self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
+        self.pass_headers = {}      # path part -> {header: value} added to answers passed on
+        self.profiles = None        # {name: description}: the directory's meta.profiles
+        self.payloads = []          # (path, JWS payload as JSON or None) of each POST
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
         self._hold_path = None      # hold() is in force when not None ("" = every request)
@@ -45,6 +65,8 @@ class ChaosProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 proxy.requests.append((self.command, self.path))
+                if self.command == "POST" and body:
+                    proxy.payloads.append((self.path, _jws_payload(body)))
                 hold = proxy._hold_path
                 if hold is not None and hold in self.path and not proxy._released.is_set():
                     proxy.held.append((self.command, self.path))
@@ -71,15 +93,23 @@ class ChaosProxy:
                 except urllib.error.HTTPError as e:
                     status, headers, data = e.code, e.headers.items(), e.read()
                 data = data.replace(proxy.upstream.encode(), proxy.base.encode())
-                if proxy.ari and self.path == "/dir" and status == 200:
+                if (proxy.ari or proxy.profiles is not None) and self.path == "/dir" and \
+                        status == 200:
                     d = json.loads(data)
-                    d["renewalInfo"] = proxy.base + "/renewal-info"
+                    if proxy.ari:
+                        d["renewalInfo"] = proxy.base + "/renewal-info"
+                    if proxy.profiles is not None:
+                        d.setdefault("meta", {})["profiles"] = proxy.profiles
                     data = json.dumps(d).encode()
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() in ("content-length", "connection", "transfer-encoding"):
                         continue
                     self.send_header(k, v.replace(proxy.upstream, proxy.base))
+                for part, extra in list(proxy.pass_headers.items()):
+                    if part in self.path:
+                        for k, v in extra.items():
+                            self.send_header(k, v)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 if self.command != "HEAD":
@@ -129,6 +159,10 @@ class ChaosProxy:
         self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    def new_orders(self):
+        """The payloads of the newOrder requests (pebble's /order-plz), in order."""
+        return [p for path, p in self.payloads if path == "/order-plz"]
 
     def hold(self, only_path=""):
         """From now on, requests whose path contains only_path (every request by default) wait

@@ -79,6 +79,21 @@ def pebble_tls_only(workdir):
     pb.stop()
 
 
+# The MAC keys pebble_eab knows, by key ID (base64url, as a CA hands them out).
+EAB_KEYS = {"kid-1": "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"}
+
+
+@pytest.fixture(scope="session")
+def pebble_eab(workdir):
+    """pebble validating for real that requires an external account binding with one of
+    EAB_KEYS. Servers made with httpd_factory(ca=pebble_eab) use it. No nonce is rejected, so
+    that the tests can count newAccount requests (a badNonce retry would be a second one)."""
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-eab"), eab_keys=EAB_KEYS,
+                         env_extra={"PEBBLE_WFE_NONCEREJECT": "0"})
+    yield pb
+    pb.stop()
+
+
 @pytest.fixture(autouse=True)
 def no_sanitizer_reports():
     """With a sanitizer build (./configure --enable-sanitizers), a test fails when any server it
@@ -104,7 +119,7 @@ def httpd_factory(workdir, pebble, request):
         pytest.fail(f"{acmetest.module_path()} is not built: run make")
 
     def make(mpm="event", ca=None, **kw):
-        """ca: the Pebble the server's ports are made for (default: the session's pebble)."""
+        """ca: another acmetest.Pebble than the session's (the server listens on its ports)."""
         _serial[0] += 1
         name = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
         root = os.path.join(acmetest.public_dir(workdir, "httpd"), f"{_serial[0]:03d}-{name}")

@@ -352,6 +352,68 @@ CONFIG_ERRORS = [
      "do not allow acme-tls/1; add the line 'Protocols http/1.1 acme-tls/1' to it"),
     ("ACMEChallenges tls-alpn-01\nACMEDomain a.test",
      "no TLS virtual host (SSLEngine on) receives the CA's handshakes for a.test"),
+    # dns-01 and wildcards: what to add is named.
+    ("ACMEDomain *.wild.test", "add 'ACMEChallenges http-01 dns-01' (or dns-01 alone) and "
+                               "'ACMEDNSCommand /path/to/program'"),
+    ("ACMEChallenges dns-01\nACMEDomain *.wild.test wild.test",
+     "the dns-01 challenge (RFC 8555 section 7.1.3): add 'ACMEDNSCommand /path/to/program', "
+     "which sets and removes the TXT records"),
+    ("ACMEDNSCommand /bin/true\nACMEDomain wild.test *.wild.test",
+     "wildcard names need the dns-01 challenge (RFC 8555 section 7.1.3): add 'ACMEChallenges "
+     "http-01 dns-01'"),
+    ("ACMEChallenges http-01 dns-01\nACMEDomain a.test",
+     "ACMEChallenges lists dns-01 but no ACMEDNSCommand is set"),
+    ("ACMEDomain *.*.wild.test", "ACMEDomain *.*.wild.test: not a host name"),
+    ("ACMEDomain *wild.test", "ACMEDomain *wild.test: not a host name"),
+    # 251 characters: a host name, but "_wildcard." before it is longer than a folder name.
+    ("ACMEDomain *." + ".".join(["a" * 63] * 3) + "." + "b" * 52 + ".test",
+     "too long for the store's folder name _wildcard.aaa"),
+    ("ACMEDNSCommand bin/dns01\nACMEDomain a.test",
+     "ACMEDNSCommand bin/dns01: expected an absolute path to a program"),
+    ("ACMEDNSCommand /nonexistent/dns01 setup\nACMEDomain a.test",
+     "ACMEDNSCommand /nonexistent/dns01: no such file"),
+    ("ACMEDNSCommand /etc/passwd\nACMEDomain a.test", "ACMEDNSCommand /etc/passwd: not "
+                                                        "executable"),
+    ("ACMEDNSCommand", "ACMEDNSCommand needs a program"),
+    ("ACMEDNSCommand /bin/true\nACMEDNSCommand /bin/false", "ACMEDNSCommand is duplicate"),
+    ("ACMEDNSTimeout 0\nACMEDomain a.test", "ACMEDNSTimeout 0: expected a duration of at most 10"),
+    ("ACMEDNSTimeout 50%\nACMEDomain a.test", "ACMEDNSTimeout 50%: expected a duration"),
+    ("ACMEDNSPropagationTimeout 1h\nACMEDomain a.test",
+     "ACMEDNSPropagationTimeout 1h: expected a duration of at most 5 minutes"),
+    ("ACMEDNSResolver ns.example.test:53\nACMEDomain a.test",
+     "ACMEDNSResolver ns.example.test:53: expected an IP address"),
+    ("ACMEDNSResolver 127.0.0.1:99999\nACMEDomain a.test",
+     "ACMEDNSResolver 127.0.0.1:99999: expected an IP address"),
+    ('ACMEPreferredChain ""\nACMEDomain a.test',
+     "ACMEPreferredChain takes one argument, the common name of the root"),
+    (f'ACMEPreferredChain "{"R" * 65}"\nACMEDomain a.test', "1 to 64 characters"),
+    ('ACMEPreferredChain "Root\tX1"\nACMEDomain a.test',
+     "expected the common name of the root the chain should end at"),
+    ('ACMEPreferredChain "Root A"\nACMEPreferredChain "Root B"\nACMEDomain a.test',
+     "ACMEPreferredChain is duplicate"),
+    ('<ACMEDomain a.test>\nACMEPreferredChain "A"\nACMEPreferredChain "B"\n</ACMEDomain>',
+     "ACMEPreferredChain is duplicate in this <ACMEDomain> section"),
+    ("ACMEExternalAccountBinding kid-1\nACMEDomain a.test",
+     "ACMEExternalAccountBinding takes two arguments"),
+    ("ACMEExternalAccountBinding k\x01d /etc/hostname\nACMEDomain a.test",
+     "expected the key ID the CA gave"),
+    ("ACMEExternalAccountBinding kid-1 /nonexistent/eab.key\nACMEDomain a.test",
+     "ACME02800: ACMEExternalAccountBinding kid-1 /nonexistent/eab.key: /nonexistent/eab.key "
+     "cannot be opened (No such file or directory)"),
+    # root's and readable by all: refused, saying how to fix it (tests/integration/test_eab.py
+    # makes files of the other kinds).
+    ("ACMEExternalAccountBinding kid-1 /etc/hostname\nACMEDomain a.test",
+     "it holds the MAC key of the CA account, which no one but"),
+    ("ACMEExternalAccountBinding kid-1 /dev/null\nACMEDomain a.test",
+     "/dev/null is not a regular file"),
+    ("ACMEExternalAccountBinding a b\nACMEExternalAccountBinding c d",
+     "ACMEExternalAccountBinding is duplicate"),
+    ("ACMEProfile\nACMEDomain a.test", "ACMEProfile takes 1-2 arguments, NAME [mandatory]"),
+    ("ACMEProfile short/lived\nACMEDomain a.test",
+     "ACMEProfile short/lived: expected the name of a profile the CA offers"),
+    ("ACMEProfile shortlived always\nACMEDomain a.test",
+     "ACMEProfile shortlived always: the only word after the name is 'mandatory'"),
+    ("ACMEProfile classic\nACMEProfile shortlived", "ACMEProfile is duplicate"),
 ]
 
 

@@ -14,73 +14,17 @@
 #include "acme_cert.h"
 #include "acme_csr.h"
 #include "acme_selfsigned.h"
+#include "pki_util.h"
 
 #define LEAF_NB ((time_t)1796119200) /* 2026-12-01 10:00:00 UTC */
 #define LEAF_NA ((time_t)1803895200) /* 2027-03-01 10:00:00 UTC */
 #define CA_NB   ((time_t)1577836800) /* 2020-01-01 00:00:00 UTC */
 #define CA_NA   ((time_t)2208988800) /* 2040-01-01 00:00:00 UTC */
 
-static apr_status_t x509_free_cleanup(void *data)
-{
-    X509_free(data);
-    return APR_SUCCESS;
-}
-
 static apr_status_t req_free_cleanup(void *data)
 {
     X509_REQ_free(data);
     return APR_SUCCESS;
-}
-
-/* A certificate for key, signed by issuer_key (self-signed when issuer is NULL). A CA gets
- * basicConstraints, a leaf the subjectAltName san ("DNS:a.test,IP:192.0.2.1"). */
-static X509 *mk_cert(apr_pool_t *p, const acme_key_t *key, const char *cn, X509 *issuer,
-                     const acme_key_t *issuer_key, const char *san, const char *serial_hex,
-                     time_t nb, time_t na)
-{
-    X509 *x = X509_new();
-    X509V3_CTX ctx;
-    X509_EXTENSION *ext;
-    BIGNUM *serial = NULL;
-
-    assert_non_null(x);
-    apr_pool_cleanup_register(p, x, x509_free_cleanup, apr_pool_cleanup_null);
-    assert_int_equal(X509_set_version(x, 2), 1);
-    assert_true(BN_hex2bn(&serial, serial_hex) > 0);
-    assert_non_null(BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(x)));
-    BN_free(serial);
-    assert_int_equal(X509_NAME_add_entry_by_txt(X509_get_subject_name(x), "CN", MBSTRING_ASC,
-                                                (const unsigned char *)cn, -1, -1, 0),
-                     1);
-    assert_int_equal(X509_set_issuer_name(x, X509_get_subject_name(issuer ? issuer : x)), 1);
-    assert_non_null(ASN1_TIME_set(X509_getm_notBefore(x), nb));
-    assert_non_null(ASN1_TIME_set(X509_getm_notAfter(x), na));
-    assert_int_equal(X509_set_pubkey(x, acme_key_evp(key)), 1);
-    X509V3_set_ctx(&ctx, issuer ? issuer : x, x, NULL, NULL, 0);
-    if (san) {
-        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, san);
-    } else {
-        ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE");
-    }
-    assert_non_null(ext);
-    assert_int_equal(X509_add_ext(x, ext, -1), 1);
-    X509_EXTENSION_free(ext);
-    assert_true(X509_sign(x, acme_key_evp(issuer ? issuer_key : key), EVP_sha256()) > 0);
-    return x;
-}
-
-static const char *pem_x509(apr_pool_t *p, X509 *x)
-{
-    BIO *bio = BIO_new(BIO_s_mem());
-    char *data;
-    long n;
-    const char *s;
-
-    assert_int_equal(PEM_write_bio_X509(bio, x), 1);
-    n = BIO_get_mem_data(bio, &data);
-    s = apr_pstrmemdup(p, data, (apr_size_t)n);
-    BIO_free(bio);
-    return s;
 }
 
 typedef struct {
@@ -421,6 +365,84 @@ static void cert_chain_check(void **state)
     }
 }
 
+/* The topmost issuer: the issuer CN of the chain's last certificate, whatever that is. */
+static void chain_top_issuer(void **state)
+{
+    apr_pool_t *p = *state;
+    pki_t *k = pki_make(p);
+    cross_t *c = cross_make(p, "Root A", "Wurzel \xc3\x84 X2");
+    acme_key_t *key;
+    X509 *orgonly, *under_org;
+    apr_array_header_t *empty = apr_array_make(p, 1, sizeof(acme_cert_t *));
+    const char *top;
+
+    assert_string_equal(acme_cert_chain_top_issuer(parse_ok(p, k->pem, 3), p), "Test Root");
+    assert_string_equal(acme_cert_chain_top_issuer(parse_ok(p, c->via_a, 2), p), "Root A");
+    /* UTF-8 names stay UTF-8. */
+    assert_string_equal(acme_cert_chain_top_issuer(parse_ok(p, c->via_b, 2), p),
+                        "Wurzel \xc3\x84 X2");
+    /* A leaf alone: its own issuer. */
+    assert_string_equal(acme_cert_chain_top_issuer(parse_ok(p, k->leaf_pem, 1), p),
+                        "Test Intermediate");
+    /* A chain that ends with a self-signed root: the root's own name. */
+    top = acme_cert_chain_top_issuer(parse_ok(p, apr_pstrcat(p, c->via_b, c->root_b_pem, NULL), 3),
+                                     p);
+    assert_string_equal(top, "Wurzel \xc3\x84 X2");
+    /* An issuer named without a CN, and an empty chain: no name. */
+    assert_int_equal(acme_key_generate(&key, ACME_KEY_EC256, p), APR_SUCCESS);
+    orgonly = mk_cert(p, key, "O=Only An Organization", NULL, NULL, NULL, "05", CA_NB, CA_NA);
+    under_org = mk_cert(p, k->leaf_key, "x.test", orgonly, key, "DNS:x.test", "06", CA_NB, CA_NA);
+    assert_null(acme_cert_chain_top_issuer(parse_ok(p, pem_x509(p, under_org), 1), p));
+    assert_null(acme_cert_chain_top_issuer(empty, p));
+    assert_null(acme_cert_chain_top_issuer(NULL, p));
+}
+
+/* Which chain ACMEPreferredChain keeps: the first whose topmost issuer is the name, exactly. */
+static void chain_pick_table(void **state)
+{
+    apr_pool_t *p = *state;
+    cross_t *c = cross_make(p, "Root A", "Root B");
+    apr_array_header_t *a = parse_ok(p, c->via_a, 2), *b = parse_ok(p, c->via_b, 2);
+    apr_array_header_t *a_root = parse_ok(p, apr_pstrcat(p, c->via_a, c->root_a_pem, NULL), 3);
+    const struct {
+        const char *what;
+        const char *pref;
+        apr_array_header_t *chains[3];
+        int n;
+        int want;
+    } rows[] = {
+        {"the default matches", "Root A", {a, b}, 2, 0},
+        {"an alternate matches", "Root B", {a, b}, 2, 1},
+        {"the default is kept by the caller when none matches", "Root C", {a, b}, 2, -1},
+        {"the first of two matching", "Root B", {a, b, b}, 3, 1},
+        {"a root at the end is its own issuer", "Root A", {b, a_root}, 2, 1},
+        {"letter case counts", "root b", {a, b}, 2, -1},
+        {"a prefix is not the name", "Root", {a, b}, 2, -1},
+        {"a longer name is not the name", "Root B X", {a, b}, 2, -1},
+        {"trailing space counts", "Root B ", {a, b}, 2, -1},
+        {"an empty preference picks nothing", "", {a, b}, 2, -1},
+        {"no preference picks nothing", NULL, {a, b}, 2, -1},
+        {"a chain left out (NULL) is skipped", "Root B", {a, NULL, b}, 3, 2},
+        {"nothing offered", "Root A", {NULL}, 0, -1},
+    };
+    size_t i;
+    int j;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        apr_array_header_t *chains = apr_array_make(p, 3, sizeof(apr_array_header_t *));
+        print_message("chain_pick: %s\n", rows[i].what);
+        for (j = 0; j < rows[i].n; j++) {
+            APR_ARRAY_PUSH(chains, apr_array_header_t *) = rows[i].chains[j];
+        }
+        assert_int_equal(acme_cert_chain_pick(chains, rows[i].pref, p), rows[i].want);
+    }
+    assert_int_equal(acme_cert_chain_pick(NULL, "Root A", p), -1);
+    /* The same certificate, whatever chain it came in. */
+    assert_true(acme_cert_same(CERT(a, 0), CERT(b, 0)));
+    assert_false(acme_cert_same(CERT(a, 1), CERT(b, 1)));
+    assert_false(acme_cert_same(CERT(a, 0), NULL));
+}
+
 static void name_syntax_table(void **state)
 {
     static const struct {
@@ -676,7 +698,8 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(chain_parse_good),    UNIT_TEST(chain_parse_bad),
     UNIT_TEST(chain_parse_bounds),  UNIT_TEST(cert_names_validity_serial),
     UNIT_TEST(cert_key_and_issuer), UNIT_TEST(cert_covers),
-    UNIT_TEST(cert_chain_check),    UNIT_TEST(name_syntax_table),
+    UNIT_TEST(cert_chain_check),    UNIT_TEST(chain_top_issuer),
+    UNIT_TEST(chain_pick_table),    UNIT_TEST(name_syntax_table),
     UNIT_TEST(csr_create_table),    UNIT_TEST(csr_rejects_bad_names),
     UNIT_TEST(selfsigned_fallback),
 };

@@ -11,6 +11,7 @@
 
 #include "acme_issue.h"
 #include "fake_ca.h"
+#include "pki_util.h"
 
 #define DIR_OK                                                                                     \
     {                                                                                              \
@@ -472,6 +473,134 @@ static void issuance_reuses_authz_and_honours_retry_after(void **state)
     assert_int_equal(req.tokens->get(req.tokens, TOKEN_B, &host, &keyauth, f->p), APR_NOTFOUND);
 }
 
+/* An issuance whose authorizations are all valid already, ending in the download of cert,
+ * whose answer carries links: the rest of the script (n answers) follows, for the alternates. */
+#define PEM_CHAIN "Content-Type: application/pem-certificate-chain\n"
+static fixture_t *chain_fixture(apr_pool_t *p, const char *links, const char *pem,
+                                const fake_answer_t *more, int n)
+{
+    fake_answer_t *script = apr_pcalloc(p, sizeof(fake_answer_t) * (apr_size_t)(5 + n));
+    const fake_answer_t head[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/1\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/cert/1\""),
+         0},
+        {"POST", CA "/cert/1", 200, apr_pstrcat(p, PEM_CHAIN, links, NULL), pem, 0},
+    };
+
+    memcpy(script, head, sizeof(head));
+    memcpy(script + 5, more, sizeof(fake_answer_t) * (apr_size_t)n);
+    return fixture(p, fake_ca_make(p, script, 5 + n), 1);
+}
+
+static acme_issue_req_t *chain_req(fixture_t *f, const char *preferred)
+{
+    acme_issue_req_t *req = apr_pcalloc(f->p, sizeof(*req));
+
+    req->domain = "a.test";
+    req->names = names2(f->p);
+    req->key_type = ACME_KEY_EC256;
+    req->preferred_chain = preferred;
+    return req;
+}
+
+/* ACMEPreferredChain: the alternates are fetched and the first chain ending at the preferred
+ * issuer is kept. One alternate fails to download, one is for another certificate, one is
+ * not a chain: each is left out with its reason, and the issuance goes on. */
+static void preferred_chain_kept(void **state)
+{
+    apr_pool_t *p = *state;
+    cross_t *c = cross_make(p, "Root A", "Root B");
+    cross_t *other = cross_make(p, "Root A", "Root B");
+    const fake_answer_t alts[] = {
+        {"POST", CA "/cert/1/1", 500, PROBLEM,
+         "{\"type\":\"urn:ietf:params:acme:error:serverInternal\",\"detail\":\"gone\"}", 0},
+        {"POST", CA "/cert/1/2", 200, PEM_CHAIN, other->via_b, 0},
+        {"POST", CA "/cert/1/3", 200, PEM_CHAIN, apr_pstrcat(p, c->via_b, c->root_a_pem, NULL), 0},
+        {"POST", CA "/cert/1/4", 200, PEM_CHAIN, c->via_b, 0},
+    };
+    fixture_t *f = chain_fixture(p,
+                                 "Link: <" CA "/cert/1/1>;rel=\"alternate\"\n"
+                                 "Link: <" CA "/cert/1/2>;rel=\"alternate\"\n"
+                                 "Link: <" CA "/cert/1/3>;rel=\"alternate\"\n"
+                                 "Link: <" CA "/cert/1/4>;rel=\"alternate\"\n",
+                                 c->via_a, alts, 4);
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+
+    assert_int_equal(acme_issue(&res, &prob, f->client, chain_req(f, "Root B"), f->p), APR_SUCCESS);
+    assert_string_equal(res->chain_pem, c->via_b);
+    assert_int_equal(res->chain_len, strlen(c->via_b));
+    assert_int_equal(res->chain_index, 4);
+    assert_true(res->chain_preferred);
+    assert_string_equal(res->chain_issuer, "Root B");
+    assert_string_equal(res->chain_issuers, "\"Root A\" (default), \"Root B\"");
+    assert_int_equal(res->alt_chains->nelts, 3);
+    assert_true(unit_log_has(f->log, "ACME00190: a.test: the alternate chain " CA
+                                     "/cert/1/1 could not be downloaded (serverInternal "));
+    assert_true(unit_log_has(f->log, "the chain kept is chosen among the others"));
+    assert_true(unit_log_has(f->log, "ACME00191: a.test: the alternate chain " CA
+                                     "/cert/1/2 is not considered: its first certificate is not "
+                                     "the one issued"));
+    assert_true(unit_log_has(f->log, "ACME00191: a.test: the alternate chain " CA
+                                     "/cert/1/3 is not considered: it does not hold together: "
+                                     "certificate 2 is not issued by certificate 3"));
+}
+
+/* No chain ends at the preferred issuer: the default is kept and the issuers are named; with
+ * the default matching, no alternate wins over it. */
+static void preferred_chain_absent_keeps_default(void **state)
+{
+    apr_pool_t *p = *state;
+    cross_t *c = cross_make(p, "Root A", "Root B");
+    const fake_answer_t alts[] = {
+        {"POST", CA "/cert/1/1", 200, PEM_CHAIN, c->via_b, 0},
+        {"POST", CA "/cert/1/1", 200, PEM_CHAIN, c->via_b, 0},
+    };
+    fixture_t *f =
+        chain_fixture(p, "Link: <" CA "/cert/1/1>;rel=\"alternate\"\n", c->via_a, alts, 1);
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+
+    assert_int_equal(acme_issue(&res, &prob, f->client, chain_req(f, "Root C"), f->p), APR_SUCCESS);
+    assert_string_equal(res->chain_pem, c->via_a);
+    assert_int_equal(res->chain_index, 0);
+    assert_false(res->chain_preferred);
+    assert_string_equal(res->chain_issuer, "Root A");
+    assert_string_equal(res->chain_issuers, "\"Root A\" (default), \"Root B\"");
+
+    f = chain_fixture(p, "Link: <" CA "/cert/1/1>;rel=\"alternate\"\n", c->via_a, alts + 1, 1);
+    assert_int_equal(acme_issue(&res, &prob, f->client, chain_req(f, "Root A"), f->p), APR_SUCCESS);
+    assert_string_equal(res->chain_pem, c->via_a);
+    assert_int_equal(res->chain_index, 0);
+    assert_true(res->chain_preferred);
+}
+
+/* Without a preference no alternate is asked for (the script has no answer for one), and a CA
+ * that offers no alternate leaves the default, said so. */
+static void alternates_only_when_preferred(void **state)
+{
+    apr_pool_t *p = *state;
+    cross_t *c = cross_make(p, "Root A", "Root B");
+    fixture_t *f =
+        chain_fixture(p, "Link: <" CA "/cert/1/1>;rel=\"alternate\"\n", c->via_a, NULL, 0);
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+
+    assert_int_equal(acme_issue(&res, &prob, f->client, chain_req(f, NULL), f->p), APR_SUCCESS);
+    assert_string_equal(res->chain_pem, c->via_a);
+    assert_int_equal(res->alt_chains->nelts, 0);
+    assert_null(res->chain_issuers);
+    assert_int_equal(f->ca->requests->nelts, 5);
+
+    f = chain_fixture(p, "", c->via_a, NULL, 0);
+    assert_int_equal(acme_issue(&res, &prob, f->client, chain_req(f, "Root B"), f->p), APR_SUCCESS);
+    assert_string_equal(res->chain_pem, c->via_a);
+    assert_false(res->chain_preferred);
+    assert_string_equal(res->chain_issuers, "\"Root A\" (default)");
+}
+
 static void issuance_publishes_key_authorization(void **state)
 {
     static const fake_answer_t script[] = {
@@ -927,6 +1056,104 @@ static void processing_order_resumed_is_polled(void **state)
     assert_int_equal(f->clock->slept, ACME_POLL_FIRST + apr_time_from_sec(2));
 }
 
+/* A directory listing profiles (draft-ietf-acme-profiles), and ones that list none. */
+#define DIR_PROFILES(profiles)                                                                     \
+    {                                                                                              \
+        "GET", CA "/dir", 200, JSON,                                                               \
+            "{\"newNonce\":\"" CA "/nonce\",\"newAccount\":\"" CA "/acct\",\"newOrder\":\"" CA     \
+            "/order\",\"meta\":{\"profiles\":" profiles "}}",                                      \
+            0                                                                                      \
+    }
+
+/* ACMEProfile: asked for when the directory lists it; else ordered without, or, when it is
+ * mandatory, a configuration error that says what the CA offers. One directory fetch for all. */
+static void profile_picked_from_directory(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_PROFILES("{\"classic\":\"90 days\",\"shortlived\":\"6 days\"}"),
+    };
+    static const fake_answer_t none[] = {DIR_OK};
+    static const fake_answer_t odd[] = {DIR_PROFILES("[\"classic\"]")};
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 0);
+    acme_problem_t *prob = NULL;
+    const char *use = "x", *offered = NULL;
+    apr_status_t rv;
+
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "shortlived", 1, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(use, "shortlived");
+    assert_string_equal(offered, "classic, shortlived");
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "tlsserver", 0, f->p),
+                     APR_SUCCESS);
+    assert_null(use);
+    assert_string_equal(offered, "classic, shortlived");
+    rv = acme_profile_pick(&use, &offered, &prob, f->client, "tlsserver", 1, f->p);
+    assert_int_equal(rv, ACME_ECONFIG);
+    assert_false(acme_status_is_transient(rv));
+    assert_non_null(prob);
+    assert_non_null(strstr(prob->detail, "does not offer the profile tlsserver (it offers: "
+                                         "classic, shortlived), and ACMEProfile says it is "
+                                         "mandatory"));
+    assert_true(unit_log_has(f->log, "ACME00160: "));
+    assert_int_equal(f->ca->requests->nelts, 1);
+
+    /* A CA that lists no profiles (pebble 2.4), or lists them in another form. */
+    f = fixture(*state, FAKE_CA(*state, none), 0);
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "classic", 0, f->p),
+                     APR_SUCCESS);
+    assert_null(use);
+    assert_string_equal(offered, "none");
+    f = fixture(*state, FAKE_CA(*state, odd), 0);
+    assert_int_equal(acme_profile_pick(&use, &offered, &prob, f->client, "classic", 1, f->p),
+                     ACME_ECONFIG);
+    assert_non_null(strstr(prob->detail, "(it offers: none)"));
+}
+
+/* The order names the profile; an order of an earlier attempt under another profile is not
+ * resumed; the issuance's log line names the profile. */
+static void issuance_asks_for_the_profile(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_PROFILES("{\"classic\":\"\",\"shortlived\":\"\"}"),
+        NONCE_OK,
+        {"POST", CA "/order/7", 200, JSON, ORDER("pending", ",\"profile\":\"classic\""), 0},
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/8\n",
+         ORDER("ready", ",\"profile\":\"shortlived\""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/8\""), 0},
+        {"POST", CA "/c/8", 200, "", CHAIN_PEM, 0},
+        /* without a profile, none is named */
+        {"POST", CA "/order", 201, JSON "Location: " CA "/order/9\n", ORDER("ready", ""), 0},
+        {"POST", CA "/finalize/1", 200, JSON, ORDER("valid", ",\"certificate\":\"" CA "/c/9\""), 0},
+        {"POST", CA "/c/9", 200, "", CHAIN_PEM, 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), 1);
+    acme_issue_req_t req;
+    acme_issue_result_t *res = NULL;
+    acme_problem_t *prob = NULL;
+    json_t *payload;
+
+    memset(&req, 0, sizeof(req));
+    req.domain = "a.test";
+    req.names = names2(f->p);
+    req.order_url = CA "/order/7";
+    req.profile = "shortlived";
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_string_equal(res->order_url, CA "/order/8");
+    assert_string_equal(res->profile, "shortlived");
+    payload = acme_json_pool(f->p, json_loads(fake_req(f->ca, 3)->payload, 0, NULL));
+    assert_string_equal(acme_json_str(payload, "profile"), "shortlived");
+    assert_true(unit_log_has(f->log, "earlier order " CA "/order/7 is for the profile classic, "
+                                     "not shortlived; making a new one"));
+    assert_true(unit_log_has(f->log, "a.test: certificate issued under the profile shortlived"));
+
+    req.order_url = NULL;
+    req.profile = NULL;
+    assert_int_equal(acme_issue(&res, &prob, f->client, &req, f->p), APR_SUCCESS);
+    assert_null(res->profile);
+    payload = acme_json_pool(f->p, json_loads(fake_req(f->ca, 6)->payload, 0, NULL));
+    assert_null(json_object_get(payload, "profile"));
+}
+
 static void cancel_and_bounds(void **state)
 {
     static const fake_answer_t script[] = {
@@ -1057,6 +1284,9 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(link_headers),
     FAKE_CA_TEST(issuance_reuses_authz_and_honours_retry_after),
     FAKE_CA_TEST(issuance_publishes_key_authorization),
+    FAKE_CA_TEST(preferred_chain_kept),
+    FAKE_CA_TEST(preferred_chain_absent_keeps_default),
+    FAKE_CA_TEST(alternates_only_when_preferred),
     FAKE_CA_TEST(responders_picked_per_authorization),
     FAKE_CA_TEST(no_responder_for_authorization),
     FAKE_CA_TEST(polling_is_bounded),
@@ -1069,6 +1299,8 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(cancel_and_bounds),
     FAKE_CA_TEST(unreachable_ca_says_why),
     FAKE_CA_TEST(seeded_directory_saves_a_request),
+    FAKE_CA_TEST(profile_picked_from_directory),
+    FAKE_CA_TEST(issuance_asks_for_the_profile),
     UNIT_TEST(curl_request_aborted_by_cancel),
 };
 

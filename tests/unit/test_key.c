@@ -6,6 +6,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
@@ -687,6 +688,107 @@ static void jws_eab_hs256(void **state)
     }
 }
 
+/* base64url of bytes by OpenSSL's own encoder, not ours (the known answer below must not lean on
+ * the code it checks). */
+static const char *ossl_b64u(apr_pool_t *p, const unsigned char *data, int len)
+{
+    char *out = apr_palloc(p, (apr_size_t)(4 * ((len + 2) / 3) + 1)), *c;
+    int n = EVP_EncodeBlock((unsigned char *)out, data, len);
+
+    while (n > 0 && out[n - 1] == '=') {
+        n--;
+    }
+    out[n] = '\0';
+    for (c = out; *c; c++) {
+        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+    }
+    return out;
+}
+
+/* RFC 8555 section 7.3.4 with fixed inputs: the RFC 7515 A.3 key as the account key, the MAC key
+ * bytes 0x00..0x1f. The protected header and payload are spelled out here, the MAC is computed
+ * with OpenSSL's HMAC and also given as a constant (computed with Python's hmac module). */
+static void jws_eab_known_answer(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char url[] = "https://ca.test/acme/new-account";
+    static const char hdr[] = "{\"alg\":\"HS256\",\"kid\":\"kid-1\",\"url\":\"https://ca.test/acme/"
+                              "new-account\"}";
+    static const char jwk[] = "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":"
+                              "\"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU\",\"y\":"
+                              "\"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0\"}";
+    static const char key_b64u[] = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+    static const char mac_known[] = "Cat-kpMjg5KBtjuW0cZYQ24diFVrJ_wlL3qd9HTfP6Q";
+    unsigned char key[32], mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    const char *prot, *pay, *input;
+    json_t *jws = NULL;
+    int i;
+
+    for (i = 0; i < 32; i++) {
+        key[i] = (unsigned char)i;
+    }
+    assert_string_equal(ossl_b64u(p, key, 32), key_b64u);
+    prot = ossl_b64u(p, (const unsigned char *)hdr, (int)strlen(hdr));
+    pay = ossl_b64u(p, (const unsigned char *)jwk, (int)strlen(jwk));
+    input = apr_pstrcat(p, prot, ".", pay, NULL);
+    assert_non_null(
+        HMAC(EVP_sha256(), key, 32, (const unsigned char *)input, strlen(input), mac, &maclen));
+    assert_int_equal(maclen, 32);
+    assert_string_equal(ossl_b64u(p, mac, (int)maclen), mac_known);
+
+    assert_int_equal(acme_jws_eab(&jws, a3_key(p), "kid-1", key_b64u, url, p), APR_SUCCESS);
+    assert_int_equal(json_object_size(jws), 3);
+    assert_string_equal(acme_json_str(jws, "protected"), prot);
+    assert_string_equal(acme_json_str(jws, "payload"), pay);
+    assert_string_equal(acme_json_str(jws, "signature"), mac_known);
+}
+
+/* The MAC key as CAs hand it out: base64url, or base64 with padding; anything else refused. */
+static void jws_eab_key_forms(void **state)
+{
+    apr_pool_t *p = *state;
+    static const struct {
+        const char *text;
+        const char *b64u; /* NULL: refused */
+    } rows[] = {
+        {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8",
+         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"},
+        {"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=\n",
+         "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"},
+        {"  -_8+/w==\r\n", "-_8-_w"},
+        {"+/+/", "-_-_"},
+        {"YQ==", "YQ"},
+        {"YWI=", "YWI"},
+        {"", NULL},
+        {" \n", NULL},
+        {"=", NULL},
+        {"YQ===", NULL},
+        {"YWI==", NULL},
+        {"Y", NULL},
+        {"ab cd", NULL},
+        {"-----BEGIN KEY-----", NULL},
+        {"a\"b", NULL},
+        {"abc\0def", NULL},
+    };
+    size_t i;
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *out = NULL;
+        apr_size_t len = strlen(rows[i].text);
+        if (strcmp(rows[i].text, "abc") == 0) {
+            len = 7; /* the row with a NUL inside */
+        }
+        if (rows[i].b64u) {
+            assert_int_equal(acme_jws_eab_key(&out, rows[i].text, len, p), APR_SUCCESS);
+            assert_string_equal(out, rows[i].b64u);
+        } else {
+            assert_int_equal(acme_jws_eab_key(&out, rows[i].text, len, p), APR_EINVAL);
+            assert_null(out);
+        }
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(key_type_parse_table),
     UNIT_TEST(key_generate_every_type),
@@ -701,6 +803,8 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(jws_sign_flattened),
     UNIT_TEST(jws_sign_bad_args),
     UNIT_TEST(jws_eab_hs256),
+    UNIT_TEST(jws_eab_known_answer),
+    UNIT_TEST(jws_eab_key_forms),
 };
 
 UNIT_MAIN("key", tests)

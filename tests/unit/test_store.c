@@ -191,9 +191,11 @@ static void json_roundtrip_and_bad_files(void **state)
 static void names_are_checked(void **state)
 {
     fx_t *fx = *state;
-    static const char *const bad[] = {"../x", "a/b", "", ".hidden", ".", "..", "/etc", "a.test/"};
-    static const char *const good[] = {"a.test", "www.a.test", "127.0.0.1", "::1",
-                                       "127.0.0.1_14000_dir"};
+    /* A wildcard has a store name of its own: '*' is a glob in an operator's shell. */
+    static const char *const bad[] = {"../x", "a/b",  "",        ".hidden",  ".",
+                                      "..",   "/etc", "a.test/", "*.a.test", "a*"};
+    static const char *const good[] = {"a.test", "www.a.test",          "127.0.0.1",
+                                       "::1",    "127.0.0.1_14000_dir", "_wildcard.a.test"};
     static const char *const bad_paths[] = {"../x",    "/etc/passwd", "jobs/../../x", "",
                                             "jobs//x", "jobs/./x",    "jobs/.."};
     tset_t s = valid_set(fx->p);
