@@ -39,6 +39,9 @@ typedef struct acme_job_t {
      * until the parent has activated it (a refused set is a failed attempt, acme_job_refused). */
     apr_time_t staged;
     apr_time_t refusal_seen; /* time of the last refusal counted (acme_store_refusal_t) */
+    /* Fingerprint of the configuration the last failed attempt ran with (the caller's, up to 64
+     * characters of [0-9a-f]), or NULL: a start with another one need not wait for next_run. */
+    const char *config;
 } acme_job_t;
 
 /* The challenge type name as kept in a job file: one of the three we answer, else NULL. */

@@ -76,6 +76,10 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     job->next_run = time_member(j, "next-run");
     job->staged = time_member(j, "staged");
     job->refusal_seen = time_member(j, "refusal-seen");
+    job->config = str_member(j, "config", 64, p);
+    if (job->config && strspn(job->config, "0123456789abcdef") != strlen(job->config)) {
+        job->config = NULL;
+    }
     fails = json_object_get(j, "failures");
     job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
                             json_integer_value(fails) < 100000
@@ -123,6 +127,9 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     }
     if (job->staged) {
         json_object_set_new(j, "staged", json_integer(apr_time_sec(job->staged)));
+    }
+    if (job->config) {
+        json_object_set_new(j, "config", json_string(job->config));
     }
     if (job->refusal_seen) {
         json_object_set_new(j, "refusal-seen", json_integer(apr_time_sec(job->refusal_seen)));

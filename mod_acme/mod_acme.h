@@ -56,6 +56,7 @@ struct acme_domain_t {
      * challenges, ...) from conf, never from the server's. */
     struct acme_conf_t *section;
     const struct acme_conf_t *conf;
+    const char *config_id; /* fingerprint of what in conf decides how it is obtained */
 
     /* Filled by the parent in post_config and inherited by the children: */
     int has_active;       /* an active set exists and parses */

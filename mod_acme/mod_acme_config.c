@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <apr_sha1.h>
 #include <apr_strings.h>
 #include <http_core.h>
 #include <openssl/crypto.h>
@@ -965,6 +966,58 @@ static int check_dns01(const acme_conf_t *c, server_rec *s)
     return OK;
 }
 
+static void id_add(apr_sha1_ctx_t *ctx, const char *what, const char *value)
+{
+    apr_sha1_update(ctx, what, (unsigned int)strlen(what) + 1);
+    apr_sha1_update(ctx, value ? value : "", (unsigned int)strlen(value ? value : "") + 1);
+}
+
+static void id_add_list(apr_sha1_ctx_t *ctx, const char *what, const apr_array_header_t *arr)
+{
+    int i;
+
+    for (i = 0; arr && i < arr->nelts; i++) {
+        id_add(ctx, what, APR_ARRAY_IDX(arr, i, const char *));
+    }
+}
+
+/* A fingerprint (hex SHA-1) of everything in a certificate's configuration that decides how it
+ * is obtained: a job file keeps the one of its last failed attempt, and a start with another
+ * one tries again at once instead of waiting out a backoff meant for the old configuration
+ * (the operator fixed the key file, the CA URL, the DNS command, ...). */
+static const char *config_id(const acme_domain_t *d, apr_pool_t *p)
+{
+    const acme_conf_t *dc = d->conf;
+    unsigned char md[APR_SHA1_DIGESTSIZE];
+    apr_sha1_ctx_t ctx;
+    char *hex = apr_palloc(p, 2 * APR_SHA1_DIGESTSIZE + 1);
+    int i;
+
+    apr_sha1_init(&ctx);
+    id_add_list(&ctx, "name", d->names);
+    id_add(&ctx, "key-type", acme_key_type_name(d->key_type));
+    id_add_list(&ctx, "ca", dc->ca_urls);
+    id_add(&ctx, "ca-file", dc->ca_file);
+    id_add(&ctx, "email", dc->email);
+    id_add(&ctx, "agreement", dc->agreement == 1 ? "accepted" : "");
+    id_add(&ctx, "eab-kid", dc->eab_kid);
+    id_add(&ctx, "eab-key", dc->eab_key);
+    id_add(&ctx, "profile", dc->profile);
+    id_add(&ctx, "profile-mandatory", dc->profile_mandatory ? "1" : "");
+    id_add_list(&ctx, "challenge", dc->challenge_types);
+    id_add_list(&ctx, "dns-command", dc->dns_command);
+    id_add(&ctx, "dns-resolver", dc->dns_resolver);
+    id_add(&ctx, "dns-timeouts",
+           apr_psprintf(p, "%" APR_TIME_T_FMT "/%" APR_TIME_T_FMT, dc->dns_timeout,
+                        dc->dns_propagation));
+    id_add(&ctx, "preferred-chain", dc->preferred_chain);
+    apr_sha1_final(md, &ctx);
+    for (i = 0; i < APR_SHA1_DIGESTSIZE; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return hex;
+}
+
 /* Adds the CAs of one certificate's configuration to the server's list of every CA in use
  * (the renewal driver keeps what it learns per CA). */
 static void ca_all_add(acme_conf_t *c, const acme_conf_t *dc)
@@ -1085,6 +1138,10 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
     }
     if (check_dns01(c, s) != OK) {
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    for (i = 0; i < c->domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        d->config_id = config_id(d, pconf);
     }
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {

@@ -202,6 +202,18 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
             /* A time saved by a clock that ran ahead must not stall renewal for long. */
             apr_time_t cap = now + ACME_BACKOFF_PERMANENT;
             drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
+            /* The failures were with another configuration: the operator changed it (fixed a
+             * key file, a CA URL, a DNS command), so the backoff meant for the old one does
+             * not apply. A configuration is read at a start, so this is once per restart. */
+            if (drv->next_run[i] > now && job->failures && job->config && d->config_id &&
+                strcmp(job->config, d->config_id) != 0) {
+                apr_rfc822_date(at, drv->next_run[i]);
+                acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, drv->rt->s,
+                               "ACME02309: %s: the configuration changed since the last failed "
+                               "attempt (%s); trying again now instead of at %s",
+                               d->name, job->last_error ? job->last_error : "no reason kept", at);
+                drv->next_run[i] = 0;
+            }
         }
         if (drv->next_run[i] > now) {
             apr_rfc822_date(at, drv->next_run[i]);

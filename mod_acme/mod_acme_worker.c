@@ -473,6 +473,7 @@ static apr_status_t worker_obtain(worker_t *w)
     }
     apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
     acme_job_failed(w->job, rv, prob, apr_time_now(), rnd, w->pool);
+    w->job->config = w->d->config_id;
     acme_job_save(rt->store, w->job, w->pool);
     w->next_run = w->job->next_run;
     acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,

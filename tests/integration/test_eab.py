@@ -113,6 +113,13 @@ def test_wrong_key_names_the_problem_without_a_retry_storm(httpd_factory, pebble
     assert h.log_text().count("ACME01055") == 1
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "wrongeab.test"))
     assert_key_nowhere(h, wrong)
+    # The operator fixes the key file: the next start tries again at once, not in 12 hours.
+    key_file(h, EAB_KEYS["kid-1"])
+    h.graceful()
+    assert h.wait_log("ACME02309: wrongeab.test: the configuration changed since the last "
+                      "failed attempt"), h.log_text()[-2000:]
+    wait_real_cert(h, "wrongeab.test")
+    assert_key_nowhere(h, EAB_KEYS["kid-1"])
 
 
 def test_key_file_others_can_read_is_refused(httpd_factory, pebble_eab):

@@ -108,9 +108,11 @@ static void save_and_load(void **state)
     ch->host = "b.test";
     ch->keyauth = TOKEN "2.thumb";
     ch->expires = apr_time_from_sec(1800000300);
+    job->config = "0123456789abcdef0123456789abcdef01234567";
     assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
 
     assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+    assert_string_equal(back->config, job->config);
     assert_string_equal(back->order_url, job->order_url);
     assert_string_equal(back->ca_url, job->ca_url);
     assert_int_equal(back->failures, 3);
@@ -161,7 +163,7 @@ static void bad_files_give_an_empty_job(void **state)
             "{\"token\":\"" TOKEN "\",\"host\":\"a.test\",\"keyauth\":\"" TOKEN ".ok\"},"
             "{\"type\":\"smtp-01\",\"token\":\"" TOKEN "\",\"host\":\"a.test\","
             "\"keyauth\":\"" TOKEN ".ok\"},"
-            "{\"token\":\"" TOKEN "\"}, 17]}";
+            "{\"token\":\"" TOKEN "\"}, 17],\"config\":\"../x\"}";
         assert_int_equal(acme_store_write(store, "jobs/a.test.json", text, strlen(text),
                                           APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
                          APR_SUCCESS);
@@ -169,6 +171,7 @@ static void bad_files_give_an_empty_job(void **state)
         assert_null(job->order_url);
         assert_int_equal(job->failures, 0);
         assert_int_equal(job->next_run, 0);
+        assert_null(job->config); /* only a fingerprint in hex counts */
         assert_int_equal(job->challenges->nelts, 1);
         assert_string_equal(APR_ARRAY_IDX(job->challenges, 0, acme_job_chal_t).keyauth,
                             TOKEN ".ok");
