@@ -31,19 +31,11 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 #define ACME_RESTART_FLAG        "staging/restart.wanted"
 #define ACME_RESTART_MIN_GAP     apr_time_from_sec(60) /* at most one automatic restart a minute */
 
-/* What the platform calls things (configure --with-default-store, --with-restart-command,
- * --with-configtest-command; the Debian package sets Debian's): the store when ACMEStoreDir is
- * not given (relative to ServerRoot unless absolute) and the commands the log tells the operator
- * to run. */
-#ifndef ACME_DEFAULT_STORE
-#define ACME_DEFAULT_STORE "acme"
-#endif
-#ifndef ACME_RESTART_COMMAND
-#define ACME_RESTART_COMMAND "apachectl graceful"
-#endif
-#ifndef ACME_CONFIGTEST_COMMAND
-#define ACME_CONFIGTEST_COMMAND "apachectl configtest"
-#endif
+/* What the platform calls things, from configure (--with-default-store, --with-restart-command,
+ * --with-configtest-command; the Debian package sets Debian's): ACME_DEFAULT_STORE, the store
+ * when ACMEStoreDir is not given (relative to ServerRoot unless absolute), and the commands the
+ * log tells the operator to run, ACME_RESTART_COMMAND and ACME_CONFIGTEST_COMMAND. */
+#include "mod_acme_platform.h"
 
 /* One ACMEDomain: one certificate for these names. */
 typedef struct acme_domain_t acme_domain_t;
