@@ -140,6 +140,12 @@ def test_make_install_gives_a2enmod_acme(tmp_path):
     with open(conf) as f:
         assert f.read().endswith("# edited by the operator\n")
     a2enmod_acme_then_configtest(tmp_path, load, conf, dest + moddir + "/mod_acme.so")
+    # make uninstall takes what it installed, and leaves the operator's acme.conf.
+    r = subprocess.run(["make", "-s", "uninstall", f"DESTDIR={dest}"], cwd=BUILDDIR,
+                       capture_output=True, text=True, env=clean_env(), timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(os.listdir(avail)) == ["acme.conf"], os.listdir(avail)
+    assert not os.path.exists(dest + moddir + "/mod_acme.so")
 
 
 @pytest.fixture(scope="module")
