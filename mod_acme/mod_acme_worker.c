@@ -434,7 +434,8 @@ static apr_status_t worker_obtain(worker_t *w)
                                          "activate it"
                        : rt->conf->auto_restart != 0
                            ? "a graceful restart activates it shortly"
-                           : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
+                           : "ACMEAutoRestart is off: run '" ACME_RESTART_COMMAND
+                             "' to activate it");
         return APR_SUCCESS;
     }
     if (rv == ACME_ECANCELLED) {
