@@ -36,6 +36,12 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 /* A wildcard's store name: "*." becomes this, which no DNS name or IP can start with. */
 #define ACME_WILDCARD_SET_PREFIX "_wildcard."
 
+/* What the platform calls things, from configure (--with-default-store, --with-restart-command,
+ * --with-configtest-command; the Debian package sets Debian's): ACME_DEFAULT_STORE, the store
+ * when ACMEStoreDir is not given (relative to ServerRoot unless absolute), and the commands the
+ * log tells the operator to run, ACME_RESTART_COMMAND and ACME_CONFIGTEST_COMMAND. */
+#include "mod_acme_platform.h"
+
 /* One ACMEDomain: one certificate for these names. */
 typedef struct acme_domain_t acme_domain_t;
 

@@ -1081,7 +1081,7 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (!c->store_dir) {
-        c->store_dir = ap_server_root_relative(pconf, "acme");
+        c->store_dir = ap_server_root_relative(pconf, ACME_DEFAULT_STORE);
     }
     /* Here as well as when the store is opened, so that configtest (and the automatic restart,
      * which runs it first) catches a store the server would refuse. */

@@ -457,7 +457,7 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         drv->restart_retry = now + apr_time_from_sec(60);
         acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
                        "ACME01064: new certificates staged for%s, but %s cannot be written; "
-                       "trying again in a minute (or run 'apachectl graceful')",
+                       "trying again in a minute (or run '" ACME_RESTART_COMMAND "')",
                        names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
     }
 }

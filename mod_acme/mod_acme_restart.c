@@ -328,10 +328,10 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
                            "in a minute",
                            names,
                            test == TEST_UNKNOWN
-                               ? "the result of 'apachectl configtest' was lost (the MPM collected "
-                                 "the process first, three times)"
-                               : "the configuration on disk does not pass 'apachectl configtest' "
-                                 "(see above)");
+                               ? "the result of '" ACME_CONFIGTEST_COMMAND
+                                 "' was lost (the MPM collected the process first, three times)"
+                               : "the configuration on disk does not pass '" ACME_CONFIGTEST_COMMAND
+                                 "' (see above)");
             continue;
         }
         /* The flag goes first: a restart re-checks it, a second signal during one is lost. */
@@ -393,7 +393,7 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     if (rv != APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_WARNING, rv, rt->s,
                        "ACME02201: no automatic restart: %s, so the configuration cannot be "
-                       "tested before a restart; run 'apachectl graceful' to activate new "
+                       "tested before a restart; run '" ACME_RESTART_COMMAND "' to activate new "
                        "certificates",
                        why);
         apr_pool_destroy(p);

@@ -452,15 +452,15 @@ static apr_status_t worker_obtain(worker_t *w)
         acme_store_remove(rt->store, key_path(w->d, w->pool), w->pool);
         w->staged = 1;
         w->next_run = 0;
-        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                       "ACME01054: %s: new certificate obtained from %s%s%s; %s", w->d->name,
-                       w->ca_url, w->profile ? " under the profile " : "",
-                       w->profile ? w->profile : "",
-                       rt->one_process ? "one-process mode: stop the server and start it again to "
-                                         "activate it"
-                       : rt->conf->auto_restart != 0
-                           ? "a graceful restart activates it shortly"
-                           : "ACMEAutoRestart is off: run 'apachectl graceful' to activate it");
+        acme_log_error(
+            APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+            "ACME01054: %s: new certificate obtained from %s%s%s; %s", w->d->name, w->ca_url,
+            w->profile ? " under the profile " : "", w->profile ? w->profile : "",
+            rt->one_process ? "one-process mode: stop the server and start it again to "
+                              "activate it"
+            : rt->conf->auto_restart != 0 ? "a graceful restart activates it shortly"
+                                          : "ACMEAutoRestart is off: run '" ACME_RESTART_COMMAND
+                                            "' to activate it");
         return APR_SUCCESS;
     }
     if (rv == ACME_ECANCELLED) {
