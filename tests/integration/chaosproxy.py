@@ -45,6 +45,7 @@ class ChaosProxy:
         self.pass_headers = {}      # path part -> {header: value} added to answers passed on
         self.profiles = None        # {name: description}: the directory's meta.profiles
         self.payloads = []          # (path, JWS payload as JSON or None) of each POST
+        self.answered = []          # (path, status, payload) of each POST pebble answered
         self.requests = []
         self.held = []              # (method, path) of each request held, in order
         self._hold_path = None      # hold() is in force when not None ("" = every request)
@@ -92,6 +93,8 @@ class ChaosProxy:
                     status, headers, data = resp.status, resp.getheaders(), resp.read()
                 except urllib.error.HTTPError as e:
                     status, headers, data = e.code, e.headers.items(), e.read()
+                if self.command == "POST" and body:
+                    proxy.answered.append((self.path, status, _jws_payload(body)))
                 data = data.replace(proxy.upstream.encode(), proxy.base.encode())
                 if (proxy.ari or proxy.profiles is not None) and self.path == "/dir" and \
                         status == 200:
@@ -161,8 +164,10 @@ class ChaosProxy:
         self.thread.start()
 
     def new_orders(self):
-        """The payloads of the newOrder requests (pebble's /order-plz), in order."""
-        return [p for path, p in self.payloads if path == "/order-plz"]
+        """The payloads of the newOrder requests (pebble's /order-plz) pebble accepted (201), in
+        order: a request pebble refused with badNonce (5% of nonces) and the client sent again
+        is one order, not two."""
+        return [p for path, status, p in self.answered if path == "/order-plz" and status == 201]
 
     def hold(self, only_path=""):
         """From now on, requests whose path contains only_path (every request by default) wait
