@@ -192,8 +192,8 @@ class PackagedHttpd(acmetest.Httpd):
         self.varlib = varlib
         self.store = os.path.join(varlib, os.path.basename(DEBIAN_STORE))
 
-    def base_conf(self, extra_modules=(), ca=True):
-        lines = super().base_conf(extra_modules, ca).splitlines()
+    def base_conf(self, extra_modules=(), ca=True, plain=True):
+        lines = super().base_conf(extra_modules, ca, plain).splitlines()
         lines = [f"LoadModule acme_module {self.module}" if l.startswith("LoadModule acme_module")
                  else l for l in lines if not l.startswith("ACMEStoreDir ")]
         return "\n".join(lines) + "\n"
