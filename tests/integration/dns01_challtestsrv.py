@@ -44,6 +44,9 @@ def main(argv):
     if mode == "hang" or (mode == "hang-once" and action == "setup" and
                           not os.path.exists(log + ".hung")):
         open(log + ".hung", "w").close()
+        # A test whose server cannot kill this (its child was SIGKILLed) stops it by this PID.
+        with open(log + ".pids", "a") as f:
+            f.write(f"{os.getpid()}\n")
         print(f"setting {host} ...", flush=True)
         time.sleep(3600)
     if mode == "noop":

@@ -397,14 +397,14 @@ CONFIG_ERRORS = [
      "ACMEPreferredChain is duplicate in this <ACMEDomain> section"),
     ("ACMEExternalAccountBinding kid-1\nACMEDomain a.test",
      "ACMEExternalAccountBinding takes two arguments"),
-    ("ACMEExternalAccountBinding k\x01d /etc/hostname\nACMEDomain a.test",
+    ("ACMEExternalAccountBinding k\x01d /etc/passwd\nACMEDomain a.test",
      "expected the key ID the CA gave"),
     ("ACMEExternalAccountBinding kid-1 /nonexistent/eab.key\nACMEDomain a.test",
      "ACME02800: ACMEExternalAccountBinding kid-1 /nonexistent/eab.key: /nonexistent/eab.key "
      "cannot be opened (No such file or directory)"),
     # root's and readable by all: refused, saying how to fix it (tests/integration/test_eab.py
     # makes files of the other kinds).
-    ("ACMEExternalAccountBinding kid-1 /etc/hostname\nACMEDomain a.test",
+    ("ACMEExternalAccountBinding kid-1 /etc/passwd\nACMEDomain a.test",
      "it holds the MAC key of the CA account, which no one but"),
     ("ACMEExternalAccountBinding kid-1 /dev/null\nACMEDomain a.test",
      "/dev/null is not a regular file"),
