@@ -200,10 +200,18 @@ class PackagedHttpd(acmetest.Httpd):
 
     def run(self, *args):
         script = 'mount --bind "$1" /var/lib/apache2 && shift && exec "$@"'
-        return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                               script, "sh", self.varlib, acmetest.HTTPD_BIN, "-d", self.root,
-                               "-f", self.conf_path, *args],
-                              capture_output=True, text=True, timeout=60)
+        r = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                            script, "sh", self.varlib, acmetest.HTTPD_BIN, "-d", self.root,
+                            "-f", self.conf_path, *args],
+                           capture_output=True, text=True, timeout=60)
+        if "cannot change root filesystem propagation" in r.stderr:
+            # A chroot whose / is no mount point (a throwaway build root) cannot have a private
+            # mount namespace; without one the store would land in the machine's own
+            # /var/lib/apache2. The package was built and checked up to here.
+            pytest.skip("running the packaged module needs a private mount namespace, which "
+                        f"this root cannot make ({r.stderr.strip()}); tests/debian/fresh-install "
+                        "runs it on a throwaway machine instead")
+        return r
 
 
 @pytest.mark.slow(300)
