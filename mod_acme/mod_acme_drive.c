@@ -519,7 +519,8 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         if (drv->workers[i]) {
             continue;
         }
-        if (needs_work(drv, i, now)) {
+        /* The operator's request (acmectl renew) first: it overrides the renewal time. */
+        if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {

@@ -19,7 +19,9 @@
 
 #include <apr_pools.h>
 
+#include "acme_client.h"
 #include "acme_core.h"
+#include "acme_problem.h"
 #include "acme_store.h"
 
 #define ACMECTL_EXIT_OK      0
@@ -44,6 +46,45 @@ const char *acmectl_default_store(apr_pool_t *p);
 
 /* Prints "acmectl: " and the message to ctx->err, outside text escaped by the caller. */
 void acmectl_err(const acmectl_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The set name of the store for what the operator typed: a wildcard "*.example.org" is kept as
+ * "_wildcard.example.org" (docs/store.md); NULL for a name the store would never take. */
+const char *acmectl_set_name(const char *name, apr_pool_t *p);
+
+/* 1 when the store knows the certificate name (an active set, a fallback or a job). */
+int acmectl_known(const acmectl_t *ctx, const char *name);
+
+/* Requests the renewal of name from the driver (jobs/<name>.renew) and says on ctx->out what
+ * happens next: ACMECTL_EXIT_OK when a running server holds the store and starts it within a
+ * tick, ACMECTL_EXIT_PROBLEM when no server runs (it is renewed when one starts). */
+int acmectl_request_renewal(acmectl_t *ctx, const char *name, const char *reason);
+
+/* tools/acmectl_ca.c: talking to the CA. */
+typedef struct acmectl_account_t {
+    const char *dir;   /* relative to the store: accounts/<ca-id>[-<variant>] */
+    const char *ca;    /* the CA's directory URL */
+    const char *url;   /* the account URL (kid) */
+    acme_key_t *key;   /* the account key; NULL until loaded */
+    const char *thumb; /* its JWK thumbprint */
+} acmectl_account_t;
+
+/* The accounts of the store (acmectl_account_t *), each with its key loaded when keys is 1;
+ * accounts that cannot be read are reported on ctx->err and left out. */
+apr_status_t acmectl_accounts(apr_array_header_t **paccts, acmectl_t *ctx, int keys);
+
+/* A client for the CA at ca_url (ca_file: trust roots for its TLS, NULL = the system's),
+ * signing with acct's key when acct is given. */
+apr_status_t acmectl_client(acme_client_t **pclient, acmectl_t *ctx, const char *ca_url,
+                            const char *ca_file, const acmectl_account_t *acct);
+
+/* Says on ctx->err why a request to the CA failed. */
+void acmectl_ca_error(acmectl_t *ctx, const char *what, apr_status_t rv,
+                      const acme_problem_t *prob);
+
+/* tools/acmectl_revoke.c: a revocation reason (RFC 5280 CRLReason) by name (any case) or number:
+ * its code, -1 when it is none. And the name of a code, NULL when it is none. */
+int acmectl_revoke_reason(const char *text);
+const char *acmectl_revoke_reason_name(int code);
 
 /* The commands. */
 int acmectl_status(acmectl_t *ctx, int argc, char **argv);
