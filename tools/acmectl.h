@@ -16,6 +16,7 @@
 #define ACMECTL_H
 
 #include <stdio.h>
+#include <sys/types.h>
 
 #include <apr_pools.h>
 
@@ -85,6 +86,18 @@ void acmectl_ca_error(acmectl_t *ctx, const char *what, apr_status_t rv,
  * its code, -1 when it is none. And the name of a code, NULL when it is none. */
 int acmectl_revoke_reason(const char *text);
 const char *acmectl_revoke_reason_name(int code);
+
+/* tools/acmectl_check.c: what is wrong with the owners and modes of the store at dir, for a
+ * server that starts as root_uid and runs as user_uid:user_gid (docs/store.md, Ownership):
+ * acmectl_finding_t, in the order found; an empty array when nothing is. */
+typedef struct acmectl_finding_t {
+    const char *path;    /* absolute */
+    const char *problem; /* what is wrong and why it matters */
+    const char *fix;     /* the shell command that fixes it */
+} acmectl_finding_t;
+
+apr_array_header_t *acmectl_check_store(const char *dir, uid_t root_uid, uid_t user_uid,
+                                        gid_t user_gid, const char *user_name, apr_pool_t *p);
 
 /* The commands. */
 int acmectl_status(acmectl_t *ctx, int argc, char **argv);
