@@ -212,13 +212,22 @@ static void import_account(import_t *im, apr_hash_t *done, acmectl_imp_acct_t *a
             src, acme_store_path(im->ctx->store, dir, p));
 }
 
+/* Whether the operator's NAME is c: its first name, its set, or its folder in the source
+ * (certbot's lineage, mod_md's domain). */
+static int is_named(const acmectl_imp_cert_t *c, const char *n)
+{
+    const char *folder = strrchr(c->source, '/');
+
+    return strcasecmp(n, c->first) == 0 || (c->set_name && strcasecmp(n, c->set_name) == 0) ||
+           (folder && strcmp(n, folder + 1) == 0);
+}
+
 static int wanted(const import_t *im, const acmectl_imp_cert_t *c)
 {
     int i;
 
     for (i = 0; im->only && i < im->only->nelts; i++) {
-        const char *n = APR_ARRAY_IDX(im->only, i, const char *);
-        if (strcasecmp(n, c->first) == 0 || (c->set_name && strcasecmp(n, c->set_name) == 0)) {
+        if (is_named(c, APR_ARRAY_IDX(im->only, i, const char *))) {
             return 1;
         }
     }
@@ -259,12 +268,12 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     apr_status_t rv;
 
     if (c->why) {
-        fprintf(im->ctx->out, "ACME03302: %s: skipped: %s\n", c->first, c->why);
+        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source, c->why);
         return 0;
     }
     if (!c->set_name) {
-        fprintf(im->ctx->out, "ACME03302: %s: skipped: mod_acme's store takes no such name\n",
-                acme_log_safe(c->first, 255, p));
+        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: mod_acme's store takes no such name\n",
+                acme_log_safe(c->first, 255, p), c->source);
         return 0;
     }
     leaf = APR_ARRAY_IDX(c->chain, 0, acme_cert_t *);
@@ -272,7 +281,7 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     /* The checks the parent makes before it activates a staged set. */
     rv = acme_cert_activation_check(c->chain, c->key, c->names, apr_time_now(), &when, &why, p);
     if (rv != APR_SUCCESS) {
-        fprintf(im->ctx->out, "ACME03302: %s: skipped: %s: %s\n", c->first, from,
+        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source,
                 why ? why : acme_strerror(rv, p));
         return 0;
     }
@@ -284,16 +293,16 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && !im->force) {
         fprintf(im->ctx->out,
-                "ACME03302: %s: skipped: the store's active set cannot be read (%s); --force "
-                "replaces it\n",
-                c->set_name, why ? why : acme_strerror(rv, p));
+                "ACME03302: %s (%s): skipped: the store's active set cannot be read (%s); "
+                "--force replaces it\n",
+                c->set_name, c->source, why ? why : acme_strerror(rv, p));
         return 0;
     }
     if (rv == APR_SUCCESS && !im->force) {
         fprintf(im->ctx->out,
-                "ACME03302: %s: skipped: the store has a certificate for it already (serial "
-                "%s); --force replaces it (it stays in archive/)\n",
-                c->set_name,
+                "ACME03302: %s (%s): skipped: the store has a certificate for it already "
+                "(serial %s); --force replaces it (it stays in archive/)\n",
+                c->set_name, c->source,
                 acme_cert_serial_hex(APR_ARRAY_IDX(active->chain, 0, acme_cert_t *), p));
         return 0;
     }
@@ -307,7 +316,7 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     rv = acme_store_activate(im->ctx->store, c->set_name, c->key, c->chain_pem, c->chain_len,
                              set_meta(im, c, p), c->names, apr_time_now(), &why, p);
     if (rv != APR_SUCCESS) {
-        fprintf(im->ctx->out, "ACME03302: %s: skipped: %s\n", c->set_name,
+        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->set_name, c->source,
                 why ? why : acme_strerror(rv, p));
         return 0;
     }
@@ -477,8 +486,7 @@ int acmectl_import(acmectl_t *ctx, int argc, char **argv)
         int j, found = 0;
         for (j = 0; j < certs->nelts && !found; j++) {
             const acmectl_imp_cert_t *c = APR_ARRAY_IDX(certs, j, acmectl_imp_cert_t *);
-            found =
-                strcasecmp(n, c->first) == 0 || (c->set_name && strcasecmp(n, c->set_name) == 0);
+            found = is_named(c, n);
         }
         if (!found) {
             fprintf(ctx->out, "ACME03302: %s: skipped: %s has no certificate of that name\n",

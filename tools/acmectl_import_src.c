@@ -84,8 +84,8 @@ static void read_chain(acmectl_imp_cert_t *c, acme_import_src_t *src, const char
     }
     rv = acme_cert_chain_parse(&c->chain, pem, len, p);
     if (rv != APR_SUCCESS) {
-        c->why =
-            apr_psprintf(p, "%s is not a PEM certificate chain (%s)", path, acme_strerror(rv, p));
+        c->why = apr_psprintf(p, "%s is not a PEM certificate chain%s", path,
+                              rv == ACME_ETOOLARGE ? " (too large)" : "");
         return;
     }
     c->chain_pem = pem;
