@@ -112,6 +112,7 @@ static const char *jwk_of(const acme_key_t *key, apr_pool_t *p)
     EVP_PKEY *evp = acme_key_evp(key);
     json_t *pub = NULL, *jwk;
     const char *text;
+    char *dumped;
     size_t i;
 
     assert_int_equal(acme_key_jwk(&pub, key, p), APR_SUCCESS);
@@ -136,8 +137,10 @@ static const char *jwk_of(const acme_key_t *key, apr_pool_t *p)
         json_object_set_new(jwk, "d", json_string(acme_b64u_encode(p, buf, (apr_size_t)n)));
         BN_free(bn);
     }
-    text = json_dumps(jwk, JSON_COMPACT);
-    return apr_pstrdup(p, text);
+    dumped = json_dumps(jwk, JSON_COMPACT);
+    text = apr_pstrdup(p, dumped);
+    free(dumped);
+    return text;
 }
 
 static void jwk_private_keys_round_trip(void **state)
