@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <pwd.h>
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -36,6 +37,36 @@ typedef struct import_t {
     apr_array_header_t *only; /* names asked for, or NULL for all */
     int imported, skipped;
 } import_t;
+
+/* Prints one line of the report on ctx->out with every byte outside printable text escaped:
+ * folder names, md.json and the certificates are outside text, and must not reach the terminal
+ * as control sequences. */
+static void say(const acmectl_t *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void say(const acmectl_t *ctx, const char *fmt, ...)
+{
+    apr_pool_t *p = NULL;
+    va_list ap;
+    char *text, *line, *next;
+
+    if (apr_pool_create(&p, ctx->pool) != APR_SUCCESS) {
+        return;
+    }
+    va_start(ap, fmt);
+    text = apr_pvsprintf(p, fmt, ap);
+    va_end(ap);
+    /* Line by line: the escaping would turn the line ends into text too. */
+    for (line = text; line; line = next) {
+        next = strchr(line, '\n');
+        if (next) {
+            *next++ = '\0';
+        } else if (!*line) {
+            break; /* the text ended with its line end */
+        }
+        fprintf(ctx->out, "%s\n", acme_log_safe(line, 0, p));
+    }
+    apr_pool_destroy(p);
+}
 
 static void usage(FILE *out)
 {
@@ -146,10 +177,10 @@ static void import_account(import_t *im, apr_hash_t *done, acmectl_imp_acct_t *a
     }
     apr_hash_set(done, ca, APR_HASH_KEY_STRING, a);
     if (a->why) {
-        fprintf(im->ctx->out,
-                "ACME03310: account at %s: not taken over: %s; the server registers a new "
-                "account when it renews\n",
-                ca, a->why);
+        say(im->ctx,
+            "ACME03310: account at %s: not taken over: %s; the server registers a new "
+            "account when it renews\n",
+            ca, a->why);
         return;
     }
     rv = acme_key_thumbprint(&thumb, a->key, p);
@@ -162,22 +193,22 @@ static void import_account(import_t *im, apr_hash_t *done, acmectl_imp_acct_t *a
             int same = acme_key_from_pem(&own, text, len, p) == APR_SUCCESS &&
                        acme_key_thumbprint(&own_thumb, own, p) == APR_SUCCESS &&
                        strcmp(own_thumb, thumb) == 0;
-            fprintf(im->ctx->out,
-                    same ? "ACME03311: account %s at %s: the store has it already (%s)\n"
-                         : "ACME03312: account %s at %s: not taken over: the store has an "
-                           "account of its own at that CA (%s), which the server keeps using\n",
-                    a->url, ca, acme_store_path(im->ctx->store, dir, p));
+            say(im->ctx,
+                same ? "ACME03311: account %s at %s: the store has it already (%s)\n"
+                     : "ACME03312: account %s at %s: not taken over: the store has an "
+                       "account of its own at that CA (%s), which the server keeps using\n",
+                a->url, ca, acme_store_path(im->ctx->store, dir, p));
             return;
         }
         if (!APR_STATUS_IS_ENOENT(rv)) {
-            fprintf(im->ctx->out, "ACME03310: account at %s: not taken over: %s/account.key: %s\n",
-                    ca, acme_store_path(im->ctx->store, dir, p), acme_strerror(rv, p));
+            say(im->ctx, "ACME03310: account at %s: not taken over: %s/account.key: %s\n", ca,
+                acme_store_path(im->ctx->store, dir, p), acme_strerror(rv, p));
             return;
         }
     }
     if (im->dry_run) {
-        fprintf(im->ctx->out, "ACME03313: account %s at %s: would be taken over from %s into %s\n",
-                a->url, ca, src, acme_store_path(im->ctx->store, dir, p));
+        say(im->ctx, "ACME03313: account %s at %s: would be taken over from %s into %s\n", a->url,
+            ca, src, acme_store_path(im->ctx->store, dir, p));
         return;
     }
     /* As acme_account_setup keeps it: the key, then its URL with the key's thumbprint. */
@@ -203,13 +234,13 @@ static void import_account(import_t *im, apr_hash_t *done, acmectl_imp_acct_t *a
     }
     free(text);
     if (rv != APR_SUCCESS) {
-        fprintf(im->ctx->out, "ACME03310: account at %s: not taken over: cannot write %s: %s\n", ca,
-                acme_store_path(im->ctx->store, dir, p), acme_strerror(rv, p));
+        say(im->ctx, "ACME03310: account at %s: not taken over: cannot write %s: %s\n", ca,
+            acme_store_path(im->ctx->store, dir, p), acme_strerror(rv, p));
         im->skipped++;
         return;
     }
-    fprintf(im->ctx->out, "ACME03314: account %s at %s: taken over from %s into %s\n", a->url, ca,
-            src, acme_store_path(im->ctx->store, dir, p));
+    say(im->ctx, "ACME03314: account %s at %s: taken over from %s into %s\n", a->url, ca, src,
+        acme_store_path(im->ctx->store, dir, p));
 }
 
 /* Whether the operator's NAME is c: its first name, its set, or its folder in the source
@@ -268,12 +299,12 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     apr_status_t rv;
 
     if (c->why) {
-        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source, c->why);
+        say(im->ctx, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source, c->why);
         return 0;
     }
     if (!c->set_name) {
-        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: mod_acme's store takes no such name\n",
-                acme_log_safe(c->first, 255, p), c->source);
+        say(im->ctx, "ACME03302: %s (%s): skipped: mod_acme's store takes no such name\n",
+            acme_log_safe(c->first, 255, p), c->source);
         return 0;
     }
     leaf = APR_ARRAY_IDX(c->chain, 0, acme_cert_t *);
@@ -281,43 +312,42 @@ static int import_cert(import_t *im, const acmectl_imp_cert_t *c, apr_pool_t *p)
     /* The checks the parent makes before it activates a staged set. */
     rv = acme_cert_activation_check(c->chain, c->key, c->names, apr_time_now(), &when, &why, p);
     if (rv != APR_SUCCESS) {
-        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source,
-                why ? why : acme_strerror(rv, p));
+        say(im->ctx, "ACME03302: %s (%s): skipped: %s\n", c->first, c->source,
+            why ? why : acme_strerror(rv, p));
         return 0;
     }
     rv = acme_store_load(&active, im->ctx->store, c->set_name, 0, &why, p);
     if (rv == APR_SUCCESS && acme_cert_same(APR_ARRAY_IDX(active->chain, 0, acme_cert_t *), leaf)) {
-        fprintf(im->ctx->out, "ACME03303: %s: already active in the store (serial %s)\n",
-                c->set_name, serial);
+        say(im->ctx, "ACME03303: %s: already active in the store (serial %s)\n", c->set_name,
+            serial);
         return 1;
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_ENOENT(rv) && !im->force) {
-        fprintf(im->ctx->out,
-                "ACME03302: %s (%s): skipped: the store's active set cannot be read (%s); "
-                "--force replaces it\n",
-                c->set_name, c->source, why ? why : acme_strerror(rv, p));
+        say(im->ctx,
+            "ACME03302: %s (%s): skipped: the store's active set cannot be read (%s); "
+            "--force replaces it\n",
+            c->set_name, c->source, why ? why : acme_strerror(rv, p));
         return 0;
     }
     if (rv == APR_SUCCESS && !im->force) {
-        fprintf(im->ctx->out,
-                "ACME03302: %s (%s): skipped: the store has a certificate for it already "
-                "(serial %s); --force replaces it (it stays in archive/)\n",
-                c->set_name, c->source,
-                acme_cert_serial_hex(APR_ARRAY_IDX(active->chain, 0, acme_cert_t *), p));
+        say(im->ctx,
+            "ACME03302: %s (%s): skipped: the store has a certificate for it already "
+            "(serial %s); --force replaces it (it stays in archive/)\n",
+            c->set_name, c->source,
+            acme_cert_serial_hex(APR_ARRAY_IDX(active->chain, 0, acme_cert_t *), p));
         return 0;
     }
     if (im->dry_run) {
-        fprintf(im->ctx->out,
-                "ACME03304: %s: would be imported from %s (%s, serial %s, valid until %s)\n",
-                c->set_name, from, acme_key_type_name(acme_key_type(c->key)), serial,
-                when_text(acme_cert_not_after(leaf), p));
+        say(im->ctx, "ACME03304: %s: would be imported from %s (%s, serial %s, valid until %s)\n",
+            c->set_name, from, acme_key_type_name(acme_key_type(c->key)), serial,
+            when_text(acme_cert_not_after(leaf), p));
         return 1;
     }
     rv = acme_store_activate(im->ctx->store, c->set_name, c->key, c->chain_pem, c->chain_len,
                              set_meta(im, c, p), c->names, apr_time_now(), &why, p);
     if (rv != APR_SUCCESS) {
-        fprintf(im->ctx->out, "ACME03302: %s (%s): skipped: %s\n", c->set_name, c->source,
-                why ? why : acme_strerror(rv, p));
+        say(im->ctx, "ACME03302: %s (%s): skipped: %s\n", c->set_name, c->source,
+            why ? why : acme_strerror(rv, p));
         return 0;
     }
     /* A refusal recorded for an earlier staged set no longer counts: a set is active. */
@@ -341,13 +371,13 @@ static void print_config(import_t *im, apr_array_header_t *taken, apr_pool_t *p)
     if (taken->nelts == 0) {
         return;
     }
-    fprintf(im->ctx->out, "\nConfiguration that serves %s (mod_acme's directives):\n",
-            im->dry_run ? "them" : "what was imported");
+    say(im->ctx, "\nConfiguration that serves %s (mod_acme's directives):\n",
+        im->dry_run ? "them" : "what was imported");
     for (i = 0; i < taken->nelts; i++) {
         const acmectl_imp_cert_t *c = APR_ARRAY_IDX(taken, i, acmectl_imp_cert_t *);
         if (c->ca_url && !apr_hash_get(cas, c->ca_url, APR_HASH_KEY_STRING)) {
             apr_hash_set(cas, c->ca_url, APR_HASH_KEY_STRING, c);
-            fprintf(im->ctx->out, "    ACMECertificateAuthority %s\n", c->ca_url);
+            say(im->ctx, "    ACMECertificateAuthority %s\n", c->ca_url);
         }
     }
     for (i = 0; i < taken->nelts; i++) {
@@ -367,17 +397,16 @@ static void print_config(import_t *im, apr_array_header_t *taken, apr_pool_t *p)
         }
         apr_hash_set(firsts, c->first, APR_HASH_KEY_STRING, c);
         if (strcmp(types, acme_key_type_name(ACME_KEY_EC256)) == 0) {
-            fprintf(im->ctx->out, "    ACMEDomain %s\n", names_text(c->names, p));
+            say(im->ctx, "    ACMEDomain %s\n", names_text(c->names, p));
         } else {
-            fprintf(im->ctx->out,
-                    "    <ACMEDomain %s>\n        ACMEKeyType %s\n    </ACMEDomain>\n",
-                    names_text(c->names, p), types);
+            say(im->ctx, "    <ACMEDomain %s>\n        ACMEKeyType %s\n    </ACMEDomain>\n",
+                names_text(c->names, p), types);
         }
     }
-    fprintf(im->ctx->out,
-            "%s`%s` makes a running server use them; until they are due for renewal nothing "
-            "is ordered.\n",
-            im->dry_run ? "After the import, " : "", ACME_RESTART_COMMAND);
+    say(im->ctx,
+        "%s`%s` makes a running server use them; until they are due for renewal nothing "
+        "is ordered.\n",
+        im->dry_run ? "After the import, " : "", ACME_RESTART_COMMAND);
 }
 
 int acmectl_import(acmectl_t *ctx, int argc, char **argv)
@@ -398,7 +427,8 @@ int acmectl_import(acmectl_t *ctx, int argc, char **argv)
 
     memset(&im, 0, sizeof(im));
     im.ctx = ctx;
-    while ((opt = getopt_long(argc, argv, "+nfu:h", longopts, NULL)) != -1) {
+    /* Options anywhere after "import" (GNU getopt moves the operands behind them). */
+    while ((opt = getopt_long(argc, argv, "nfu:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'n':
             im.dry_run = 1;
@@ -424,19 +454,6 @@ int acmectl_import(acmectl_t *ctx, int argc, char **argv)
         return ACMECTL_EXIT_USAGE;
     }
     im.kind = argv[optind++];
-    /* Options may follow the source too. */
-    while ((opt = getopt_long(argc, argv, "+nfu:h", longopts, NULL)) != -1) {
-        if (opt == 'n') {
-            im.dry_run = 1;
-        } else if (opt == 'f') {
-            im.force = 1;
-        } else if (opt == 'u') {
-            user = optarg;
-        } else {
-            usage(opt == 'h' ? ctx->out : ctx->err);
-            return opt == 'h' ? ACMECTL_EXIT_OK : ACMECTL_EXIT_USAGE;
-        }
-    }
     dir = optind < argc                     ? argv[optind++]
           : strcmp(im.kind, "certbot") == 0 ? "/etc/letsencrypt"
                                             : apr_pstrcat(ctx->pool, ACME_SERVER_ROOT, "/md", NULL);
@@ -489,14 +506,13 @@ int acmectl_import(acmectl_t *ctx, int argc, char **argv)
             found = is_named(c, n);
         }
         if (!found) {
-            fprintf(ctx->out, "ACME03302: %s: skipped: %s has no certificate of that name\n",
-                    acme_log_safe(n, 255, ctx->pool), acme_log_safe(dir, 1024, ctx->pool));
+            say(ctx, "ACME03302: %s: skipped: %s has no certificate of that name\n",
+                acme_log_safe(n, 255, ctx->pool), acme_log_safe(dir, 1024, ctx->pool));
             im.skipped++;
         }
     }
-    fprintf(ctx->out, "ACME03305: %s %s: %d %s, %d skipped\n", im.kind,
-            acme_log_safe(dir, 1024, ctx->pool), im.imported, im.dry_run ? "to import" : "imported",
-            im.skipped);
+    say(ctx, "ACME03305: %s %s: %d %s, %d skipped\n", im.kind, acme_log_safe(dir, 1024, ctx->pool),
+        im.imported, im.dry_run ? "to import" : "imported", im.skipped);
     print_config(&im, taken, ctx->pool);
     return im.skipped ? ACMECTL_EXIT_PROBLEM : ACMECTL_EXIT_OK;
 }
