@@ -236,3 +236,30 @@ def test_import_refuses_bad_inputs_and_keeps_the_store(workdir, certbot_dir, peb
         assert "not a PEM certificate chain" in line("garbage.test")
         assert "ACME03301" not in out, out
         assert store_state(store) == before, out
+
+
+@pytest.fixture(scope="module")
+def short_pebble(workdir):
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-import-short"), validity=90)
+    yield pb
+    pb.stop()
+
+
+@pytest.mark.slow(60)
+def test_imported_certificate_renews_when_due_with_the_imported_account(workdir, short_pebble,
+                                                                       httpd_factory):
+    acmetest.require_root("certbot's standalone server and a server with User www-data")
+    le = os.path.join(workdir, "letsencrypt-short")
+    certbot_certonly(short_pebble, le, ["due.test"])
+    serial = leaf_serial(os.path.join(le, "live", "due.test", "fullchain.pem"))
+    h = httpd_factory(ca=short_pebble)
+    make_store(h.store)
+    rc, out = acmectl(h.store, "import", "certbot", le)
+    assert rc == 0, out
+    serve_conf(h, "ACMERenewWindow 50%\nACMEDomain due.test\n", ["due.test"])
+    mark = assert_served_without_ca(h, short_pebble, "due.test", [serial])
+    # Half of the 90 s lifetime left (45 s after issuance): renewed, with the imported account.
+    assert h.wait_log("ACME01054", timeout=90), h.log_text()[-3000:]
+    made = short_pebble.requests()[mark:]
+    assert ORDER in made and ACCOUNT not in made, made
+    assert "the certificate is due for renewal" in h.log_text()
