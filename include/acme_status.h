@@ -90,6 +90,9 @@ apr_status_t acme_status_doc(json_t **pjson, const char *version, const char *st
                              const apr_array_header_t *cas, const apr_array_header_t *certs,
                              apr_pool_t *p);
 
+/* "mod_acme/<version>", as the document names the module. */
+const char *acme_status_version(void);
+
 /* RFC 3339 UTC text of t ("2026-12-05T07:25:12Z"), as the document writes times. */
 const char *acme_status_time(apr_time_t t, apr_pool_t *p);
 

@@ -1,6 +1,8 @@
 /* acme_status.c - one certificate's status document from the store (docs/status.md). */
 #include <string.h>
 
+#include "config.h"
+
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -49,6 +51,11 @@ int acme_status_reason_code(const char *reason)
 const char *acme_status_reason_name(int code)
 {
     return code >= 0 && code < COUNT(reason_names) ? reason_names[code] : NULL;
+}
+
+const char *acme_status_version(void)
+{
+    return "mod_acme/" PACKAGE_VERSION;
 }
 
 void acme_status_in_init(acme_status_in_t *in)
