@@ -11,6 +11,7 @@
 
 #include "acme_store_ctl.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_status.h"
 
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
 {
@@ -60,9 +61,18 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
                        d->name, at);
         return 0;
     }
+    acme_driver_status_requested(drv, i, 1, ptemp);
     acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, drv->rt->s,
                    "ACME03205: %s: renewal requested%s (acmectl, %s): renewing now, reason "
                    "requested",
                    d->name, strcmp(req->reason, "revoked") == 0 ? " after a revocation" : "", at);
     return 1;
+}
+
+void acme_driver_request_done(driver_t *drv, int i, apr_pool_t *ptemp)
+{
+    /* No pool while the driver stops: nobody reads this generation's status then. */
+    if (ptemp) {
+        acme_driver_status_requested(drv, i, 0, ptemp);
+    }
 }

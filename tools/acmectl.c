@@ -28,10 +28,11 @@ typedef struct acmectl_cmd_t {
     const char *summary;
 } acmectl_cmd_t;
 
-/* check must not make anything (acme_store_open creates missing folders), and status reads
- * a store that may not exist yet: both open it themselves, the way they need. */
+/* check looks at a store that may be broken or missing and never opens it: opening refuses a
+ * store that fails the owner check and makes missing folders. The others open an existing
+ * store only. */
 static const acmectl_cmd_t commands[] = {
-    {"status", acmectl_status, 0, "the certificates of the store, their state and next renewal"},
+    {"status", acmectl_status, 1, "the certificates of the store, their state and next renewal"},
     {"renew", acmectl_renew, 1, "ask the running server to renew a certificate now"},
     {"revoke", acmectl_revoke, 1, "revoke a certificate at its CA, then renew it"},
     {"account", acmectl_account, 1, "show, roll over (new key) or deactivate the ACME account"},
