@@ -355,7 +355,9 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
     in.active = g_active[i];
     in.requested = g_requested[i];
     in.in_progress = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
-    if (drv->ari_renew_at) {
+    /* Only from a CA that gave renewal information: one that offers none is asked again
+     * now and then, which says nothing about this certificate. */
+    if (drv->ari_renew_at && drv->ari_renew_at[i]) {
         in.ari_renew_at = drv->ari_renew_at[i];
         in.ari_next_check = drv->ari_check_at[i];
     }
