@@ -76,6 +76,19 @@ static void log_stderr(void *baton, acme_log_level_e level, apr_status_t rv, con
     fprintf(err, "acmectl: [%s] %s\n", names[level], acme_log_escape(safe, sizeof(safe), msg));
 }
 
+/* 1 when the command's arguments ask for its help: it is shown without a store. */
+static int wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void usage(FILE *out, const char *store)
 {
     const acmectl_cmd_t *c;
@@ -177,7 +190,7 @@ int main(int argc, char **argv)
                     acme_log_safe(argv[optind], 64, ctx.pool));
         return ACMECTL_EXIT_USAGE;
     }
-    if (c->open_store) {
+    if (c->open_store && !wants_help(argc - optind, argv + optind)) {
         apr_finfo_t fi;
 
         /* A missing store is a wrong --store (the module makes it when it starts): never make
