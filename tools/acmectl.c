@@ -17,10 +17,6 @@
 
 #include "acmectl.h"
 
-#ifndef ACME_SERVER_ROOT
-#define ACME_SERVER_ROOT "/etc/apache2"
-#endif
-
 typedef struct acmectl_cmd_t {
     const char *name;
     int (*fn)(acmectl_t *ctx, int argc, char **argv);
@@ -40,30 +36,6 @@ static const acmectl_cmd_t commands[] = {
     {"check", acmectl_check, 0, "check the owners and modes of the store, say what fixes them"},
     {NULL, NULL, 0, NULL},
 };
-
-const char *acmectl_default_store(apr_pool_t *p)
-{
-    const char *store = ACME_DEFAULT_STORE;
-    char *path = NULL;
-
-    if (store[0] == '/')
-        return store;
-    if (apr_filepath_merge(&path, ACME_SERVER_ROOT, store, APR_FILEPATH_NOTABOVEROOT, p) !=
-        APR_SUCCESS)
-        return apr_pstrcat(p, ACME_SERVER_ROOT, "/", store, NULL);
-    return path;
-}
-
-void acmectl_err(const acmectl_t *ctx, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("acmectl: ", ctx->err);
-    va_start(ap, fmt);
-    vfprintf(ctx->err, fmt, ap);
-    va_end(ap);
-    fputc('\n', ctx->err);
-}
 
 /* The core's log: to stderr, escaped (the core logs text from the CA and from files the User
  * wrote), at the verbosity the operator asked for. */
