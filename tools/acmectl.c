@@ -188,6 +188,8 @@ int main(int argc, char **argv)
     /* The command sees its own name as argv[0], as getopt wants; getopt starts again. */
     cmd = optind;
     optind = 0;
+    /* getopt names argv[0] in its messages: "acmectl check: unrecognized option ...". */
+    argv[cmd] = apr_pstrcat(ctx.pool, "acmectl ", c->name, NULL);
     ret = c->fn(&ctx, argc - cmd, argv + cmd);
     return ret;
 }

@@ -392,6 +392,7 @@ int acmectl_account(acmectl_t *ctx, int argc, char **argv)
     sub = argv[1];
     argc--;
     argv++;
+    argv[0] = apr_pstrcat(ctx->pool, "acmectl account ", sub, NULL); /* for getopt's messages */
     while ((opt = getopt_long(argc, argv, "C:c:k:jyh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'C':

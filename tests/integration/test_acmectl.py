@@ -211,6 +211,37 @@ def test_account_show_rollover_deactivate(httpd_factory, pebble):
     st = os.stat(key)
     assert st.st_uid == pwd.getpwnam("www-data").pw_uid and stat.S_IMODE(st.st_mode) == 0o600
     assert not os.path.exists(os.path.join(folder, "account.key.new"))
+
+    # A rollover that stopped after the CA took the new key, before the swap: the old key and
+    # account.json back in place, the new key left as account.key.new. The next rollover
+    # finishes it (the CA knows the account by that key), then rolls over again.
+    new_key = open(key).read()
+    new_json = open(os.path.join(folder, "account.json")).read()
+    www = pwd.getpwnam("www-data")
+    for fname, text in (("account.key.new", new_key), ("account.key", old_key),
+                        ("account.json", json.dumps({"url": acct["url"], "ca": acct["ca"],
+                                                     "key": acct["key_thumbprint"]}))):
+        path = os.path.join(folder, fname)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chown(path, www.pw_uid, www.pw_gid)
+        os.chmod(path, 0o600)
+    assert json.loads(new_json)["key"] == after["key_thumbprint"]
+    r = acmectl(h, "account", "rollover", ca=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "an earlier rollover had been accepted by the CA" in r.stdout
+    assert f"was {after['key_thumbprint']}" in r.stdout
+    (after,) = json.loads(acmectl(h, "account", "show", "--json").stdout)
+    assert after["url"] == acct["url"]
+    assert not os.path.exists(os.path.join(folder, "account.key.new"))
+    # A key the CA never took, left by a rollover refused or cut short before the CA's
+    # answer, is removed.
+    with open(os.path.join(folder, "account.key.new"), "w") as f:
+        f.write(old_key)
+    r = acmectl(h, "account", "rollover", ca=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "earlier rollover" not in r.stdout
+    assert not os.path.exists(os.path.join(folder, "account.key.new"))
     # The next order works with the new key: the same account, no new registration.
     registered = h.log_text().count("ACME00014")
     staged = staged_count(h, "ac.test")
