@@ -21,6 +21,9 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     char at[APR_RFC822_DATE_LEN];
     apr_status_t rv;
 
+    if (!path) {
+        return 0; /* a name acmectl cannot ask for either */
+    }
     rv = acme_renew_request_read(&req, drv->rt->store, d->set_name, ptemp);
     if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
@@ -28,12 +31,14 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     /* Taken before it is acted on: a request that cannot be removed would renew at every
      * tick. */
     if (acme_renew_request_clear(drv->rt->store, d->set_name, ptemp) != APR_SUCCESS) {
-        if (!drv->blocked_logged[i]) {
+        /* Said once a minute: the driver looks at every tick. One driver thread per process. */
+        static apr_time_t logged;
+        if (apr_time_now() - logged > apr_time_from_sec(60)) {
             acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
                            "ACME03201: %s: a renewal is requested, but %s/%s cannot be removed; "
                            "nothing is renewed until the server's User may remove it",
                            d->name, drv->rt->store_dir, path);
-            drv->blocked_logged[i] = 1;
+            logged = apr_time_now();
         }
         return 0;
     }
