@@ -62,8 +62,9 @@ apr_status_t acme_store_list(apr_array_header_t **pnames, acme_store_t *store, c
                              apr_pool_t *p);
 
 /* Whether a renewal driver holds jobs/driver.lock now (a running server): APR_SUCCESS and *ppid
- * its process; APR_ENOENT when no one holds it or there is no lock file yet. The lock is only
- * looked at, never taken, and the file is neither made nor followed when it is a link. */
+ * its process (0 when it cannot be told); APR_ENOENT when no one holds it or there is no lock
+ * file yet. The lock is taken and let go at once when free; the file is neither made nor
+ * followed when it is a link. */
 apr_status_t acme_store_driver_holder(pid_t *ppid, acme_store_t *store, apr_pool_t *p);
 
 /* Takes jobs/driver.lock (without waiting) for a change the driver must not race: APR_SUCCESS

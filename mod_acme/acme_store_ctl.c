@@ -5,9 +5,13 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #include <apr_atomic.h>
+#include <apr_file_io.h>
+#include <apr_portable.h>
 #include <apr_strings.h>
 
 #include "acme_store_ctl.h"
@@ -263,54 +267,62 @@ out:
     return rv;
 }
 
-/* The driver locks with apr_file_lock, which is fcntl() record locking on this platform (APR
- * prefers it over flock()): the same kind here, or the two would not see each other. */
-apr_status_t acme_store_driver_holder(pid_t *ppid, acme_store_t *store, apr_pool_t *p)
+/* Who holds the lock on the file fd names, from /proc/locks (Linux); 0 when not found. */
+static pid_t lock_holder(int fd)
 {
-    struct flock l;
-    int fd = -1;
-    apr_status_t rv;
+    struct stat st;
+    char line[256], want[64];
+    pid_t pid = 0;
+    FILE *f;
 
-    rv = lock_open(&fd, store, 0, p);
-    if (rv != APR_SUCCESS) {
-        goto out;
+    if (fstat(fd, &st) != 0) {
+        return 0;
     }
-    memset(&l, 0, sizeof(l));
-    l.l_type = F_WRLCK;
-    l.l_whence = SEEK_SET;
-    if (fcntl(fd, F_GETLK, &l) != 0) {
-        rv = acme_store_os_error();
-        goto out;
+    snprintf(want, sizeof(want), "%02x:%02x:%lu", major(st.st_dev), minor(st.st_dev),
+             (unsigned long)st.st_ino);
+    f = fopen("/proc/locks", "r");
+    while (f && !pid && fgets(line, sizeof(line), f)) {
+        char kind[16], mode[16], rw[16], dev[64];
+        long p;
+
+        /* "1: FLOCK  ADVISORY  WRITE 1234 fe:00:5678 0 EOF"; waiters have "->" */
+        if (!strstr(line, "->") &&
+            sscanf(line, "%*s %15s %15s %15s %ld %63s", kind, mode, rw, &p, dev) == 5 &&
+            strcmp(dev, want) == 0) {
+            pid = (pid_t)p;
+        }
     }
-    if (l.l_type == F_UNLCK) {
-        rv = APR_ENOENT;
-        goto out;
+    if (f) {
+        fclose(f);
     }
-    *ppid = l.l_pid;
-out:
-    acme_store_close(&fd);
-    return rv;
+    return pid;
 }
 
-apr_status_t acme_store_driver_lock(int *pfd, pid_t *ppid, acme_store_t *store, apr_pool_t *p)
+/* The driver locks with apr_file_lock: so does this, through the same APR, so that both use
+ * the same kind of lock (flock() or fcntl(), as APR was built). A look is a lock taken and
+ * let go at once: a driver that tries in that instant tries again at its next tick. */
+static apr_status_t lock_take(int *pfd, pid_t *ppid, acme_store_t *store, int create, apr_pool_t *p)
 {
-    struct flock l;
+    apr_file_t *file = NULL;
+    apr_os_file_t ofd;
     int fd = -1;
     apr_status_t rv;
 
-    rv = lock_open(&fd, store, 1, p);
+    rv = lock_open(&fd, store, create, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    memset(&l, 0, sizeof(l));
-    l.l_type = F_WRLCK;
-    l.l_whence = SEEK_SET;
-    if (fcntl(fd, F_SETLK, &l) != 0) {
-        rv = (errno == EACCES || errno == EAGAIN) ? APR_EAGAIN : acme_store_os_error();
-        if (rv == APR_EAGAIN && fcntl(fd, F_GETLK, &l) == 0 && l.l_type != F_UNLCK) {
-            *ppid = l.l_pid;
-        } else if (rv == APR_EAGAIN) {
-            *ppid = 0;
+    ofd = fd;
+    rv = apr_os_file_put(&file, &ofd, APR_FOPEN_READ | APR_FOPEN_WRITE, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = apr_file_lock(file, APR_FLOCK_EXCLUSIVE | APR_FLOCK_NONBLOCK);
+    if (rv != APR_SUCCESS) {
+        if (APR_STATUS_IS_EAGAIN(rv) || rv == APR_FROM_OS_ERROR(EACCES) ||
+            rv == APR_FROM_OS_ERROR(EWOULDBLOCK)) {
+            rv = APR_EAGAIN;
+            *ppid = lock_holder(fd);
         }
         goto out;
     }
@@ -318,5 +330,35 @@ apr_status_t acme_store_driver_lock(int *pfd, pid_t *ppid, acme_store_t *store, 
     fd = -1;
 out:
     acme_store_close(&fd);
+    return rv;
+}
+
+apr_status_t acme_store_driver_holder(pid_t *ppid, acme_store_t *store, apr_pool_t *p)
+{
+    int fd = -1;
+    pid_t pid = 0;
+    apr_status_t rv;
+
+    rv = lock_take(&fd, &pid, store, 0, p);
+    if (rv == APR_SUCCESS) {
+        acme_store_close(&fd); /* free: nobody holds it */
+        return APR_ENOENT;
+    }
+    if (rv == APR_EAGAIN) {
+        *ppid = pid;
+        return APR_SUCCESS;
+    }
+    return rv;
+}
+
+apr_status_t acme_store_driver_lock(int *pfd, pid_t *ppid, acme_store_t *store, apr_pool_t *p)
+{
+    pid_t pid = 0;
+    apr_status_t rv;
+
+    rv = lock_take(pfd, &pid, store, 1, p);
+    if (rv == APR_EAGAIN) {
+        *ppid = pid;
+    }
     return rv;
 }

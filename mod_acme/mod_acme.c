@@ -23,6 +23,7 @@
 #include <util_mutex.h>
 
 #include "mod_acme.h"
+#include "mod_acme_status.h"
 
 /* The runtime of the current generation: set in post_config, inherited by the children. */
 static acme_runtime_t *g_runtime;
@@ -127,6 +128,7 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         return OK;
     }
     acme_parent_reach_log(rt);
+    acme_parent_status_create(rt, pconf, ptemp);
     acme_parent_tokens_republish(rt, ptemp);
     rv = acme_parent_driver_setup(rt, pconf);
     if (rv != APR_SUCCESS) {
@@ -172,6 +174,7 @@ static void acme_register_hooks(apr_pool_t *p)
     acme_certs_register_hooks();
     acme_challenge_register_hooks();
     acme_tlsalpn_register_hooks();
+    acme_status_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

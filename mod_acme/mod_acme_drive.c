@@ -24,6 +24,7 @@
 
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_status.h"
 
 static apr_time_t driver_clock_now(void *baton)
 {
@@ -59,6 +60,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
     hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
+        http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
         rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
     }
     if (rv != APR_SUCCESS) {
@@ -227,6 +229,7 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
                            d->name);
         }
     }
+    acme_driver_status_refresh(drv, 1, ptemp);
 }
 
 /* Holds the cross-generation lock, taking it when free; the state of the domains is read
@@ -341,10 +344,11 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
-static void reap(driver_t *drv, int i)
+static void reap(driver_t *drv, int i, apr_pool_t *ptemp)
 {
     worker_t *w = drv->workers[i];
     apr_status_t trv;
+    int ari_only = w->ari_only, staged = w->staged, failed = !w->staged && w->next_run;
 
     apr_thread_join(&trv, w->thread);
     if (w->ari_only) {
@@ -356,6 +360,7 @@ static void reap(driver_t *drv, int i)
         }
         apr_pool_destroy(w->pool);
         drv->workers[i] = NULL;
+        acme_driver_status_publish(drv, i, ptemp);
         return;
     }
     drv->staged[i] = w->staged;
@@ -366,6 +371,10 @@ static void reap(driver_t *drv, int i)
     }
     apr_pool_destroy(w->pool);
     drv->workers[i] = NULL;
+    if (!ari_only) {
+        acme_driver_request_done(drv, i, ptemp);
+        acme_driver_status_worker_done(drv, i, staged, failed, ptemp);
+    }
 }
 
 static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
@@ -510,7 +519,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     }
     for (i = 0; i < domains->nelts; i++) {
         if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-            reap(drv, i);
+            reap(drv, i, ptemp);
         }
         running += drv->workers[i] != NULL;
     }
@@ -522,6 +531,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
         if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
+            acme_driver_status_publish(drv, i, ptemp);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {
             /* Its issuer is asked; until that CA has shown it does ARI, one domain asks on
@@ -534,6 +544,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    acme_driver_status_refresh(drv, 0, ptemp);
     if (drv->lock_news) {
         drv->lock_news = 0;
         acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
@@ -551,7 +562,7 @@ static int reap_done(driver_t *drv)
 
     for (i = 0; drv->workers && i < domains->nelts; i++) {
         if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-            reap(drv, i);
+            reap(drv, i, NULL);
         }
         busy += drv->workers[i] != NULL;
     }

@@ -11,6 +11,7 @@
 
 #include "acme_store_ctl.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_status.h"
 
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
 {
@@ -20,6 +21,9 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     char at[APR_RFC822_DATE_LEN];
     apr_status_t rv;
 
+    if (!path) {
+        return 0; /* a name acmectl cannot ask for either */
+    }
     rv = acme_renew_request_read(&req, drv->rt->store, d->set_name, ptemp);
     if (APR_STATUS_IS_ENOENT(rv)) {
         return 0;
@@ -27,12 +31,14 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     /* Taken before it is acted on: a request that cannot be removed would renew at every
      * tick. */
     if (acme_renew_request_clear(drv->rt->store, d->set_name, ptemp) != APR_SUCCESS) {
-        if (!drv->blocked_logged[i]) {
+        /* Said once a minute: the driver looks at every tick. One driver thread per process. */
+        static apr_time_t logged;
+        if (apr_time_now() - logged > apr_time_from_sec(60)) {
             acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
                            "ACME03201: %s: a renewal is requested, but %s/%s cannot be removed; "
                            "nothing is renewed until the server's User may remove it",
                            d->name, drv->rt->store_dir, path);
-            drv->blocked_logged[i] = 1;
+            logged = apr_time_now();
         }
         return 0;
     }
@@ -60,9 +66,18 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
                        d->name, at);
         return 0;
     }
+    acme_driver_status_requested(drv, i, 1, ptemp);
     acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, drv->rt->s,
                    "ACME03205: %s: renewal requested%s (acmectl, %s): renewing now, reason "
                    "requested",
                    d->name, strcmp(req->reason, "revoked") == 0 ? " after a revocation" : "", at);
     return 1;
+}
+
+void acme_driver_request_done(driver_t *drv, int i, apr_pool_t *ptemp)
+{
+    /* No pool while the driver stops: nobody reads this generation's status then. */
+    if (ptemp) {
+        acme_driver_status_requested(drv, i, 0, ptemp);
+    }
 }

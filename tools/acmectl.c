@@ -17,10 +17,6 @@
 
 #include "acmectl.h"
 
-#ifndef ACME_SERVER_ROOT
-#define ACME_SERVER_ROOT "/etc/apache2"
-#endif
-
 typedef struct acmectl_cmd_t {
     const char *name;
     int (*fn)(acmectl_t *ctx, int argc, char **argv);
@@ -28,10 +24,11 @@ typedef struct acmectl_cmd_t {
     const char *summary;
 } acmectl_cmd_t;
 
-/* check must not make anything (acme_store_open creates missing folders), and status reads
- * a store that may not exist yet: both open it themselves, the way they need. */
+/* check looks at a store that may be broken or missing and never opens it: opening refuses a
+ * store that fails the owner check and makes missing folders. The others open an existing
+ * store only. */
 static const acmectl_cmd_t commands[] = {
-    {"status", acmectl_status, 0, "the certificates of the store, their state and next renewal"},
+    {"status", acmectl_status, 1, "the certificates of the store, their state and next renewal"},
     {"renew", acmectl_renew, 1, "ask the running server to renew a certificate now"},
     {"revoke", acmectl_revoke, 1, "revoke a certificate at its CA, then renew it"},
     {"account", acmectl_account, 1, "show, roll over (new key) or deactivate the ACME account"},
@@ -39,30 +36,6 @@ static const acmectl_cmd_t commands[] = {
     {"check", acmectl_check, 0, "check the owners and modes of the store, say what fixes them"},
     {NULL, NULL, 0, NULL},
 };
-
-const char *acmectl_default_store(apr_pool_t *p)
-{
-    const char *store = ACME_DEFAULT_STORE;
-    char *path = NULL;
-
-    if (store[0] == '/')
-        return store;
-    if (apr_filepath_merge(&path, ACME_SERVER_ROOT, store, APR_FILEPATH_NOTABOVEROOT, p) !=
-        APR_SUCCESS)
-        return apr_pstrcat(p, ACME_SERVER_ROOT, "/", store, NULL);
-    return path;
-}
-
-void acmectl_err(const acmectl_t *ctx, const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("acmectl: ", ctx->err);
-    va_start(ap, fmt);
-    vfprintf(ctx->err, fmt, ap);
-    va_end(ap);
-    fputc('\n', ctx->err);
-}
 
 /* The core's log: to stderr, escaped (the core logs text from the CA and from files the User
  * wrote), at the verbosity the operator asked for. */
@@ -73,6 +46,19 @@ static void log_stderr(void *baton, acme_log_level_e level, apr_status_t rv, con
     char safe[2048];
 
     fprintf(err, "acmectl: [%s] %s\n", names[level], acme_log_escape(safe, sizeof(safe), msg));
+}
+
+/* 1 when the command's arguments ask for its help: it is shown without a store. */
+static int wants_help(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void usage(FILE *out, const char *store)
@@ -176,7 +162,7 @@ int main(int argc, char **argv)
                     acme_log_safe(argv[optind], 64, ctx.pool));
         return ACMECTL_EXIT_USAGE;
     }
-    if (c->open_store) {
+    if (c->open_store && !wants_help(argc - optind, argv + optind)) {
         apr_finfo_t fi;
 
         /* A missing store is a wrong --store (the module makes it when it starts): never make
@@ -202,6 +188,8 @@ int main(int argc, char **argv)
     /* The command sees its own name as argv[0], as getopt wants; getopt starts again. */
     cmd = optind;
     optind = 0;
+    /* getopt names argv[0] in its messages: "acmectl check: unrecognized option ...". */
+    argv[cmd] = apr_pstrcat(ctx.pool, "acmectl ", c->name, NULL);
     ret = c->fn(&ctx, argc - cmd, argv + cmd);
     return ret;
 }

@@ -260,10 +260,8 @@ static int account_rollover(acmectl_t *ctx, const account_opts_t *opts)
     /* A stopped server stays out while the key changes; a running one's driver reads the
      * account at each attempt, and an attempt that overlaps fails once and is retried. */
     if (acme_store_driver_lock(&lockfd, &pid, ctx->store, ctx->pool) == APR_EAGAIN) {
-        fprintf(ctx->err,
-                "acmectl: the server runs (driver process %ld): an order in flight "
-                "while the key changes fails once and is retried with the new key\n",
-                (long)pid);
+        fprintf(ctx->err, "acmectl: the server runs: an order in flight while the key changes "
+                          "fails once and is retried with the new key\n");
     }
     finish_interrupted(ctx, client, acct);
     old_thumb = acct->thumb;
@@ -394,6 +392,7 @@ int acmectl_account(acmectl_t *ctx, int argc, char **argv)
     sub = argv[1];
     argc--;
     argv++;
+    argv[0] = apr_pstrcat(ctx->pool, "acmectl account ", sub, NULL); /* for getopt's messages */
     while ((opt = getopt_long(argc, argv, "C:c:k:jyh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'C':

@@ -58,11 +58,10 @@ int acmectl_request_renewal(acmectl_t *ctx, const char *name, const char *reason
     rv = acme_store_driver_holder(&pid, ctx->store, ctx->pool);
     if (rv == APR_SUCCESS) {
         fprintf(ctx->out,
-                "%s: renewal requested; the running server (renewal driver, process %ld) starts "
-                "it within a second and logs ACME03205. Follow it with 'acmectl status %s'; the "
-                "new certificate is served after the graceful restart the server asks for "
-                "itself.\n",
-                name, (long)pid, name);
+                "%s: renewal requested; the running server (renewal driver%s) starts it within "
+                "a second and logs ACME03205. Follow it with 'acmectl status %s'; the new "
+                "certificate is served after the graceful restart the server asks for itself.\n",
+                name, pid > 0 ? apr_psprintf(ctx->pool, ", process %ld", (long)pid) : "", name);
         return ACMECTL_EXIT_OK;
     }
     fprintf(ctx->out,
