@@ -23,6 +23,8 @@
 struct acme_import_src_t {
     const char *dir;  /* as given */
     const char *real; /* its canonical path: absolute links that start with it stay inside */
+    const char *abs;  /* the path as given when absolute (a link to the folder, as certbot's
+                       * config_dir may be), else NULL: absolute links under it stay inside too */
     int fd;
 };
 
@@ -64,10 +66,26 @@ apr_status_t acme_import_src_open(acme_import_src_t **psrc, const char *dir, apr
     apr_pool_cleanup_register(p, src, src_cleanup, apr_pool_cleanup_null);
     src->dir = apr_pstrdup(p, dir);
     src->real = apr_pstrdup(p, real);
+    if (dir[0] == '/' && strcmp(dir, real) != 0) {
+        char *a = apr_pstrdup(p, dir);
+        apr_size_t n = strlen(a);
+        while (n > 1 && a[n - 1] == '/') {
+            a[--n] = '\0';
+        }
+        src->abs = a;
+    }
     src->fd = fd;
     free(real);
     *psrc = src;
     return APR_SUCCESS;
+}
+
+/* 1 when path is dir or below it. */
+static int below(const char *path, const char *dir)
+{
+    apr_size_t n = strlen(dir);
+
+    return strncmp(path, dir, n) == 0 && (path[n] == '/' || path[n] == '\0');
 }
 
 const char *acme_import_src_dir(const acme_import_src_t *src)
@@ -192,9 +210,11 @@ static apr_status_t walk_open(int *pfd, acme_import_src_t *src, const char *relp
             }
             target[n] = '\0';
             if (target[0] == '/') {
-                /* Absolute: inside only when it names a place below the folder itself. */
-                if (strncmp(target, src->real, rlen) != 0 ||
-                    (target[rlen] != '/' && target[rlen] != '\0')) {
+                /* Absolute: inside only when it names a place below the folder itself, by its
+                 * canonical path or by the path the operator gave. */
+                if (!below(target, src->real) && src->abs && below(target, src->abs)) {
+                    rlen = strlen(src->abs);
+                } else if (!below(target, src->real)) {
                     why = apr_psprintf(p, "%s is a link to %s, which leads out of %s", here,
                                        acme_log_safe(target, 512, p), src->dir);
                     rv = ACME_EBADSTORE;

@@ -421,6 +421,21 @@ static void src_links_stay_inside(void **state)
     assert_int_equal(acme_import_read(&data, &len, src, "live/a.test/privkey.pem", 2, &why, p),
                      ACME_ETOOLARGE);
     assert_true(APR_STATUS_IS_ENOENT(acme_import_read(&data, &len, src, "nothing", 2, &why, p)));
+    /* Opened by a link to it, absolute links through that path stay inside too. */
+    assert_int_equal(system(apr_psprintf(p,
+                                         "cd %s && ln -s le le-link && mkdir le/live/vialink && ln "
+                                         "-s %s/le-link/archive/a.test/privkey1.pem "
+                                         "le/live/vialink/privkey.pem",
+                                         fx->dir, fx->dir)),
+                     0);
+    assert_int_equal(acme_import_src_open(&src, apr_pstrcat(p, fx->dir, "/le-link", NULL), p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_import_read(&data, &len, src, "live/vialink/privkey.pem", 100, &why, p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_import_read(&data, &len, src, "live/abs/privkey.pem", 100, &why, p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_import_read(&data, &len, src, "live/absout/privkey.pem", 100, &why, p),
+                     ACME_EBADSTORE);
     /* Listing goes the same way. */
     assert_int_equal(acme_import_list(&names, src, "live/dirlink", &why, p), APR_SUCCESS);
     assert_int_equal(names->nelts, 1);
