@@ -468,8 +468,9 @@ apr_status_t acme_parent_status_create(acme_runtime_t *rt, apr_pool_t *pconf, ap
     g_head = make_head(rt, pconf, ptemp);
     g_active = apr_pcalloc(pconf, sizeof(json_t *) * (apr_size_t)domains->nelts);
     g_requested = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    /* Anonymous shared memory comes zeroed; pages past what a document fills are never
+     * touched, so a large slot costs little. */
     g_slots = apr_shm_baseaddr_get(shm);
-    memset(g_slots, 0, sizeof(slot_t) * (apr_size_t)domains->nelts);
     g_nslots = domains->nelts;
     g_next_refresh = 0;
     for (i = 0; i < domains->nelts; i++) {

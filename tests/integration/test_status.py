@@ -58,11 +58,23 @@ def get(h, path, headers=None):
     return acmetest.http_get(h.http_port, "localhost", path, headers)
 
 
+def schema_check(doc, one=False):
+    """doc follows docs/status.schema.json (python3-jsonschema)."""
+    import jsonschema
+    with open(os.path.join(TOP, "docs", "status.schema.json")) as f:
+        schema = json.load(f)
+    if one:
+        schema = dict(schema["$defs"]["certificate"], **{"$defs": schema["$defs"]})
+    jsonschema.validate(doc, schema)
+
+
 def status(h, name=None):
     code, headers, body = get(h, "/acme-status" + (f"/{name}" if name else ""))
     assert code == 200, body
     assert headers["Content-Type"].startswith("application/json")
-    return json.loads(body)
+    doc = json.loads(body)
+    schema_check(doc, one=bool(name))
+    return doc
 
 
 def cert_of(doc, domain):
