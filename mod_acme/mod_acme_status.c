@@ -63,6 +63,7 @@ static const char *g_head;        /* the document's start, made by the parent */
 static json_t **g_active;         /* per certificate: the served set, as the parent read it */
 static int *g_requested;          /* per certificate: the driver's; an operator asked */
 static apr_time_t g_next_refresh; /* the driver's */
+static apr_time_t g_transition;   /* the next time a state moves on by itself (expiry, ...) */
 
 /* --- the slots --- */
 
@@ -119,6 +120,23 @@ static void view_from_doc(acme_status_view_t *v, const json_t *doc)
     cstr_copy(v->profile, sizeof(v->profile), acme_json_str(cert, "profile"));
 }
 
+/* Remembers the earliest time ahead at which a published state changes with the clock alone
+ * (notAfter: expired; the renewal time: renewing; the next retry), for the driver to publish
+ * again then rather than up to a minute later. */
+static void note_transition(const acme_status_view_t *v)
+{
+    apr_int64_t at[3] = {v->not_after, v->next_renewal, v->next_retry};
+    apr_time_t now = apr_time_now();
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        apr_time_t t = apr_time_from_sec(at[k]);
+        if (at[k] > 0 && t > now && (!g_transition || t < g_transition)) {
+            g_transition = t;
+        }
+    }
+}
+
 /* What the configuration says of certificate d, for acme_status_cert. */
 static void status_in(acme_status_in_t *in, const acme_domain_t *d)
 {
@@ -150,6 +168,7 @@ static void publish(acme_runtime_t *rt, int i, const acme_status_in_t *in, apr_p
         return;
     }
     view_from_doc(&view, doc);
+    note_transition(&view);
     text = json_dumps(doc, JSON_COMPACT);
     if (!text) {
         return;
@@ -369,10 +388,11 @@ void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *pte
     apr_time_t now = apr_time_now();
     int i;
 
-    if (!force && now < g_next_refresh) {
+    if (!force && now < g_next_refresh && (!g_transition || now < g_transition)) {
         return;
     }
     g_next_refresh = now + REFRESH_INTERVAL;
+    g_transition = 0;
     for (i = 0; i < g_nslots; i++) {
         apr_pool_t *p;
         if (apr_pool_create(&p, ptemp) != APR_SUCCESS) {
@@ -473,6 +493,7 @@ apr_status_t acme_parent_status_create(acme_runtime_t *rt, apr_pool_t *pconf, ap
     g_slots = apr_shm_baseaddr_get(shm);
     g_nslots = domains->nelts;
     g_next_refresh = 0;
+    g_transition = 0;
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
         acme_status_in_t in;

@@ -62,7 +62,8 @@ struct driver_t;
 /* Builds certificate i's status again (job file, staged set, what the driver knows) and
  * publishes it. */
 void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp);
-/* Every certificate, at most once a minute unless force: times move states on (due, expired). */
+/* Every certificate, once a minute, at the next time a state moves on with the clock alone
+ * (expiry, the renewal time, the next retry), or now when force. */
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp);
 /* An operator asked for certificate i to be renewed now (acmectl renew): the status says
  * reason "requested" until the attempt has ended (requested 0). Publishes at once. */

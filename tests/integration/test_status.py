@@ -248,6 +248,36 @@ def test_failed_with_the_problem_the_ca_sent(httpd_factory, proxy):
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "refused.test"))
 
 
+@pytest.mark.slow(40)
+def test_expired_when_renewal_keeps_failing(httpd_factory, workdir):
+    """A pebble issuing 20-second certificates behind a proxy that fails every request once the
+    first certificate is in: renewal fails (failed), then the certificate expires, and the
+    status says so at once (the driver publishes again at notAfter, not a minute later)."""
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-status-short"), validity=20)
+    proxy = ChaosProxy(pb)
+    try:
+        h = httpd_factory(ca=pb)
+        configure(h, proxy, "ACMEDomain old.test\n" + h.ssl_vhost("old.test"))
+        h.start()
+        wait_real_cert(h, "old.test")
+        proxy.mode = "500"
+        h.allowed_errors.append("ACME01055")
+        c = wait_state(h, "old.test", "failed", timeout=30)
+        not_after = c["certificate"]["not-after"]
+        c = wait_state(h, "old.test", "expired", timeout=30)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        assert c["certificate"]["not-after"] == not_after <= now
+        assert c["failures"] >= 1
+        states = {s.labels["state"]: s.value
+                  for s in samples(families(metrics(h)[1]), "acme_certificate_state")}
+        assert states["expired"] == 1
+        code, _, auto = get(h, "/server-status?auto")
+        assert "ACMECertificatesExpired: 1" in auto.decode().splitlines()
+    finally:
+        proxy.stop()
+        pb.stop()
+
+
 def test_every_child_and_after_graceful_restart_counters_survive(httpd_factory, proxy):
     h = httpd_factory(mpm="prefork")
     configure(h, proxy, "ACMEDomain kids.test\n" + h.ssl_vhost("kids.test"))
