@@ -72,6 +72,8 @@ static void slot_write(slot_t *slot, const acme_status_view_t *view, const char 
 {
     apr_uint32_t seq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
 
+    /* Odd: a writer died in the slot (a driver child killed mid-copy); this write ends it. */
+    seq += seq & 1;
     __atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     slot->view = *view;
@@ -407,7 +409,9 @@ void acme_driver_status_requested(struct driver_t *drv, int i, int requested, ap
 {
     if (g_requested && i < g_nslots) {
         g_requested[i] = requested;
-        acme_driver_status_publish(drv, i, ptemp);
+        if (ptemp) { /* NULL while the driver stops: nobody reads this generation's slots */
+            acme_driver_status_publish(drv, i, ptemp);
+        }
     }
 }
 

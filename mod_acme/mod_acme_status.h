@@ -66,7 +66,8 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp);
  * (expiry, the renewal time, the next retry), or now when force. */
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp);
 /* An operator asked for certificate i to be renewed now (acmectl renew): the status says
- * reason "requested" until the attempt has ended (requested 0). Publishes at once. */
+ * reason "requested" until the attempt has ended (requested 0). Publishes at once (not when
+ * ptemp is NULL). */
 void acme_driver_status_requested(struct driver_t *drv, int i, int requested, apr_pool_t *ptemp);
 /* A worker of certificate i ended (not one that only asked for renewal information): counts a
  * renewal (staged) or an error (failed), and publishes (not when ptemp is NULL). */
