@@ -64,6 +64,10 @@ static json_t **g_active;         /* per certificate: the served set, as the par
 static int *g_requested;          /* per certificate: the driver's; an operator asked */
 static apr_time_t g_next_refresh; /* the driver's */
 static apr_time_t g_transition;   /* the next time a state moves on by itself (expiry, ...) */
+/* The driver's, per certificate: what its last publication knew, and work that ended since. */
+static int *g_shown_busy;
+static apr_time_t *g_shown_ari;
+static int *g_dirty;
 
 /* --- the slots --- */
 
@@ -372,6 +376,9 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
     if (!g_slots || i >= g_nslots) {
         return;
     }
+    g_shown_busy[i] = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
+    g_shown_ari[i] = drv->ari_renew_at ? drv->ari_renew_at[i] : 0;
+    g_dirty[i] = 0;
     status_in(&in, d);
     in.active = g_active[i];
     in.requested = g_requested[i];
@@ -388,15 +395,19 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp)
 {
     apr_time_t now = apr_time_now();
-    int i;
+    int i, all = force || now >= g_next_refresh || (g_transition && now >= g_transition);
 
-    if (!force && now < g_next_refresh && (!g_transition || now < g_transition)) {
-        return;
+    if (all) {
+        g_next_refresh = now + REFRESH_INTERVAL;
+        g_transition = 0;
     }
-    g_next_refresh = now + REFRESH_INTERVAL;
-    g_transition = 0;
     for (i = 0; i < g_nslots; i++) {
+        int busy = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
+        apr_time_t ari = drv->ari_renew_at ? drv->ari_renew_at[i] : 0;
         apr_pool_t *p;
+        if (!all && !g_dirty[i] && busy == g_shown_busy[i] && ari == g_shown_ari[i]) {
+            continue;
+        }
         if (apr_pool_create(&p, ptemp) != APR_SUCCESS) {
             return;
         }
@@ -415,16 +426,18 @@ void acme_driver_status_requested(struct driver_t *drv, int i, int requested, ap
     }
 }
 
-void acme_driver_status_worker_done(struct driver_t *drv, int i, int staged, int failed,
-                                    apr_pool_t *ptemp)
+void acme_driver_status_reaped(struct driver_t *drv, int i, const struct worker_t *w)
 {
-    if (g_counters && staged) {
+    (void)drv;
+    if (g_counters && !w->ari_only && w->staged) {
         __atomic_add_fetch(&g_counters->renewals, 1, __ATOMIC_RELAXED);
-    } else if (g_counters && failed) {
+    } else if (g_counters && !w->ari_only && w->next_run) {
+        /* A failed attempt sets when to try again; one abandoned because the server stops
+         * does not. */
         __atomic_add_fetch(&g_counters->errors, 1, __ATOMIC_RELAXED);
     }
-    if (ptemp) { /* NULL while the driver stops: nobody reads this generation's slots */
-        acme_driver_status_publish(drv, i, ptemp);
+    if (g_dirty && i < g_nslots) {
+        g_dirty[i] = 1;
     }
 }
 
@@ -492,6 +505,9 @@ apr_status_t acme_parent_status_create(acme_runtime_t *rt, apr_pool_t *pconf, ap
     g_head = make_head(rt, pconf, ptemp);
     g_active = apr_pcalloc(pconf, sizeof(json_t *) * (apr_size_t)domains->nelts);
     g_requested = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    g_shown_busy = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    g_shown_ari = apr_pcalloc(pconf, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    g_dirty = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
     /* Anonymous shared memory comes zeroed; pages past what a document fills are never
      * touched, so a large slot costs little. */
     g_slots = apr_shm_baseaddr_get(shm);
