@@ -248,6 +248,38 @@ def test_failed_with_the_problem_the_ca_sent(httpd_factory, proxy):
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "refused.test"))
 
 
+def test_ari_window_and_profile(httpd_factory, proxy):
+    """A CA with renewal information (RFC 9773) and profiles (the proxy plays both): the served
+    certificate's profile, and the next renewal picked in the CA's window (reason ari), with
+    the next check."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now + datetime.timedelta(days=1), now + datetime.timedelta(days=2)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    proxy.ari = {"start": start.strftime(fmt), "end": end.strftime(fmt)}
+    proxy.profiles = {"classic": "the usual", "shortlived": "days"}
+    h = httpd_factory()
+    configure(h, proxy, "ACMEProfile shortlived\nACMEDomain ari.test\n" + h.ssl_vhost("ari.test"))
+    h.start()
+    wait_real_cert(h, "ari.test")
+    last = []
+
+    def ari_known():
+        last[:] = [status(h, "ari.test")]
+        return last[0]["renewal"]["reason"] == "ari"
+    acmetest.wait_until(ari_known, 30, lambda: f"reason ari: {last}\n{h.log_text()[-2000:]}")
+    c = last[0]
+    assert c["state"] == "valid"
+    assert c["certificate"]["profile"] == "shortlived"
+    assert start.strftime(fmt) <= c["renewal"]["next"] <= end.strftime(fmt)
+    assert c["ari"]["renew-at"] == c["renewal"]["next"]
+    assert c["ari"]["next-check"] > now.strftime(fmt)
+    fams = families(metrics(h)[1])
+    assert samples(fams, "acme_certificate_info")[0].labels["profile"] == "shortlived"
+    nxt = samples(fams, "acme_certificate_next_renewal_seconds")[0].value
+    assert start.timestamp() - 1 <= nxt <= end.timestamp()
+
+
 @pytest.mark.slow(40)
 def test_expired_when_renewal_keeps_failing(httpd_factory, workdir):
     """A pebble issuing 20-second certificates behind a proxy that fails every request once the
