@@ -86,9 +86,19 @@ static void slot_write(slot_t *slot, const acme_status_view_t *view, const char 
     __atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+/* Copies src, cut to size - 1 bytes at a whole UTF-8 character: label values must be UTF-8. */
 static void cstr_copy(char *dst, apr_size_t size, const char *src)
 {
+    apr_size_t n;
+
     apr_cpystrn(dst, src ? src : "", size);
+    n = strlen(dst);
+    if (src && n < strlen(src)) {
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            n--; /* src[n], the first byte left out, continues a character: cut before it */
+        }
+        dst[n] = '\0';
+    }
 }
 
 /* The figures from a document acme_status_cert made. */
