@@ -99,12 +99,13 @@ static void check_above(check_t *c, const char *dir)
     }
 }
 
-static void check_root_folder(check_t *c, const char *path, int recursive)
+/* 1 when path is a folder (the keys in it are looked at then), reported or not. */
+static int check_root_folder(check_t *c, const char *path, int recursive)
 {
     struct stat st;
 
     if (!folder(c, path, &st)) {
-        return;
+        return 0;
     }
     if (st.st_uid != c->root) {
         add(c, path,
@@ -115,6 +116,7 @@ static void check_root_folder(check_t *c, const char *path, int recursive)
             apr_psprintf(c->p, "chown %sroot:root %s", recursive ? "-R " : "", path));
     }
     group_other_writable(c, path, &st);
+    return 1;
 }
 
 /* Keys of root's sets: 0600, root's. */
@@ -246,10 +248,12 @@ apr_array_header_t *acmectl_check_store(const char *dir, uid_t root_uid, uid_t u
             apr_psprintf(p, "chmod 0711 %s", dir));
     }
     for (i = 0; root_dirs[i]; i++) {
-        check_root_folder(&c, apr_pstrcat(p, dir, "/", root_dirs[i], NULL), i < 3);
+        const char *path = apr_pstrcat(p, dir, "/", root_dirs[i], NULL);
+        /* Keys in archive/<name>/<n>/ and fallback/<name>/; never through a link. */
+        if (check_root_folder(&c, path, i < 3) && (i == 1 || i == 2)) {
+            check_keys(&c, path, i == 1 ? 2 : 1);
+        }
     }
-    check_keys(&c, apr_pstrcat(p, dir, "/archive", NULL), 2);
-    check_keys(&c, apr_pstrcat(p, dir, "/fallback", NULL), 1);
     for (i = 0; user_dirs[i]; i++) {
         check_user_folder(&c, apr_pstrcat(p, dir, "/", user_dirs[i], NULL));
     }
