@@ -5,7 +5,8 @@
  *                 challenge type can answer (mod_acme_tlsalpn.c)
  *   post_config   (before mod_ssl's) open the store, promote staged certificates, prepare the
  *                 files mod_ssl asks for through our certificate hooks, create the token table
- *                 and re-publish pending challenges, set up the renewal driver (a watchdog
+ *                 and re-publish pending challenges, publish each certificate's status
+ *                 (mod_acme_status.c), set up the renewal driver (a watchdog
  *                 singleton in a child) and the parent's restart thread
  *   child_init    attach to the token table
  *

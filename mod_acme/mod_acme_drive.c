@@ -344,13 +344,13 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
-static void reap(driver_t *drv, int i, apr_pool_t *ptemp)
+static void reap(driver_t *drv, int i)
 {
     worker_t *w = drv->workers[i];
     apr_status_t trv;
-    int ari_only = w->ari_only, staged = w->staged, failed = !w->staged && w->next_run;
 
     apr_thread_join(&trv, w->thread);
+    acme_driver_status_reaped(drv, i, w);
     if (w->ari_only) {
         drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
@@ -360,9 +360,9 @@ static void reap(driver_t *drv, int i, apr_pool_t *ptemp)
         }
         apr_pool_destroy(w->pool);
         drv->workers[i] = NULL;
-        acme_driver_status_publish(drv, i, ptemp);
         return;
     }
+    acme_driver_request_done(drv, i);
     drv->staged[i] = w->staged;
     drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
@@ -371,10 +371,6 @@ static void reap(driver_t *drv, int i, apr_pool_t *ptemp)
     }
     apr_pool_destroy(w->pool);
     drv->workers[i] = NULL;
-    if (!ari_only) {
-        acme_driver_request_done(drv, i, ptemp);
-        acme_driver_status_worker_done(drv, i, staged, failed, ptemp);
-    }
 }
 
 static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
@@ -519,7 +515,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     }
     for (i = 0; i < domains->nelts; i++) {
         if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-            reap(drv, i, ptemp);
+            reap(drv, i);
         }
         running += drv->workers[i] != NULL;
     }
@@ -531,7 +527,6 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
         if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
-            acme_driver_status_publish(drv, i, ptemp);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {
             /* Its issuer is asked; until that CA has shown it does ARI, one domain asks on
@@ -562,7 +557,7 @@ static int reap_done(driver_t *drv)
 
     for (i = 0; drv->workers && i < domains->nelts; i++) {
         if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
-            reap(drv, i, NULL);
+            reap(drv, i);
         }
         busy += drv->workers[i] != NULL;
     }

@@ -74,10 +74,7 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     return 1;
 }
 
-void acme_driver_request_done(driver_t *drv, int i, apr_pool_t *ptemp)
+void acme_driver_request_done(driver_t *drv, int i)
 {
-    /* No pool while the driver stops: nobody reads this generation's status then. */
-    if (ptemp) {
-        acme_driver_status_requested(drv, i, 0, ptemp);
-    }
+    acme_driver_status_requested(drv, i, 0, NULL);
 }

@@ -63,6 +63,11 @@ static const char *g_head;        /* the document's start, made by the parent */
 static json_t **g_active;         /* per certificate: the served set, as the parent read it */
 static int *g_requested;          /* per certificate: the driver's; an operator asked */
 static apr_time_t g_next_refresh; /* the driver's */
+static apr_time_t g_transition;   /* the next time a state moves on by itself (expiry, ...) */
+/* The driver's, per certificate: what its last publication knew, and work that ended since. */
+static int *g_shown_busy;
+static apr_time_t *g_shown_ari;
+static int *g_dirty;
 
 /* --- the slots --- */
 
@@ -71,6 +76,8 @@ static void slot_write(slot_t *slot, const acme_status_view_t *view, const char 
 {
     apr_uint32_t seq = __atomic_load_n(&slot->seq, __ATOMIC_RELAXED);
 
+    /* Odd: a writer died in the slot (a driver child killed mid-copy); this write ends it. */
+    seq += seq & 1;
     __atomic_store_n(&slot->seq, seq + 1, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
     slot->view = *view;
@@ -79,9 +86,19 @@ static void slot_write(slot_t *slot, const acme_status_view_t *view, const char 
     __atomic_store_n(&slot->seq, seq + 2, __ATOMIC_RELEASE);
 }
 
+/* Copies src, cut to size - 1 bytes at a whole UTF-8 character: label values must be UTF-8. */
 static void cstr_copy(char *dst, apr_size_t size, const char *src)
 {
+    apr_size_t n;
+
     apr_cpystrn(dst, src ? src : "", size);
+    n = strlen(dst);
+    if (src && n < strlen(src)) {
+        while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80) {
+            n--; /* src[n], the first byte left out, continues a character: cut before it */
+        }
+        dst[n] = '\0';
+    }
 }
 
 /* The figures from a document acme_status_cert made. */
@@ -119,6 +136,23 @@ static void view_from_doc(acme_status_view_t *v, const json_t *doc)
     cstr_copy(v->profile, sizeof(v->profile), acme_json_str(cert, "profile"));
 }
 
+/* Remembers the earliest time ahead at which a published state changes with the clock alone
+ * (notAfter: expired; the renewal time: renewing; the next retry), for the driver to publish
+ * again then rather than up to a minute later. */
+static void note_transition(const acme_status_view_t *v)
+{
+    apr_int64_t at[3] = {v->not_after, v->next_renewal, v->next_retry};
+    apr_time_t now = apr_time_now();
+    int k;
+
+    for (k = 0; k < 3; k++) {
+        apr_time_t t = apr_time_from_sec(at[k]);
+        if (at[k] > 0 && t > now && (!g_transition || t < g_transition)) {
+            g_transition = t;
+        }
+    }
+}
+
 /* What the configuration says of certificate d, for acme_status_cert. */
 static void status_in(acme_status_in_t *in, const acme_domain_t *d)
 {
@@ -150,6 +184,7 @@ static void publish(acme_runtime_t *rt, int i, const acme_status_in_t *in, apr_p
         return;
     }
     view_from_doc(&view, doc);
+    note_transition(&view);
     text = json_dumps(doc, JSON_COMPACT);
     if (!text) {
         return;
@@ -351,6 +386,9 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
     if (!g_slots || i >= g_nslots) {
         return;
     }
+    g_shown_busy[i] = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
+    g_shown_ari[i] = drv->ari_renew_at ? drv->ari_renew_at[i] : 0;
+    g_dirty[i] = 0;
     status_in(&in, d);
     in.active = g_active[i];
     in.requested = g_requested[i];
@@ -367,14 +405,19 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp)
 {
     apr_time_t now = apr_time_now();
-    int i;
+    int i, all = force || now >= g_next_refresh || (g_transition && now >= g_transition);
 
-    if (!force && now < g_next_refresh) {
-        return;
+    if (all) {
+        g_next_refresh = now + REFRESH_INTERVAL;
+        g_transition = 0;
     }
-    g_next_refresh = now + REFRESH_INTERVAL;
     for (i = 0; i < g_nslots; i++) {
+        int busy = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
+        apr_time_t ari = drv->ari_renew_at ? drv->ari_renew_at[i] : 0;
         apr_pool_t *p;
+        if (!all && !g_dirty[i] && busy == g_shown_busy[i] && ari == g_shown_ari[i]) {
+            continue;
+        }
         if (apr_pool_create(&p, ptemp) != APR_SUCCESS) {
             return;
         }
@@ -387,20 +430,24 @@ void acme_driver_status_requested(struct driver_t *drv, int i, int requested, ap
 {
     if (g_requested && i < g_nslots) {
         g_requested[i] = requested;
-        acme_driver_status_publish(drv, i, ptemp);
+        if (ptemp) { /* NULL while the driver stops: nobody reads this generation's slots */
+            acme_driver_status_publish(drv, i, ptemp);
+        }
     }
 }
 
-void acme_driver_status_worker_done(struct driver_t *drv, int i, int staged, int failed,
-                                    apr_pool_t *ptemp)
+void acme_driver_status_reaped(struct driver_t *drv, int i, const struct worker_t *w)
 {
-    if (g_counters && staged) {
+    (void)drv;
+    if (g_counters && !w->ari_only && w->staged) {
         __atomic_add_fetch(&g_counters->renewals, 1, __ATOMIC_RELAXED);
-    } else if (g_counters && failed) {
+    } else if (g_counters && !w->ari_only && w->next_run) {
+        /* A failed attempt sets when to try again; one abandoned because the server stops
+         * does not. */
         __atomic_add_fetch(&g_counters->errors, 1, __ATOMIC_RELAXED);
     }
-    if (ptemp) { /* NULL while the driver stops: nobody reads this generation's slots */
-        acme_driver_status_publish(drv, i, ptemp);
+    if (g_dirty && i < g_nslots) {
+        g_dirty[i] = 1;
     }
 }
 
@@ -468,10 +515,15 @@ apr_status_t acme_parent_status_create(acme_runtime_t *rt, apr_pool_t *pconf, ap
     g_head = make_head(rt, pconf, ptemp);
     g_active = apr_pcalloc(pconf, sizeof(json_t *) * (apr_size_t)domains->nelts);
     g_requested = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    g_shown_busy = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    g_shown_ari = apr_pcalloc(pconf, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    g_dirty = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    /* Anonymous shared memory comes zeroed; pages past what a document fills are never
+     * touched, so a large slot costs little. */
     g_slots = apr_shm_baseaddr_get(shm);
-    memset(g_slots, 0, sizeof(slot_t) * (apr_size_t)domains->nelts);
     g_nslots = domains->nelts;
     g_next_refresh = 0;
+    g_transition = 0;
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
         acme_status_in_t in;

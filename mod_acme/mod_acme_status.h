@@ -62,15 +62,19 @@ struct driver_t;
 /* Builds certificate i's status again (job file, staged set, what the driver knows) and
  * publishes it. */
 void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp);
-/* Every certificate, at most once a minute unless force: times move states on (due, expired). */
+/* Publishes again what changed since the last time: a worker started or ended, an ARI time
+ * learnt; and every certificate once a minute, at the next time a state moves on with the
+ * clock alone (expiry, the renewal time, the next retry), or now when force. Each tick. */
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp);
 /* An operator asked for certificate i to be renewed now (acmectl renew): the status says
- * reason "requested" until the attempt has ended (requested 0). Publishes at once. */
+ * reason "requested" until the attempt has ended (requested 0). Publishes at once (not when
+ * ptemp is NULL). */
 void acme_driver_status_requested(struct driver_t *drv, int i, int requested, apr_pool_t *ptemp);
-/* A worker of certificate i ended (not one that only asked for renewal information): counts a
- * renewal (staged) or an error (failed), and publishes (not when ptemp is NULL). */
-void acme_driver_status_worker_done(struct driver_t *drv, int i, int staged, int failed,
-                                    apr_pool_t *ptemp);
+/* Worker w of certificate i ended (called after the join, before the driver takes its
+ * results): counts a renewal (a set staged) or an error (a failed attempt); the next refresh
+ * publishes. */
+struct worker_t;
+void acme_driver_status_reaped(struct driver_t *drv, int i, const struct worker_t *w);
 /* The transport http, counting each request to ca in acme_ca_requests_total. */
 acme_http_t *acme_driver_status_http(acme_http_t *http, const char *ca, apr_pool_t *p);
 

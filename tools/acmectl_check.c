@@ -35,6 +35,34 @@ static void add(check_t *c, const char *path, const char *problem, const char *f
     f->fix = fix;
 }
 
+/* path as one shell word for the fix commands: names in the User's folders are the User's
+ * choice, and an operator runs what is printed ("x; rm -rf /" must stay one file name). */
+static const char *sh(const char *path, apr_pool_t *p)
+{
+    static const char safe[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                               "/._-+:@";
+    const char *s;
+    char *out, *o;
+
+    if (*path && strspn(path, safe) == strlen(path)) {
+        return path;
+    }
+    out = apr_palloc(p, strlen(path) * 4 + 3);
+    o = out;
+    *o++ = '\'';
+    for (s = path; *s; s++) {
+        if (*s == '\'') {
+            memcpy(o, "'\\''", 4);
+            o += 4;
+        } else {
+            *o++ = *s;
+        }
+    }
+    *o++ = '\'';
+    *o = '\0';
+    return out;
+}
+
 static const char *who(uid_t uid, apr_pool_t *p)
 {
     struct passwd *pw = getpwuid(uid);
@@ -54,7 +82,7 @@ static int folder(check_t *c, const char *path, struct stat *st)
             S_ISLNK(st->st_mode)
                 ? "is a symbolic link; the store never follows one, and the server does not start"
                 : "is not a folder; the server does not start",
-            apr_psprintf(c->p, "mv %s %s.moved", path, path));
+            apr_psprintf(c->p, "mv %s %s.moved", sh(path, c->p), sh(path, c->p)));
         return 0;
     }
     return 1;
@@ -68,7 +96,7 @@ static void group_other_writable(check_t *c, const char *path, const struct stat
                          "can be written by group or others (mode %04o): whoever can "
                          "change it steers the server to other files and keys",
                          (unsigned)(st->st_mode & 07777)),
-            apr_psprintf(c->p, "chmod go-w %s", path));
+            apr_psprintf(c->p, "chmod go-w %s", sh(path, c->p)));
     }
 }
 
@@ -88,7 +116,7 @@ static void check_above(check_t *c, const char *dir)
         if (c->user != c->root && st.st_uid == c->user) {
             add(c, apr_pstrdup(c->p, up),
                 "belongs to the server's User, who could swap the store for one of its own",
-                apr_psprintf(c->p, "chown root %s", up));
+                apr_psprintf(c->p, "chown root %s", sh(up, c->p)));
         } else if ((st.st_mode & (S_IWGRP | S_IWOTH)) &&
                    !((st.st_mode & S_ISVTX) && st.st_uid == c->root)) {
             group_other_writable(c, apr_pstrdup(c->p, up), &st);
@@ -99,12 +127,13 @@ static void check_above(check_t *c, const char *dir)
     }
 }
 
-static void check_root_folder(check_t *c, const char *path, int recursive)
+/* 1 when path is a folder (the keys in it are looked at then), reported or not. */
+static int check_root_folder(check_t *c, const char *path, int recursive)
 {
     struct stat st;
 
     if (!folder(c, path, &st)) {
-        return;
+        return 0;
     }
     if (st.st_uid != c->root) {
         add(c, path,
@@ -112,9 +141,10 @@ static void check_root_folder(check_t *c, const char *path, int recursive)
                          "belongs to %s; it must be root's, or whoever owns it steers the "
                          "server to other files and keys",
                          who(st.st_uid, c->p)),
-            apr_psprintf(c->p, "chown %sroot:root %s", recursive ? "-R " : "", path));
+            apr_psprintf(c->p, "chown %sroot:root %s", recursive ? "-R " : "", sh(path, c->p)));
     }
     group_other_writable(c, path, &st);
+    return 1;
 }
 
 /* Keys of root's sets: 0600, root's. */
@@ -143,7 +173,8 @@ static void check_keys(check_t *c, const char *dir, int depth)
             add(c, path,
                 apr_psprintf(c->p, "a private key of %s with mode %04o: only root may read it",
                              who(st.st_uid, c->p), (unsigned)(st.st_mode & 07777)),
-                apr_psprintf(c->p, "chown root:root %s && chmod 0600 %s", path, path));
+                apr_psprintf(c->p, "chown root:root %s && chmod 0600 %s", sh(path, c->p),
+                             sh(path, c->p)));
         }
     }
     apr_dir_close(d);
@@ -176,7 +207,7 @@ static void check_user_entries(check_t *c, const char *dir, int depth)
                              "need to read or change it",
                              who(st.st_uid, c->p)),
                 apr_psprintf(c->p, "chown %s%s %s", S_ISDIR(st.st_mode) ? "-R " : "", c->owner,
-                             path));
+                             sh(path, c->p)));
             continue;
         }
         if (S_ISDIR(st.st_mode) && depth > 0) {
@@ -202,7 +233,7 @@ static void check_user_folder(check_t *c, const char *path)
                          "belongs to %s; the server's User %s writes in it (the server "
                          "gives it back at its next start)",
                          who(st.st_uid, c->p), who(c->user, c->p)),
-            apr_psprintf(c->p, "chown %s %s", c->owner, path));
+            apr_psprintf(c->p, "chown %s %s", c->owner, sh(path, c->p)));
         return;
     }
     group_other_writable(c, path, &st);
@@ -230,26 +261,28 @@ apr_array_header_t *acmectl_check_store(const char *dir, uid_t root_uid, uid_t u
     check_above(&c, dir);
     if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
         add(&c, dir, "is not a folder (no store here yet: the server makes it at its start)",
-            apr_psprintf(p, "ls -ld %s", dir));
+            apr_psprintf(p, "ls -ld %s", sh(dir, p)));
         return c.found;
     }
     if (st.st_uid != c.root) {
         add(&c, dir,
             apr_psprintf(p, "belongs to %s; the store's top must be root's", who(st.st_uid, p)),
-            apr_psprintf(p, "chown root:root %s", dir));
+            apr_psprintf(p, "chown root:root %s", sh(dir, p)));
     }
     group_other_writable(&c, dir, &st);
     if (c.user != c.root && (st.st_mode & S_IXOTH) == 0 && (st.st_mode & S_IXGRP) == 0) {
         add(&c, dir,
             apr_psprintf(p, "mode %04o: the server's User cannot reach its folders in it",
                          (unsigned)(st.st_mode & 07777)),
-            apr_psprintf(p, "chmod 0711 %s", dir));
+            apr_psprintf(p, "chmod 0711 %s", sh(dir, p)));
     }
     for (i = 0; root_dirs[i]; i++) {
-        check_root_folder(&c, apr_pstrcat(p, dir, "/", root_dirs[i], NULL), i < 3);
+        const char *path = apr_pstrcat(p, dir, "/", root_dirs[i], NULL);
+        /* Keys in archive/<name>/<n>/ and fallback/<name>/; never through a link. */
+        if (check_root_folder(&c, path, i < 3) && (i == 1 || i == 2)) {
+            check_keys(&c, path, i == 1 ? 2 : 1);
+        }
     }
-    check_keys(&c, apr_pstrcat(p, dir, "/archive", NULL), 2);
-    check_keys(&c, apr_pstrcat(p, dir, "/fallback", NULL), 1);
     for (i = 0; user_dirs[i]; i++) {
         check_user_folder(&c, apr_pstrcat(p, dir, "/", user_dirs[i], NULL));
     }

@@ -12,6 +12,7 @@ import ssl
 import pytest
 
 import acmetest
+from chaosproxy import ChaosProxy
 from test_httpd import ACCOUNT, wait_real_cert
 
 BUILDDIR = os.environ.get("top_builddir") or os.path.abspath(
@@ -134,6 +135,37 @@ def test_renew_is_picked_up_by_the_running_server(httpd_factory):
     assert new != cert.serial_number
     # Asked once, renewed once.
     assert h.log_text().count("ACME03205: rn.test") == 1
+
+
+def test_renew_is_reported_as_requested_while_it_runs(httpd_factory, pebble):
+    """The running server's acme-status says reason "requested" while the renewal the operator
+    asked for waits at the CA (held by the proxy), and the request file is gone already."""
+    proxy = ChaosProxy(pebble)
+    try:
+        h = httpd_factory()
+        h.write_conf(f"ACMECertificateAuthority {proxy.directory}\n"
+                     f"ACMECACertificateFile {pebble.ca_file}\n" + ACCOUNT + STATUS_LOCATION +
+                     "ACMEDomain rq.test\n" + h.ssl_vhost("rq.test"), ca=False)
+        h.start()
+        cert = wait_real_cert(h, "rq.test")
+        h.wait_driver()
+        staged = staged_count(h, "rq.test")
+        proxy.hold("/order-plz")
+        assert acmectl(h, "renew", "rq.test").returncode == 0
+        assert proxy.wait_held(), h.log_text()[-3000:]
+
+        def requested():
+            code, _, body = acmetest.http_get(h.http_port, "localhost", "/acme-status/rq.test")
+            doc = json.loads(body) if code == 200 else {}
+            return doc if doc.get("renewal", {}).get("reason") == "requested" else None
+        doc = acmetest.wait_until(requested, 10, lambda: h.log_text()[-2000:])
+        assert doc["state"] == "renewing"
+        assert int(doc["certificate"]["serial"], 16) == cert.serial_number
+        assert not os.path.exists(os.path.join(h.store, "jobs", "rq.test.renew"))
+        proxy.release()
+        wait_new_serial(h, "rq.test", cert.serial_number, staged)
+    finally:
+        proxy.stop()
 
 
 def test_renew_while_the_server_is_down_waits_for_its_start(httpd_factory):

@@ -58,11 +58,23 @@ def get(h, path, headers=None):
     return acmetest.http_get(h.http_port, "localhost", path, headers)
 
 
+def schema_check(doc, one=False):
+    """doc follows docs/status.schema.json (python3-jsonschema)."""
+    import jsonschema
+    with open(os.path.join(TOP, "docs", "status.schema.json")) as f:
+        schema = json.load(f)
+    if one:
+        schema = dict(schema["$defs"]["certificate"], **{"$defs": schema["$defs"]})
+    jsonschema.validate(doc, schema)
+
+
 def status(h, name=None):
     code, headers, body = get(h, "/acme-status" + (f"/{name}" if name else ""))
     assert code == 200, body
     assert headers["Content-Type"].startswith("application/json")
-    return json.loads(body)
+    doc = json.loads(body)
+    schema_check(doc, one=bool(name))
+    return doc
 
 
 def cert_of(doc, domain):
@@ -234,6 +246,68 @@ def test_failed_with_the_problem_the_ca_sent(httpd_factory, proxy):
     refused = [s for s in samples(fams, "acme_ca_requests_total") if s.labels["status"] == "429"]
     assert refused and refused[0].labels["ca"] == proxy.directory
     assert issuer_is_self(acmetest.tls_peer_cert(h.https_port, "refused.test"))
+
+
+def test_ari_window_and_profile(httpd_factory, proxy):
+    """A CA with renewal information (RFC 9773) and profiles (the proxy plays both): the served
+    certificate's profile, and the next renewal picked in the CA's window (reason ari), with
+    the next check."""
+    import datetime
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start, end = now + datetime.timedelta(days=1), now + datetime.timedelta(days=2)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    proxy.ari = {"start": start.strftime(fmt), "end": end.strftime(fmt)}
+    proxy.profiles = {"classic": "the usual", "shortlived": "days"}
+    h = httpd_factory()
+    configure(h, proxy, "ACMEProfile shortlived\nACMEDomain ari.test\n" + h.ssl_vhost("ari.test"))
+    h.start()
+    wait_real_cert(h, "ari.test")
+    last = []
+
+    def ari_known():
+        last[:] = [status(h, "ari.test")]
+        return last[0]["renewal"]["reason"] == "ari"
+    acmetest.wait_until(ari_known, 30, lambda: f"reason ari: {last}\n{h.log_text()[-2000:]}")
+    c = last[0]
+    assert c["state"] == "valid"
+    assert c["certificate"]["profile"] == "shortlived"
+    assert start.strftime(fmt) <= c["renewal"]["next"] <= end.strftime(fmt)
+    assert c["ari"]["renew-at"] == c["renewal"]["next"]
+    assert c["ari"]["next-check"] > now.strftime(fmt)
+    fams = families(metrics(h)[1])
+    assert samples(fams, "acme_certificate_info")[0].labels["profile"] == "shortlived"
+    nxt = samples(fams, "acme_certificate_next_renewal_seconds")[0].value
+    assert start.timestamp() - 1 <= nxt <= end.timestamp()
+
+
+@pytest.mark.slow(40)
+def test_expired_when_renewal_keeps_failing(httpd_factory, workdir):
+    """A pebble issuing 20-second certificates behind a proxy that fails every request once the
+    first certificate is in: renewal fails (failed), then the certificate expires, and the
+    status says so at once (the driver publishes again at notAfter, not a minute later)."""
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-status-short"), validity=20)
+    proxy = ChaosProxy(pb)
+    try:
+        h = httpd_factory(ca=pb)
+        configure(h, proxy, "ACMEDomain old.test\n" + h.ssl_vhost("old.test"))
+        h.start()
+        wait_real_cert(h, "old.test")
+        proxy.mode = "500"
+        h.allowed_errors.append("ACME01055")
+        c = wait_state(h, "old.test", "failed", timeout=30)
+        not_after = c["certificate"]["not-after"]
+        c = wait_state(h, "old.test", "expired", timeout=30)
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        assert c["certificate"]["not-after"] == not_after <= now
+        assert c["failures"] >= 1
+        states = {s.labels["state"]: s.value
+                  for s in samples(families(metrics(h)[1]), "acme_certificate_state")}
+        assert states["expired"] == 1
+        code, _, auto = get(h, "/server-status?auto")
+        assert "ACMECertificatesExpired: 1" in auto.decode().splitlines()
+    finally:
+        proxy.stop()
+        pb.stop()
 
 
 def test_every_child_and_after_graceful_restart_counters_survive(httpd_factory, proxy):

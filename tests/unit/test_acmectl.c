@@ -385,6 +385,14 @@ static void check_findings_and_fixes(void **state)
         assert_true(S_ISLNK(st.st_mode));
     }
 
+    /* A name the User chose stays one shell word in the command an operator runs. */
+    put_file(apr_pstrcat(fx->p, top, "/accounts/x; touch it's", NULL), "x");
+    f = acmectl_check_store(top, 0, user, user, "nobody", fx->p);
+    assert_true(found(f, apr_pstrcat(fx->p, top, "/accounts/x; touch it's", NULL),
+                      "belongs to root",
+                      apr_psprintf(fx->p, "chown nobody:%s '%s/accounts/x; touch it'\\''s'",
+                                   getgrgid(user) ? getgrgid(user)->gr_name : "65534", top)));
+
     /* A folder above the store that others may write (not sticky). */
     assert_int_equal(chmod(fx->dir, 0777), 0);
     f = acmectl_check_store(top, 0, user, user, "nobody", fx->p);
