@@ -28,11 +28,12 @@ typedef struct acme_job_chal_t {
 
 typedef struct acme_job_t {
     const char *name;
-    const char *ca_url;     /* CA of the order in flight */
-    const char *order_url;  /* NULL when none */
-    int failures;           /* consecutive failed attempts */
-    apr_time_t next_run;    /* not before; 0 = at once */
-    const char *last_error; /* NULL after a success */
+    const char *ca_url;       /* CA of the order in flight */
+    const char *order_url;    /* NULL when none */
+    int failures;             /* consecutive failed attempts */
+    apr_time_t next_run;      /* not before; 0 = at once */
+    const char *last_error;   /* NULL after a success */
+    const char *last_problem; /* the ACME problem type of the last failure, or NULL */
     apr_time_t last_error_time;
     apr_array_header_t *challenges; /* acme_job_chal_t, published for the order in flight */
     /* When a set of ours was staged that waits for activation (0: none): the failures count on

@@ -132,6 +132,18 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p);
 
+/* Makes key and chain_pem (with meta, as acme_store_stage takes them) the active set of name at
+ * once, without staging/: checked as promotion checks a staged set (acme_cert_activation_check
+ * with names and now), then a new archive generation and the domains/<name> swap, with the
+ * guarantees of acme_store_promote (the set active before stays in archive/). ACME_EBADSTORE
+ * and *pwhy when the set is refused, APR_EAGAIN and *pwhy when its notBefore is still ahead.
+ * For a process that holds the set itself (acmectl import); the caller runs as the store's
+ * owner. */
+apr_status_t acme_store_activate(acme_store_t *store, const char *name, const acme_key_t *key,
+                                 const char *chain_pem, apr_size_t chain_len, const json_t *meta,
+                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                 apr_pool_t *p);
+
 /* The checks acme_store_promote makes before it changes anything, changing nothing: APR_SUCCESS;
  * APR_ENOENT when nothing is staged; APR_EAGAIN with *pwhy when the set waits for its notBefore
  * (see acme_store_check_staged_at); ACME_EBADSTORE with *pwhy when promotion would refuse it. */

@@ -72,6 +72,7 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     job->ca_url = str_member(j, "ca", 2048, p);
     job->order_url = str_member(j, "order", 2048, p);
     job->last_error = str_member(j, "last-error", 1024, p);
+    job->last_problem = str_member(j, "last-problem", 256, p);
     job->last_error_time = time_member(j, "last-error-time");
     job->next_run = time_member(j, "next-run");
     job->staged = time_member(j, "staged");
@@ -124,6 +125,9 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     if (job->last_error) {
         json_object_set_new(j, "last-error", json_string(job->last_error));
         json_object_set_new(j, "last-error-time", json_integer(apr_time_sec(job->last_error_time)));
+    }
+    if (job->last_problem) {
+        json_object_set_new(j, "last-problem", json_string(job->last_problem));
     }
     if (job->staged) {
         json_object_set_new(j, "staged", json_integer(apr_time_sec(job->staged)));
@@ -242,6 +246,7 @@ void acme_job_failed(acme_job_t *job, apr_status_t rv, const acme_problem_t *pro
     }
     job->next_run = now + wait;
     job->last_error = prob ? acme_problem_describe(prob, p) : acme_strerror(rv, p);
+    job->last_problem = prob && prob->type && prob->type[0] ? apr_pstrdup(p, prob->type) : NULL;
     job->last_error_time = now;
 }
 
@@ -251,6 +256,7 @@ void acme_job_done(acme_job_t *job)
     job->failures = 0;
     job->next_run = 0;
     job->last_error = NULL;
+    job->last_problem = NULL;
     job->last_error_time = 0;
     job->order_url = NULL;
     job->ca_url = NULL;

@@ -446,20 +446,15 @@ static void unstage(acme_store_t *store, const char *name, apr_pool_t *p)
     acme_store_close(&staging);
 }
 
-apr_status_t acme_store_promote(acme_store_t *store, const char *name,
-                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
-                                apr_pool_t *p)
+/* Makes files the active set of name: a new archive generation, complete and synced, then the
+ * domains/<name> link swapped to it with one rename. What promotion and activation share; the
+ * caller checked the set. */
+static apr_status_t install_set(acme_store_t *store, const char *name, const set_files_t *files,
+                                const char **pwhy, apr_pool_t *p)
 {
-    acme_certset_t *set;
-    set_files_t files;
     const char *link_prefix, *tmp_link = NULL;
     int gen, archive = -1, domains = -1;
     apr_status_t rv;
-
-    rv = load_staged_checked(&set, &files, store, name, names, now, NULL, pwhy, p);
-    if (rv != APR_SUCCESS) {
-        goto out;
-    }
 
     /* 1. The new generation, complete and synced, appears under its number in one rename. */
     rv = acme_store_dir_open(&archive, store, apr_pstrcat(p, "archive/", name, NULL), 1, pwhy, p);
@@ -476,7 +471,7 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     }
     gen++;
     rv = place_set(store, archive, apr_psprintf(p, ".tmp-%d-%ld", gen, (long)getpid()),
-                   apr_itoa(p, gen), &files, "archive", p);
+                   apr_itoa(p, gen), files, "archive", p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -505,6 +500,28 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     }
     tmp_link = NULL;
     rv = acme_store_sync_fd(domains);
+out:
+    if (tmp_link) {
+        unlinkat(domains, tmp_link, 0);
+    }
+    acme_store_close(&archive);
+    acme_store_close(&domains);
+    return rv;
+}
+
+apr_status_t acme_store_promote(acme_store_t *store, const char *name,
+                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                apr_pool_t *p)
+{
+    acme_certset_t *set;
+    set_files_t files;
+    apr_status_t rv;
+
+    rv = load_staged_checked(&set, &files, store, name, names, now, NULL, pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = install_set(store, name, &files, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -513,11 +530,51 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     acme_store_step(store, "unstage");
     unstage(store, name, p);
 out:
-    if (tmp_link) {
-        unlinkat(domains, tmp_link, 0);
+    return rv;
+}
+
+apr_status_t acme_store_activate(acme_store_t *store, const char *name, const acme_key_t *key,
+                                 const char *chain_pem, apr_size_t chain_len, const json_t *meta,
+                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                 apr_pool_t *p)
+{
+    apr_array_header_t *chain;
+    set_files_t files;
+    const char *why = NULL;
+    char *meta_text = NULL;
+    apr_status_t rv;
+
+    if (!acme_store_name_ok(name) || !key || !chain_pem || (meta && !json_is_object(meta))) {
+        rv = APR_EINVAL;
+        goto out;
     }
-    acme_store_close(&archive);
-    acme_store_close(&domains);
+    /* The very checks a staged set passes before promotion (load_staged_checked). */
+    rv = check_untimed(&chain, key, chain_pem, chain_len, "the certificate chain", pwhy, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    rv = acme_cert_activation_check(chain, key, names, now, NULL, &why, p);
+    if (rv != APR_SUCCESS) {
+        set_why(pwhy, why ? why : "the chain is refused");
+        rv = rv == APR_EAGAIN ? rv : ACME_EBADSTORE;
+        goto out;
+    }
+    rv = acme_key_to_pem(&files.data[F_KEY], &files.len[F_KEY], key, p);
+    if (rv != APR_SUCCESS) {
+        goto out;
+    }
+    files.data[F_CHAIN] = chain_pem;
+    files.len[F_CHAIN] = chain_len;
+    meta_text = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
+    if (!meta_text) {
+        rv = APR_ENOMEM;
+        goto out;
+    }
+    files.data[F_META] = meta_text;
+    files.len[F_META] = strlen(meta_text);
+    rv = install_set(store, name, &files, pwhy, p);
+out:
+    free(meta_text);
     return rv;
 }
 

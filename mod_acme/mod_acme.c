@@ -5,7 +5,8 @@
  *                 challenge type can answer (mod_acme_tlsalpn.c)
  *   post_config   (before mod_ssl's) open the store, promote staged certificates, prepare the
  *                 files mod_ssl asks for through our certificate hooks, create the token table
- *                 and re-publish pending challenges, set up the renewal driver (a watchdog
+ *                 and re-publish pending challenges, publish each certificate's status
+ *                 (mod_acme_status.c), set up the renewal driver (a watchdog
  *                 singleton in a child) and the parent's restart thread
  *   child_init    attach to the token table
  *
@@ -23,6 +24,7 @@
 #include <util_mutex.h>
 
 #include "mod_acme.h"
+#include "mod_acme_status.h"
 
 /* The runtime of the current generation: set in post_config, inherited by the children. */
 static acme_runtime_t *g_runtime;
@@ -127,6 +129,7 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         return OK;
     }
     acme_parent_reach_log(rt);
+    acme_parent_status_create(rt, pconf, ptemp);
     acme_parent_tokens_republish(rt, ptemp);
     rv = acme_parent_driver_setup(rt, pconf);
     if (rv != APR_SUCCESS) {
@@ -172,6 +175,7 @@ static void acme_register_hooks(apr_pool_t *p)
     acme_certs_register_hooks();
     acme_challenge_register_hooks();
     acme_tlsalpn_register_hooks();
+    acme_status_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

@@ -24,6 +24,7 @@
 
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_status.h"
 
 static apr_time_t driver_clock_now(void *baton)
 {
@@ -59,6 +60,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
     hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
+        http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
         rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
     }
     if (rv != APR_SUCCESS) {
@@ -227,6 +229,7 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
                            d->name);
         }
     }
+    acme_driver_status_refresh(drv, 1, ptemp);
 }
 
 /* Holds the cross-generation lock, taking it when free; the state of the domains is read
@@ -347,6 +350,7 @@ static void reap(driver_t *drv, int i)
     apr_status_t trv;
 
     apr_thread_join(&trv, w->thread);
+    acme_driver_status_reaped(drv, i, w);
     if (w->ari_only) {
         drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
@@ -358,6 +362,7 @@ static void reap(driver_t *drv, int i)
         drv->workers[i] = NULL;
         return;
     }
+    acme_driver_request_done(drv, i);
     drv->staged[i] = w->staged;
     drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
@@ -519,7 +524,8 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         if (drv->workers[i]) {
             continue;
         }
-        if (needs_work(drv, i, now)) {
+        /* The operator's request (acmectl renew) first: it overrides the renewal time. */
+        if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {
@@ -533,6 +539,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    acme_driver_status_refresh(drv, 0, ptemp);
     if (drv->lock_news) {
         drv->lock_news = 0;
         acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,

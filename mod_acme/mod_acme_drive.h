@@ -104,6 +104,13 @@ int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 void acme_worker_dns01(acme_responder_t *r, worker_t *w);
 void acme_worker_dns01_leftovers(worker_t *w);
 
+/* mod_acme_request.c: 1 when the operator asked for domain i to be renewed now (acmectl renew,
+ * revoke): the request is taken (removed) and logged. Under the driver's lock. */
+int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp);
+/* ... and the worker of domain i is done: the status no longer says "requested" (published
+ * with the worker's end). */
+void acme_driver_request_done(driver_t *drv, int i);
+
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
 

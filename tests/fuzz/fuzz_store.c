@@ -1,9 +1,9 @@
 /* fuzz_store.c - every file the store reads back, written as the fuzzer likes and read by the
  * real calls in a scratch store: a job file (jobs/<name>.json), a set of certificate files
  * (privkey.pem, fullchain.pem, meta.json: loaded staged, promoted, loaded active), an account
- * (account.key, account.json), a kept certificate key, and the target of the domains/<name>
- * link. What comes back must be sane, and a
- * job written back must read the same.
+ * (account.key, account.json), a kept certificate key, the target of the domains/<name>
+ * link, and a renewal request (jobs/<name>.renew, acmectl's, read by the driver). What comes back
+ * must be sane, and a job written back must read the same.
  *
  * Input: one byte choosing the file kind, one byte of options, then the file contents; the files
  * of a set or an account are separated by a line "%%".
@@ -14,12 +14,13 @@
 
 #include "acme_issue.h"
 #include "acme_job.h"
+#include "acme_store_ctl.h"
 #include "acme_tokens.h"
 
 #define NAME "a.example.org"
 #define SEP  "\n%%\n"
 
-enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_LINK, K_COUNT };
+enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_LINK, K_REQUEST, K_COUNT };
 
 static acme_store_t *scratch_store(void)
 {
@@ -229,6 +230,22 @@ static void fuzz_link(acme_store_t *store, const char *target, apr_pool_t *p)
     FUZZ_ASSERT(acme_store_remove(store, "domains/" NAME, p) == APR_SUCCESS);
 }
 
+/* A request the driver reads: taken whole or refused, never half; its reason one of acmectl's. */
+static void fuzz_request(acme_store_t *store, const char *data, apr_size_t len, apr_pool_t *p)
+{
+    acme_renew_request_t *req = NULL;
+    apr_status_t rv;
+
+    put_file(store, "jobs/" NAME ".renew", data, len, p);
+    rv = acme_renew_request_read(&req, store, NAME, p);
+    FUZZ_ASSERT(rv == APR_SUCCESS || rv == ACME_EBADSTORE);
+    FUZZ_ASSERT(acme_renew_requested(store, NAME, p) == (rv == APR_SUCCESS));
+    if (rv == APR_SUCCESS) {
+        FUZZ_ASSERT(req->time >= 0 && acme_renew_reason_ok(req->reason));
+    }
+    FUZZ_ASSERT(acme_renew_request_clear(store, NAME, p) == APR_SUCCESS);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
@@ -258,6 +275,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case K_LINK:
         fuzz_link(store, fuzz_rest(&in, NULL, p), p);
+        break;
+    case K_REQUEST:
+        text = fuzz_rest(&in, &len, p);
+        fuzz_request(store, text, len, p);
         break;
     }
     apr_pool_destroy(p);

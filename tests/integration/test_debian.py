@@ -229,7 +229,9 @@ def test_debian_package(package, workdir, pebble, tmp_path):
               "/usr/share/doc/libapache2-mod-acme/README.md.gz",
               "/usr/share/doc/libapache2-mod-acme/copyright",
               "/usr/share/doc/libapache2-mod-acme/changelog.gz",
-              "/usr/share/doc/libapache2-mod-acme/examples/reference.conf"):
+              "/usr/share/doc/libapache2-mod-acme/examples/reference.conf",
+              "/usr/sbin/acmectl", "/usr/share/man/man8/acmectl.8.gz",
+              "/usr/share/doc/libapache2-mod-acme/acmectl.md.gz"):
         assert f in files, f"{f} is not in the package:\n{r.stdout}"
     assert not [f for f in files if f.endswith(".la")], r.stdout
     # The store is made by the module at its first start; purge removes it (postrm).
@@ -255,6 +257,9 @@ def test_debian_package(package, workdir, pebble, tmp_path):
         assert not tags, "lintian: " + "\n".join(tags)
 
     x = package / "x"
+    # The packaged acmectl knows Debian's store without --store.
+    r = subprocess.run([str(x / "usr/sbin/acmectl"), "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and f"(default: {DEBIAN_STORE})" in r.stdout, r.stdout + r.stderr
     module = str(x / "usr/lib/apache2/modules/mod_acme.so")
     a2enmod_acme_then_configtest(tmp_path, str(x / "etc/apache2/mods-available/acme.load"),
                                  str(x / "etc/apache2/mods-available/acme.conf"), module)
