@@ -24,6 +24,7 @@
 
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_notify.h"
 
 static apr_time_t driver_clock_now(void *baton)
 {
@@ -146,7 +147,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
-    return APR_SUCCESS;
+    return acme_driver_notify_start(drv);
 }
 
 /* What became of the set a worker staged last: the parent refused it (it recorded why in
@@ -172,6 +173,7 @@ static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job
                 "the server's clock, fix it; if it is the CA's certificate, see the "
                 "CA; next attempt %s (attempt %d)",
                 d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
+            acme_driver_notify_refused(drv, i, job->last_error);
             return;
         }
     }
@@ -276,6 +278,7 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
     drv->locked = 1;
     drv->lock_news = 1;
     driver_load_state(drv, ptemp);
+    acme_driver_notify_locked(drv);
     return 1;
 }
 
@@ -347,6 +350,7 @@ static void reap(driver_t *drv, int i)
     apr_status_t trv;
 
     apr_thread_join(&trv, w->thread);
+    acme_driver_notify_reaped(drv, i, w);
     if (w->ari_only) {
         drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
@@ -533,6 +537,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    acme_driver_notify_tick(drv, now);
     if (drv->lock_news) {
         drv->lock_news = 0;
         acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
@@ -581,6 +586,7 @@ static void driver_stop(driver_t *drv)
         apr_thread_mutex_unlock(drv->mutex);
         apr_sleep(apr_time_from_msec(20));
     }
+    acme_driver_notify_stop(drv);
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;
