@@ -393,6 +393,13 @@ void acme_driver_notify_refused(driver_t *drv, int i, const char *why)
         info.error = why ? why : "unknown";
         state_save(drv, i);
         notify_queue(drv, i, "failed", &info);
+    } else {
+        char at[APR_RFC822_DATE_LEN];
+        apr_rfc822_date(at, st->failed_at + ACME_NOTIFY_REPEAT);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME03410: %s: failed again; ACMENotifyCommand is told of failures once "
+                       "a day, next not before %s",
+                       d->name, at);
     }
 }
 
