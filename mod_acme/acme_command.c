@@ -191,8 +191,10 @@ apr_status_t acme_command_start(acme_command_t **pcmd, const char *const *argv,
     if (!argv || !argv[0] || argv[0][0] != '/' || timeout <= 0) {
         return APR_EINVAL;
     }
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536) {
-        maxfd = (int)rl.rlim_cur;
+    /* Only for kernels without close_range (before 5.9): the descriptors to close one by one. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        maxfd =
+            rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1 << 20) ? (int)rl.rlim_cur : (1 << 20);
     }
     if (pipe2(outp, O_CLOEXEC) != 0 || pipe2(statp, O_CLOEXEC) != 0 ||
         (devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {

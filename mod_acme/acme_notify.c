@@ -50,7 +50,6 @@ apr_status_t acme_notify_load(acme_notify_state_t **pst, acme_store_t *store, co
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    acme_json_pool(p, j);
     st->renewed = serial_member(j, "renewed", p);
     st->activated = serial_member(j, "activated", p);
     st->failed_at = time_member(j, "failed-at");
