@@ -44,6 +44,12 @@ int acme_notify_renewed(acme_notify_state_t *st, const char *serial, apr_pool_t 
  * it had ACMENotifyCommand) the serial is only recorded: it was activated long ago. */
 int acme_notify_activated(acme_notify_state_t *st, const char *serial, apr_pool_t *p);
 
+/* The set of serial is served, as a renewal driver finds it at its start: acme_notify_activated,
+ * and *prenewed 1 when renewed is to be told first (a set whose driver stopped for the restart
+ * before it told it). A served serial that was activated before tells nothing (also when a
+ * newer set was told as renewed and then refused at activation). */
+int acme_notify_served(acme_notify_state_t *st, const char *serial, int *prenewed, apr_pool_t *p);
+
 /* An attempt failed at now: the first failure, then at most once per ACME_NOTIFY_REPEAT. A
  * time in the state further ahead than that (a clock set back) does not silence it. */
 int acme_notify_failed(acme_notify_state_t *st, apr_time_t now);

@@ -128,6 +128,16 @@ int acme_notify_activated(acme_notify_state_t *st, const char *serial, apr_pool_
     return tell;
 }
 
+int acme_notify_served(acme_notify_state_t *st, const char *serial, int *prenewed, apr_pool_t *p)
+{
+    *prenewed = 0;
+    if (!acme_notify_activated(st, serial, p)) {
+        return 0;
+    }
+    *prenewed = acme_notify_renewed(st, serial, p);
+    return 1;
+}
+
 int acme_notify_failed(acme_notify_state_t *st, apr_time_t now)
 {
     if (!repeat_due(st->failed_at, now)) {

@@ -302,25 +302,25 @@ void acme_driver_notify_locked(driver_t *drv)
         const acme_domain_t *d = domain_at(drv, i);
         acme_notify_state_t *st;
         notify_info_t info;
-        int renewed;
+        int renewed, told;
         if (!has_command(drv, i) || !d->has_active || !d->serial || !(st = state_of(drv, i))) {
             continue;
         }
         memset(&info, 0, sizeof(info));
         info.serial = d->serial;
         info.not_after = d->not_after;
-        /* A set staged by a driver that stopped before it could tell (a restart at once): told
-         * late rather than never. */
-        renewed = st->exists && acme_notify_renewed(st, d->serial, notifier(drv)->state_pool[i]);
-        if (acme_notify_activated(st, d->serial, notifier(drv)->state_pool[i]) || renewed) {
-            state_save(drv, i);
-            if (renewed) {
-                notify_queue(drv, i, "renewed", &info);
+        told = st->exists;
+        if (!acme_notify_served(st, d->serial, &renewed, notifier(drv)->state_pool[i])) {
+            if (!told) {
+                state_save(drv, i); /* the served serial, recorded without telling */
             }
-            notify_queue(drv, i, "activated", &info);
-        } else if (!st->exists) {
-            state_save(drv, i); /* the served serial, recorded without telling */
+            continue;
         }
+        state_save(drv, i);
+        if (renewed) {
+            notify_queue(drv, i, "renewed", &info);
+        }
+        notify_queue(drv, i, "activated", &info);
     }
     if (drv->notify) {
         notifier(drv)->expiry_check = 0;

@@ -54,6 +54,26 @@ static void renewed_and_activated_once_per_serial(void **state)
     assert_int_equal(acme_notify_renewed(st, NULL, p), 0);
 }
 
+static void served_at_a_start(void **state)
+{
+    apr_pool_t *p = *state;
+    acme_notify_state_t *st = fresh(p, 1);
+    int renewed = -1;
+
+    /* The usual: renewed told before the restart, activated after it. */
+    assert_int_equal(acme_notify_renewed(st, "01", p), 1);
+    assert_int_equal(acme_notify_served(st, "01", &renewed, p), 1);
+    assert_int_equal(renewed, 0);
+    assert_int_equal(acme_notify_served(st, "01", &renewed, p), 0);
+    /* The driver that staged 02 stopped for the restart before it told renewed: both now. */
+    assert_int_equal(acme_notify_served(st, "02", &renewed, p), 1);
+    assert_int_equal(renewed, 1);
+    /* 03 told as renewed, then refused at activation: 02 is still served, nothing to tell. */
+    assert_int_equal(acme_notify_renewed(st, "03", p), 1);
+    assert_int_equal(acme_notify_served(st, "02", &renewed, p), 0);
+    assert_int_equal(renewed, 0);
+}
+
 static void activated_without_state_is_only_recorded(void **state)
 {
     apr_pool_t *p = *state;
@@ -250,6 +270,7 @@ static void runner_exit_output_timeout(void **state)
 
 static const struct CMUnitTest tests[] = {
     UNIT_TEST(renewed_and_activated_once_per_serial),
+    UNIT_TEST(served_at_a_start),
     UNIT_TEST(activated_without_state_is_only_recorded),
     UNIT_TEST(failed_first_then_daily),
     UNIT_TEST(expiring_daily_unless_pending),
