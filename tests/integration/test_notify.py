@@ -71,11 +71,12 @@ def restart_and_wait_driver(h):
     return mark
 
 
-def test_first_certificate_renewed_then_activated(httpd_factory):
+@pytest.mark.parametrize("mpm", ["event", "prefork"])
+def test_first_certificate_renewed_then_activated(httpd_factory, mpm):
     """renewed when the set is staged, activated once the restart serves it, both with the
     serial actually served, run as the User with the certificate in the environment; a later
     restart serving the same certificate tells nothing."""
-    h = httpd_factory()
+    h = httpd_factory(mpm=mpm)
     n = Notify(h)
     name = "events.test"
     h.write_conf(ACCOUNT + n.directive() + f"ACMEDomain {name} www.events.test\n" +
@@ -103,8 +104,9 @@ def test_first_certificate_renewed_then_activated(httpd_factory):
     assert f"its output: told activated for {name}" in line, line
     state = json.load(open(os.path.join(h.store, "jobs", f"{name}.events")))
     assert int(state["activated"], 16) == cert.serial_number
-    # Restarts serving the same certificate: nothing more.
-    for _ in range(2):
+    # Restarts serving the same certificate: nothing more. (The helpers that find the new
+    # generation's driver read the event MPM's restart line.)
+    for _ in range(2 if mpm == "event" else 0):
         mark = restart_and_wait_driver(h)
         assert not started_since(h, mark), h.log_text()[mark:]
     assert n.names() == [("renewed", name), ("activated", name)]
@@ -255,6 +257,23 @@ def test_hanging_command_is_killed_and_issuance_goes_on(httpd_factory):
         acmetest.wait_until(lambda: gone(e["pid"]) and gone(e["child"]), 10,
                             lambda: f"{e['argv'][2]} command {e['pid']} and its child killed")
     assert n.names() == [("renewed", name), ("activated", name)]
+
+
+def test_at_most_four_commands_at_once(httpd_factory):
+    """Six certificates, a command that hangs for its 2 s on each event: at most four run at
+    once; the two others wait for a free place and run then."""
+    h = httpd_factory()
+    n = Notify(h)
+    names = [f"busy{k}.test" for k in range(6)]
+    h.write_conf(ACCOUNT + n.directive("hang", "2s") +
+                 "".join(f"ACMEDomain {nm}\n" + h.ssl_vhost(nm) for nm in names))
+    h.start()
+    for nm in names:
+        wait_real_cert(h, nm)
+    started = sorted(n.wait("activated", nm, timeout=60)["time"] for nm in names)
+    assert started[3] - started[0] < 1.5, started
+    assert started[4] - started[0] >= 1.8, started
+    assert h.wait_log("was killed after 2 s (ACMENotifyTimeout)", count=6, timeout=30)
 
 
 def test_failing_command_is_logged_once(httpd_factory):
