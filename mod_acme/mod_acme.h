@@ -33,6 +33,8 @@ extern module AP_MODULE_DECLARE_DATA acme_module;
 #define ACME_RESTART_MIN_GAP     apr_time_from_sec(60)  /* at most one automatic restart a minute */
 #define ACME_DNS_COMMAND_TIMEOUT apr_time_from_sec(60)  /* ACMEDNSTimeout's default */
 #define ACME_DNS_PROPAGATION     apr_time_from_sec(120) /* ACMEDNSPropagationTimeout's default */
+#define ACME_NOTIFY_TIMEOUT      apr_time_from_sec(30)  /* ACMENotifyTimeout's default */
+#define ACME_EXPIRY_WARNING      apr_time_from_sec(7 * 86400) /* ACMEExpiryWarning's default */
 /* A wildcard's store name: "*." becomes this, which no DNS name or IP can start with. */
 #define ACME_WILDCARD_SET_PREFIX "_wildcard."
 
@@ -125,6 +127,11 @@ typedef struct acme_conf_t {
     acme_reach_t *reach;         /* main server: set in check_config (mod_acme_tlsalpn.c) */
     acme_domain_t *vhost_domain; /* the ACMEDomain this server uses; set in check_config */
     int vhost_fallback;          /* mod_ssl took our fallback for this server: answers 503 */
+
+    /* Events (mod_acme_notify.c) */
+    apr_array_header_t *notify_command; /* ACMENotifyCommand: const char *, the program first */
+    apr_interval_time_t notify_timeout; /* ACMENotifyTimeout; 0 = ACME_NOTIFY_TIMEOUT */
+    apr_interval_time_t expiry_warning; /* ACMEExpiryWarning; 0 = ACME_EXPIRY_WARNING */
 } acme_conf_t;
 
 /* What one server generation shares between hooks, built in post_config in pconf. Children
@@ -184,6 +191,17 @@ const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *h
 /* The ACMEDomain a virtual host uses (its ServerName or a ServerAlias is a name of it), found
  * once in check_config; NULL when none. */
 acme_domain_t *acme_domain_for_server(const server_rec *s);
+
+/* Where a directive's value goes (the <ACMEDomain> section being read, else the server), and
+ * the check of a per-certificate directive (context, duplicates): for directives whose
+ * handlers live beside their feature (mod_acme_notify.c). */
+acme_conf_t *acme_cmd_conf(cmd_parms *cmd);
+const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set);
+
+/* mod_acme_notify.c: ACMENotifyCommand, ACMENotifyTimeout, ACMEExpiryWarning */
+const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+const char *acme_cmd_notify_timeout(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_expiry_warning(cmd_parms *cmd, void *dc, const char *arg);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);

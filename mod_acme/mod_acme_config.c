@@ -74,6 +74,9 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(dns_propagation, 0);
     ACME_MERGE(dns_resolver, NULL);
     ACME_MERGE(preferred_chain, NULL);
+    ACME_MERGE(notify_command, NULL);
+    ACME_MERGE(notify_timeout, 0);
+    ACME_MERGE(expiry_warning, 0);
     ACME_MERGE(ca_all, NULL);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -126,6 +129,16 @@ static const char *global_only(cmd_parms *cmd, int already_set)
 static const char *per_cert(cmd_parms *cmd, int already_set)
 {
     return scope_check(cmd, already_set);
+}
+
+acme_conf_t *acme_cmd_conf(cmd_parms *cmd)
+{
+    return cmd_conf(cmd);
+}
+
+const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set)
+{
+    return per_cert(cmd, already_set);
 }
 
 static const char *lowercase(apr_pool_t *p, const char *s)
@@ -745,6 +758,13 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE1("ACMEDNSResolver", cmd_dns_resolver, NULL, RSRC_CONF,
                   "address[:port] of the resolver that must see the TXT records (default: the "
                   "zone's authoritative servers)"),
+    AP_INIT_TAKE_ARGV("ACMENotifyCommand", acme_cmd_notify_command, NULL, RSRC_CONF,
+                      "program [args], run as: program [args] EVENT NAME on certificate events"),
+    AP_INIT_TAKE1("ACMENotifyTimeout", acme_cmd_notify_timeout, NULL, RSRC_CONF,
+                  "how long ACMENotifyCommand may run before it is killed (default 30s)"),
+    AP_INIT_TAKE1("ACMEExpiryWarning", acme_cmd_expiry_warning, NULL, RSRC_CONF,
+                  "tell 'expiring' when less than this is left of the served certificate "
+                  "(default 7d)"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 

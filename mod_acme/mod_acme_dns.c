@@ -11,17 +11,17 @@
  *
  * The command runs in the watchdog child, as the server's User, without a shell (execve with
  * PATH=/usr/local/bin:/usr/bin:/bin as its whole environment), stdin /dev/null, its stdout and
- * stderr captured together (the first DNS_OUTPUT_MAX bytes) and logged with the domain; it is
- * killed at ACMEDNSTimeout or when the server stops.
+ * stderr captured together (the first DNS_OUTPUT_MAX bytes) and logged with the domain; its
+ * process group is killed at ACMEDNSTimeout or when the server stops (acme_command.c, which
+ * ACMENotifyCommand shares).
  *
  * worker_* functions run in the worker thread only.
  */
-#include <signal.h>
 #include <string.h>
 
 #include <apr_strings.h>
-#include <apr_thread_proc.h>
 
+#include "acme_command.h"
 #include "acme_csr.h"
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
@@ -34,22 +34,9 @@ typedef struct dns01_t {
     apr_array_header_t *pending; /* acme_dns_txt_t set up since the last ready */
 } dns01_t;
 
-/* The output as one line for the log: trailing blanks cut, "(none)" when empty. */
-static const char *output_text(const char *out, apr_size_t len, apr_size_t dropped, apr_pool_t *p)
-{
-    while (len && (out[len - 1] == '\n' || out[len - 1] == '\r' || out[len - 1] == ' ')) {
-        len--;
-    }
-    if (!len) {
-        return "(none)";
-    }
-    return apr_psprintf(p, "%.*s%s", (int)len, out,
-                        dropped ? apr_psprintf(p, " [%" APR_SIZE_T_FMT " more bytes]", dropped)
-                                : "");
-}
-
-/* Runs the command for one record. APR_SUCCESS when it exited with 0; else *pwhy says how it
- * ended (exit code, signal, killed at the timeout) with its output. */
+/* Runs the command for one record (acme_command.c: no shell, its process group killed at
+ * ACMEDNSTimeout or when the server stops). APR_SUCCESS when it exited with 0; else *pwhy says
+ * how it ended (exit code, signal, killed at the timeout) with its output. */
 static apr_status_t worker_dns_command(worker_t *w, const char *action, const char *name,
                                        const char *value, const char **pwhy, apr_pool_t *p)
 {
@@ -58,17 +45,12 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
     const apr_array_header_t *cmd = conf->dns_command;
     const char *const env[] = {"PATH=/usr/local/bin:/usr/bin:/bin", NULL};
     apr_interval_time_t limit = conf->dns_timeout ? conf->dns_timeout : ACME_DNS_COMMAND_TIMEOUT;
+    const acme_command_result_t *res = NULL;
+    acme_command_t *run;
     const char **argv;
-    apr_procattr_t *attr;
-    apr_file_t *rd = NULL, *wr = NULL, *devnull = NULL;
-    apr_proc_t proc;
-    apr_exit_why_e how = APR_PROC_EXIT;
-    apr_time_t start = apr_time_now();
-    apr_size_t len = 0, dropped = 0;
-    char *out = apr_palloc(p, DNS_OUTPUT_MAX);
-    const char *ended, *text;
+    const char *ended;
     apr_status_t rv;
-    int i, code = 0, exited = 0, eof = 0, killed = 0, stopping = 0;
+    int i, stopping = 0;
 
     argv = apr_pcalloc(p, sizeof(*argv) * (apr_size_t)(cmd->nelts + 4));
     for (i = 0; i < cmd->nelts; i++) {
@@ -77,33 +59,15 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
     argv[i++] = action;
     argv[i++] = name;
     argv[i++] = value;
-    rv = apr_procattr_create(&attr, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_cmdtype_set(attr, APR_PROGRAM); /* execve: no shell, no PATH search */
+    rv = acme_command_start(&run, argv, env, limit, DNS_OUTPUT_MAX, p);
+    while (rv == APR_SUCCESS && !acme_command_poll(run, DNS_READ_SLICE, &res)) {
+        if (!stopping && apr_atomic_read32(&w->drv->stopping)) {
+            stopping = 1;
+            acme_command_stop(run);
+        }
     }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_error_check_set(attr, 1);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_pipe_create_ex(&rd, &wr, APR_WRITE_BLOCK, p);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_file_open(&devnull, "/dev/null", APR_FOPEN_READ, APR_OS_DEFAULT, p);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_child_in_set(attr, devnull, NULL);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_child_out_set(attr, wr, NULL);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_procattr_child_err_set(attr, wr, NULL);
-    }
-    if (rv == APR_SUCCESS) {
-        rv = apr_proc_create(&proc, argv[0], argv, env, attr, p);
-    }
-    if (wr) {
-        apr_file_close(wr); /* the child has its copies: EOF comes when it (and its own) exit */
+    if (rv == APR_SUCCESS && !res->started) {
+        rv = res->err;
     }
     if (rv != APR_SUCCESS) {
         *pwhy = apr_psprintf(p, "ACMEDNSCommand %s could not be started: %s", argv[0],
@@ -114,67 +78,22 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
                            ? "the attempt fails and is retried after its backoff, the current "
                              "certificate stays in use"
                            : "the record may stay in the zone: remove it there");
+        return ACME_EDNS;
+    }
+    if (res->stopped) {
+        ended = "was stopped because the server stops";
+        rv = ACME_ECANCELLED;
+    } else if (res->timed_out) {
+        ended = apr_psprintf(p, "was killed after %d s (ACMEDNSTimeout)", (int)apr_time_sec(limit));
         rv = ACME_EDNS;
-        goto out;
-    }
-    apr_file_pipe_timeout_set(rd, DNS_READ_SLICE);
-    for (;;) {
-        char buf[512];
-        apr_size_t n = sizeof(buf);
-        apr_status_t rrv = eof ? APR_EOF : apr_file_read(rd, buf, &n);
-        if (eof) {
-            n = 0;
-            apr_sleep(DNS_READ_SLICE); /* only the exit is awaited now */
-        }
-        if (rrv == APR_SUCCESS && n) {
-            apr_size_t keep = n < DNS_OUTPUT_MAX - len ? n : DNS_OUTPUT_MAX - len;
-            memcpy(out + len, buf, keep);
-            len += keep;
-            dropped += n - keep;
-            continue; /* more may be waiting */
-        }
-        eof |= APR_STATUS_IS_EOF(rrv);
-        if (apr_proc_wait(&proc, &code, &how, APR_NOWAIT) == APR_CHILD_DONE) {
-            exited = 1;
-            break;
-        }
-        stopping = apr_atomic_read32(&w->drv->stopping) != 0;
-        if (apr_time_now() - start >= limit || stopping) {
-            apr_proc_kill(&proc, SIGKILL);
-            apr_proc_wait(&proc, &code, &how, APR_WAIT);
-            killed = 1;
-            break;
-        }
-    }
-    /* What the command wrote just before it ended is still in the pipe; a process it left
-     * behind may hold the pipe open, so nothing more is awaited. */
-    apr_file_pipe_timeout_set(rd, 0);
-    while (exited && !eof && len < DNS_OUTPUT_MAX) {
-        apr_size_t n = DNS_OUTPUT_MAX - len;
-        if (apr_file_read(rd, out + len, &n) != APR_SUCCESS || !n) {
-            break;
-        }
-        len += n;
-    }
-    text = output_text(out, len, dropped, p);
-    if (killed) {
-        ended = stopping ? "was stopped because the server stops"
-                         : apr_psprintf(p, "was killed after %d s (ACMEDNSTimeout)",
-                                        (int)apr_time_sec(limit));
-        rv = stopping ? ACME_ECANCELLED : ACME_EDNS;
-    } else if (how == APR_PROC_EXIT && code == 0) {
+    } else if (res->exited && res->code == 0) {
         ended = "succeeded";
-        rv = APR_SUCCESS;
-    } else if (how == APR_PROC_EXIT) {
-        ended = apr_psprintf(p, "exited with %d", code);
-        rv = ACME_EDNS;
     } else {
-        ended = apr_psprintf(p, "ended by signal %d", code);
+        ended = acme_command_ended(res, p);
         rv = ACME_EDNS;
     }
-    *pwhy =
-        apr_psprintf(p, "ACMEDNSCommand %s %s %s %s %s in %d ms; its output: %s", argv[0], action,
-                     name, value, ended, (int)apr_time_as_msec(apr_time_now() - start), text);
+    *pwhy = apr_psprintf(p, "ACMEDNSCommand %s %s %s %s %s in %d ms; its output: %s", argv[0],
+                         action, name, value, ended, (int)apr_time_as_msec(res->took), res->output);
     if (rv == APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s, "ACME02710: %s: %s", w->d->name, *pwhy);
     } else if (rv != ACME_ECANCELLED) {
@@ -184,13 +103,6 @@ static apr_status_t worker_dns_command(worker_t *w, const char *action, const ch
                            ? "the attempt fails and is retried after its backoff, the current "
                              "certificate stays in use"
                            : "the record may stay in the zone: remove it there");
-    }
-out:
-    if (devnull) {
-        apr_file_close(devnull);
-    }
-    if (rd) {
-        apr_file_close(rd);
     }
     return rv;
 }

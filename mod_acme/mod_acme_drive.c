@@ -25,6 +25,7 @@
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
 #include "mod_acme_status.h"
+#include "mod_acme_notify.h"
 
 static apr_time_t driver_clock_now(void *baton)
 {
@@ -148,7 +149,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
-    return APR_SUCCESS;
+    return acme_driver_notify_start(drv);
 }
 
 /* What became of the set a worker staged last: the parent refused it (it recorded why in
@@ -174,6 +175,7 @@ static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job
                 "the server's clock, fix it; if it is the CA's certificate, see the "
                 "CA; next attempt %s (attempt %d)",
                 d->name, ref->why, drv->rt->store_dir, ref->kept, at, job->failures);
+            acme_driver_notify_refused(drv, i, job->last_error);
             return;
         }
     }
@@ -279,6 +281,7 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
     drv->locked = 1;
     drv->lock_news = 1;
     driver_load_state(drv, ptemp);
+    acme_driver_notify_locked(drv);
     return 1;
 }
 
@@ -351,6 +354,7 @@ static void reap(driver_t *drv, int i)
 
     apr_thread_join(&trv, w->thread);
     acme_driver_status_reaped(drv, i, w);
+    acme_driver_notify_reaped(drv, i, w);
     if (w->ari_only) {
         drv->ari_absent[w->ari_ca] |= w->ari_absent;
         drv->ari_check_at[i] = w->ari_check_at;
@@ -540,6 +544,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
     }
     maybe_ask_restart(drv, now, ptemp);
     acme_driver_status_refresh(drv, 0, ptemp);
+    acme_driver_notify_tick(drv, now);
     if (drv->lock_news) {
         drv->lock_news = 0;
         acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
@@ -588,6 +593,7 @@ static void driver_stop(driver_t *drv)
         apr_thread_mutex_unlock(drv->mutex);
         apr_sleep(apr_time_from_msec(20));
     }
+    acme_driver_notify_stop(drv);
     if (!busy && drv->locked) {
         apr_file_unlock(drv->lock);
         drv->locked = 0;

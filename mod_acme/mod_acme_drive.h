@@ -44,6 +44,8 @@ typedef struct worker_t {
     apr_time_t ari_check_at; /* ... and when to ask again */
     const char *profile;     /* the profile ordered under (ACMEProfile, when the CA offers it) */
     int *profile_noted;      /* the driver's flag for this domain: "not offered" was logged */
+    int failed;              /* the attempt failed (counted in the job), not abandoned */
+    apr_time_t ari_start, ari_end; /* the CA's window as it gave it (before any cut) */
 } worker_t;
 
 struct driver_t {
@@ -78,6 +80,7 @@ struct driver_t {
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
     apr_pool_t *dir_pool;          /* the cache's own (unmanaged) pool */
+    void *notify;                  /* ACMENotifyCommand's events (mod_acme_notify.c) */
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */

@@ -476,6 +476,7 @@ static apr_status_t worker_obtain(worker_t *w)
     w->job->config = w->d->config_id;
     acme_job_save(rt->store, w->job, w->pool);
     w->next_run = w->job->next_run;
+    w->failed = 1;
     acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
                    "ACME01055: %s: no certificate from %s: %s; %s; next attempt %s (attempt %d)",
                    w->d->name, w->ca_url, w->job->last_error, acme_problem_advice(rv),
@@ -529,6 +530,8 @@ static void worker_ari(worker_t *w)
                        prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
         return;
     }
+    w->ari_start = ari->start;
+    w->ari_end = ari->end;
     apr_rfc822_date(from, ari->start);
     apr_rfc822_date(to, ari->end);
     cut = acme_ari_clamp(ari, w->d->not_before, w->d->not_after);

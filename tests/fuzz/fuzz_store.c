@@ -2,8 +2,9 @@
  * real calls in a scratch store: a job file (jobs/<name>.json), a set of certificate files
  * (privkey.pem, fullchain.pem, meta.json: loaded staged, promoted, loaded active), an account
  * (account.key, account.json), a kept certificate key, the target of the domains/<name>
- * link, and a renewal request (jobs/<name>.renew, acmectl's, read by the driver). What comes back
- * must be sane, and a job written back must read the same.
+ * link, a renewal request (jobs/<name>.renew, acmectl's, read by the driver) and
+ * ACMENotifyCommand's record of what was told (jobs/<name>.events). What comes back must be
+ * sane, and a job written back must read the same.
  *
  * Input: one byte choosing the file kind, one byte of options, then the file contents; the files
  * of a set or an account are separated by a line "%%".
@@ -14,13 +15,14 @@
 
 #include "acme_issue.h"
 #include "acme_job.h"
+#include "acme_notify.h"
 #include "acme_store_ctl.h"
 #include "acme_tokens.h"
 
 #define NAME "a.example.org"
 #define SEP  "\n%%\n"
 
-enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_LINK, K_REQUEST, K_COUNT };
+enum { K_JOB, K_SET, K_ACCOUNT, K_KEY, K_LINK, K_REQUEST, K_EVENTS, K_COUNT };
 
 static acme_store_t *scratch_store(void)
 {
@@ -106,6 +108,55 @@ static void fuzz_job(acme_store_t *store, unsigned opt, const char *data, apr_si
     FUZZ_ASSERT(acme_job_save(store, again, p) == APR_SUCCESS);
     acme_job_done(again);
     FUZZ_ASSERT(acme_job_save(store, again, p) == APR_SUCCESS);
+}
+
+static void check_serial(const char *s)
+{
+    FUZZ_ASSERT(!s || (*s && strlen(s) <= ACME_NOTIFY_SERIAL_MAX &&
+                       strspn(s, "0123456789abcdefABCDEF") == strlen(s)));
+}
+
+static void check_events(const acme_notify_state_t *st)
+{
+    check_serial(st->renewed);
+    check_serial(st->activated);
+    check_serial(st->ari_serial);
+    FUZZ_ASSERT(st->failed_at >= 0 && st->expiring_at >= 0 && st->ari_start >= 0 &&
+                st->ari_end >= 0);
+}
+
+static void fuzz_events(acme_store_t *store, unsigned opt, const char *data, apr_size_t len,
+                        apr_pool_t *p)
+{
+    acme_notify_state_t *st, *again;
+    apr_status_t rv;
+    int renewed;
+
+    put_file(store, "jobs/" NAME ".events", data, len, p);
+    rv = acme_notify_load(&st, store, NAME, p);
+    FUZZ_ASSERT(st && st->exists);
+    check_events(st);
+    if (rv != APR_SUCCESS) {
+        FUZZ_ASSERT(!st->renewed && !st->activated && !st->failed_at);
+        return;
+    }
+    /* Written back, it reads the same. */
+    FUZZ_ASSERT(acme_notify_save(store, NAME, st, p) == APR_SUCCESS);
+    FUZZ_ASSERT(acme_notify_load(&again, store, NAME, p) == APR_SUCCESS);
+    check_events(again);
+    FUZZ_ASSERT(!again->renewed == !st->renewed && again->failed_at == st->failed_at);
+    FUZZ_ASSERT(again->ari_start == st->ari_start && again->expiring_at == st->expiring_at);
+    /* Whatever it says, the decisions hold: an event told is not told again at once. */
+    if (acme_notify_failed(again, FUZZ_NOW)) {
+        FUZZ_ASSERT(!acme_notify_failed(again, FUZZ_NOW + apr_time_from_sec(60)));
+    }
+    acme_notify_served(again, (opt & 1) ? "0A" : "0B", &renewed, p);
+    FUZZ_ASSERT(!acme_notify_served(again, (opt & 1) ? "0a" : "0b", &renewed, p) && !renewed);
+    FUZZ_ASSERT(!acme_notify_renewed(again, (opt & 1) ? "0A" : "0B", p));
+    if (acme_notify_expiring(again, FUZZ_NOW, FUZZ_NOW + 60, apr_time_from_sec(3600), 0)) {
+        FUZZ_ASSERT(
+            !acme_notify_expiring(again, FUZZ_NOW, FUZZ_NOW + 60, apr_time_from_sec(3600), 0));
+    }
 }
 
 static void fuzz_set(acme_store_t *store, unsigned opt, fuzz_input_t *in, apr_pool_t *p)
@@ -279,6 +330,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case K_REQUEST:
         text = fuzz_rest(&in, &len, p);
         fuzz_request(store, text, len, p);
+        break;
+    case K_EVENTS:
+        text = fuzz_rest(&in, &len, p);
+        fuzz_events(store, opt, text, len, p);
         break;
     }
     apr_pool_destroy(p);
