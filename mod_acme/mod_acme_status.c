@@ -63,7 +63,7 @@ static const char *g_head;        /* the document's start, made by the parent */
 static json_t **g_active;         /* per certificate: the served set, as the parent read it */
 static int *g_requested;          /* per certificate: the driver's; an operator asked */
 static apr_time_t g_next_refresh; /* the driver's */
-static apr_time_t g_transition;   /* the next time a state moves on by itself (expiry, ...) */
+static apr_time_t *g_transition;  /* per certificate: when its state moves on by itself */
 /* The driver's, per certificate: what its last publication knew, and work that ended since. */
 static int *g_shown_busy;
 static apr_time_t *g_shown_ari;
@@ -136,10 +136,10 @@ static void view_from_doc(acme_status_view_t *v, const json_t *doc)
     cstr_copy(v->profile, sizeof(v->profile), acme_json_str(cert, "profile"));
 }
 
-/* Remembers the earliest time ahead at which a published state changes with the clock alone
+/* Remembers the earliest time ahead at which certificate i's state changes with the clock alone
  * (notAfter: expired; the renewal time: renewing; the next retry), for the driver to publish
  * again then rather than up to a minute later. */
-static void note_transition(const acme_status_view_t *v)
+static void note_transition(int i, const acme_status_view_t *v)
 {
     apr_int64_t at[3] = {v->not_after, v->next_renewal, v->next_retry};
     apr_time_t now = apr_time_now();
@@ -147,8 +147,8 @@ static void note_transition(const acme_status_view_t *v)
 
     for (k = 0; k < 3; k++) {
         apr_time_t t = apr_time_from_sec(at[k]);
-        if (at[k] > 0 && t > now && (!g_transition || t < g_transition)) {
-            g_transition = t;
+        if (at[k] > 0 && t > now && (!g_transition[i] || t < g_transition[i])) {
+            g_transition[i] = t;
         }
     }
 }
@@ -184,7 +184,8 @@ static void publish(acme_runtime_t *rt, int i, const acme_status_in_t *in, apr_p
         return;
     }
     view_from_doc(&view, doc);
-    note_transition(&view);
+    g_transition[i] = 0;
+    note_transition(i, &view);
     text = json_dumps(doc, JSON_COMPACT);
     if (!text) {
         return;
@@ -405,17 +406,17 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp)
 {
     apr_time_t now = apr_time_now();
-    int i, all = force || now >= g_next_refresh || (g_transition && now >= g_transition);
+    int i, all = force || now >= g_next_refresh;
 
     if (all) {
         g_next_refresh = now + REFRESH_INTERVAL;
-        g_transition = 0;
     }
     for (i = 0; i < g_nslots; i++) {
         int busy = drv->workers && drv->workers[i] && !drv->workers[i]->ari_only;
         apr_time_t ari = drv->ari_renew_at ? drv->ari_renew_at[i] : 0;
         apr_pool_t *p;
-        if (!all && !g_dirty[i] && busy == g_shown_busy[i] && ari == g_shown_ari[i]) {
+        if (!all && !g_dirty[i] && busy == g_shown_busy[i] && ari == g_shown_ari[i] &&
+            (!g_transition[i] || now < g_transition[i])) {
             continue;
         }
         if (apr_pool_create(&p, ptemp) != APR_SUCCESS) {
@@ -518,12 +519,12 @@ apr_status_t acme_parent_status_create(acme_runtime_t *rt, apr_pool_t *pconf, ap
     g_shown_busy = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
     g_shown_ari = apr_pcalloc(pconf, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     g_dirty = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)domains->nelts);
+    g_transition = apr_pcalloc(pconf, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     /* Anonymous shared memory comes zeroed; pages past what a document fills are never
      * touched, so a large slot costs little. */
     g_slots = apr_shm_baseaddr_get(shm);
     g_nslots = domains->nelts;
     g_next_refresh = 0;
-    g_transition = 0;
     for (i = 0; i < domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
         acme_status_in_t in;
