@@ -142,6 +142,10 @@ static apr_status_t driver_start(driver_t *drv)
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_check_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_start = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_end = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->ari_explanation =
+        apr_pcalloc(drv->pool, sizeof(*drv->ari_explanation) * (apr_size_t)domains->nelts);
     drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
@@ -360,6 +364,13 @@ static void reap(driver_t *drv, int i)
         drv->ari_check_at[i] = w->ari_check_at;
         if (w->ari_renew_at) {
             drv->ari_renew_at[i] = w->ari_renew_at;
+            drv->ari_start[i] = w->ari_start;
+            drv->ari_end[i] = w->ari_end;
+            drv->ari_explanation[i][0] = '\0';
+            if (w->ari_explanation && strlen(w->ari_explanation) < ACME_DRIVE_EXPLANATION_MAX) {
+                apr_cpystrn(drv->ari_explanation[i], w->ari_explanation,
+                            ACME_DRIVE_EXPLANATION_MAX);
+            }
             drv->ari_known[w->ari_ca] = 1;
         }
         apr_pool_destroy(w->pool);

@@ -23,6 +23,9 @@
 
 typedef struct driver_t driver_t;
 
+/* explanationURLs longer than this are not shown (status only; the log has them whole). */
+#define ACME_DRIVE_EXPLANATION_MAX 512
+
 typedef struct worker_t {
     driver_t *drv;
     acme_domain_t *d;
@@ -46,6 +49,7 @@ typedef struct worker_t {
     int *profile_noted;      /* the driver's flag for this domain: "not offered" was logged */
     int failed;              /* the attempt failed (counted in the job), not abandoned */
     apr_time_t ari_start, ari_end; /* the CA's window as it gave it (before any cut) */
+    const char *ari_explanation;   /* its explanationURL, in the worker's pool, or NULL */
 } worker_t;
 
 struct driver_t {
@@ -71,8 +75,11 @@ struct driver_t {
     int *blocked_logged;      /* per domain: the parent could not activate its set */
     apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
     apr_time_t republish_check;
-    apr_time_t *ari_renew_at;      /* per domain: from the CA's renewal information, or 0 */
-    apr_time_t *ari_check_at;      /* per domain: when to ask the CA again */
+    apr_time_t *ari_renew_at; /* per domain: from the CA's renewal information, or 0 */
+    apr_time_t *ari_check_at; /* per domain: when to ask the CA again */
+    apr_time_t *ari_start;    /* per domain: the CA's window as it last gave it, or 0 */
+    apr_time_t *ari_end;
+    char (*ari_explanation)[ACME_DRIVE_EXPLANATION_MAX]; /* per domain: its explanationURL, or "" */
     int *ari_absent;               /* per CA: it offers no renewal information */
     int *ari_known;                /* per CA: it answered renewal information once */
     int *profile_noted;            /* per domain: ACMEProfile not offered, logged once */

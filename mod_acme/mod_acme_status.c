@@ -399,6 +399,9 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
     if (drv->ari_renew_at && drv->ari_renew_at[i]) {
         in.ari_renew_at = drv->ari_renew_at[i];
         in.ari_next_check = drv->ari_check_at[i];
+        in.ari_start = drv->ari_start[i];
+        in.ari_end = drv->ari_end[i];
+        in.ari_explanation = drv->ari_explanation[i][0] ? drv->ari_explanation[i] : NULL;
     }
     publish(drv->rt, i, &in, ptemp);
 }

@@ -532,6 +532,7 @@ static void worker_ari(worker_t *w)
     }
     w->ari_start = ari->start;
     w->ari_end = ari->end;
+    w->ari_explanation = ari->explanation ? apr_pstrdup(w->pool, ari->explanation) : NULL;
     apr_rfc822_date(from, ari->start);
     apr_rfc822_date(to, ari->end);
     cut = acme_ari_clamp(ari, w->d->not_before, w->d->not_after);

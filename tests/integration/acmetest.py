@@ -386,7 +386,10 @@ def sanitizer_env(logdir, env=None):
     if not runtime:
         return env
     env["LD_PRELOAD"] = runtime
-    env["ASAN_OPTIONS"] = f"log_path={logdir}/report:detect_leaks=0"
+    # use_sigaltstack=0: on some machines gcc 12's runtime reports a stack-use-after-scope inside
+    # its own sigaltstack interceptor when any thread of httpd exits (its report names no frame of
+    # ours; main's tests and ours then pass with no report).
+    env["ASAN_OPTIONS"] = f"log_path={logdir}/report:detect_leaks=0:use_sigaltstack=0"
     # The same log_path: with gcc the runtime loaded last decides where ASan's reports go.
     env["UBSAN_OPTIONS"] = f"log_path={logdir}/report:print_stacktrace=1:halt_on_error=0"
     return env

@@ -42,6 +42,7 @@ class ChaosProxy:
         self.retry_after = None
         self.detail = "injected by the test proxy"  # the problem's detail (any text)
         self.ari = None             # {"start": RFC 3339, "end": RFC 3339}: renewal information
+        self.ari_explanation = None  # its explanationURL, when set
         self.pass_headers = {}      # path part -> {header: value} added to answers passed on
         self.profiles = None        # {name: description}: the directory's meta.profiles
         self.payloads = []          # (path, JWS payload as JSON or None) of each POST
@@ -78,8 +79,10 @@ class ChaosProxy:
                 if failing:
                     return self.fail()
                 if proxy.ari and self.path.startswith("/renewal-info/"):
-                    return self.answer(200, json.dumps({"suggestedWindow": proxy.ari}).encode(),
-                                       "application/json")
+                    info = {"suggestedWindow": proxy.ari}
+                    if proxy.ari_explanation:
+                        info["explanationURL"] = proxy.ari_explanation
+                    return self.answer(200, json.dumps(info).encode(), "application/json")
                 req = urllib.request.Request(proxy.upstream + self.path, data=body,
                                              method=self.command)
                 for k in ("Content-Type",):

@@ -251,12 +251,13 @@ def test_failed_with_the_problem_the_ca_sent(httpd_factory, proxy):
 def test_ari_window_and_profile(httpd_factory, proxy):
     """A CA with renewal information (RFC 9773) and profiles (the proxy plays both): the served
     certificate's profile, and the next renewal picked in the CA's window (reason ari), with
-    the next check."""
+    the next check, and the window and explanationURL as the CA gave them."""
     import datetime
     now = datetime.datetime.now(datetime.timezone.utc)
     start, end = now + datetime.timedelta(days=1), now + datetime.timedelta(days=2)
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     proxy.ari = {"start": start.strftime(fmt), "end": end.strftime(fmt)}
+    proxy.ari_explanation = "https://ca.test/incident/42"
     proxy.profiles = {"classic": "the usual", "shortlived": "days"}
     h = httpd_factory()
     configure(h, proxy, "ACMEProfile shortlived\nACMEDomain ari.test\n" + h.ssl_vhost("ari.test"))
@@ -274,6 +275,9 @@ def test_ari_window_and_profile(httpd_factory, proxy):
     assert start.strftime(fmt) <= c["renewal"]["next"] <= end.strftime(fmt)
     assert c["ari"]["renew-at"] == c["renewal"]["next"]
     assert c["ari"]["next-check"] > now.strftime(fmt)
+    assert c["ari"]["window-start"] == start.strftime(fmt)
+    assert c["ari"]["window-end"] == end.strftime(fmt)
+    assert c["ari"]["explanation-url"] == "https://ca.test/incident/42"
     fams = families(metrics(h)[1])
     assert samples(fams, "acme_certificate_info")[0].labels["profile"] == "shortlived"
     nxt = samples(fams, "acme_certificate_next_renewal_seconds")[0].value
