@@ -87,6 +87,10 @@ apr_status_t acme_store_remove_at(int dirfd, const char *name, apr_pool_t *p);
  * fsync); the hook sees "open", "write", "fsync", "rename", "dirsync". */
 apr_status_t acme_store_write_at(acme_store_t *store, int dirfd, const char *name, const void *data,
                                  apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
+/* The same, the new file given to uid:gid before it gets its name (uid (uid_t)-1: not changed). */
+apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *name,
+                                    const void *data, apr_size_t len, apr_fileperms_t perms,
+                                    uid_t uid, gid_t gid, apr_pool_t *p);
 
 /* Reads at most max bytes of name in the open folder dirfd, NUL-terminated; ACME_ETOOLARGE over
  * max, ACME_EBADSTORE for anything but a regular file with one name. */

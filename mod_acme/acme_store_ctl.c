@@ -39,19 +39,6 @@ int acme_renew_reason_ok(const char *reason)
     return 0;
 }
 
-static mode_t unix_mode(apr_fileperms_t perms)
-{
-    mode_t mode = 0;
-
-    mode |= (perms & APR_FPROT_UREAD) ? S_IRUSR : 0;
-    mode |= (perms & APR_FPROT_UWRITE) ? S_IWUSR : 0;
-    mode |= (perms & APR_FPROT_GREAD) ? S_IRGRP : 0;
-    mode |= (perms & APR_FPROT_GWRITE) ? S_IWGRP : 0;
-    mode |= (perms & APR_FPROT_WREAD) ? S_IROTH : 0;
-    mode |= (perms & APR_FPROT_WWRITE) ? S_IWOTH : 0;
-    return mode;
-}
-
 static void split(const char **pdir, const char **pname, const char *relpath, apr_pool_t *p)
 {
     const char *slash = strrchr(relpath, '/');
@@ -63,12 +50,9 @@ static void split(const char **pdir, const char **pname, const char *relpath, ap
 apr_status_t acme_store_write_owned(acme_store_t *store, const char *relpath, const void *data,
                                     apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
 {
-    const mode_t mode = unix_mode(perms);
-    const char *dir, *name, *tmp = NULL, *s = data;
+    const char *dir, *name;
     struct stat st;
-    apr_size_t done = 0;
-    ssize_t n;
-    int dfd = -1, fd = -1;
+    int dfd = -1;
     apr_status_t rv;
 
     if (!acme_store_relpath_ok(relpath)) {
@@ -84,58 +68,11 @@ apr_status_t acme_store_write_owned(acme_store_t *store, const char *relpath, co
         rv = acme_store_os_error();
         goto out;
     }
-    acme_store_step(store, "open");
-    tmp =
-        apr_psprintf(p, ".%s.tmp.%ld.%u", name, (long)getpid(), apr_atomic_inc32(&store->counter));
-    fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) {
-        rv = acme_store_os_error();
-        tmp = NULL; /* not ours to remove */
-        goto out;
-    }
     /* The folder's owner before the name exists: the User never sees a file of root's in its
-     * folder that it cannot read. Not root: the file is ours already (or the folder's owner
-     * could not be given it, which the check below reports). */
-    if ((geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) != 0) || fchmod(fd, mode) != 0) {
-        rv = acme_store_os_error();
-        goto out;
-    }
-    acme_store_step(store, "write");
-    while (done < len) {
-        n = write(fd, s + done, len - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            rv = n < 0 ? acme_store_os_error() : APR_EGENERAL;
-            goto out;
-        }
-        done += (apr_size_t)n;
-    }
-    acme_store_step(store, "fsync");
-    if (fsync(fd) != 0) {
-        rv = acme_store_os_error();
-        goto out;
-    }
-    n = close(fd);
-    fd = -1;
-    if (n != 0) {
-        rv = acme_store_os_error();
-        goto out;
-    }
-    acme_store_step(store, "rename");
-    if (renameat(dfd, tmp, dfd, name) != 0) {
-        rv = acme_store_os_error();
-        goto out;
-    }
-    tmp = NULL;
-    acme_store_step(store, "dirsync");
-    rv = acme_store_sync_fd(dfd);
+     * folder that it cannot read. Not root: the file is ours already. */
+    rv = acme_store_write_at_as(store, dfd, name, data, len, perms,
+                                geteuid() == 0 ? st.st_uid : (uid_t)-1, st.st_gid, p);
 out:
-    acme_store_close(&fd);
-    if (tmp) {
-        unlinkat(dfd, tmp, 0);
-    }
     acme_store_close(&dfd);
     return rv;
 }

@@ -356,6 +356,13 @@ out:
 apr_status_t acme_store_write_at(acme_store_t *store, int dirfd, const char *name, const void *data,
                                  apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
 {
+    return acme_store_write_at_as(store, dirfd, name, data, len, perms, (uid_t)-1, (gid_t)-1, p);
+}
+
+apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *name,
+                                    const void *data, apr_size_t len, apr_fileperms_t perms,
+                                    uid_t uid, gid_t gid, apr_pool_t *p)
+{
     const mode_t mode = perms_mode(perms);
     const char *tmp = NULL, *s = data;
     apr_size_t done = 0;
@@ -377,8 +384,9 @@ apr_status_t acme_store_write_at(acme_store_t *store, int dirfd, const char *nam
         tmp = NULL;
         goto out;
     }
-    /* open() applied the umask; the caller's mode is the one we want. */
-    if (fchmod(fd, mode) != 0) {
+    /* The owner before the name exists (nobody sees a file there that is not yet theirs); open()
+     * applied the umask, the caller's mode is the one we want. */
+    if ((uid != (uid_t)-1 && fchown(fd, uid, gid) != 0) || fchmod(fd, mode) != 0) {
         rv = acme_store_os_error();
         goto out;
     }
