@@ -197,6 +197,10 @@ acme_domain_t *acme_domain_for_server(const server_rec *s);
  * handlers live beside their feature (mod_acme_notify.c). */
 acme_conf_t *acme_cmd_conf(cmd_parms *cmd);
 const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set);
+/* An absolute path to an executable program and its arguments (ACMEDNSCommand, ACMENotifyCommand).
+ */
+const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,
+                             char *const argv[], const char *example);
 
 /* mod_acme_notify.c: ACMENotifyCommand, ACMENotifyTimeout, ACMEExpiryWarning */
 const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);

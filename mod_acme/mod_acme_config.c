@@ -623,44 +623,54 @@ static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const
     return NULL;
 }
 
-/* ACMEDNSCommand /path/to/program [args]: run without a shell, so an absolute path to a program
- * root has checked here (the User runs it later, in the watchdog child). */
+/* A program directive (ACMEDNSCommand, ACMENotifyCommand): an absolute path to a program that
+ * root checks here (the User runs it later, in the watchdog child, without a shell or PATH), and
+ * its arguments, kept in *pargv. */
+const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,
+                             char *const argv[], const char *example)
+{
+    const char *directive = cmd->cmd->name;
+    apr_finfo_t fi;
+    int i;
+
+    if (argc < 1) {
+        return apr_psprintf(cmd->pool, "%s needs a program: %s %s [args]", directive, directive,
+                            example);
+    }
+    if (argv[0][0] != '/') {
+        return apr_psprintf(cmd->pool,
+                            "%s %s: expected an absolute path to a program (it runs without a "
+                            "shell and without PATH)",
+                            directive, argv[0]);
+    }
+    if (apr_stat(&fi, argv[0], APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s %s: no such file (expected a program)", directive,
+                            argv[0]);
+    }
+    if (!(fi.protection & (APR_FPROT_UEXECUTE | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE))) {
+        return apr_psprintf(cmd->pool,
+                            "%s %s: not executable (chmod +x it; the server's User runs it)",
+                            directive, argv[0]);
+    }
+    *pargv = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (i = 0; i < argc; i++) {
+        APR_ARRAY_PUSH(*pargv, const char *) = apr_pstrdup(cmd->pool, argv[i]);
+    }
+    return NULL;
+}
+
+/* ACMEDNSCommand /path/to/program [args]. */
 static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
     const char *err = per_cert(cmd, c->dns_command != NULL);
-    apr_finfo_t fi;
-    int i;
 
     (void)dc;
     if (err) {
         return err;
     }
-    if (argc < 1) {
-        return "ACMEDNSCommand needs a program: ACMEDNSCommand /usr/local/bin/dns01 [args]";
-    }
-    if (argv[0][0] != '/') {
-        return apr_psprintf(cmd->pool,
-                            "ACMEDNSCommand %s: expected an absolute path to a program (it runs "
-                            "without a shell and without PATH)",
-                            argv[0]);
-    }
-    if (apr_stat(&fi, argv[0], APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ACMEDNSCommand %s: no such file (expected a program)",
-                            argv[0]);
-    }
-    if (!(fi.protection & (APR_FPROT_UEXECUTE | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE))) {
-        return apr_psprintf(cmd->pool,
-                            "ACMEDNSCommand %s: not executable (chmod +x it; the server's User "
-                            "runs it)",
-                            argv[0]);
-    }
-    c->dns_command = apr_array_make(cmd->pool, argc, sizeof(const char *));
-    for (i = 0; i < argc; i++) {
-        APR_ARRAY_PUSH(c->dns_command, const char *) = apr_pstrdup(cmd->pool, argv[i]);
-    }
-    return NULL;
+    return acme_cmd_program(cmd, &c->dns_command, argc, argv, "/usr/local/bin/dns01");
 }
 
 /* A duration as ACMERenewWindow takes one ("90s", "2m", plain seconds), for the DNS timeouts. */

@@ -46,38 +46,12 @@ const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *co
 {
     acme_conf_t *c = acme_cmd_conf(cmd);
     const char *err = acme_cmd_per_cert(cmd, c->notify_command != NULL);
-    apr_finfo_t fi;
-    int i;
 
     (void)dc;
     if (err) {
         return err;
     }
-    if (argc < 1) {
-        return "ACMENotifyCommand needs a program: ACMENotifyCommand /usr/local/bin/notify [args]";
-    }
-    if (argv[0][0] != '/') {
-        return apr_psprintf(cmd->pool,
-                            "ACMENotifyCommand %s: expected an absolute path to a program (it "
-                            "runs without a shell and without PATH)",
-                            argv[0]);
-    }
-    if (apr_stat(&fi, argv[0], APR_FINFO_TYPE | APR_FINFO_PROT, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool, "ACMENotifyCommand %s: no such file (expected a program)",
-                            argv[0]);
-    }
-    if (!(fi.protection & (APR_FPROT_UEXECUTE | APR_FPROT_GEXECUTE | APR_FPROT_WEXECUTE))) {
-        return apr_psprintf(cmd->pool,
-                            "ACMENotifyCommand %s: not executable (chmod +x it; the server's "
-                            "User runs it)",
-                            argv[0]);
-    }
-    c->notify_command = apr_array_make(cmd->pool, argc, sizeof(const char *));
-    for (i = 0; i < argc; i++) {
-        APR_ARRAY_PUSH(c->notify_command, const char *) = apr_pstrdup(cmd->pool, argv[i]);
-    }
-    return NULL;
+    return acme_cmd_program(cmd, &c->notify_command, argc, argv, "/usr/local/bin/notify");
 }
 
 static const char *notify_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
