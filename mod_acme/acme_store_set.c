@@ -100,6 +100,29 @@ out:
     return rv;
 }
 
+/* The files of a new set: the key as PEM, the chain as given, meta.json (*pmeta_text: malloc'ed,
+ * the caller frees it, also on failure). */
+static apr_status_t fill_set_files(set_files_t *files, char **pmeta_text, const acme_key_t *key,
+                                   const char *chain_pem, apr_size_t chain_len, const json_t *meta,
+                                   apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    rv = acme_key_to_pem(&files->data[F_KEY], &files->len[F_KEY], key, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    files->data[F_CHAIN] = chain_pem;
+    files->len[F_CHAIN] = chain_len;
+    *pmeta_text = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
+    if (!*pmeta_text) {
+        return APR_ENOMEM;
+    }
+    files->data[F_META] = *pmeta_text;
+    files->len[F_META] = strlen(*pmeta_text);
+    return APR_SUCCESS;
+}
+
 /* Reads the files of a set in the open folder dirfd; a missing or oversized file makes the set
  * bad, not absent, except meta.json, which is optional. */
 static apr_status_t read_set_files(set_files_t *files, int dirfd, const char *what,
@@ -322,19 +345,10 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_key_to_pem(&files.data[F_KEY], &files.len[F_KEY], key, p);
+    rv = fill_set_files(&files, &meta_text, key, chain_pem, chain_len, meta, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    files.data[F_CHAIN] = chain_pem;
-    files.len[F_CHAIN] = chain_len;
-    meta_text = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
-    if (!meta_text) {
-        rv = APR_ENOMEM;
-        goto out;
-    }
-    files.data[F_META] = meta_text;
-    files.len[F_META] = strlen(meta_text);
     /* Built beside its place and moved in whole, so that a crash never leaves a staged set with
      * the key of one issuance and the chain of another. */
     prefix = apr_pstrcat(p, ".", name, ".tmp-", NULL);
@@ -559,19 +573,10 @@ apr_status_t acme_store_activate(acme_store_t *store, const char *name, const ac
         rv = rv == APR_EAGAIN ? rv : ACME_EBADSTORE;
         goto out;
     }
-    rv = acme_key_to_pem(&files.data[F_KEY], &files.len[F_KEY], key, p);
+    rv = fill_set_files(&files, &meta_text, key, chain_pem, chain_len, meta, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    files.data[F_CHAIN] = chain_pem;
-    files.len[F_CHAIN] = chain_len;
-    meta_text = meta ? json_dumps(meta, JSON_COMPACT) : strdup("{}");
-    if (!meta_text) {
-        rv = APR_ENOMEM;
-        goto out;
-    }
-    files.data[F_META] = meta_text;
-    files.len[F_META] = strlen(meta_text);
     rv = install_set(store, name, &files, pwhy, p);
 out:
     free(meta_text);
