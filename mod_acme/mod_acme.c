@@ -10,6 +10,9 @@
  *                 singleton in a child) and the parent's restart thread
  *   child_init    attach to the token table
  *
+ * Requests: the http-01 answers, then the redirect to https (mod_acme_redirect.c), both in a
+ * quick_handler before translate_name.
+ *
  * On TLS handshakes that offer acme-tls/1, mod_acme_tlsalpn.c gives mod_ssl the tls-alpn-01
  * answer (ap_hook_ssl_answer_challenge).
  */
@@ -174,6 +177,7 @@ static void acme_register_hooks(apr_pool_t *p)
     ap_hook_child_init(acme_child_init, NULL, before_watchdog, APR_HOOK_REALLY_FIRST);
     acme_certs_register_hooks();
     acme_challenge_register_hooks();
+    acme_redirect_register_hooks();
     acme_tlsalpn_register_hooks();
     acme_status_register_hooks();
 }

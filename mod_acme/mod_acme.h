@@ -79,6 +79,7 @@ struct acme_domain_t {
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
     int promote_failed;                      /* the staged set could not be activated */
+    int covers_names;                        /* the active set has every configured name */
 };
 
 /* Which names each challenge type can answer, found in check_config from the configuration as
@@ -132,7 +133,19 @@ typedef struct acme_conf_t {
     apr_array_header_t *notify_command; /* ACMENotifyCommand: const char *, the program first */
     apr_interval_time_t notify_timeout; /* ACMENotifyTimeout; 0 = ACME_NOTIFY_TIMEOUT */
     apr_interval_time_t expiry_warning; /* ACMEExpiryWarning; 0 = ACME_EXPIRY_WARNING */
+
+    /* HTTPS (mod_acme_https.c, mod_acme_redirect.c) */
+    int require_https;         /* ACMERequireHttps: ACME_HTTPS_* */
+    apr_int64_t hsts_max_age;  /* ACMEHstsMaxAge in seconds; -1 unset (ACME_HSTS_MAX_AGE) */
+    int port_http, port_https; /* ACMEPortMap: the external ports; 0 unset */
+    int vhost_tls;             /* mod_ssl asked for this server's certificate: it speaks TLS */
 } acme_conf_t;
+
+#define ACME_HTTPS_UNSET     0 /* ACMERequireHttps not given: off */
+#define ACME_HTTPS_OFF       1
+#define ACME_HTTPS_TEMPORARY 2
+#define ACME_HTTPS_PERMANENT 3
+#define ACME_HSTS_MAX_AGE    (365 * 86400LL) /* ACMEHstsMaxAge's default, in seconds */
 
 /* What one server generation shares between hooks, built in post_config in pconf. Children
  * inherit it through fork. */
@@ -206,6 +219,17 @@ const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int arg
 const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 const char *acme_cmd_notify_timeout(cmd_parms *cmd, void *dc, const char *arg);
 const char *acme_cmd_expiry_warning(cmd_parms *cmd, void *dc, const char *arg);
+
+/* mod_acme_https.c: ACMERequireHttps, ACMEHstsMaxAge, ACMEPortMap */
+const char *acme_cmd_require_https(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_hsts_max_age(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_port_map(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+/* Why ACMEPortMap keeps the CA's requests of type (http-01, tls-alpn-01) from the server, or
+ * NULL. check_config. */
+const char *acme_port_map_blocks(const acme_conf_t *c, const char *type, apr_pool_t *p);
+
+/* mod_acme_redirect.c: the redirect to https and the HSTS header */
+void acme_redirect_register_hooks(void);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);

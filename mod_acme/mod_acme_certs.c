@@ -273,6 +273,7 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
         leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
         d->has_active = 1;
         d->mismatch = set_mismatch(rt, d, set, leaf, pconf);
+        d->covers_names = acme_cert_covers(leaf, d->names, NULL) == APR_SUCCESS;
         d->not_before = acme_cert_not_before(leaf);
         d->not_after = acme_cert_not_after(leaf);
         d->serial = acme_cert_serial_hex(leaf, pconf);
@@ -347,6 +348,7 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
     if (!rt || !(d = acme_domain_for_server(s))) {
         return DECLINED;
     }
+    acme_conf_get(s)->vhost_tls = 1;
     if (cert_files->nelts) {
         /* Often a global SSLCertificateFile, which mod_ssl gives every vhost: say so. */
         acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, s,
@@ -385,6 +387,7 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
                    "ACME01033: %s: virtual host %s serves a temporary certificate for now", d->name,
                    s->server_hostname);
     acme_conf_get(s)->vhost_fallback = 1;
+    acme_conf_get(s)->vhost_tls = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
     return OK;

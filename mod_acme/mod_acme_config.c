@@ -32,6 +32,7 @@ void *acme_conf_create(apr_pool_t *p, server_rec *s)
     c->domains = apr_array_make(p, 4, sizeof(acme_domain_t *));
     c->agreement = -1;
     c->auto_restart = -1;
+    c->hsts_max_age = -1;
     return c;
 }
 
@@ -78,8 +79,13 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(notify_timeout, 0);
     ACME_MERGE(expiry_warning, 0);
     ACME_MERGE(ca_all, NULL);
+    ACME_MERGE(require_https, ACME_HTTPS_UNSET);
+    ACME_MERGE(hsts_max_age, -1);
+    ACME_MERGE(port_http, 0);
+    ACME_MERGE(port_https, 0);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
+    c->vhost_tls = 0;
     return c;
 }
 
@@ -775,6 +781,15 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE1("ACMEExpiryWarning", acme_cmd_expiry_warning, NULL, RSRC_CONF,
                   "tell 'expiring' when less than this is left of the served certificate "
                   "(default 7d)"),
+    AP_INIT_TAKE1("ACMERequireHttps", acme_cmd_require_https, NULL, RSRC_CONF,
+                  "off, temporary or permanent: redirect plain-HTTP requests for names with a "
+                  "certificate to https (302 or 301; permanent also sends HSTS)"),
+    AP_INIT_TAKE1("ACMEHstsMaxAge", acme_cmd_hsts_max_age, NULL, RSRC_CONF,
+                  "max-age of the Strict-Transport-Security header of ACMERequireHttps "
+                  "permanent (default 365d)"),
+    AP_INIT_TAKE_ARGV("ACMEPortMap", acme_cmd_port_map, NULL, RSRC_CONF,
+                      "http:PORT https:PORT: the external ports that reach the plain and the TLS "
+                      "listeners"),
     {NULL, {NULL}, NULL, 0, 0, NULL},
 };
 

@@ -283,6 +283,7 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     server_info_t *sv;
     server_rec *v;
     const apr_array_header_t *http_refused = NULL;
+    const char *http_blocked, *tls_blocked;
     int i, j, n = 0, main_engine, failed = 0;
 
     (void)plog;
@@ -305,6 +306,12 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         sv[i].tls = i == 0 ? main_engine == 1 : vhost_is_tls(v, main_engine, ptemp);
     }
     reach->http01 = has_plain_listener(sv, n);
+    /* ACMEPortMap may say the CA's port 80 or 443 does not reach the listeners. */
+    http_blocked = acme_port_map_blocks(c, "http-01", pconf);
+    tls_blocked = acme_port_map_blocks(c, "tls-alpn-01", pconf);
+    if (http_blocked) {
+        reach->http01 = 0;
+    }
 
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
@@ -316,6 +323,23 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
         int explicit_tls = names_type(types, "tls-alpn-01");
         if (!d->primary) {
             continue; /* the units of further key types share the names and settings */
+        }
+        if (explicit_http && http_blocked && http_refused != types) {
+            http_refused = types;
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME03510: ACMEChallenges http-01%s: %s; correct ACMEPortMap, or "
+                           "remove http-01 from ACMEChallenges",
+                           d->section ? apr_psprintf(ptemp, " (<ACMEDomain %s>)", d->name) : "",
+                           http_blocked);
+            failed = 1;
+        }
+        if (explicit_tls && tls_blocked) {
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME03511: ACMEChallenges tls-alpn-01 (ACMEDomain %s): %s; correct "
+                           "ACMEPortMap, or remove tls-alpn-01 from ACMEChallenges",
+                           d->name, tls_blocked);
+            failed = 1;
+            continue;
         }
         if (explicit_http && !reach->http01 && http_refused != types) {
             http_refused = types; /* said once for the global ACMEChallenges */
@@ -339,10 +363,11 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                 continue; /* a wildcard: dns-01 only */
             }
             hs = handshake_server(sv, n, name, ptemp);
-            if (hs && ap_is_allowed_protocol(NULL, NULL, hs->s, ACME_TLSALPN_PROTOCOL)) {
+            if (!tls_blocked && hs &&
+                ap_is_allowed_protocol(NULL, NULL, hs->s, ACME_TLSALPN_PROTOCOL)) {
                 apr_hash_set(reach->tlsalpn, sni, APR_HASH_KEY_STRING, hs->s);
             } else {
-                group_add(groups, hs, name, ptemp);
+                group_add(groups, tls_blocked ? NULL : hs, name, ptemp);
             }
         }
         for (j = 0; j < groups->nelts; j++) {
@@ -370,11 +395,13 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
                 continue;
             }
             /* The default: said once at start (acme_parent_reach_log). */
-            why = g->sv ? apr_psprintf(pconf,
-                                       "%s, which receives their handshakes, does not allow the "
-                                       "protocol acme-tls/1 (the line '%s' there would)",
-                                       server_where(g->sv, ptemp), protocols_line(g->sv->s, ptemp))
-                        : "no TLS virtual host (SSLEngine on) receives their handshakes";
+            why = tls_blocked ? tls_blocked
+                  : g->sv
+                      ? apr_psprintf(pconf,
+                                     "%s, which receives their handshakes, does not allow the "
+                                     "protocol acme-tls/1 (the line '%s' there would)",
+                                     server_where(g->sv, ptemp), protocols_line(g->sv->s, ptemp))
+                      : "no TLS virtual host (SSLEngine on) receives their handshakes";
             if (reach->http01) {
                 APR_ARRAY_PUSH(reach->notes, const char *) = apr_psprintf(
                     pconf, "%s: tls-alpn-01 is not used for %s: %s; http-01 answers for them",
@@ -382,11 +409,21 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             } else {
                 APR_ARRAY_PUSH(reach->warnings, const char *) = apr_psprintf(
                     pconf,
-                    "%s: no challenge type can answer for %s: the server has no plain-HTTP "
-                    "listener for http-01, and for tls-alpn-01 %s; no certificate can be "
-                    "obtained for them until the configuration allows one",
-                    d->name, g->names, why);
+                    "%s: no challenge type can answer for %s: for http-01 %s, and for "
+                    "tls-alpn-01 %s; no certificate can be obtained for them until the "
+                    "configuration allows one",
+                    d->name, g->names,
+                    http_blocked ? http_blocked
+                                 : "the server has no plain-HTTP listener (Listen 80 would be one)",
+                    why);
             }
+        }
+    }
+    /* configtest says it too: post_config, which says it at start, does not run there. */
+    if (ap_state_query(AP_SQ_RUN_MODE) == AP_SQ_RM_CONFIG_TEST) {
+        for (i = 0; i < reach->warnings->nelts; i++) {
+            acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "ACME03512: %s",
+                           APR_ARRAY_IDX(reach->warnings, i, const char *));
         }
     }
     return failed ? HTTP_INTERNAL_SERVER_ERROR : OK;

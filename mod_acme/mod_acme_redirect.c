@@ -1,0 +1,171 @@
+/* mod_acme_redirect.c - ACMERequireHttps: plain-HTTP requests for a name whose real certificate
+ * is served go to https, and with `permanent` https responses carry Strict-Transport-Security
+ * (docs/https.md).
+ *
+ * Both happen in a quick_handler, the hook the http-01 answers use: it runs on every main
+ * request after the request line and headers are read and before translate_name, so before
+ * mod_rewrite, mod_alias, proxies and access control; an operator's rules never see a request
+ * that is redirected. The challenge path is never redirected (the CA's http-01 requests come
+ * over plain HTTP, and may come for a renewal while a certificate is served).
+ *
+ * Whether a real certificate is served for a name is what the parent found in post_config
+ * (has_active, covers_names), inherited by the children: a request costs one walk of the
+ * configured names, no file and no lock. A name only the fallback serves is left alone: a
+ * redirect would land the visitor on the self-signed certificate.
+ *
+ * The https port of the Location is found once, after mod_ssl's post_config has asked for each
+ * TLS vhost's certificate (vhost_tls): ACMEPortMap https:PORT when given, else the port of the
+ * first TLS vhost that uses the certificate, left out when it is 443.
+ */
+#include <string.h>
+
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+
+#include "mod_acme.h"
+
+#define PREFIX_LEN (sizeof(ACME_CHALLENGE_PREFIX) - 1)
+
+/* The https port of each ACMEDomain (same index as conf->domains; 0: 443), for the runtime it
+ * was found for. Set in the parent's post_config, inherited by the children. */
+static const acme_runtime_t *g_ports_rt;
+static int *g_ports;
+
+/* After mod_ssl's post_config: which TLS vhost serves each certificate, and on which port. */
+static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                     server_rec *s)
+{
+    acme_runtime_t *rt = acme_runtime();
+    int i;
+
+    (void)plog;
+    (void)ptemp;
+    g_ports_rt = NULL;
+    if (!rt) {
+        return OK;
+    }
+    g_ports = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)rt->conf->domains->nelts);
+    for (i = 0; i < rt->conf->domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
+        const server_rec *v;
+        for (v = s; v; v = v->next) {
+            const acme_conf_t *vc = acme_conf_get(v);
+            if (vc->vhost_tls && vc->vhost_domain == d) {
+                g_ports[i] = v->addrs && v->addrs->host_port ? v->addrs->host_port : 0;
+                break;
+            }
+        }
+    }
+    g_ports_rt = rt;
+    return OK;
+}
+
+static int domain_index(const acme_runtime_t *rt, const acme_domain_t *d)
+{
+    int i;
+
+    for (i = 0; i < rt->conf->domains->nelts; i++) {
+        if (APR_ARRAY_IDX(rt->conf->domains, i, const acme_domain_t *) == d) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* A certificate from the CA, with every configured name, is served for d: some key type's
+ * active set. Not the fallback, and not an older set that lacks a name added since. */
+static int serves_real(const acme_domain_t *d)
+{
+    const acme_domain_t *u;
+
+    for (u = d; u; u = u->next_type) {
+        if (u->has_active && u->covers_names) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static const char *location(request_rec *r, const acme_runtime_t *rt, const acme_domain_t *d)
+{
+    int port = rt->conf->port_https, i;
+    const char *host = r->hostname, *rest;
+
+    if (!port && g_ports_rt == rt && (i = domain_index(rt, d)) >= 0) {
+        port = g_ports[i];
+    }
+    if (strchr(host, ':') && host[0] != '[') {
+        host = apr_pstrcat(r->pool, "[", host, "]", NULL); /* an IPv6 address */
+    }
+    /* Path and query as the client sent them, whatever the request line's form. */
+    rest = apr_uri_unparse(r->pool, &r->parsed_uri, APR_URI_UNP_OMITSITEPART);
+    if (!rest || rest[0] != '/') {
+        rest = apr_pstrcat(r->pool, "/", rest ? rest : "", NULL);
+    }
+    if (port && port != 443) {
+        return apr_psprintf(r->pool, "https://%s:%d%s", host, port, rest);
+    }
+    return apr_pstrcat(r->pool, "https://", host, rest, NULL);
+}
+
+static int acme_redirect_handler(request_rec *r, int lookup_only)
+{
+    acme_runtime_t *rt = acme_runtime();
+    const acme_domain_t *d;
+    const char *loc;
+    int mode, status;
+
+    if (!rt || lookup_only || r->main || !r->hostname) {
+        return DECLINED;
+    }
+    d = acme_domain_for_host(rt->conf, r->hostname);
+    if (!d || !d->conf) {
+        return DECLINED; /* not our name */
+    }
+    mode = d->conf->require_https;
+    if (mode != ACME_HTTPS_TEMPORARY && mode != ACME_HTTPS_PERMANENT) {
+        return DECLINED;
+    }
+    if (!serves_real(d)) {
+        return DECLINED; /* only the fallback: https would show a self-signed certificate */
+    }
+    if (ap_ssl_conn_is_ssl(r->connection)) {
+        /* RFC 6797 7.2: only over a secure transport; never on a fallback vhost. */
+        if (mode == ACME_HTTPS_PERMANENT && !acme_conf_get(r->server)->vhost_fallback) {
+            apr_int64_t age =
+                d->conf->hsts_max_age >= 0 ? d->conf->hsts_max_age : ACME_HSTS_MAX_AGE;
+            apr_table_setn(r->err_headers_out, "Strict-Transport-Security",
+                           apr_psprintf(r->pool, "max-age=%" APR_INT64_T_FMT, age));
+        }
+        return DECLINED;
+    }
+    if (strncmp(r->uri, ACME_CHALLENGE_PREFIX, PREFIX_LEN) == 0 || r->uri[0] != '/') {
+        return DECLINED; /* the CA's http-01 requests (answered before this), and "*" */
+    }
+    loc = location(r, rt, d);
+    /* GET and HEAD: 302/301 as asked. Other methods: 307/308, which keep method and body
+     * (RFC 9110 15.4); browsers turn a POST redirected by 301/302 into a GET. */
+    if (r->method_number == M_GET) {
+        status = mode == ACME_HTTPS_PERMANENT ? HTTP_MOVED_PERMANENTLY : HTTP_MOVED_TEMPORARILY;
+    } else {
+        status = mode == ACME_HTTPS_PERMANENT ? HTTP_PERMANENT_REDIRECT : HTTP_TEMPORARY_REDIRECT;
+    }
+    apr_table_setn(r->headers_out, "Location", loc);
+    acme_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                    "ACME03500: %s: plain-HTTP request redirected to %s (%d, ACMERequireHttps %s)",
+                    d->name, loc, status, mode == ACME_HTTPS_PERMANENT ? "permanent" : "temporary");
+    return status;
+}
+
+void acme_redirect_register_hooks(void)
+{
+    static const char *const after_ssl[] = {"mod_ssl.c", NULL};
+
+    ap_hook_post_config(acme_redirect_post_config, after_ssl, NULL, APR_HOOK_MIDDLE);
+    /* After the http-01 answers (also REALLY_FIRST, registered before this), before
+     * mod_cache's quick handler and everything of translate_name. */
+    ap_hook_quick_handler(acme_redirect_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+}
