@@ -58,6 +58,8 @@ struct acme_domain_t {
     int primary;               /* the first key type's unit, which the vhost names */
     apr_array_header_t *names; /* const char *, lowercase, as configured */
     const char *defined_at;    /* "file:line", for messages */
+    int auto_names;   /* "auto": the names of its vhosts join (mod_acme_autonames.c) */
+    int n_configured; /* names[0 .. n_configured - 1] are the configured ones */
     /* What a <ACMEDomain> section set, or NULL for the one-line form; and the configuration
      * this certificate is obtained with: the global values under the section's (check_config).
      * Read per-certificate settings (CA, CA file, contact, key types, renew window,
@@ -206,6 +208,10 @@ const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int arg
 const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 const char *acme_cmd_notify_timeout(cmd_parms *cmd, void *dc, const char *arg);
 const char *acme_cmd_expiry_warning(cmd_parms *cmd, void *dc, const char *arg);
+
+/* mod_acme_autonames.c: adds to each "ACMEDomain ... auto" the names of the vhosts that carry
+ * one of its names (check_config, before acme_conf_check). */
+int acme_conf_auto_names(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);
