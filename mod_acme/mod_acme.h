@@ -56,10 +56,10 @@ struct acme_domain_t {
     acme_key_type_e key_type;
     acme_domain_t *next_type;  /* the unit of the next key type, or NULL */
     int primary;               /* the first key type's unit, which the vhost names */
-    apr_array_header_t *names; /* const char *, lowercase, as configured */
+    apr_array_header_t *names; /* const char *, lowercase, as configured (then "auto"'s) */
     const char *defined_at;    /* "file:line", for messages */
-    int auto_names;   /* "auto": the names of its vhosts join (mod_acme_autonames.c) */
-    int n_configured; /* names[0 .. n_configured - 1] are the configured ones */
+    int auto_names;            /* "auto": the names of its vhosts join (mod_acme_autonames.c) */
+    int n_configured;          /* names[0 .. n_configured - 1] are the configured ones */
     /* What a <ACMEDomain> section set, or NULL for the one-line form; and the configuration
      * this certificate is obtained with: the global values under the section's (check_config).
      * Read per-certificate settings (CA, CA file, contact, key types, renew window,
