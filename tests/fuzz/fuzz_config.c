@@ -125,6 +125,9 @@ static void check_names(const acme_conf_t *c, apr_pool_t *p)
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         FUZZ_ASSERT(d->names->nelts >= 1 && d->name && d->set_name);
+        /* Only "auto" adds names, never past what a CA puts in one certificate. */
+        FUZZ_ASSERT(d->auto_names || d->names->nelts == d->n_configured);
+        FUZZ_ASSERT(d->names->nelts <= ACME_ORDER_IDENTIFIERS_MAX);
         /* The store keeps each unit under its set name. */
         FUZZ_ASSERT(acme_store_name_ok(d->set_name));
         for (j = 0; j < d->names->nelts; j++) {
