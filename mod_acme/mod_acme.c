@@ -172,6 +172,7 @@ static void acme_register_hooks(apr_pool_t *p)
 
     (void)p;
     ap_hook_pre_config(acme_pre_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(acme_conf_auto_names, NULL, NULL, APR_HOOK_MIDDLE - 1);
     ap_hook_check_config(acme_conf_check, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(acme_post_config, NULL, before_ssl, APR_HOOK_MIDDLE);
     ap_hook_child_init(acme_child_init, NULL, before_watchdog, APR_HOOK_REALLY_FIRST);

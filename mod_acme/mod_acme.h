@@ -56,8 +56,10 @@ struct acme_domain_t {
     acme_key_type_e key_type;
     acme_domain_t *next_type;  /* the unit of the next key type, or NULL */
     int primary;               /* the first key type's unit, which the vhost names */
-    apr_array_header_t *names; /* const char *, lowercase, as configured */
+    apr_array_header_t *names; /* const char *, lowercase, as configured (then "auto"'s) */
     const char *defined_at;    /* "file:line", for messages */
+    int auto_names;            /* "auto": the names of its vhosts join (mod_acme_autonames.c) */
+    int n_configured;          /* names[0 .. n_configured - 1] are the configured ones */
     /* What a <ACMEDomain> section set, or NULL for the one-line form; and the configuration
      * this certificate is obtained with: the global values under the section's (check_config).
      * Read per-certificate settings (CA, CA file, contact, key types, renew window,
@@ -230,6 +232,9 @@ const char *acme_port_map_blocks(const acme_conf_t *c, const char *type, apr_poo
 
 /* mod_acme_redirect.c: the redirect to https and the HSTS header */
 void acme_redirect_register_hooks(void);
+/* mod_acme_autonames.c: adds to each "ACMEDomain ... auto" the names of the vhosts that carry
+ * one of its names (check_config, before acme_conf_check). */
+int acme_conf_auto_names(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);

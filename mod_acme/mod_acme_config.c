@@ -178,10 +178,15 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
     acme_conf_t *c = server_conf(cmd);
     acme_domain_t *d;
     const char *err = global_only(cmd, 0);
-    int i, j, k;
+    int i, j, k, auto_names = 0;
 
     if (err) {
         return err;
+    }
+    /* "auto" last: the vhosts' names join (mod_acme_autonames.c); no CA issues for "auto". */
+    if (argc >= 2 && strcasecmp(argv[argc - 1], "auto") == 0) {
+        argc--;
+        auto_names = 1;
     }
     if (argc < 1) {
         return "ACMEDomain needs at least one name: ACMEDomain example.org www.example.org";
@@ -239,6 +244,8 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
                             d->name, d->set_name);
     }
     d->primary = 1;
+    d->auto_names = auto_names;
+    d->n_configured = d->names->nelts;
     APR_ARRAY_PUSH(c->domains, acme_domain_t *) = d;
     *pd = d;
     return NULL;

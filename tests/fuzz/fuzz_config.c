@@ -2,7 +2,8 @@
  * (the command table), the merge into a virtual host, and check_config; then what the rest of the
  * module relies on: every refusal names its directive, every accepted name is a lowercase DNS
  * name or the canonical text of an IP, a name belongs to one ACMEDomain and is found again for
- * a request in any letter case, every certificate unit has a store name the store accepts.
+ * a request in any letter case, every certificate unit has a store name the store accepts;
+ * the names "ACMEDomain ... auto" gathers from the vhost obey the same.
  *
  * Input: configuration lines, "Directive value value ..." (values may be quoted); a line
  * "<ACMEDomain names...>" opens a section whose lines run to "</ACMEDomain>" (or the end).
@@ -124,6 +125,9 @@ static void check_names(const acme_conf_t *c, apr_pool_t *p)
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         FUZZ_ASSERT(d->names->nelts >= 1 && d->name && d->set_name);
+        /* Only "auto" adds names, never past what a CA puts in one certificate. */
+        FUZZ_ASSERT(d->auto_names || d->names->nelts == d->n_configured);
+        FUZZ_ASSERT(d->names->nelts <= ACME_ORDER_IDENTIFIERS_MAX);
         /* The store keeps each unit under its set name. */
         FUZZ_ASSERT(acme_store_name_ok(d->set_name));
         for (j = 0; j < d->names->nelts; j++) {
@@ -214,11 +218,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c = acme_conf_get(s);
     v = fuzz_httpd_server("www.example.org", p);
     APR_ARRAY_PUSH(v->names, const char *) = "alias.example.org";
+    /* What "ACMEDomain ... auto" gathers: a name, one it leaves out, an IP, a wildcard. */
+    APR_ARRAY_PUSH(v->names, const char *) = "localhost";
+    APR_ARRAY_PUSH(v->names, const char *) = "127.0.0.1";
+    APR_ARRAY_PUSH(v->wild_names, const char *) = "*.Example.org";
     ap_set_module_config(v->module_config, &acme_module, acme_conf_merge(p, c, acme_conf_get(v)));
     s->next = v;
     vc = acme_conf_get(v);
     FUZZ_ASSERT(vc->domains == c->domains);
-    if (acme_conf_check(p, p, p, s) != OK || !c->domains->nelts) {
+    if (acme_conf_auto_names(p, p, p, s) != OK || acme_conf_check(p, p, p, s) != OK ||
+        !c->domains->nelts) {
         goto out;
     }
     FUZZ_ASSERT(c->n_key_types >= 1 && c->n_key_types <= 5);
