@@ -79,6 +79,7 @@ struct acme_domain_t {
     const char *fb_chain_file, *fb_key_file; /* fallback, while there is no active set */
     int vhosts;                              /* TLS vhosts using it */
     int promote_failed;                      /* the staged set could not be activated */
+    acme_key_t *reuse_key; /* ACMEKeyReuse on: the active set's key (same type), or NULL */
 };
 
 /* Which names each challenge type can answer, found in check_config from the configuration as
@@ -132,6 +133,11 @@ typedef struct acme_conf_t {
     apr_array_header_t *notify_command; /* ACMENotifyCommand: const char *, the program first */
     apr_interval_time_t notify_timeout; /* ACMENotifyTimeout; 0 = ACME_NOTIFY_TIMEOUT */
     apr_interval_time_t expiry_warning; /* ACMEExpiryWarning; 0 = ACME_EXPIRY_WARNING */
+
+    /* mod_acme_proxy.c */
+    const char *http_proxy;    /* ACMEHttpProxy URL (may hold credentials: never logged), NULL */
+    const char *http_proxy_ca; /* ACMEHttpProxyCACertificateFile (absolute), or NULL */
+    int key_reuse;             /* ACMEKeyReuse: 0 unset, 1 off, 2 on */
 } acme_conf_t;
 
 /* What one server generation shares between hooks, built in post_config in pconf. Children
@@ -206,6 +212,11 @@ const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int arg
 const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 const char *acme_cmd_notify_timeout(cmd_parms *cmd, void *dc, const char *arg);
 const char *acme_cmd_expiry_warning(cmd_parms *cmd, void *dc, const char *arg);
+
+/* mod_acme_proxy.c: ACMEHttpProxy, ACMEHttpProxyCACertificateFile, ACMEKeyReuse */
+const char *acme_cmd_http_proxy(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_http_proxy_ca(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_key_reuse(cmd_parms *cmd, void *dc, int on);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);
