@@ -68,8 +68,8 @@ apr_status_t acme_http_global_init(void);
  * words (without the credentials) when it is not one. */
 apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_t *p);
 
-/* The proxy URL as it may be shown: the password (and any user) replaced by "***",
- * "http://user:***@host:port". Never NULL; a URL that does not parse becomes "(proxy)". */
+/* The proxy URL as it may be shown: the password replaced by "***", "http://user:***@host:port"
+ * (also for a URL acme_http_proxy_check refuses). Never NULL; "(proxy)" for one too long. */
 const char *acme_http_proxy_masked(const char *url, apr_pool_t *p);
 
 /* The libcurl transport. Its handle is released with p. */

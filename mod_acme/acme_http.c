@@ -266,13 +266,11 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, const acme_http_opts_t *
 
 #define PROXY_URL_MAX 1024
 
-/* The parts of a proxy URL; 0 when it is not one acme_http_proxy_check takes. */
-static int proxy_parse(const char *url, char **pscheme, char **phost, char **pport, int *pcreds,
-                       const char **pwhy)
+/* 1 when url is a proxy URL acme_http_proxy_check takes, else 0 and *pwhy. */
+static int proxy_parse(const char *url, const char **pwhy)
 {
     CURLU *u;
-    char *scheme = NULL, *host = NULL, *port = NULL, *user = NULL, *pass = NULL, *path = NULL,
-         *query = NULL, *frag = NULL;
+    char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *frag = NULL;
     int ok = 0;
 
     *pwhy = NULL;
@@ -291,9 +289,6 @@ static int proxy_parse(const char *url, char **pscheme, char **phost, char **ppo
         *pwhy = "not a URL with a host";
         goto out;
     }
-    curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT);
-    curl_url_get(u, CURLUPART_USER, &user, 0);
-    curl_url_get(u, CURLUPART_PASSWORD, &pass, 0);
     curl_url_get(u, CURLUPART_PATH, &path, 0);
     curl_url_get(u, CURLUPART_QUERY, &query, 0);
     curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
@@ -302,27 +297,9 @@ static int proxy_parse(const char *url, char **pscheme, char **phost, char **ppo
         goto out;
     }
     ok = 1;
-    if (pscheme) {
-        *pscheme = scheme;
-        scheme = NULL;
-    }
-    if (phost) {
-        *phost = host;
-        host = NULL;
-    }
-    if (pport) {
-        *pport = port;
-        port = NULL;
-    }
-    if (pcreds) {
-        *pcreds = (user && user[0]) || (pass && pass[0]);
-    }
 out:
     curl_free(scheme);
     curl_free(host);
-    curl_free(port);
-    curl_free(user);
-    curl_free(pass);
     curl_free(path);
     curl_free(query);
     curl_free(frag);
@@ -335,7 +312,7 @@ apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_
     const char *why;
 
     (void)p;
-    if (!proxy_parse(url, NULL, NULL, NULL, NULL, &why)) {
+    if (!proxy_parse(url, &why)) {
         *pwhy = why;
         return APR_EINVAL;
     }
@@ -344,30 +321,27 @@ apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_
 
 const char *acme_http_proxy_masked(const char *url, apr_pool_t *p)
 {
-    char *scheme = NULL, *host = NULL, *port = NULL;
-    const char *why, *out = "(proxy)";
-    int creds = 0;
+    const char *auth, *end, *at = NULL, *colon, *q;
 
-    if (proxy_parse(url, &scheme, &host, &port, &creds, &why)) {
-        const char *user = NULL;
-        /* The user name is shown (it tells which account), the password never. */
-        if (creds) {
-            CURLU *u = curl_url();
-            char *un = NULL;
-            if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-                curl_url_get(u, CURLUPART_USER, &un, 0) == CURLUE_OK && un) {
-                user = apr_pstrdup(p, un);
-            }
-            curl_free(un);
-            curl_url_cleanup(u);
-        }
-        out = apr_pstrcat(p, scheme, "://", creds ? (user ? user : "") : "", creds ? ":***@" : "",
-                          host, port ? ":" : "", port ? port : "", NULL);
+    if (!url || strlen(url) > PROXY_URL_MAX) {
+        return "(proxy)";
     }
-    curl_free(scheme);
-    curl_free(host);
-    curl_free(port);
-    return out;
+    auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    /* The last '@' of the authority ends the user information (a password may hold '@'). */
+    for (q = auth; q < end; q++) {
+        if (*q == '@') {
+            at = q;
+        }
+    }
+    if (!at) {
+        return apr_pstrdup(p, url);
+    }
+    /* The user name is shown (it tells which account), the password never. */
+    colon = memchr(auth, ':', (apr_size_t)(at - auth));
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)((colon ? colon : at) - url)), ":***",
+                       at, NULL);
 }
 
 typedef struct collect_t {
