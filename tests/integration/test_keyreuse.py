@@ -1,0 +1,51 @@
+"""ACMEKeyReuse: with `on` a renewal keeps the private key of the current certificate (its
+public key, and so a DANE "3 1 1" TLSA record, stays the same); with the default `off` every
+certificate gets a new key. Renewals asked for with `acmectl renew`, against the real pebble."""
+import os
+
+from cryptography.hazmat.primitives import serialization
+
+import acmetest
+from test_acmectl import acmectl, issued, staged_count, wait_new_serial
+
+
+def spki(h, name):
+    """The DER SubjectPublicKeyInfo the server presents for name (what TLSA 3 1 x pins)."""
+    cert = acmetest.tls_peer_cert(h.https_port, name)
+    return cert.public_key().public_bytes(serialization.Encoding.DER,
+                                          serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def renew(h, name, serial):
+    staged = staged_count(h, name)
+    r = acmectl(h, "renew", name)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return wait_new_serial(h, name, serial, staged)
+
+
+def test_key_reuse_on_keeps_the_key_over_two_renewals(httpd_factory):
+    h, cert = issued(httpd_factory, "kr.test", extra="ACMEKeyReuse on\n")
+    first = spki(h, "kr.test")
+    # The first certificate had no key to reuse: the fallback's key is never taken.
+    assert "ACME03710: kr.test" not in h.log_text()
+    s2 = renew(h, "kr.test", cert.serial_number)
+    assert spki(h, "kr.test") == first
+    assert h.wait_log("ACME03710: kr.test: the new certificate keeps the private key of the "
+                      "current one (ACMEKeyReuse on)")
+    renew(h, "kr.test", s2)
+    assert spki(h, "kr.test") == first
+    assert h.log_text().count("ACME03710: kr.test") == 2
+    # The same key file content in the store as well.
+    with open(os.path.join(h.store, "domains", "kr.test", "privkey.pem"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    assert key.public_key().public_bytes(serialization.Encoding.DER,
+                                         serialization.PublicFormat.SubjectPublicKeyInfo) == first
+
+
+def test_key_reuse_off_by_default_makes_a_new_key(httpd_factory):
+    h, cert = issued(httpd_factory, "kn.test")
+    first = spki(h, "kn.test")
+    renew(h, "kn.test", cert.serial_number)
+    assert spki(h, "kn.test") != first
+    assert "ACME03710" not in h.log_text()
+
