@@ -4,9 +4,11 @@ certificate gets a new key. Renewals asked for with `acmectl renew`, against the
 import os
 
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 import acmetest
-from test_acmectl import acmectl, issued, staged_count, wait_new_serial
+from test_acmectl import STATUS_LOCATION, acmectl, issued, staged_count, wait_new_serial
+from test_httpd import ACCOUNT, wait_real_cert
 
 
 def spki(h, name):
@@ -49,3 +51,31 @@ def test_key_reuse_off_by_default_makes_a_new_key(httpd_factory):
     assert spki(h, "kn.test") != first
     assert "ACME03710" not in h.log_text()
 
+
+
+def test_key_reuse_per_certificate_in_a_section(httpd_factory):
+    """In <ACMEDomain>: that certificate keeps its key, the other one gets a new key."""
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "<ACMEDomain ks.test>\n    ACMEKeyReuse on\n</ACMEDomain>\n"
+                 "ACMEDomain kp.test\n" + h.ssl_vhost("ks.test") + h.ssl_vhost("kp.test"))
+    h.start()
+    ks, kp = wait_real_cert(h, "ks.test"), wait_real_cert(h, "kp.test")
+    h.wait_driver()
+    ks_key, kp_key = spki(h, "ks.test"), spki(h, "kp.test")
+    renew(h, "ks.test", ks.serial_number)
+    renew(h, "kp.test", kp.serial_number)
+    assert spki(h, "ks.test") == ks_key
+    assert spki(h, "kp.test") != kp_key
+
+
+def test_key_reuse_after_a_key_type_change_makes_a_new_key(httpd_factory):
+    h, cert = issued(httpd_factory, "kt.test", extra="ACMEKeyReuse on\n")
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+    staged = staged_count(h, "kt.test")
+    h.write_conf(ACCOUNT + STATUS_LOCATION + "ACMEKeyReuse on\nACMEKeyType rsa2048\n"
+                 "ACMEDomain kt.test\n" + h.ssl_vhost("kt.test"))
+    h.graceful()
+    wait_new_serial(h, "kt.test", cert.serial_number, staged)
+    assert isinstance(acmetest.tls_peer_cert(h.https_port, "kt.test").public_key(),
+                      rsa.RSAPublicKey)
+    assert "ACME03710: kt.test" not in h.log_text()
