@@ -211,8 +211,8 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
                                     "Authentication Required)"
                      : errbuf[0]  ? errbuf
                                   : curl_easy_strerror(cc));
-        acme_log(http->log, ACME_LOG_DEBUG, ACME_ETRANSPORT, "%s %s: %s", req->method, req->url,
-                 http->error);
+        acme_log(http->log, ACME_LOG_DEBUG, ACME_ETRANSPORT, "ACME03701: %s %s: %s", req->method,
+                 req->url, http->error);
         rv = ACME_ETRANSPORT;
         goto out;
     }

@@ -79,3 +79,20 @@ def test_key_reuse_after_a_key_type_change_makes_a_new_key(httpd_factory):
     assert isinstance(acmetest.tls_peer_cert(h.https_port, "kt.test").public_key(),
                       rsa.RSAPublicKey)
     assert "ACME03710: kt.test" not in h.log_text()
+
+
+def test_key_reuse_never_keeps_a_revoked_certificates_key(httpd_factory):
+    """acmectl revoke (a key compromise, say) renews with a new key even with ACMEKeyReuse on;
+    the renewal after it keeps that new key again."""
+    h, cert = issued(httpd_factory, "kv.test", extra="ACMEKeyReuse on\n")
+    first = spki(h, "kv.test")
+    staged = staged_count(h, "kv.test")
+    r = acmectl(h, "revoke", "--reason", "keyCompromise", "kv.test", ca=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    s2 = wait_new_serial(h, "kv.test", cert.serial_number, staged)
+    assert h.wait_log("ACME03711: kv.test: the certificate was revoked: the new one gets a new "
+                      "key")
+    second = spki(h, "kv.test")
+    assert second != first
+    renew(h, "kv.test", s2)
+    assert spki(h, "kv.test") == second
