@@ -1051,6 +1051,7 @@ static const char *config_id(const acme_domain_t *d, apr_pool_t *p)
                         dc->dns_propagation));
     id_add(&ctx, "preferred-chain", dc->preferred_chain);
     id_add(&ctx, "proxy", dc->http_proxy ? acme_http_proxy_masked(dc->http_proxy, p) : NULL);
+    id_add(&ctx, "proxy-ca", dc->http_proxy_ca);
     apr_sha1_final(md, &ctx);
     for (i = 0; i < APR_SHA1_DIGESTSIZE; i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);

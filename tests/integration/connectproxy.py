@@ -5,10 +5,21 @@ import base64
 import select
 import socket
 import socketserver
+import ssl
 import threading
 
 
 class _Handler(socketserver.StreamRequestHandler):
+    def setup(self):
+        tls = self.server.proxy.tls
+        if tls:
+            # An https:// proxy: TLS to the proxy itself, the CONNECT inside it.
+            self.request.settimeout(10)
+            self.request = tls.wrap_socket(self.request, server_side=True)
+            self.request.settimeout(None)
+            self.connection = self.request
+        super().setup()
+
     def handle(self):
         proxy = self.server.proxy
         head = []
@@ -50,6 +61,9 @@ class _Handler(socketserver.StreamRequestHandler):
         pending = self.rfile.peek() if hasattr(self.rfile, "peek") else b""
         if pending:
             upstream.sendall(self.rfile.read(len(pending)))
+        if isinstance(client, ssl.SSLSocket):
+            self._relay_tls(client, upstream, proxy)
+            return
         socks = [client, upstream]
         try:
             while not proxy.stopping.is_set():
@@ -65,17 +79,52 @@ class _Handler(socketserver.StreamRequestHandler):
             upstream.close()
 
 
+    @staticmethod
+    def _relay_tls(client, upstream, proxy):
+        """select() does not see what an SSL socket has buffered: read it with a timeout."""
+        def up():
+            try:
+                while not proxy.stopping.is_set():
+                    data = upstream.recv(65536)
+                    if not data:
+                        break
+                    client.sendall(data)
+            except OSError:
+                pass
+        t = threading.Thread(target=up, daemon=True)
+        t.start()
+        try:
+            while not proxy.stopping.is_set():
+                data = client.recv(65536)
+                if not data:
+                    break
+                upstream.sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            t.join(5)
+
+
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def handle_error(self, request, client_address):
+        pass  # a client refusing the proxy's certificate is what a test may want
 
 
 class ConnectProxy:
     """proxy = ConnectProxy(user="u", password="p"); proxy.port; proxy.seen (method, target,
     Proxy-Authorization) in order; proxy.stop()."""
 
-    def __init__(self, user=None, password=None, port=0):
+    def __init__(self, user=None, password=None, port=0, tls_cert=None, tls_key=None):
+        """tls_cert, tls_key: PEM files; the proxy then speaks TLS (an https:// proxy)."""
         self.seen = []
+        self.tls = None
+        if tls_cert:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(tls_cert, tls_key)
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.expected_auth = None

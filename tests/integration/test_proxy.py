@@ -148,3 +148,30 @@ def test_acmectl_talks_to_the_ca_through_the_proxy(httpd_factory, pebble):
         assert PASSWORD not in r.stdout + r.stderr
     finally:
         proxy.stop()
+
+
+def test_https_proxy_checked_against_its_own_ca_file(httpd_factory, workdir, pebble):
+    """An https:// proxy: TLS to the proxy checked against ACMEHttpProxyCACertificateFile; without
+    it (the system roots) the proxy's certificate is refused and the attempt fails naming it."""
+    pki = acmetest.make_listener_ca(acmetest.public_dir(workdir, "proxy-pki"))
+    proxy = ConnectProxy(USER, PASSWORD, tls_cert=pki["cert"], tls_key=pki["key"])
+    try:
+        url = f"https://{USER}:{PASSWORD}@127.0.0.1:{proxy.port}"
+        h = httpd_factory()
+        h.allowed_errors = ["ACME01055", "ACME01000"]
+        h.write_conf(ACCOUNT + f"ACMEHttpProxy {url}\nACMEDomain ph.test\n" +
+                     h.ssl_vhost("ph.test"))
+        h.start()
+        failure_line(h, "ph.test", f"through the proxy https://{USER}:***@127.0.0.1:{proxy.port}: ")
+        assert not proxy.targets()  # no CONNECT: the TLS to the proxy failed first
+        h.stop()
+        h.write_conf(ACCOUNT + f"ACMEHttpProxy {url}\n"
+                     f"ACMEHttpProxyCACertificateFile {pki['ca']}\nACMEDomain ph.test\n" +
+                     h.ssl_vhost("ph.test"))
+        h.start()
+        wait_real_cert(h, "ph.test")
+        assert set(proxy.targets()) == {f"127.0.0.1:{pebble.port}"}, proxy.seen
+        assert all(a == proxy.expected_auth for a in proxy.auths()), proxy.seen
+        assert_no_password(h)
+    finally:
+        proxy.stop()
