@@ -338,10 +338,11 @@ const char *acme_http_proxy_masked(const char *url, apr_pool_t *p)
     if (!at) {
         return apr_pstrdup(p, url);
     }
-    /* The user name is shown (it tells which account), the password never. */
+    /* The user name is shown (it tells which account), the password never; user information
+     * without a ':' may be a token: hidden whole. */
     colon = memchr(auth, ':', (apr_size_t)(at - auth));
-    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)((colon ? colon : at) - url)), ":***",
-                       at, NULL);
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)((colon ? colon : auth) - url)),
+                       colon ? ":***" : "***", at, NULL);
 }
 
 typedef struct collect_t {
