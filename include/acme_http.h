@@ -69,8 +69,8 @@ apr_status_t acme_http_global_init(void);
 apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_t *p);
 
 /* The proxy URL as it may be shown: the password replaced by "***", "http://user:***@host:port"
- * ("http://***@host:port" for user information without ':', which may be a token), also for
- * a URL acme_http_proxy_check refuses. Never NULL; "(proxy)" for one too long. */
+ * (user information without ':', which may be a token, becomes "***" whole), also for a URL
+ * acme_http_proxy_check refuses. Never NULL; "(proxy)" for one too long. */
 const char *acme_http_proxy_masked(const char *url, apr_pool_t *p);
 
 /* The libcurl transport. Its handle is released with p. */
