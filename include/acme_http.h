@@ -49,17 +49,29 @@ struct acme_http_t {
 };
 
 typedef struct acme_http_opts_t {
-    const char *ca_file;    /* trust roots for the CA; NULL = system roots */
-    const char *proxy;      /* outgoing proxy URL or NULL */
-    const char *user_agent; /* NULL = "mod_acme/<version>" */
-    long connect_timeout_s; /* 0 = 10 */
-    long timeout_s;         /* whole request; 0 = 30 */
+    const char *ca_file;       /* trust roots for the CA; NULL = system roots */
+    const char *proxy;         /* outgoing proxy URL (http:// or https://, credentials allowed)
+                                * or NULL: libcurl's environment (https_proxy, no_proxy) */
+    const char *proxy_ca_file; /* trust roots for an https:// proxy; NULL = system roots */
+    const char *user_agent;    /* NULL = "mod_acme/<version>" */
+    long connect_timeout_s;    /* 0 = 10 */
+    long timeout_s;            /* whole request; 0 = 30 */
     /* While *cancel is non-zero no request starts and one in progress is aborted (libcurl asks
      * about once a second, more often while data flows): ACME_ECANCELLED. NULL: never. */
     volatile apr_uint32_t *cancel;
 } acme_http_opts_t;
 
 apr_status_t acme_http_global_init(void);
+
+/* Checks an outgoing proxy URL: http:// or https://, a host, an optional port and user:password,
+ * nothing else (no path, query or fragment), at most 1024 characters. APR_EINVAL and *pwhy in
+ * words (without the credentials) when it is not one. */
+apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_t *p);
+
+/* The proxy URL as it may be shown: the password replaced by "***", "http://user:***@host:port"
+ * (user information without ':', which may be a token, becomes "***" whole), also for a URL
+ * acme_http_proxy_check refuses. Never NULL; "(proxy)" for one too long. */
+const char *acme_http_proxy_masked(const char *url, apr_pool_t *p);
 
 /* The libcurl transport. Its handle is released with p. */
 apr_status_t acme_http_curl_create(acme_http_t **phttp, const acme_http_opts_t *opts,

@@ -88,6 +88,9 @@ typedef struct acme_issue_req_t {
     /* The key an earlier attempt finalized order_url with (kept through on_key); lets a
      * processing or valid order be resumed instead of ordering a second certificate. */
     acme_key_t *key;
+    /* For a new order: the key to finalize with instead of a new one (ACMEKeyReuse), used only
+     * when it is of key_type; NULL: a new key. */
+    acme_key_t *reuse_key;
     /* Called once the order is known (new or resumed), so the caller can persist its URL. */
     void (*on_order)(void *baton, const char *order_url);
     /* Called with the new certificate key just before finalize, so the caller can persist it;

@@ -14,6 +14,7 @@
 typedef struct curl_baton_t {
     CURL *curl;
     acme_http_opts_t opts;
+    const char *masked_proxy; /* opts.proxy as it may be shown */
 } curl_baton_t;
 
 /* What one transfer collects; every append is checked against the bounds in acme_http.h. */
@@ -160,7 +161,12 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
         curl_easy_setopt(c, CURLOPT_CAINFO, b->opts.ca_file);
     }
     if (b->opts.proxy) {
+        /* Credentials in the URL are sent as Proxy-Authorization (Basic); the URL itself is
+         * never logged, only acme_http_proxy_masked's form of it. */
         curl_easy_setopt(c, CURLOPT_PROXY, b->opts.proxy);
+        if (b->opts.proxy_ca_file) {
+            curl_easy_setopt(c, CURLOPT_PROXY_CAINFO, b->opts.proxy_ca_file);
+        }
     }
     if (strcmp(req->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -194,6 +200,20 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
         acme_log(http->log, ACME_LOG_DEBUG, ACME_ECANCELLED, "%s %s: cancelled", req->method,
                  req->url);
         rv = ACME_ECANCELLED;
+        goto out;
+    }
+    if (cc != CURLE_OK && b->opts.proxy) {
+        /* Through a proxy: the error names it (masked), and a refusal says which. */
+        long pcode = 0;
+        curl_easy_getinfo(c, CURLINFO_HTTP_CONNECTCODE, &pcode);
+        apr_snprintf(http->error, sizeof(http->error), "through the proxy %s: %s", b->masked_proxy,
+                     pcode == 407 ? "the proxy refused the credentials (407 Proxy "
+                                    "Authentication Required)"
+                     : errbuf[0]  ? errbuf
+                                  : curl_easy_strerror(cc));
+        acme_log(http->log, ACME_LOG_DEBUG, ACME_ETRANSPORT, "ACME03701: %s %s: %s", req->method,
+                 req->url, http->error);
+        rv = ACME_ETRANSPORT;
         goto out;
     }
     if (cc != CURLE_OK) {
@@ -232,6 +252,8 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, const acme_http_opts_t *
         b->opts = *opts;
         b->opts.ca_file = opts->ca_file ? apr_pstrdup(p, opts->ca_file) : NULL;
         b->opts.proxy = opts->proxy ? apr_pstrdup(p, opts->proxy) : NULL;
+        b->opts.proxy_ca_file = opts->proxy_ca_file ? apr_pstrdup(p, opts->proxy_ca_file) : NULL;
+        b->masked_proxy = opts->proxy ? acme_http_proxy_masked(opts->proxy, p) : NULL;
         b->opts.user_agent = opts->user_agent ? apr_pstrdup(p, opts->user_agent) : NULL;
     }
     http = apr_pcalloc(p, sizeof(*http));
@@ -240,6 +262,87 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, const acme_http_opts_t *
     http->log = log;
     *phttp = http;
     return APR_SUCCESS;
+}
+
+#define PROXY_URL_MAX 1024
+
+/* 1 when url is a proxy URL acme_http_proxy_check takes, else 0 and *pwhy. */
+static int proxy_parse(const char *url, const char **pwhy)
+{
+    CURLU *u;
+    char *scheme = NULL, *host = NULL, *path = NULL, *query = NULL, *frag = NULL;
+    int ok = 0;
+
+    *pwhy = NULL;
+    if (!url || strlen(url) > PROXY_URL_MAX || strpbrk(url, " \t\r\n\"'<>")) {
+        *pwhy = "expected a URL of at most 1024 characters without spaces or quotes";
+        return 0;
+    }
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0) {
+        *pwhy = "expected http://[user:password@]host:port or https://...";
+        return 0;
+    }
+    u = curl_url();
+    if (!u || curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host[0]) {
+        *pwhy = "not a URL with a host";
+        goto out;
+    }
+    curl_url_get(u, CURLUPART_PATH, &path, 0);
+    curl_url_get(u, CURLUPART_QUERY, &query, 0);
+    curl_url_get(u, CURLUPART_FRAGMENT, &frag, 0);
+    if ((path && strcmp(path, "/") != 0) || query || frag) {
+        *pwhy = "a proxy URL has no path, query or fragment: give scheme://host:port";
+        goto out;
+    }
+    ok = 1;
+out:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(path);
+    curl_free(query);
+    curl_free(frag);
+    curl_url_cleanup(u);
+    return ok;
+}
+
+apr_status_t acme_http_proxy_check(const char *url, const char **pwhy, apr_pool_t *p)
+{
+    const char *why;
+
+    (void)p;
+    if (!proxy_parse(url, &why)) {
+        *pwhy = why;
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+const char *acme_http_proxy_masked(const char *url, apr_pool_t *p)
+{
+    const char *auth, *end, *at = NULL, *colon, *q;
+
+    if (!url || strlen(url) > PROXY_URL_MAX) {
+        return "(proxy)";
+    }
+    auth = strstr(url, "://");
+    auth = auth ? auth + 3 : url;
+    end = auth + strcspn(auth, "/?#");
+    /* The last '@' of the authority ends the user information (a password may hold '@'). */
+    for (q = auth; q < end; q++) {
+        if (*q == '@') {
+            at = q;
+        }
+    }
+    if (!at) {
+        return apr_pstrdup(p, url);
+    }
+    /* The user name is shown (it tells which account), the password never; user information
+     * without a ':' may be a token: hidden whole. */
+    colon = memchr(auth, ':', (apr_size_t)(at - auth));
+    return apr_pstrcat(p, apr_pstrmemdup(p, url, (apr_size_t)((colon ? colon : auth) - url)),
+                       colon ? ":***" : "***", at, NULL);
 }
 
 typedef struct collect_t {

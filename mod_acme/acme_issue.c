@@ -683,7 +683,12 @@ static apr_status_t run(issue_t *is, acme_issue_result_t *res, apr_pool_t *p)
         return ACME_EINVALID;
     }
     if (order->status == ACME_STATE_READY) {
-        rv = acme_key_generate(&res->key, req->key_type, p);
+        if (req->reuse_key && acme_key_type(req->reuse_key) == req->key_type) {
+            res->key = req->reuse_key;
+            rv = APR_SUCCESS;
+        } else {
+            rv = acme_key_generate(&res->key, req->key_type, p);
+        }
         if (rv == APR_SUCCESS) {
             rv = acme_csr_create(&csr, &csr_len, res->key, req->names, p);
         }

@@ -82,6 +82,7 @@ struct acme_domain_t {
     int vhosts;                              /* TLS vhosts using it */
     int promote_failed;                      /* the staged set could not be activated */
     int covers_names;                        /* the active set has every configured name */
+    acme_key_t *reuse_key; /* ACMEKeyReuse on: the active set's key (same type), or NULL */
 };
 
 /* Which names each challenge type can answer, found in check_config from the configuration as
@@ -141,6 +142,11 @@ typedef struct acme_conf_t {
     apr_int64_t hsts_max_age;  /* ACMEHstsMaxAge in seconds; -1 unset (ACME_HSTS_MAX_AGE) */
     int port_http, port_https; /* ACMEPortMap: the external ports; 0 unset */
     int vhost_tls;             /* mod_ssl asked for this server's certificate: it speaks TLS */
+
+    /* mod_acme_proxy.c */
+    const char *http_proxy;    /* ACMEHttpProxy URL (may hold credentials: never logged), NULL */
+    const char *http_proxy_ca; /* ACMEHttpProxyCACertificateFile (absolute), or NULL */
+    int key_reuse;             /* ACMEKeyReuse: 0 unset, 1 off, 2 on */
 } acme_conf_t;
 
 #define ACME_HTTPS_UNSET     0 /* ACMERequireHttps not given: off */
@@ -235,6 +241,11 @@ void acme_redirect_register_hooks(void);
 /* mod_acme_autonames.c: adds to each "ACMEDomain ... auto" the names of the vhosts that carry
  * one of its names (check_config, before acme_conf_check). */
 int acme_conf_auto_names(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
+
+/* mod_acme_proxy.c: ACMEHttpProxy, ACMEHttpProxyCACertificateFile, ACMEKeyReuse */
+const char *acme_cmd_http_proxy(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_http_proxy_ca(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_key_reuse(cmd_parms *cmd, void *dc, int on);
 
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);

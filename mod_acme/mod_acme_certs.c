@@ -289,6 +289,9 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
         }
         d->key_file = set->key_file;
+        /* ACMEKeyReuse: the renewal keeps this key when it is of the configured type. */
+        d->reuse_key =
+            d->conf->key_reuse == 2 && acme_key_type(set->key) == d->key_type ? set->key : NULL;
         if (d->mismatch) {
             acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
                            "ACME01022: %s: the current certificate %s; it is served until a new "

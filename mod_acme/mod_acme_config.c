@@ -83,6 +83,9 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(hsts_max_age, -1);
     ACME_MERGE(port_http, 0);
     ACME_MERGE(port_https, 0);
+    ACME_MERGE(http_proxy, NULL);
+    ACME_MERGE(http_proxy_ca, NULL);
+    ACME_MERGE(key_reuse, 0);
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
     c->vhost_tls = 0;
@@ -781,6 +784,12 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE1("ACMEDNSResolver", cmd_dns_resolver, NULL, RSRC_CONF,
                   "address[:port] of the resolver that must see the TXT records (default: the "
                   "zone's authoritative servers)"),
+    AP_INIT_TAKE1("ACMEHttpProxy", acme_cmd_http_proxy, NULL, RSRC_CONF,
+                  "proxy for requests to the CA: http://[user:password@]host:port"),
+    AP_INIT_TAKE1("ACMEHttpProxyCACertificateFile", acme_cmd_http_proxy_ca, NULL, RSRC_CONF,
+                  "PEM file of CA certificates an https:// ACMEHttpProxy is checked against"),
+    AP_INIT_FLAG("ACMEKeyReuse", acme_cmd_key_reuse, NULL, RSRC_CONF,
+                 "on: a renewal keeps the private key of the current certificate"),
     AP_INIT_TAKE_ARGV("ACMENotifyCommand", acme_cmd_notify_command, NULL, RSRC_CONF,
                       "program [args], run as: program [args] EVENT NAME on certificate events"),
     AP_INIT_TAKE1("ACMENotifyTimeout", acme_cmd_notify_timeout, NULL, RSRC_CONF,
@@ -1063,6 +1072,8 @@ static const char *config_id(const acme_domain_t *d, apr_pool_t *p)
            apr_psprintf(p, "%" APR_TIME_T_FMT "/%" APR_TIME_T_FMT, dc->dns_timeout,
                         dc->dns_propagation));
     id_add(&ctx, "preferred-chain", dc->preferred_chain);
+    id_add(&ctx, "proxy", dc->http_proxy ? acme_http_proxy_masked(dc->http_proxy, p) : NULL);
+    id_add(&ctx, "proxy-ca", dc->http_proxy_ca);
     apr_sha1_final(md, &ctx);
     for (i = 0; i < APR_SHA1_DIGESTSIZE; i++) {
         apr_snprintf(hex + 2 * i, 3, "%02x", md[i]);

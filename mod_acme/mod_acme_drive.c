@@ -58,6 +58,8 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
 
     memset(&hopts, 0, sizeof(hopts));
     hopts.ca_file = d->conf->ca_file;
+    hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
+    hopts.proxy_ca_file = d->conf->http_proxy_ca;
     hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {

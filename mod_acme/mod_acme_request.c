@@ -71,6 +71,16 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
                    "ACME03205: %s: renewal requested%s (acmectl, %s): renewing now, reason "
                    "requested",
                    d->name, strcmp(req->reason, "revoked") == 0 ? " after a revocation" : "", at);
+    if (strcmp(req->reason, "revoked") == 0 && d->reuse_key) {
+        /* ACMEKeyReuse: a revoked certificate's key is not taken again (a compromise may be
+         * why). Only the driver thread reads it before the worker starts; the next start reads
+         * the new certificate's key. */
+        APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *)->reuse_key = NULL;
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, drv->rt->s,
+                       "ACME03711: %s: the certificate was revoked: the new one gets a new key "
+                       "(ACMEKeyReuse on keeps the key only over renewals)",
+                       d->name);
+    }
     return 1;
 }
 

@@ -271,6 +271,15 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
         ireq.order_url = w->job->order_url;
         ireq.key = worker_kept_key(w);
     }
+    /* ACMEKeyReuse on: the key of the current certificate, kept by the parent (never the
+     * fallback's; none for a first certificate or after a change of key type). */
+    if (!ireq.key && w->d->conf->key_reuse == 2 && w->d->reuse_key) {
+        ireq.reuse_key = w->d->reuse_key;
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
+                       "ACME03710: %s: the new certificate keeps the private key of the current "
+                       "one (ACMEKeyReuse on)",
+                       w->d->name);
+    }
 
     /* Asked for only when the CA's directory lists it; checked before the account, so that a
      * mandatory profile the CA lacks costs no registration. */

@@ -66,11 +66,13 @@ static void usage(FILE *out, const char *store)
     const acmectl_cmd_t *c;
 
     fprintf(out,
-            "usage: acmectl [--store DIR] [-v] COMMAND [ARGS]\n"
+            "usage: acmectl [--store DIR] [--proxy URL] [-v] COMMAND [ARGS]\n"
             "       acmectl COMMAND --help\n"
             "       acmectl --help | --version\n\n"
             "Options:\n"
             "  --store DIR   the mod_acme store (default: %s)\n"
+            "  --proxy URL   requests to the CA through this proxy,\n"
+            "                http://[user:password@]host:port (default: https_proxy)\n"
             "  -v, --verbose more detail on stderr (twice: debug)\n"
             "  -h, --help    this help\n"
             "  --version     the version\n\n"
@@ -85,11 +87,9 @@ static void usage(FILE *out, const char *store)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"store", required_argument, NULL, 's'},
-        {"verbose", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},
-        {NULL, 0, NULL, 0},
+        {"store", required_argument, NULL, 's'}, {"proxy", required_argument, NULL, 'P'},
+        {"verbose", no_argument, NULL, 'v'},     {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0},
     };
     acmectl_t ctx;
     const acmectl_cmd_t *c;
@@ -120,6 +120,13 @@ int main(int argc, char **argv)
                 return ACMECTL_EXIT_USAGE;
             }
             ctx.store_dir = optarg;
+            break;
+        case 'P':
+            if (acme_http_proxy_check(optarg, &why, ctx.pool) != APR_SUCCESS) {
+                acmectl_err(&ctx, "--proxy %s: %s", acme_http_proxy_masked(optarg, ctx.pool), why);
+                return ACMECTL_EXIT_USAGE;
+            }
+            ctx.proxy = optarg;
             break;
         case 'v':
             ctx.verbose++;

@@ -38,6 +38,7 @@ typedef struct acmectl_t {
     acme_log_t log;        /* the core's log seam: to stderr, escaped, at the verbosity */
     FILE *out;             /* stdout: what the command answers */
     FILE *err;             /* stderr: diagnostics */
+    const char *proxy;     /* --proxy URL for the commands that talk to the CA, or NULL */
 } acmectl_t;
 
 /* The store when --store is not given: the compiled-in default (configure --with-default-store),

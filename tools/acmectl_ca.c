@@ -110,6 +110,7 @@ apr_status_t acmectl_client(acme_client_t **pclient, acmectl_t *ctx, const char 
 
     memset(&hopts, 0, sizeof(hopts));
     hopts.ca_file = ca_file;
+    hopts.proxy = ctx->proxy; /* --proxy; without it libcurl's https_proxy from the environment */
     hopts.user_agent = "mod_acme-acmectl/" PACKAGE_VERSION;
     rv = acme_http_global_init();
     if (rv == APR_SUCCESS) {

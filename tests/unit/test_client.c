@@ -381,6 +381,38 @@ static void retry_after_forms(void **state)
         apr_time_from_sec(60));
 }
 
+/* ACMEHttpProxy: what configtest takes, and the URL as log lines show it (no password). */
+static void proxy_urls(void **state)
+{
+    apr_pool_t *p = *state;
+    static const char *const good[] = {"http://127.0.0.1:3128", "http://proxy.example.org:3128/",
+                                       "https://p.example.org", "http://u:p@127.0.0.1:3128",
+                                       "HTTP://[::1]:8080"};
+    static const char *const bad[] = {
+        "socks5://127.0.0.1:1080", "127.0.0.1:3128", "http://",     "http://h:1/path",
+        "http://h:1?q=1",          "http://h:1#f",   "http://h :1", "ftp://h:21"};
+    const char *why;
+    size_t i;
+
+    for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(acme_http_proxy_check(good[i], &why, p), APR_SUCCESS);
+    }
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        assert_int_equal(acme_http_proxy_check(bad[i], &why, p), APR_EINVAL);
+        assert_non_null(why);
+    }
+    assert_string_equal(acme_http_proxy_masked("http://u:s3cr3t@127.0.0.1:3128", p),
+                        "http://u:***@127.0.0.1:3128");
+    /* A password holding '@' or ':' is hidden whole; user information without ':' (a token
+     * as the user name) too. */
+    assert_string_equal(acme_http_proxy_masked("https://u:a@b:c@h:1", p), "https://u:***@h:1");
+    assert_string_equal(acme_http_proxy_masked("http://tok@h:1", p), "http://***@h:1");
+    assert_string_equal(acme_http_proxy_masked("http://h:1", p), "http://h:1");
+    assert_string_equal(acme_http_proxy_masked("socks5://u:pw@h:1/x", p), "socks5://u:***@h:1/x");
+    assert_string_equal(acme_http_proxy_masked(NULL, p), "(proxy)");
+}
+
 static void link_headers(void **state)
 {
     apr_pool_t *p = *state;
@@ -1282,6 +1314,7 @@ static const struct CMUnitTest tests[] = {
     FAKE_CA_TEST(directory_and_nonce_failures),
     FAKE_CA_TEST(retry_after_forms),
     FAKE_CA_TEST(link_headers),
+    FAKE_CA_TEST(proxy_urls),
     FAKE_CA_TEST(issuance_reuses_authz_and_honours_retry_after),
     FAKE_CA_TEST(issuance_publishes_key_authorization),
     FAKE_CA_TEST(preferred_chain_kept),
