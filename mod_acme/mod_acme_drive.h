@@ -103,6 +103,13 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p);
 
+/* mod_acme_ca.c: the CA's directory for a worker's client, from memory or from the store
+ * (NULL: the client fetches it); and what a client ended with kept for later workers and
+ * generations (dir NULL: forgotten in memory; distrust: forgotten in the store too). */
+const char *acme_driver_directory(driver_t *drv, const char *ca_url, apr_pool_t *p);
+void acme_driver_directory_keep(driver_t *drv, const char *ca_url, const char *dir, int distrust,
+                                apr_pool_t *p);
+
 /* The CA that issued the domain's certificate, as an index into the server's list of every CA
  * in use (conf->ca_all): it alone knows the certificate's renewal information. The domain's
  * first CA when the issuer is not known or no longer one of its CAs (then the certificate is
