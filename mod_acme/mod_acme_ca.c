@@ -1,7 +1,9 @@
 /* mod_acme_ca.c - what the renewal driver keeps per CA for all its workers: the CA's directory,
  * in memory for the server generation and in the store across generations (acme_cadir.h), so
  * that a generation with nothing to ask the CA never fetches it, and one with work fetches it
- * at most once a day.
+ * at most once a day; and one HTTP share per CA (acme_http_share.h): TLS sessions, DNS, and
+ * the handles of finished workers with their open connections, so that the next worker
+ * continues on a connection instead of a new TLS handshake.
  *
  * Called from the worker threads (the memory cache is guarded by drv->dir_mutex; the store
  * file is written with one atomic rename).
@@ -11,6 +13,7 @@
 #include <apr_strings.h>
 
 #include "acme_cadir.h"
+#include "acme_http_share.h"
 #include "mod_acme_drive.h"
 
 const char *acme_driver_directory(driver_t *drv, const char *ca_url, apr_pool_t *p)
@@ -77,5 +80,40 @@ void acme_driver_directory_keep(driver_t *drv, const char *ca_url, const char *d
                            "each server generation fetches it again",
                            ca_url, acme_store_dir(drv->rt->store), acme_store_ca_id(ca_url, p));
         }
+    }
+}
+
+acme_http_share_t *acme_driver_http_share(driver_t *drv, const char *ca_url)
+{
+    acme_http_share_t *share;
+
+    apr_thread_mutex_lock(drv->dir_mutex);
+    if (!drv->http_shares) {
+        drv->http_shares = apr_hash_make(drv->dir_pool);
+    }
+    share = apr_hash_get(drv->http_shares, ca_url, APR_HASH_KEY_STRING);
+    if (!share &&
+        acme_http_share_create(&share, DRIVER_WORKERS_MAX, drv->dir_pool) == APR_SUCCESS) {
+        apr_hash_set(drv->http_shares, apr_pstrdup(drv->dir_pool, ca_url), APR_HASH_KEY_STRING,
+                     share);
+    }
+    apr_thread_mutex_unlock(drv->dir_mutex);
+    return share; /* NULL: each worker connects on its own, as without a share */
+}
+
+void acme_driver_http_done(driver_t *drv, const char *ca_url)
+{
+    acme_http_share_t *share;
+    int reused = 0, connects = 0;
+
+    apr_thread_mutex_lock(drv->dir_mutex);
+    share = drv->http_shares ? apr_hash_get(drv->http_shares, ca_url, APR_HASH_KEY_STRING) : NULL;
+    apr_thread_mutex_unlock(drv->dir_mutex);
+    if (share) {
+        acme_http_share_counts(share, &reused, &connects);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME03905: %s: %d connection(s) to the CA opened in this process so "
+                       "far, %d worker(s) continued on a connection a finished one left open",
+                       ca_url, connects, reused);
     }
 }

@@ -60,7 +60,8 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
     hopts.ca_file = d->conf->ca_file;
     hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
     hopts.proxy_ca_file = d->conf->http_proxy_ca;
-    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
+    hopts.cancel = &drv->stopping;                     /* a stop aborts requests in flight */
+    hopts.share = acme_driver_http_share(drv, ca_url); /* mod_acme_ca.c */
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
         http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
@@ -85,6 +86,7 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
     const char *dir = distrust ? NULL : acme_client_directory_json(client, p);
 
     acme_driver_directory_keep(drv, ca_url, dir, distrust, p); /* mod_acme_ca.c */
+    acme_driver_http_done(drv, ca_url);
 }
 
 /* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of

@@ -87,7 +87,8 @@ struct driver_t {
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
     apr_pool_t *dir_pool;          /* the cache's own (unmanaged) pool */
-    void *notify;                  /* ACMENotifyCommand's events (mod_acme_notify.c) */
+    apr_hash_t *http_shares; /* CA URL -> acme_http_share_t (mod_acme_ca.c), under dir_mutex */
+    void *notify;            /* ACMENotifyCommand's events (mod_acme_notify.c) */
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
@@ -109,6 +110,10 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
 const char *acme_driver_directory(driver_t *drv, const char *ca_url, apr_pool_t *p);
 void acme_driver_directory_keep(driver_t *drv, const char *ca_url, const char *dir, int distrust,
                                 apr_pool_t *p);
+/* mod_acme_ca.c: the HTTP share of the CA's workers (made at first use; NULL when it cannot be
+ * made), and a debug line with its connection counts once a worker's client is done. */
+acme_http_share_t *acme_driver_http_share(driver_t *drv, const char *ca_url);
+void acme_driver_http_done(driver_t *drv, const char *ca_url);
 
 /* The CA that issued the domain's certificate, as an index into the server's list of every CA
  * in use (conf->ca_all): it alone knows the certificate's renewal information. The domain's

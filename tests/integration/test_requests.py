@@ -9,6 +9,7 @@ import os
 import pytest
 
 import acmetest
+from connectproxy import ConnectProxy
 from test_httpd import ACCOUNT, wait_real_cert
 
 FIRST = ["GET /dir", "HEAD /nonce-plz", "POST /sign-me-up", "POST /order-plz", "POST /authZ/",
@@ -90,3 +91,30 @@ def test_renewal_with_known_account_eight_requests(httpd_factory, short_quiet_pe
     print(f"\nrenewal, one name, known account: {len(made)} requests: {made}")
     assert collapsed(made) == RENEWAL, made
     assert len(made) <= len(RENEWAL) + 2, made
+
+
+def test_ten_certificates_at_most_one_connection_per_worker(httpd_factory, quiet_pebble):
+    """Ten certificates in one start, every request to the CA through a CONNECT proxy that
+    counts connections (each one TCP connection and one TLS handshake): at most one per worker
+    running at once (8), where each certificate used to connect on its own (10, and one more
+    for the next generation); a worker that starts after another ended continues on the
+    connection it left open."""
+    names = [f"c{i}.req.test" for i in range(10)]
+    proxy = ConnectProxy()
+    try:
+        h = httpd_factory(ca=quiet_pebble)
+        h.write_conf(ACCOUNT + f"ACMEHttpProxy http://127.0.0.1:{proxy.port}\n"
+                     + "".join(f"ACMEDomain {n}\n" for n in names)
+                     + "".join(h.ssl_vhost(n) for n in names))
+        h.start()
+        for n in names:
+            wait_real_cert(h, n)
+        assert h.wait_log("ACME03904:", timeout=30), h.log_text()[-3000:]
+        h.wait_driver()
+        connects = proxy.targets()
+        print(f"\nten certificates: {len(connects)} connection(s) to the CA")
+        assert set(connects) == {f"{acmetest.LOOPBACK}:{quiet_pebble.port}"}, connects
+        assert 1 <= len(connects) <= 8, connects
+        assert "worker(s) continued on a connection a finished one left open" in h.log_text()
+    finally:
+        proxy.stop()
