@@ -78,6 +78,24 @@ def serves_pebble_cert(h, name):
         return False
 
 
+STEPS = [("ACME01062", "worker started"), ("ACME01054", "certificate obtained and staged"),
+         ("ACME02207", "the parent sees the restart flag, tests the configuration"),
+         ("ACME01070", "configuration passed, restarting"),
+         ("ACME01020", "new generation: certificate activated")]
+TIMELINES = []  # (seconds from start to each step, to served) of mod_acme's 1-domain runs
+
+
+def timeline(h, t0_wall, served):
+    """When each step of STEPS was logged first, in seconds from the start."""
+    out = {}
+    for line in h.log_text().splitlines():
+        for tag, _ in STEPS:
+            if tag in line and tag not in out:
+                out[tag] = acmetest._log_time(line) - t0_wall
+    out["served"] = served
+    return out
+
+
 def time_to_certs(work, pebble, kind, ndomains, run, settle=0.0, names=2, extra=""):
     """Seconds from `apachectl start` until every vhost serves a certificate from pebble, and
     the CA requests made meanwhile."""
@@ -87,6 +105,7 @@ def time_to_certs(work, pebble, kind, ndomains, run, settle=0.0, names=2, extra=
     h.conf(domains, extra=extra)
     mark = pebble.request_count()
     t0 = time.monotonic()
+    t0_wall = time.time()
     h.start()
     graceful_sent = 0
     pending = [d[0] for d in domains]
@@ -104,6 +123,8 @@ def time_to_certs(work, pebble, kind, ndomains, run, settle=0.0, names=2, extra=
     elapsed = time.monotonic() - t0
     requests = pebble.request_count() - mark
     ok = not pending
+    if ok and kind == "acme" and ndomains == 1 and not settle and not extra:
+        TIMELINES.append(timeline(h, t0_wall, elapsed))
     if ok and settle:
         # What the server generations after the restart still ask the CA (the bench may wait;
         # tests wait for events instead).
@@ -316,6 +337,14 @@ def main():
                       f"(runs: {', '.join(f'{t:.2f}' for t in ts)})")
             print(f"   ratio mod_acme/mod_md, {n} domain(s): "
                   f"{times[('acme', n)] / times[('md', n)]:.2f}")
+
+        if TIMELINES:
+            print("   where the time goes, mod_acme, 1 domain (error log; median over the runs, "
+                  "seconds from start):")
+            for tag, what in STEPS + [("served", "served by the new generation (bench sees it)")]:
+                ts = [t[tag] for t in TIMELINES if tag in t]
+                if ts:
+                    print(f"     {statistics.median(ts):5.3f}  {what}")
 
         if "2" in only:
             print("\n== 2. CA requests per certificate (2 names each, new account included, "
