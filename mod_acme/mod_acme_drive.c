@@ -60,8 +60,9 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
     hopts.ca_file = d->conf->ca_file;
     hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
     hopts.proxy_ca_file = d->conf->http_proxy_ca;
-    hopts.cancel = &drv->stopping;                     /* a stop aborts requests in flight */
-    hopts.share = acme_driver_http_share(drv, ca_url); /* mod_acme_ca.c */
+    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
+    /* TLS sessions, DNS and connections shared with the CA's other workers (mod_acme_ca.c) */
+    hopts.share = acme_driver_http_share(drv, ca_url);
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
         http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */

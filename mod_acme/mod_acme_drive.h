@@ -87,11 +87,12 @@ struct driver_t {
     apr_thread_mutex_t *dir_mutex; /* guards dir_cache */
     apr_hash_t *dir_cache;         /* CA directory URL -> its directory as JSON text */
     apr_pool_t *dir_pool;          /* the cache's own (unmanaged) pool */
-    apr_hash_t *http_shares; /* CA URL -> acme_http_share_t (mod_acme_ca.c), under dir_mutex */
-    void *notify;            /* ACMENotifyCommand's events (mod_acme_notify.c) */
+    void *notify;                  /* ACMENotifyCommand's events (mod_acme_notify.c) */
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
+    /* CA URL -> acme_http_share_t, made at first use under dir_mutex (mod_acme_ca.c) */
+    apr_hash_t *http_shares;
 };
 
 /* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an

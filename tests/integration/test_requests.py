@@ -34,6 +34,18 @@ def short_quiet_pebble(workdir):
     pb.stop()
 
 
+def poll_runs(requests):
+    """The length of each run of order polls."""
+    runs, n = [], 0
+    for r in requests + [None]:
+        if r == "POST /my-order/":
+            n += 1
+        elif n:
+            runs.append(n)
+            n = 0
+    return runs
+
+
 def collapsed(requests):
     """The requests with each run of order polls taken as one: how many polls a CA needs
     depends on how fast it validates and signs (a loaded machine), not on the client."""
@@ -63,7 +75,9 @@ def test_first_certificate_ten_requests_and_none_after(httpd_factory, quiet_pebb
     print(f"\nfirst certificate, one name, until the next generation is idle: {len(made)} "
           f"requests: {made}")
     assert collapsed(made) == FIRST, made
-    assert len(made) <= len(FIRST) + 2, made  # at most two polls while pebble still works
+    # pebble on loopback is done within 2 s even on a loaded machine: 5 polls at most (15 ms,
+    # then 3x longer each time); usually 1.
+    assert all(n <= 5 for n in poll_runs(made)), made
     store_dir = os.path.join(h.store, "jobs",
                              f"{acmetest.LOOPBACK}_{quiet_pebble.port}_dir.directory")
     assert os.path.exists(store_dir), os.listdir(os.path.join(h.store, "jobs"))
@@ -90,7 +104,7 @@ def test_renewal_with_known_account_eight_requests(httpd_factory, short_quiet_pe
     made = short_quiet_pebble.requests()[mark:]
     print(f"\nrenewal, one name, known account: {len(made)} requests: {made}")
     assert collapsed(made) == RENEWAL, made
-    assert len(made) <= len(RENEWAL) + 2, made
+    assert all(n <= 5 for n in poll_runs(made)), made
 
 
 def test_ten_certificates_at_most_one_connection_per_worker(httpd_factory, quiet_pebble):
