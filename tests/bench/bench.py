@@ -1,17 +1,20 @@
 """Benchmarks: mod_acme beside Debian's mod_md, on the same pebble, in one run. Prints figures
 and ratios; asserts nothing about speed (a loaded machine would make that flaky).
 
-    /usr/bin/python3 tests/bench/bench.py [--runs 5] [--quick]
+    /usr/bin/python3 tests/bench/bench.py [--runs 5] [--quick] [--only 1,2,6]
 
 Figures:
   1. start -> real certificate served, median of N runs, for 1 and for 10 domains. mod_md needs
      a graceful restart to activate: the bench sends it the moment mod_md logs that a domain is
      ready (AH10059), as the fastest operator or cron could.
-  2. HTTP requests to the CA per certificate (pebble's log), first certificate and renewal.
+  2. HTTP requests to the CA per certificate (pebble's log), first certificate (for one name
+     including the server generations after the restart) and renewal.
   3. challenge answers per second (wrk, keep-alive and Connection: close) against the same bytes
      served as a static file by the same server.
   4. static file throughput with the module loaded and 10 ACMEDomains configured, against the
      same server without the module.
+  5. 100 ACMEDomains in one start (time, requests, restarts, memory).
+  6. (only with --only ...6) connections to the CA, as CONNECTs through a counting proxy.
 """
 import argparse
 import json
