@@ -5,7 +5,8 @@
  * header line length, total time.
  *
  * A transport made by acme_http_curl_create keeps one connection open for reuse and must be used
- * by one thread at a time; make one per thread. Call acme_http_global_init once per process,
+ * by one thread at a time; make one per thread (with a share, acme_http_share.h, the next
+ * transport of the same CA continues on it). Call acme_http_global_init once per process,
  * before threads start.
  */
 #ifndef ACME_HTTP_H
@@ -33,6 +34,7 @@ typedef struct acme_http_resp_t {
 } acme_http_resp_t;
 
 typedef struct acme_http_t acme_http_t;
+typedef struct acme_http_share_t acme_http_share_t; /* acme_http_share.h */
 
 /* Performs one request. APR_SUCCESS for any HTTP status (the caller judges it);
  * ACME_ETRANSPORT when no answer came (DNS, connect, TLS, timeout), ACME_ETOOLARGE when the
@@ -59,6 +61,9 @@ typedef struct acme_http_opts_t {
     /* While *cancel is non-zero no request starts and one in progress is aborted (libcurl asks
      * about once a second, more often while data flows): ACME_ECANCELLED. NULL: never. */
     volatile apr_uint32_t *cancel;
+    /* TLS sessions, DNS and the handles of released transports (with their connections) shared
+     * with the other transports of the same CA in any thread (acme_http_share.h); NULL: none. */
+    acme_http_share_t *share;
 } acme_http_opts_t;
 
 apr_status_t acme_http_global_init(void);

@@ -14,10 +14,17 @@
 #include "acme_store.h"
 #include "acme_tokens.h"
 
-#define ACME_ALT_CHAINS_MAX    4            /* alternate chains downloaded and kept */
-#define ACME_POLL_FIRST        (100 * 1000) /* first wait when the CA gives no Retry-After */
+#define ACME_ALT_CHAINS_MAX 4 /* alternate chains downloaded and kept */
+
+/* Polling without Retry-After: waits of 15, 45, 135, 405 ms, 1.2, 3.6, 10, 10 s ... A CA that
+ * validates at once (pebble, Boulder for most names) is done by the first poll; one that takes
+ * seconds is asked at most once more than with a 100 ms start doubling (the former schedule),
+ * and no more often from 12.7 s on. */
+#define ACME_POLL_FIRST        (15 * 1000) /* first wait after answering or finalizing */
+#define ACME_POLL_GROWTH       3           /* each next wait is this many times longer */
 #define ACME_POLL_MAX          (10 * APR_USEC_PER_SEC) /* longest wait between two polls */
-#define ACME_POLL_ATTEMPTS_MAX 60                      /* polls of one order, whatever the time */
+#define ACME_POLL_RETRY_MIN    (100 * 1000) /* a Retry-After of 0 is waited at least this */
+#define ACME_POLL_ATTEMPTS_MAX 60           /* polls of one order, whatever the time */
 
 /* Makes the account for the client's CA usable: loads accounts/<ca-id>/account.key (with
  * req->variant: accounts/<ca-id>-<variant>/) and
@@ -127,8 +134,9 @@ typedef struct acme_issue_result_t {
 apr_status_t acme_issue(acme_issue_result_t **presult, acme_problem_t **pprob,
                         acme_client_t *client, const acme_issue_req_t *req, apr_pool_t *p);
 
-/* The wait before poll number attempt (0-based): the CA's Retry-After when it gave one (never
- * less; at least 100 ms), else ACME_POLL_FIRST doubled each time up to ACME_POLL_MAX. A wait that
+/* The wait before poll number attempt (0-based): the CA's Retry-After when it gave one, shorter
+ * or longer than our own schedule (at least ACME_POLL_RETRY_MIN), else ACME_POLL_FIRST
+ * multiplied by ACME_POLL_GROWTH each time up to ACME_POLL_MAX. A wait that
  * would pass the order's max_wait ends the issuance with ACME_ETIMEOUT and the wait in
  * retry_after, so the caller can come back then. */
 apr_interval_time_t acme_poll_interval(int attempt, apr_interval_time_t retry_after);

@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include "acme_http.h"
+#include "acme_http_share.h"
 
 typedef struct curl_baton_t {
     CURL *curl;
@@ -110,7 +111,11 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
 static apr_status_t curl_baton_cleanup(void *data)
 {
     curl_baton_t *b = data;
-    curl_easy_cleanup(b->curl);
+    if (b->opts.share) {
+        acme_http_share_give(b->opts.share, b->curl); /* kept open for the next transport */
+    } else {
+        curl_easy_cleanup(b->curl);
+    }
     return APR_SUCCESS;
 }
 
@@ -138,6 +143,9 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
     /* The handle is reused so the connection to the CA stays open between requests; options
      * of the previous request are reset first. */
     curl_easy_reset(c);
+    if (b->opts.share) {
+        curl_easy_setopt(c, CURLOPT_SHARE, acme_http_share_curlsh(b->opts.share));
+    }
     curl_easy_setopt(c, CURLOPT_URL, req->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* ACME Location headers are data */
@@ -185,6 +193,11 @@ static apr_status_t curl_perform(acme_http_t *http, const acme_http_req_t *req,
 
     cc = curl_easy_perform(c);
     curl_slist_free_all(hdrs);
+    if (b->opts.share) {
+        long connects = 0;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &connects);
+        acme_http_share_connected(b->opts.share, connects);
+    }
     if (t.overflow) {
         apr_snprintf(http->error, sizeof(http->error),
                      "answer larger than %d bytes or %d header lines", ACME_HTTP_BODY_MAX,
@@ -243,7 +256,10 @@ apr_status_t acme_http_curl_create(acme_http_t **phttp, const acme_http_opts_t *
     curl_baton_t *b = apr_pcalloc(p, sizeof(*b));
     acme_http_t *http;
 
-    b->curl = curl_easy_init();
+    b->curl = opts && opts->share ? acme_http_share_take(opts->share) : NULL;
+    if (!b->curl) {
+        b->curl = curl_easy_init();
+    }
     if (!b->curl) {
         return APR_ENOMEM;
     }

@@ -156,11 +156,12 @@ apr_interval_time_t acme_poll_interval(int attempt, apr_interval_time_t retry_af
 {
     apr_interval_time_t t = ACME_POLL_FIRST;
 
+    /* The CA knows best when it will be done (RFC 8555 section 7.5.1): its word wins. */
     if (retry_after >= 0) {
-        return retry_after < 100000 ? 100000 : retry_after;
+        return retry_after < ACME_POLL_RETRY_MIN ? ACME_POLL_RETRY_MIN : retry_after;
     }
     while (attempt-- > 0 && t < ACME_POLL_MAX) {
-        t *= 2;
+        t *= ACME_POLL_GROWTH;
     }
     return t > ACME_POLL_MAX ? ACME_POLL_MAX : t;
 }

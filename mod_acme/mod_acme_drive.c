@@ -61,6 +61,8 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
     hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
     hopts.proxy_ca_file = d->conf->http_proxy_ca;
     hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
+    /* TLS sessions, DNS and connections shared with the CA's other workers (mod_acme_ca.c) */
+    hopts.share = acme_driver_http_share(drv, ca_url);
     rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
     if (rv == APR_SUCCESS) {
         http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
@@ -70,10 +72,7 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
         return rv;
     }
     acme_client_set_cancel(client, &drv->stopping);
-    apr_thread_mutex_lock(drv->dir_mutex);
-    dir = apr_hash_get(drv->dir_cache, ca_url, APR_HASH_KEY_STRING);
-    dir = dir ? apr_pstrdup(p, dir) : NULL;
-    apr_thread_mutex_unlock(drv->dir_mutex);
+    dir = acme_driver_directory(drv, ca_url, p); /* mod_acme_ca.c */
     if (dir) {
         acme_client_seed_directory(client, dir, strlen(dir));
     }
@@ -84,19 +83,11 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p)
 {
-    const char *dir = NULL;
+    int distrust = rv == ACME_EPROTO || rv == ACME_EMALFORMED;
+    const char *dir = distrust ? NULL : acme_client_directory_json(client, p);
 
-    if (rv != ACME_EPROTO && rv != ACME_EMALFORMED) {
-        dir = acme_client_directory_json(client, p);
-    }
-    apr_thread_mutex_lock(drv->dir_mutex);
-    if (dir && !apr_hash_get(drv->dir_cache, ca_url, APR_HASH_KEY_STRING)) {
-        apr_hash_set(drv->dir_cache, apr_pstrdup(drv->dir_pool, ca_url), APR_HASH_KEY_STRING,
-                     apr_pstrdup(drv->dir_pool, dir));
-    } else if (!dir) {
-        apr_hash_set(drv->dir_cache, ca_url, APR_HASH_KEY_STRING, NULL);
-    }
-    apr_thread_mutex_unlock(drv->dir_mutex);
+    acme_driver_directory_keep(drv, ca_url, dir, distrust, p); /* mod_acme_ca.c */
+    acme_driver_http_done(drv, ca_url);
 }
 
 /* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of

@@ -91,6 +91,8 @@ struct driver_t {
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
+    /* CA URL -> acme_http_share_t, made at first use under dir_mutex (mod_acme_ca.c) */
+    apr_hash_t *http_shares;
 };
 
 /* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an
@@ -102,6 +104,17 @@ apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const ac
  * may have moved its resources). */
 void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
                              apr_status_t rv, apr_pool_t *p);
+
+/* mod_acme_ca.c: the CA's directory for a worker's client, from memory or from the store
+ * (NULL: the client fetches it); and what a client ended with kept for later workers and
+ * generations (dir NULL: forgotten in memory; distrust: forgotten in the store too). */
+const char *acme_driver_directory(driver_t *drv, const char *ca_url, apr_pool_t *p);
+void acme_driver_directory_keep(driver_t *drv, const char *ca_url, const char *dir, int distrust,
+                                apr_pool_t *p);
+/* mod_acme_ca.c: the HTTP share of the CA's workers (made at first use; NULL when it cannot be
+ * made), and a debug line with its connection counts once a worker's client is done. */
+acme_http_share_t *acme_driver_http_share(driver_t *drv, const char *ca_url);
+void acme_driver_http_done(driver_t *drv, const char *ca_url);
 
 /* The CA that issued the domain's certificate, as an index into the server's list of every CA
  * in use (conf->ca_all): it alone knows the certificate's renewal information. The domain's

@@ -517,6 +517,10 @@ static void worker_ari(worker_t *w)
     acme_driver_client_done(w->drv, client, w->ca_url, APR_SUCCESS, w->pool);
     if (rv == APR_NOTFOUND) {
         w->ari_absent = 1;
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, rt->s,
+                       "ACME03904: %s: %s offers no renewal information (no renewalInfo in its "
+                       "directory); the renewal window applies to its certificates",
+                       w->d->name, w->ca_url);
         return;
     }
     if (rv == ACME_ECANCELLED) {

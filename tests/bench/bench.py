@@ -1,17 +1,20 @@
 """Benchmarks: mod_acme beside Debian's mod_md, on the same pebble, in one run. Prints figures
 and ratios; asserts nothing about speed (a loaded machine would make that flaky).
 
-    /usr/bin/python3 tests/bench/bench.py [--runs 5] [--quick]
+    /usr/bin/python3 tests/bench/bench.py [--runs 5] [--quick] [--only 1,2,6]
 
 Figures:
   1. start -> real certificate served, median of N runs, for 1 and for 10 domains. mod_md needs
      a graceful restart to activate: the bench sends it the moment mod_md logs that a domain is
      ready (AH10059), as the fastest operator or cron could.
-  2. HTTP requests to the CA per certificate (pebble's log), first certificate and renewal.
+  2. HTTP requests to the CA per certificate (pebble's log), first certificate (for one name
+     including the server generations after the restart) and renewal.
   3. challenge answers per second (wrk, keep-alive and Connection: close) against the same bytes
      served as a static file by the same server.
   4. static file throughput with the module loaded and 10 ACMEDomains configured, against the
      same server without the module.
+  5. 100 ACMEDomains in one start (time, requests, restarts, memory).
+  6. (only with --only ...6) connections to the CA, as CONNECTs through a counting proxy.
 """
 import argparse
 import json
@@ -28,6 +31,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import acmetest  # noqa: E402
+import connectproxy  # noqa: E402
 
 TOKEN = "benchTOKEN_abcdefghijklmnopqrstuvwxyz01234567"
 KEYAUTH = TOKEN + ".bench-thumbprint-0123456789abcdefghijklmnopq"
@@ -77,14 +81,34 @@ def serves_pebble_cert(h, name):
         return False
 
 
-def time_to_certs(work, pebble, kind, ndomains, run):
+STEPS = [("ACME01062", "worker started"), ("ACME01054", "certificate obtained and staged"),
+         ("ACME02207", "the parent sees the restart flag, tests the configuration"),
+         ("ACME01070", "configuration passed, restarting"),
+         ("ACME01020", "new generation: certificate activated")]
+TIMELINES = []  # (seconds from start to each step, to served) of mod_acme's 1-domain runs
+
+
+def timeline(h, t0_wall, served):
+    """When each step of STEPS was logged first, in seconds from the start."""
+    out = {}
+    for line in h.log_text().splitlines():
+        for tag, _ in STEPS:
+            if tag in line and tag not in out:
+                out[tag] = acmetest._log_time(line) - t0_wall
+    out["served"] = served
+    return out
+
+
+def time_to_certs(work, pebble, kind, ndomains, run, settle=0.0, names=2, extra=""):
     """Seconds from `apachectl start` until every vhost serves a certificate from pebble, and
     the CA requests made meanwhile."""
     h = Server(os.path.join(work, f"{kind}-{ndomains}-{run}"), pebble, kind)
-    domains = [[f"d{i}.{kind}{run}.test", f"www.d{i}.{kind}{run}.test"] for i in range(ndomains)]
-    h.conf(domains)
+    domains = [[f"d{i}.{kind}{run}.test", f"www.d{i}.{kind}{run}.test"][:names]
+               for i in range(ndomains)]
+    h.conf(domains, extra=extra)
     mark = pebble.request_count()
     t0 = time.monotonic()
+    t0_wall = time.time()
     h.start()
     graceful_sent = 0
     pending = [d[0] for d in domains]
@@ -102,10 +126,30 @@ def time_to_certs(work, pebble, kind, ndomains, run):
     elapsed = time.monotonic() - t0
     requests = pebble.request_count() - mark
     ok = not pending
+    if ok and kind == "acme" and ndomains == 1 and not settle and not extra:
+        TIMELINES.append(timeline(h, t0_wall, elapsed))
+    if ok and settle:
+        # What the server generations after the restart still ask the CA (the bench may wait;
+        # tests wait for events instead).
+        time.sleep(settle)
+        requests = pebble.request_count() - mark
     h.stop()
     if not ok:
         print(f"   {kind} {ndomains} run {run}: not all certificates after 120 s; see {h.root}")
     return elapsed if ok else None, requests, h
+
+
+def connections(work, pebble, kind, ndomains, run):
+    """TCP connections (each a TLS handshake) to the CA while ndomains get their first
+    certificate, counted as CONNECTs through a proxy both modules are told to use."""
+    proxy = connectproxy.ConnectProxy()
+    try:
+        directive = "ACMEHttpProxy" if kind == "acme" else "MDHttpProxy"
+        t, _, _ = time_to_certs(work, pebble, kind, ndomains, f"conn{run}", settle=1.0,
+                                extra=f"{directive} http://127.0.0.1:{proxy.port}\n")
+        return len(proxy.seen) if t is not None else float("nan")
+    finally:
+        proxy.stop()
 
 
 def renewal_requests(work, kind):
@@ -261,6 +305,8 @@ def main():
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="1 run, short wrk")
     ap.add_argument("--scale", type=int, default=100, help="domains for the scale figure")
+    ap.add_argument("--only", default="1,2,3,4,5",
+                    help="comma-separated sections to run (default all: 1,2,3,4,5)")
     args = ap.parse_args()
     runs = 1 if args.quick else args.runs
     seconds = 2 if args.quick else 4
@@ -273,12 +319,14 @@ def main():
     os.chmod(work, 0o755)
     pebble = acmetest.Pebble(os.path.join(work, "pebble"),
                              env_extra={"PEBBLE_WFE_NONCEREJECT": "0"})
+    only = set(args.only.split(","))
     try:
-        print("== 1. start -> real certificate served (median of %d; pebble NOSLEEP, no nonce "
-              "rejection)" % runs)
         times = {}
         reqs = {}
-        for n in (1, 10):
+        if only & {"1", "2"}:
+            print("== 1. start -> real certificate served (median of %d; pebble NOSLEEP, no "
+                  "nonce rejection)" % runs)
+        for n in (1, 10) if only & {"1", "2"} else ():
             for kind in ("md", "acme"):
                 ts, rs = [], []
                 for run in range(runs):
@@ -293,43 +341,77 @@ def main():
             print(f"   ratio mod_acme/mod_md, {n} domain(s): "
                   f"{times[('acme', n)] / times[('md', n)]:.2f}")
 
-        print("\n== 2. CA requests per certificate (2 names each, new account included)")
-        for n in (1, 10):
-            print(f"   {n:2d} domain(s): mod_md {reqs[('md', n)]:.1f}, "
-                  f"mod_acme {reqs[('acme', n)]:.1f}")
+        if TIMELINES:
+            print("   where the time goes, mod_acme, 1 domain (error log; median over the runs, "
+                  "seconds from start):")
+            for tag, what in STEPS + [("served", "served by the new generation (bench sees it)")]:
+                ts = [t[tag] for t in TIMELINES if tag in t]
+                if ts:
+                    print(f"     {statistics.median(ts):5.3f}  {what}")
 
-        print("\n   one name, first certificate and its renewal (pebble: 30 s certificates, no "
-              "authorization reuse):")
-        for kind in ("md", "acme"):
-            first, second = renewal_requests(work, kind)
-            print(f"   {kind:5s} first {first}, renewal {second}")
+        if "2" in only:
+            print("\n== 2. CA requests per certificate (2 names each, new account included, "
+                  "until served)")
+            for n in (1, 10):
+                print(f"   {n:2d} domain(s): mod_md {reqs[('md', n)]:.1f}, "
+                      f"mod_acme {reqs[('acme', n)]:.1f}")
+            print("\n   one name, first certificate, counted until 2 s after it is served "
+                  "(the server generations after the restart included):")
+            for kind in ("md", "acme"):
+                rs = []
+                for run in range(runs):
+                    _, r, _ = time_to_certs(work, pebble, kind, 1, f"one{run}", settle=2.0,
+                                            names=1)
+                    rs.append(r)
+                print(f"   {kind:5s} {statistics.median(rs):.0f} (runs: "
+                      f"{', '.join(str(r) for r in rs)})")
 
-        print("\n== 3. challenge answers per second (wrk, 10 connections, %d s)" % seconds)
-        for kind in ("md", "acme"):
-            c = challenge_throughput(work, pebble, kind, seconds)
-            print(f"   {kind:5s} keep-alive: challenge {c['challenge keep-alive']:.0f}/s, "
-                  f"static {c['static keep-alive']:.0f}/s, ratio "
-                  f"{c['challenge keep-alive'] / c['static keep-alive']:.2f}; "
-                  f"Connection: close: challenge {c['challenge close']:.0f}/s, static "
-                  f"{c['static close']:.0f}/s, ratio "
-                  f"{c['challenge close'] / c['static close']:.2f}; "
-                  f"keep-alive kept on answers: {c['keep-alive kept']}")
+            print("\n   one name, first certificate and its renewal (pebble: 30 s certificates, "
+                  "no authorization reuse):")
+            for kind in ("md", "acme"):
+                first, second = renewal_requests(work, kind)
+                print(f"   {kind:5s} first {first}, renewal {second}")
 
-        print("\n== 4. static file throughput, module with 10 ACMEDomains vs no module "
-              "(3 runs each, alternating; median)")
-        s = static_overhead(work, pebble, seconds)
-        a, n = statistics.median(s["acme"]), statistics.median(s["none"])
-        print(f"   with mod_acme {a:.0f}/s (runs {', '.join(f'{x:.0f}' for x in s['acme'])}), "
-              f"without {n:.0f}/s (runs {', '.join(f'{x:.0f}' for x in s['none'])}), "
-              f"ratio {a / n:.3f}; spread between runs of one setup: "
-              f"{(max(s['none']) - min(s['none'])) / n * 100:.0f}%")
+        if "6" in only:
+            print("\n== 6. connections to the CA (CONNECTs through a counting proxy; each is "
+                  "one TLS handshake)")
+            for n in (1, 10):
+                for kind in ("md", "acme"):
+                    cs = []
+                    for run in range(runs):
+                        cs.append(connections(work, pebble, kind, n, run))
+                    print(f"   {kind:5s} {n:2d} domain(s): {statistics.median(cs):.0f} "
+                          f"connection(s) (runs: {', '.join(str(c) for c in cs)})")
 
-        print(f"\n== 5. {args.scale} ACMEDomains (2 names each) in one start, mod_acme")
-        t, r, restarts, peak, idle = scale(work, pebble, args.scale)
-        print(f"   all served after {t:.2f} s; {r} CA requests ({r / args.scale:.1f} per "
-              f"certificate); {restarts} automatic restart(s); peak memory of the server "
-              f"{peak / 1024:.1f} MiB (sum of RSS), {idle / 1024:.1f} MiB at the end"
-              if t else f"   not all served within 300 s ({r} CA requests)")
+        if "3" in only:
+            print("\n== 3. challenge answers per second (wrk, 10 connections, %d s)" % seconds)
+            for kind in ("md", "acme"):
+                c = challenge_throughput(work, pebble, kind, seconds)
+                print(f"   {kind:5s} keep-alive: challenge {c['challenge keep-alive']:.0f}/s, "
+                      f"static {c['static keep-alive']:.0f}/s, ratio "
+                      f"{c['challenge keep-alive'] / c['static keep-alive']:.2f}; "
+                      f"Connection: close: challenge {c['challenge close']:.0f}/s, static "
+                      f"{c['static close']:.0f}/s, ratio "
+                      f"{c['challenge close'] / c['static close']:.2f}; "
+                      f"keep-alive kept on answers: {c['keep-alive kept']}")
+
+        if "4" in only:
+            print("\n== 4. static file throughput, module with 10 ACMEDomains vs no module "
+                  "(3 runs each, alternating; median)")
+            s = static_overhead(work, pebble, seconds)
+            a, n = statistics.median(s["acme"]), statistics.median(s["none"])
+            print(f"   with mod_acme {a:.0f}/s (runs {', '.join(f'{x:.0f}' for x in s['acme'])}), "
+                  f"without {n:.0f}/s (runs {', '.join(f'{x:.0f}' for x in s['none'])}), "
+                  f"ratio {a / n:.3f}; spread between runs of one setup: "
+                  f"{(max(s['none']) - min(s['none'])) / n * 100:.0f}%")
+
+        if "5" in only:
+            print(f"\n== 5. {args.scale} ACMEDomains (2 names each) in one start, mod_acme")
+            t, r, restarts, peak, idle = scale(work, pebble, args.scale)
+            print(f"   all served after {t:.2f} s; {r} CA requests ({r / args.scale:.1f} per "
+                  f"certificate); {restarts} automatic restart(s); peak memory of the server "
+                  f"{peak / 1024:.1f} MiB (sum of RSS), {idle / 1024:.1f} MiB at the end"
+                  if t else f"   not all served within 300 s ({r} CA requests)")
     finally:
         pebble.stop()
         if os.environ.get("KEEP_BENCH_DIRS") != "1":
