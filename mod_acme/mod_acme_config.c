@@ -86,6 +86,8 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(http_proxy, NULL);
     ACME_MERGE(http_proxy_ca, NULL);
     ACME_MERGE(key_reuse, 0);
+    ACME_MERGE(activation, 0);
+    c->vhost_served = 0;
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
     c->vhost_tls = 0;
@@ -790,6 +792,9 @@ const command_rec acme_cmds[] = {
                   "PEM file of CA certificates an https:// ACMEHttpProxy is checked against"),
     AP_INIT_FLAG("ACMEKeyReuse", acme_cmd_key_reuse, NULL, RSRC_CONF,
                  "on: a renewal keeps the private key of the current certificate"),
+    AP_INIT_TAKE1("ACMEActivation", acme_cmd_activation, NULL, RSRC_CONF,
+                  "graceful (default): a new certificate is served after a graceful restart; "
+                  "live: from the next TLS handshake, without a restart"),
     AP_INIT_TAKE_ARGV("ACMENotifyCommand", acme_cmd_notify_command, NULL, RSRC_CONF,
                       "program [args], run as: program [args] EVENT NAME on certificate events"),
     AP_INIT_TAKE1("ACMENotifyTimeout", acme_cmd_notify_timeout, NULL, RSRC_CONF,
