@@ -250,9 +250,8 @@ void acme_domain_take_set(acme_runtime_t *rt, acme_domain_t *d, const acme_certs
     }
 }
 
-apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d,
-                                        acme_certset_t **pset, apr_pool_t *pconf,
-                                        apr_pool_t *ptemp)
+apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, acme_certset_t **pset,
+                                        apr_pool_t *pconf, apr_pool_t *ptemp)
 {
     acme_certset_t *set;
     const char *why = NULL;

@@ -140,11 +140,11 @@ static int live_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pt
     for (i = 0; conf->domains && i < conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(conf->domains, i, const acme_domain_t *);
         if (is_live(d) && conf->auto_restart == 0) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
-                         "ACME03800: ACMEActivation live (%s, %s) needs the parent's activation "
-                         "thread, which ACMEAutoRestart off turns off: remove ACMEAutoRestart "
-                         "off or use ACMEActivation graceful",
-                         d->name, d->defined_at ? d->defined_at : "ACMEDomain");
+            acme_log_error(APLOG_MARK, APLOG_EMERG, 0, s,
+                           "ACME03800: ACMEActivation live (%s, %s) needs the parent's activation "
+                           "thread, which ACMEAutoRestart off turns off: remove ACMEAutoRestart "
+                           "off or use ACMEActivation graceful",
+                           d->name, d->defined_at ? d->defined_at : "ACMEDomain");
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
