@@ -19,7 +19,9 @@ VALIDITY = 30  # seconds: with ACMERenewWindow 60% a renewal starts 12 s after e
 
 @pytest.fixture(scope="module")
 def short_pebble(workdir):
-    pb = acmetest.Pebble(os.path.join(workdir, "pebble-live"), validity=VALIDITY)
+    # No reused authorizations: every renewal is validated (tls-alpn-01 on a live vhost).
+    pb = acmetest.Pebble(os.path.join(workdir, "pebble-live"), validity=VALIDITY,
+                         env_extra={"PEBBLE_AUTHZREUSE": "0"})
     yield pb
     pb.stop()
 
@@ -44,10 +46,10 @@ def activations(h, name):
 class ClientLoop:
     """Handshakes one after the other (SNI name), recording (time, serial) or the failure."""
 
-    def __init__(self, h, name, ctx_factory=None):
-        self.h, self.name = h, name
+    def __init__(self, h, name, ctx_factory=None, keep_self_signed=False):
+        self.h, self.name, self.keep_self_signed = h, name, keep_self_signed
         self.ctx_factory = ctx_factory
-        self.seen, self.failures = [], []
+        self.seen, self.failures, self.fallbacks = [], [], 0
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self.run)
 
@@ -63,9 +65,12 @@ class ClientLoop:
         while not self.stop.is_set():
             try:
                 cert = self.handshake()
-                self.seen.append((time.time(), cert.serial_number))
+                if cert.issuer == cert.subject and not self.keep_self_signed:
+                    self.fallbacks += 1  # the temporary certificate, before the first one
+                else:
+                    self.seen.append((time.time(), cert.serial_number))
             except Exception as e:  # noqa: BLE001 - every failure counts
-                self.failures.append(repr(e))
+                self.failures.append((time.time(), repr(e)))
             time.sleep(0.01)
 
     def __enter__(self):
@@ -103,9 +108,12 @@ def test_live_renewals_without_restart(httpd_factory, short_pebble):
     name = "live.test"
     h = httpd_factory(ca=short_pebble)
     n = Notify(h)
-    h.write_conf(ACCOUNT + LOCATIONS + n.directive() +
+    # tls-alpn-01 only: the validations of the renewals reach the live vhost's handshakes.
+    h.write_conf(ACCOUNT + LOCATIONS + n.directive() + "ACMEChallenges tls-alpn-01\n"
                  f"ACMERenewWindow 60%\n<ACMEDomain {name}>\n    ACMEActivation live\n"
-                 "</ACMEDomain>\n" + h.ssl_vhost(name), extra_modules=("status",))
+                 "</ACMEDomain>\n" +
+                 h.ssl_vhost(name, extra="    Protocols http/1.1 acme-tls/1\n"),
+                 extra_modules=("status",))
     h.start()
     with ClientLoop(h, name) as loop:
         # Before the first certificate: the fallback, answered with 503 by mod_acme.
@@ -123,6 +131,9 @@ def test_live_renewals_without_restart(httpd_factory, short_pebble):
     assert "AH00493" not in log, "a graceful restart happened"
     assert "ACME01070" not in log
     assert not loop.failures, loop.failures[:5]
+    # The CA validated each renewal over tls-alpn-01 against the live vhost.
+    answered = [log_time(li) for li in lines_with(h, f"ACME02610: {name}: answered a tls-alpn-01")]
+    assert len([t for t in answered if t > acts[0][0]]) >= 3, answered
     staged = staged_times(h, name)
     assert len(staged) >= 4
     # Each certificate is served within 1 s of being staged (the worker's ACME01054 line).
@@ -138,7 +149,8 @@ def test_live_renewals_without_restart(httpd_factory, short_pebble):
     # Never an older one back once a newer one was served.
     serials = [s for _, s in loop.seen]
     order = loop.serials()
-    assert order[-4:] == [s for _, s in acts]
+    assert order == [s for _, s in acts]
+    assert loop.fallbacks > 0
     last = 0
     for s in serials:
         assert order.index(s) >= last, "an older certificate came back"
@@ -180,14 +192,14 @@ def make_own_cert(folder, name):
 @pytest.mark.slow(120)
 def test_live_two_key_types_and_own_certificate(httpd_factory, short_pebble):
     """ECDSA and RSA of one certificate are both renewed live and both served (a client for
-    each); tls-alpn-01 challenges on the live vhost still validate; a vhost with its own
+    each); a vhost with its own
     SSLCertificateFile keeps it through every live activation; children killed with -9 and
     started again after an activation serve the new set."""
     name, own = "both.test", "www.both.test"
     h = httpd_factory(ca=short_pebble)
     cert, key = make_own_cert(h.root, own)
-    alpn = "    Protocols http/1.1 acme-tls/1\n"
-    h.write_conf(ACCOUNT + "ACMERenewWindow 60%\nACMEChallenges tls-alpn-01\n"
+    alpn = ""
+    h.write_conf(ACCOUNT + "ACMERenewWindow 60%\n"
                  f"<ACMEDomain {name} {own}>\n    ACMEActivation live\n"
                  "    ACMEKeyType ec256 rsa2048\n</ACMEDomain>\n" +
                  h.ssl_vhost(name, extra=alpn) +
@@ -197,7 +209,7 @@ def test_live_two_key_types_and_own_certificate(httpd_factory, short_pebble):
     h.start()
     ec = ClientLoop(h, name, _ctx("ECDHE-ECDSA-AES128-GCM-SHA256"))
     rsa = ClientLoop(h, name, _ctx("ECDHE-RSA-AES128-GCM-SHA256"))
-    mine = ClientLoop(h, own)
+    mine = ClientLoop(h, own, keep_self_signed=True)
     with ec, rsa, mine:
         # The first of each type and one renewal of each: four activations.
         assert h.wait_log(f"ACME03801: {name}:", count=2, timeout=60), h.log_text()[-4000:]
@@ -221,8 +233,12 @@ def test_live_two_key_types_and_own_certificate(httpd_factory, short_pebble):
     assert set(rsa.serials()) <= {s for _, s in acts_rsa}
     assert len(set(ec.serials())) >= 2 and len(set(rsa.serials())) >= 2
     # The ECDSA client got ECDSA certificates only, the RSA client RSA ones.
-    assert mine.serials() == [own_serial]
-    assert len(ec.failures) + len(rsa.failures) <= 10, (ec.failures[:3], rsa.failures[:3])
+    assert mine.serials() == [own_serial] and not mine.failures
+    # Before its first certificate an RSA-only client finds no certificate it can use (the
+    # fallback is ECDSA); after it, only connections to the children killed may fail.
+    late = [f for f in ec.failures if f[0] > acts_ec[0][0] + 0.2] + \
+        [f for f in rsa.failures if f[0] > acts_rsa[0][0] + 0.2]
+    assert len(late) <= 6 and all("EOF" in r or "reset" in r.lower() for _, r in late), late
     assert f"ACME01031: {name}: virtual host {own} has an SSLCertificateFile" in h.log_text()
 
 
