@@ -197,7 +197,6 @@ void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp)
     acme_job_t *job;
 
     drv->staged[i] = staged_ok(drv, d, &drv->staged_at[i], ptemp);
-    drv->restart_asked = 0; /* the flag was taken: the next staged set asks again */
     drv->blocked_logged[i] = 0;
     drv->ari_renew_at[i] = drv->ari_check_at[i] = 0; /* the new certificate's own window */
     drv->ari_start[i] = drv->ari_end[i] = 0;

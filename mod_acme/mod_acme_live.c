@@ -523,10 +523,39 @@ static apr_status_t driver_set(acme_certset_t **pset, json_t **pinfo, const acme
     return rv;
 }
 
+/* 1 when the driver's flag is still there: the parent has not looked at it yet. */
+static int flag_waiting(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_finfo_t fi;
+
+    return apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
+                    APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) == APR_SUCCESS;
+}
+
+/* The parent took the flag without serving a new generation for a live certificate whose set
+ * was staged: it refused the set (moved aside, refused/<name>.json). The driver counts that as
+ * a failed attempt, as after a start that refused one; with no graceful certificate waiting,
+ * the next staged set may ask again. */
+static void settle_refused(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    int i, waiting = 0;
+
+    for (i = 0; i < domains->nelts && i < g_nslots; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
+        if (drv->staged[i] && !drv->workers[i] && is_live(d) &&
+            acme_live_generation(&g_slots[i]) == g_driver_gen[i]) {
+            acme_driver_activated(drv, i, ptemp);
+        }
+        waiting |= drv->staged[i] && !is_live(d);
+    }
+    drv->restart_asked = waiting;
+}
+
 void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
-    int i, any = 0;
+    int i, any = 0, graceful = 0;
 
     if (!g_slots) {
         return;
@@ -571,7 +600,15 @@ void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp)
         any = 1;
     }
     if (any) {
+        /* The flag was taken: the next staged set asks again, unless a graceful certificate
+         * still waits for the restart it asked for. */
+        for (i = 0; i < domains->nelts; i++) {
+            graceful |= drv->staged[i] && !is_live(APR_ARRAY_IDX(domains, i, acme_domain_t *));
+        }
+        drv->restart_asked = graceful;
         acme_driver_notify_locked(drv); /* "activated" (and "renewed" if not told yet) */
+    } else if (drv->restart_asked && !flag_waiting(drv, ptemp)) {
+        settle_refused(drv, ptemp);
     }
 }
 
