@@ -277,7 +277,8 @@ const char *acme_cmd_activation(cmd_parms *cmd, void *dc, const char *arg);
 /* post_config, before the fork: the shared memory the parent hands new sets through. */
 apr_status_t acme_parent_live_create(acme_runtime_t *rt, apr_pool_t *pconf);
 /* The restart thread, when the driver's flag is there: promotes and publishes the staged sets
- * of certificates with ACMEActivation live. *pn: how many were activated. Returns the names
+ * of certificates with ACMEActivation live. *pn: how many were dealt with (activated, or refused
+ * and moved aside as at a start). Returns the names
  * (" a.test b.test") whose set is active in the store but could not be handed over live: a
  * restart must serve them; "" when none. */
 const char *acme_parent_live_activate(acme_runtime_t *rt, apr_time_t now, int *pn,

@@ -278,6 +278,7 @@ const char *acme_parent_live_activate(acme_runtime_t *rt, apr_time_t now, int *p
         }
         rv = acme_parent_promote_domain(rt, d, &set, pkeep, ptemp);
         if (rv != APR_SUCCESS || !set) {
+            *pn += rv == ACME_EBADSTORE; /* refused and logged (ACME01021): dealt with */
             continue;
         }
         rv = publish_set(rt, i, d, set, &gen, ptemp);

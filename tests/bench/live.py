@@ -122,7 +122,8 @@ def handshake_servers(workdir, pebble):
     for f in ("fullchain.pem", "privkey.pem"):
         shutil.copy(os.path.join(live_dir, f), os.path.join(files, f))
     conf = plain.base_conf(ca=False)
-    conf = "\n".join(l for l in conf.splitlines() if "acme" not in l.lower()) + "\n"
+    conf = "\n".join(l.replace(" acme:debug", "") for l in conf.splitlines()
+                     if "acme_module" not in l and not l.startswith("ACME")) + "\n"
     with open(plain.conf_path, "w") as f:
         f.write(conf + plain.ssl_vhost(NAME, extra=(
             f"    SSLCertificateFile {files}/fullchain.pem\n"
