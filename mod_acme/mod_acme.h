@@ -273,7 +273,6 @@ void acme_domain_take_set(acme_runtime_t *rt, acme_domain_t *d, const acme_certs
                           apr_pool_t *p);
 
 /* mod_acme_live.c: ACMEActivation live (docs/live.md) */
-const char *acme_cmd_activation(cmd_parms *cmd, void *dc, const char *arg);
 /* post_config, before the fork: the shared memory the parent hands new sets through. */
 apr_status_t acme_parent_live_create(acme_runtime_t *rt, apr_pool_t *pconf);
 /* The restart thread, when the driver's flag is there: promotes and publishes the staged sets

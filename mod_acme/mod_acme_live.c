@@ -104,29 +104,6 @@ static int unit_index(const acme_runtime_t *rt, const acme_domain_t *u)
 
 /* --- configuration --- */
 
-const char *acme_cmd_activation(cmd_parms *cmd, void *dc, const char *arg)
-{
-    acme_conf_t *c = acme_cmd_conf(cmd);
-    const char *err = acme_cmd_per_cert(cmd, c->activation != 0);
-
-    (void)dc;
-    if (err) {
-        return err;
-    }
-    if (strcasecmp(arg, "graceful") == 0) {
-        c->activation = ACME_ACTIVATION_GRACEFUL;
-    } else if (strcasecmp(arg, "live") == 0) {
-        c->activation = ACME_ACTIVATION_LIVE;
-    } else {
-        return apr_psprintf(cmd->pool,
-                            "ACMEActivation %s: expected graceful (a graceful restart serves a "
-                            "new certificate) or live (served from the next TLS handshake, "
-                            "without a restart)",
-                            arg);
-    }
-    return NULL;
-}
-
 /* The parent's restart thread activates live sets: without it (ACMEAutoRestart off) nothing
  * would, so the combination is refused at configtest. */
 static int live_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s)
