@@ -491,8 +491,8 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                          ptemp) == APR_SUCCESS) {
         drv->restart_asked = 1;
         acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME01059: new certificates staged for%s; asking for a graceful restart",
-                       names);
+                       "ACME01059: new certificates staged for%s; asking for %s", names,
+                       live ? "their activation" : "a graceful restart");
     } else {
         drv->restart_retry = now + apr_time_from_sec(60);
         acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,

@@ -290,3 +290,39 @@ def test_activation_directive_is_checked(httpd_factory):
                  "    ACMEActivation live\n</ACMEDomain>\n" + h.ssl_vhost("a.test"))
     r = h.configtest()
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kill_9_everything_during_live_activation(httpd_factory, seed):
+    """The whole server killed with -9 while the parent promotes and publishes a set live (the
+    test_crash.py kill, with ACMEActivation live): the store stays whole, and the next start
+    serves the active set (the old one or the new one, whole)."""
+    import random
+    import test_crash
+    rnd = random.Random(seed)
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEActivation live\n" +
+                 "".join(f"ACMEDomain {n}\n" for n in test_crash.NAMES) +
+                 "".join(h.ssl_vhost(n) for n in test_crash.NAMES))
+    h.allowed_errors += ["AH00046"]
+    h.start()
+    assert h.wait_log("ACME01059", timeout=40), h.log_text()[-3000:]
+    time.sleep(rnd.uniform(0.0, 0.2))  # the promotion and publication take tens of ms
+    deadline = time.monotonic() + 10
+    while h.processes() and time.monotonic() < deadline:
+        for pid in h.processes():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    assert not h.processes()
+    test_crash.store_is_consistent(h)
+    h.start()
+    for n in test_crash.NAMES:
+        acmetest.wait_until(lambda: acmetest.tls_peer_cert(h.https_port, n).issuer !=
+                            acmetest.tls_peer_cert(h.https_port, n).subject, 40,
+                            lambda: h.log_text()[-3000:])
+    test_crash.store_is_consistent(h)
+    for n in test_crash.NAMES:
+        test_crash.served_is_active(h, n)
