@@ -143,7 +143,8 @@ def test_live_renewals_without_restart(httpd_factory, short_pebble):
         delays.append(round(t_seen - t_staged, 3))
         assert t_seen - t_staged < 1.0, (serial, t_staged, t_act, t_seen)
     print(f"\nlive: staged -> first handshake serving it, s: {delays}")
-    print("serials served in order: " + " ".join(f"{s:X}" for s in loop.serials()))
+    print(f"{len(loop.seen)} handshakes, {len(loop.failures)} failed; serials served in order: " +
+          " ".join(f"{s:X}" for s in loop.serials()))
     for li in lines_with(h, "ACME03801"):
         print(li)
     # Never an older one back once a newer one was served.
