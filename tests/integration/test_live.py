@@ -262,7 +262,9 @@ def test_live_two_key_types_and_own_certificate(httpd_factory, short_pebble):
     assert set(rsa.serials()) <= {s for _, s in acts_rsa}
     assert len(set(ec.serials())) >= 2 and len(set(rsa.serials())) >= 2
     # The ECDSA client got ECDSA certificates only, the RSA client RSA ones.
-    assert mine.serials() == [own_serial] and not mine.failures
+    assert mine.serials() == [own_serial]
+    # Its only failures: connections to a child killed meanwhile.
+    assert all("EOF" in r or "reset" in r.lower() for _, r in mine.failures), mine.failures
     # Before its first certificate an RSA-only client finds no certificate it can use (the
     # fallback is ECDSA); after it, only connections to the children killed may fail.
     late = [f for f in ec.failures if f[0] > acts_ec[0][0] + 0.2] + \
