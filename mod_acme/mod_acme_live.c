@@ -513,21 +513,26 @@ static int flag_waiting(driver_t *drv, apr_pool_t *ptemp)
 /* The parent took the flag without serving a new generation for a live certificate whose set
  * was staged: it refused the set (moved aside, refused/<name>.json). The driver counts that as
  * a failed attempt, as after a start that refused one; with no graceful certificate waiting,
- * the next staged set may ask again. */
+ * the next staged set may ask again. A set still staged (the parent could not promote it: its
+ * ACME01021 says why) is asked for again a minute later, not at every tick. */
 static void settle_refused(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
-    int i, waiting = 0;
+    int i, waiting = 0, kept = 0;
 
     for (i = 0; i < domains->nelts && i < g_nslots; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
         if (drv->staged[i] && !drv->workers[i] && is_live(d) &&
             acme_live_generation(&g_slots[i]) == g_driver_gen[i]) {
             acme_driver_activated(drv, i, ptemp);
+            kept |= drv->staged[i];
         }
         waiting |= drv->staged[i] && !is_live(d);
     }
     drv->restart_asked = waiting;
+    if (kept) {
+        drv->restart_retry = apr_time_now() + apr_time_from_sec(60);
+    }
 }
 
 void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp)
