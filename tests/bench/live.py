@@ -7,7 +7,7 @@ Figures:
   1. start -> real certificate served for one domain (a fresh store: the fallback first), live
      against graceful, runs alternating; and renewal staged -> new serial served (acmectl renew).
   2. full TLS handshakes per second (openssl s_time -new, TLS 1.3 and TLS 1.2, no SNI: the
-     only vhost), alternating runs: live after a live renewal (the certificate callback puts the
+     only vhost), after a warm-up, in runs whose order turns: live after a live renewal (the certificate callback puts the
      set published live on every handshake), graceful (mod_ssl's own), and plain mod_ssl without
      mod_acme serving the same certificate files.
 """
@@ -97,13 +97,14 @@ def s_time(port, seconds, tls):
     return int(m.group(1)) / wall
 
 
-def handshake_servers(workdir, pebble):
-    """Three running servers on three pebble-ports sets: live (after a live renewal), graceful,
-    and plain mod_ssl with the graceful server's files."""
-    out = {}
+def handshake_servers(workdir, pebble, out):
+    """Three running servers on three pebble-ports sets, into out (the caller stops them, also
+    when this fails half-way): live (after a live renewal), graceful, and plain mod_ssl with the
+    graceful server's files."""
     for activation in ("live", "graceful"):
         pb = pebble[activation]
         h = server(workdir, pb, "hs", activation, 0)
+        out[activation] = h
         h.start()
         first = wait_serial(h, None)
         h.settle()
@@ -113,7 +114,6 @@ def handshake_servers(workdir, pebble):
                            capture_output=True, timeout=30)
             wait_serial(h, first)
             assert "AH00493" not in h.log_text()
-        out[activation] = h
     g = out["graceful"]
     live_dir = os.path.join(g.store, "domains", NAME)
     plain = acmetest.Httpd(os.path.join(workdir, "hs-plain"), pebble["plain"])
@@ -128,10 +128,9 @@ def handshake_servers(workdir, pebble):
         f.write(conf + plain.ssl_vhost(NAME, extra=(
             f"    SSLCertificateFile {files}/fullchain.pem\n"
             f"    SSLCertificateKeyFile {files}/privkey.pem\n")))
+    out["plain"] = plain
     plain.start()
     plain.settle()
-    out["plain"] = plain
-    return out
 
 
 def main():
@@ -160,13 +159,18 @@ def main():
                 print(f"   {activation:9s} acmectl renew -> new serial served: median "
                       f"{statistics.median(r[1] for r in rows):.2f} s "
                       f"({', '.join(f'{r[1]:.2f}' for r in rows)})")
-        servers = handshake_servers(workdir, pebbles)
+        servers = {}
         try:
+            handshake_servers(workdir, pebbles, servers)
+            keys = list(servers)
             for tls in ("-tls1_3", "-tls1_2"):
                 figs = {k: [] for k in servers}
-                for _ in range(args.runs):
-                    for k, h in servers.items():
-                        figs[k].append(s_time(h.https_port, args.seconds, tls))
+                for k in keys:  # warm-up: every child has loaded what it serves
+                    s_time(servers[k].https_port, 1, tls)
+                for r in range(args.runs):
+                    # The order turns from run to run: none is always first after a pause.
+                    for k in keys[r % len(keys):] + keys[:r % len(keys)]:
+                        figs[k].append(s_time(servers[k].https_port, args.seconds, tls))
                 med = {k: statistics.median(v) for k, v in figs.items()}
                 print(f"2. full handshakes per second ({tls[1:]}, openssl s_time -new, "
                       f"{args.runs} alternating runs of {args.seconds} s):")
