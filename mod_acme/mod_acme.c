@@ -133,6 +133,10 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     }
     acme_parent_reach_log(rt);
     acme_parent_status_create(rt, pconf, ptemp);
+    rv = acme_parent_live_create(rt, pconf); /* ACMEActivation live (mod_acme_live.c) */
+    if (rv != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
     acme_parent_tokens_republish(rt, ptemp);
     rv = acme_parent_driver_setup(rt, pconf);
     if (rv != APR_SUCCESS) {
@@ -181,6 +185,7 @@ static void acme_register_hooks(apr_pool_t *p)
     acme_redirect_register_hooks();
     acme_tlsalpn_register_hooks();
     acme_status_register_hooks();
+    acme_live_register_hooks();
 }
 
 AP_DECLARE_MODULE(acme) = {

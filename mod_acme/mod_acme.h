@@ -147,7 +147,17 @@ typedef struct acme_conf_t {
     const char *http_proxy;    /* ACMEHttpProxy URL (may hold credentials: never logged), NULL */
     const char *http_proxy_ca; /* ACMEHttpProxyCACertificateFile (absolute), or NULL */
     int key_reuse;             /* ACMEKeyReuse: 0 unset, 1 off, 2 on */
+
+    /* mod_acme_live.c */
+    int activation;   /* ACMEActivation: 0 unset (graceful), ACME_ACTIVATION_* */
+    int vhost_served; /* mod_ssl took our files (certificate or fallback) for this server */
 } acme_conf_t;
+
+#define ACME_ACTIVATION_GRACEFUL 1
+#define ACME_ACTIVATION_LIVE     2
+/* vhost_fallback's value when mod_acme, not mod_ssl, answers 503 until a certificate is served
+ * (ACMEActivation live: the first certificate arrives without a restart). */
+#define ACME_FALLBACK_LIVE 2
 
 #define ACME_HTTPS_UNSET     0 /* ACMERequireHttps not given: off */
 #define ACME_HTTPS_OFF       1
@@ -250,6 +260,31 @@ const char *acme_cmd_key_reuse(cmd_parms *cmd, void *dc, int on);
 /* mod_acme_certs.c */
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp);
 void acme_certs_register_hooks(void);
+/* Promotes d's staged set and takes the active set into d, exactly as post_config does (also
+ * its log lines and refusals); *pset: the active set afterwards, or NULL. Returns
+ * acme_store_promote's status (APR_ENOENT: nothing was staged). Parent (root) only: post_config
+ * and the restart thread (ACMEActivation live). d's fields are allocated in pkeep. */
+apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, acme_certset_t **pset,
+                                        apr_pool_t *pkeep, apr_pool_t *ptemp);
+/* Fills d's fields of the active set from set (serial, times, CA, ARI certID, mismatch, ...);
+ * the parent at start, and the driver after a live activation (from what the parent
+ * published). */
+void acme_domain_take_set(acme_runtime_t *rt, acme_domain_t *d, const acme_certset_t *set,
+                          apr_pool_t *p);
+
+/* mod_acme_live.c: ACMEActivation live (docs/live.md) */
+/* post_config, before the fork: the shared memory the parent hands new sets through. */
+apr_status_t acme_parent_live_create(acme_runtime_t *rt, apr_pool_t *pconf);
+/* The restart thread, when the driver's flag is there: promotes and publishes the staged sets
+ * of certificates with ACMEActivation live. *pn: how many were dealt with (activated, or refused
+ * and moved aside as at a start). Returns the names
+ * (" a.test b.test") whose set is active in the store but could not be handed over live: a
+ * restart must serve them; "" when none. */
+const char *acme_parent_live_activate(acme_runtime_t *rt, apr_time_t now, int *pn,
+                                      apr_pool_t *pkeep, apr_pool_t *ptemp);
+/* 1 when a unit of d (any key type) has a set published live. Request path: atomic loads. */
+int acme_request_live_served(const acme_domain_t *d);
+void acme_live_register_hooks(void);
 
 /* mod_acme_challenge.c */
 apr_status_t acme_parent_tokens_create(acme_runtime_t *rt, apr_pool_t *pconf);

@@ -217,14 +217,47 @@ static const char *set_mismatch(acme_runtime_t *rt, const acme_domain_t *d,
     return NULL;
 }
 
-static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
-                           apr_pool_t *ptemp)
+void acme_domain_take_set(acme_runtime_t *rt, acme_domain_t *d, const acme_certset_t *set,
+                          apr_pool_t *pconf)
+{
+    const acme_cert_t *leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
+
+    d->has_active = 1;
+    d->mismatch = set_mismatch(rt, d, set, leaf, pconf);
+    d->covers_names = acme_cert_covers(leaf, d->names, NULL) == APR_SUCCESS;
+    d->not_before = acme_cert_not_before(leaf);
+    d->not_after = acme_cert_not_after(leaf);
+    d->serial = acme_cert_serial_hex(leaf, pconf);
+    {
+        apr_ssize_t klen = APR_HASH_KEY_STRING;
+        d->renew_seed = apr_hashfunc_default(d->serial, &klen);
+    }
+    d->chain_file = set->chain_file;
+    d->active_ca =
+        acme_json_str(set->meta, "ca") ? apr_pstrdup(pconf, acme_json_str(set->meta, "ca")) : NULL;
+    if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
+        d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
+    }
+    d->key_file = set->key_file;
+    /* ACMEKeyReuse: the renewal keeps this key when it is of the configured type. */
+    d->reuse_key =
+        d->conf->key_reuse == 2 && acme_key_type(set->key) == d->key_type ? set->key : NULL;
+    if (d->mismatch) {
+        acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
+                       "ACME01022: %s: the current certificate %s; it is served until a new "
+                       "one that fits the configuration is ready",
+                       d->name, d->mismatch);
+    }
+}
+
+apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, acme_certset_t **pset,
+                                        apr_pool_t *pconf, apr_pool_t *ptemp)
 {
     acme_certset_t *set;
-    const acme_cert_t *leaf;
     const char *why = NULL;
-    apr_status_t rv;
+    apr_status_t rv, prv;
 
+    *pset = NULL;
     rv = acme_store_promote(rt->store, d->set_name, d->names, apr_time_now(), &why, ptemp);
     if (rv == APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
@@ -268,42 +301,18 @@ static void prepare_domain(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pco
             why ? why : acme_strerror(rv, ptemp));
     }
 
+    prv = rv;
     rv = acme_store_load(&set, rt->store, d->set_name, 0, &why, pconf);
     if (rv == APR_SUCCESS) {
-        leaf = APR_ARRAY_IDX(set->chain, 0, acme_cert_t *);
-        d->has_active = 1;
-        d->mismatch = set_mismatch(rt, d, set, leaf, pconf);
-        d->covers_names = acme_cert_covers(leaf, d->names, NULL) == APR_SUCCESS;
-        d->not_before = acme_cert_not_before(leaf);
-        d->not_after = acme_cert_not_after(leaf);
-        d->serial = acme_cert_serial_hex(leaf, pconf);
-        {
-            apr_ssize_t klen = APR_HASH_KEY_STRING;
-            d->renew_seed = apr_hashfunc_default(d->serial, &klen);
-        }
-        d->chain_file = set->chain_file;
-        d->active_ca = acme_json_str(set->meta, "ca")
-                           ? apr_pstrdup(pconf, acme_json_str(set->meta, "ca"))
-                           : NULL;
-        if (acme_ari_cert_id(&d->ari_cert_id, leaf, pconf) != APR_SUCCESS) {
-            d->ari_cert_id = NULL; /* no AKI: no ARI for this one */
-        }
-        d->key_file = set->key_file;
-        /* ACMEKeyReuse: the renewal keeps this key when it is of the configured type. */
-        d->reuse_key =
-            d->conf->key_reuse == 2 && acme_key_type(set->key) == d->key_type ? set->key : NULL;
-        if (d->mismatch) {
-            acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
-                           "ACME01022: %s: the current certificate %s; it is served until a new "
-                           "one that fits the configuration is ready",
-                           d->name, d->mismatch);
-        }
+        acme_domain_take_set(rt, d, set, pconf);
+        *pset = set;
     } else if (!APR_STATUS_IS_ENOENT(rv)) {
         acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
                        "ACME01023: %s: the active certificate in the store cannot be used: %s; "
                        "serving a temporary one until a new one is obtained",
                        d->name, why ? why : acme_strerror(rv, ptemp));
     }
+    return prv;
 }
 
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp)
@@ -319,7 +328,9 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
         return rv;
     }
     for (i = 0; i < rt->conf->domains->nelts; i++) {
-        prepare_domain(rt, APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), pconf, ptemp);
+        acme_certset_t *set;
+        acme_parent_promote_domain(rt, APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), &set,
+                                   pconf, ptemp);
     }
     /* A fallback only for an ACMEDomain that has no certificate of any of its key types. */
     for (i = 0; i < rt->conf->domains->nelts; i++) {
@@ -372,6 +383,19 @@ static int acme_ssl_add_cert_files(server_rec *s, apr_pool_t *p, apr_array_heade
         APR_ARRAY_PUSH(key_files, const char *) = u->key_file;
         added = 1;
     }
+    /* ACMEActivation live: the first certificate comes without a restart, so the fallback is
+     * given here rather than as mod_ssl's fallback, which mod_ssl answers with 503 for the whole
+     * generation; mod_acme answers 503 until a certificate is served (mod_acme_live.c). */
+    if (!added && d->conf->activation == ACME_ACTIVATION_LIVE && d->fb_chain_file) {
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                       "ACME01033: %s: virtual host %s serves a temporary certificate for now",
+                       d->name, s->server_hostname);
+        acme_conf_get(s)->vhost_fallback = ACME_FALLBACK_LIVE;
+        APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
+        APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
+        added = 1;
+    }
+    acme_conf_get(s)->vhost_served = added;
     return added ? OK : DECLINED;
 }
 
@@ -391,6 +415,7 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
                    s->server_hostname);
     acme_conf_get(s)->vhost_fallback = 1;
     acme_conf_get(s)->vhost_tls = 1;
+    acme_conf_get(s)->vhost_served = 1;
     APR_ARRAY_PUSH(cert_files, const char *) = d->fb_chain_file;
     APR_ARRAY_PUSH(key_files, const char *) = d->fb_key_file;
     return OK;
@@ -407,7 +432,14 @@ static int acme_fallback_retry_after(request_rec *r)
         return DECLINED;
     }
     if (acme_conf_get(r->server)->vhost_fallback && ap_ssl_conn_is_ssl(r->connection)) {
+        const acme_conf_t *c = acme_conf_get(r->server);
+        if (c->vhost_fallback == ACME_FALLBACK_LIVE && acme_request_live_served(c->vhost_domain)) {
+            return DECLINED; /* its first certificate arrived live */
+        }
         apr_table_setn(r->err_headers_out, "Retry-After", FALLBACK_RETRY_AFTER);
+        if (c->vhost_fallback == ACME_FALLBACK_LIVE) {
+            return HTTP_SERVICE_UNAVAILABLE; /* as mod_ssl does on its fallback */
+        }
     }
     return DECLINED;
 }

@@ -86,6 +86,8 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(http_proxy, NULL);
     ACME_MERGE(http_proxy_ca, NULL);
     ACME_MERGE(key_reuse, 0);
+    ACME_MERGE(activation, 0);
+    c->vhost_served = 0;
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
     c->vhost_tls = 0;
@@ -440,6 +442,30 @@ static const char *cmd_key_type(cmd_parms *cmd, void *dc, int argc, char *const 
     return NULL;
 }
 
+/* ACMEActivation (mod_acme_live.c does the rest) */
+static const char *cmd_activation(cmd_parms *cmd, void *dc, const char *arg)
+{
+    acme_conf_t *c = acme_cmd_conf(cmd);
+    const char *err = acme_cmd_per_cert(cmd, c->activation != 0);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (strcasecmp(arg, "graceful") == 0) {
+        c->activation = ACME_ACTIVATION_GRACEFUL;
+    } else if (strcasecmp(arg, "live") == 0) {
+        c->activation = ACME_ACTIVATION_LIVE;
+    } else {
+        return apr_psprintf(cmd->pool,
+                            "ACMEActivation %s: expected graceful (a graceful restart serves a "
+                            "new certificate) or live (served from the next TLS handshake, "
+                            "without a restart)",
+                            arg);
+    }
+    return NULL;
+}
+
 static const char *cmd_auto_restart(cmd_parms *cmd, void *dc, int flag)
 {
     acme_conf_t *c = cmd_conf(cmd);
@@ -790,6 +816,9 @@ const command_rec acme_cmds[] = {
                   "PEM file of CA certificates an https:// ACMEHttpProxy is checked against"),
     AP_INIT_FLAG("ACMEKeyReuse", acme_cmd_key_reuse, NULL, RSRC_CONF,
                  "on: a renewal keeps the private key of the current certificate"),
+    AP_INIT_TAKE1("ACMEActivation", cmd_activation, NULL, RSRC_CONF,
+                  "graceful (default): a new certificate is served after a graceful restart; "
+                  "live: from the next TLS handshake, without a restart"),
     AP_INIT_TAKE_ARGV("ACMENotifyCommand", acme_cmd_notify_command, NULL, RSRC_CONF,
                       "program [args], run as: program [args] EVENT NAME on certificate events"),
     AP_INIT_TAKE1("ACMENotifyTimeout", acme_cmd_notify_timeout, NULL, RSRC_CONF,

@@ -182,6 +182,21 @@ static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job
     }
 }
 
+void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp)
+{
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, const acme_domain_t *);
+    acme_job_t *job;
+
+    drv->staged[i] = staged_ok(drv, d, &drv->staged_at[i], ptemp);
+    drv->blocked_logged[i] = 0;
+    drv->ari_renew_at[i] = drv->ari_check_at[i] = 0; /* the new certificate's own window */
+    drv->ari_start[i] = drv->ari_end[i] = 0;
+    drv->ari_explanation[i][0] = '\0';
+    if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
+        driver_settle_staged(drv, d, job, i, apr_time_now(), ptemp);
+    }
+}
+
 /* What each domain's job and staging say, read once the lock is held: until then a driver of
  * the previous generation may still stage a set or record a backoff, and a reading taken
  * before would order again at once (a duplicate certificate, or a retry during backoff). */
@@ -434,7 +449,7 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     const char *names = "";
-    int i, any = 0;
+    int i, any = 0, busy = 0, live = 0;
 
     /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
      * to stop and start the server instead. */
@@ -445,18 +460,21 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     for (i = 0; i < domains->nelts; i++) {
         worker_t *w = drv->workers[i];
         if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
-            return;
+            busy = 1;
         }
         /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
          * asked earlier, the parent would only keep it staged. */
         if (drv->staged[i] && now >= drv->staged_at[i] &&
             !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
             any = 1;
+            /* ACMEActivation live costs no restart: nothing to wait for to share one. */
+            live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
+                    ACME_ACTIVATION_LIVE;
             names = apr_pstrcat(ptemp, names, " ", APR_ARRAY_IDX(domains, i, acme_domain_t *)->name,
                                 NULL);
         }
     }
-    if (!any) {
+    if (!any || (busy && !live)) {
         return;
     }
     if (acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
@@ -464,8 +482,8 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                          ptemp) == APR_SUCCESS) {
         drv->restart_asked = 1;
         acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME01059: new certificates staged for%s; asking for a graceful restart",
-                       names);
+                       "ACME01059: new certificates staged for%s; asking for %s", names,
+                       live ? "their activation" : "a graceful restart");
     } else {
         drv->restart_retry = now + apr_time_from_sec(60);
         acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
@@ -547,6 +565,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         running += drv->workers[i] != NULL;
     }
     maybe_ask_restart(drv, now, ptemp);
+    acme_driver_live_sync(drv, ptemp); /* ACMEActivation live (mod_acme_live.c) */
     acme_driver_status_refresh(drv, 0, ptemp);
     acme_driver_notify_tick(drv, now);
     if (drv->lock_news) {

@@ -137,4 +137,11 @@ void acme_driver_request_done(driver_t *drv, int i);
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
 
+/* ACMEActivation live. acme_driver_live_sync (mod_acme_live.c), each tick with the lock held:
+ * takes the sets the parent activated without a restart into the domains, the status and the
+ * events. acme_driver_activated: what the driver keeps of certificate i once the parent took
+ * its staged set live, activated or refused (staged state, job and refusal, ARI). */
+void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp);
+void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp);
+
 #endif /* MOD_ACME_DRIVE_H */

@@ -61,6 +61,7 @@ typedef struct restarter_t {
     apr_time_t next_try;           /* after a failed configtest */
     apr_time_t next_look;          /* after an ignored flag */
     int unknown;                   /* configtests in a row whose status was lost */
+    const char *forced;            /* active live sets a restart must serve (mod_acme_live.c) */
     volatile apr_uint32_t stop;
 } restarter_t;
 
@@ -269,7 +270,8 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         return NULL;
     }
     while (!apr_atomic_read32(&r->stop)) {
-        const char *names, *why;
+        const char *names, *why, *forced;
+        int live;
         apr_time_t now;
         test_result_e test;
 
@@ -283,6 +285,17 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         if (now < r->next_look || !flag_present(r, now)) {
             continue;
         }
+        /* ACMEActivation live: promoted and handed to the children here, without a restart;
+         * the flag goes when nothing else waits for one (mod_acme_live.c). */
+        live = 0;
+        forced = acme_parent_live_activate(r->rt, now, &live, r->pool, iter);
+        if (*forced) {
+            r->forced = apr_pstrcat(r->pool, r->forced, forced, NULL);
+        }
+        if (live && !*r->forced && !*staged_sets_passing(r, now, &why, iter)) {
+            unlinkat(r->staging_fd, r->flag_rel, 0);
+            continue;
+        }
         /* A clock stepped back counts as time passed: never wait on a time in the future. */
         if (*r->last_restart && now > *r->last_restart &&
             now - *r->last_restart < ACME_RESTART_MIN_GAP) {
@@ -291,7 +304,7 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
         if (now < r->next_try) {
             continue;
         }
-        names = staged_sets_passing(r, now, &why, iter);
+        names = apr_pstrcat(iter, r->forced, staged_sets_passing(r, now, &why, iter), NULL);
         if (!*names) {
             acme_log_error(APLOG_MARK, APLOG_WARNING, 0, r->s,
                            "ACME02212: %s asks for a restart, but no staged certificate would be "
@@ -381,6 +394,7 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     r->s = rt->s;
     r->pool = p;
     r->staging_fd = -1;
+    r->forced = "";
     r->flag = acme_store_path(rt->store, ACME_RESTART_FLAG, p);
     r->flag_rel = slash + 1;
     apr_pool_userdata_get(&last, LAST_RESTART_KEY, pproc);

@@ -406,6 +406,14 @@ void acme_driver_status_publish(struct driver_t *drv, int i, apr_pool_t *ptemp)
     publish(drv->rt, i, &in, ptemp);
 }
 
+void acme_driver_status_served(struct driver_t *drv, int i, json_t *info)
+{
+    if (g_active && i < g_nslots) {
+        g_active[i] = acme_json_pool(drv->pool, json_deep_copy(info));
+        g_dirty[i] = 1;
+    }
+}
+
 void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *ptemp)
 {
     apr_time_t now = apr_time_now();

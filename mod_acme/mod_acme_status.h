@@ -70,6 +70,9 @@ void acme_driver_status_refresh(struct driver_t *drv, int force, apr_pool_t *pte
  * reason "requested" until the attempt has ended (requested 0). Publishes at once (not when
  * ptemp is NULL). */
 void acme_driver_status_requested(struct driver_t *drv, int i, int requested, apr_pool_t *ptemp);
+/* Certificate i's served set changed without a restart (ACMEActivation live): info as
+ * acme_status_set_info made it in the parent. The next publication shows it. */
+void acme_driver_status_served(struct driver_t *drv, int i, json_t *info);
 /* Worker w of certificate i ended (called after the join, before the driver takes its
  * results): counts a renewal (a set staged) or an error (a failed attempt); the next refresh
  * publishes. */

@@ -467,6 +467,8 @@ static apr_status_t worker_obtain(worker_t *w)
             w->profile ? " under the profile " : "", w->profile ? w->profile : "",
             rt->one_process ? "one-process mode: stop the server and start it again to "
                               "activate it"
+            : w->d->conf->activation == ACME_ACTIVATION_LIVE
+                ? "it is served from the next TLS handshake (ACMEActivation live)"
             : rt->conf->auto_restart != 0 ? "a graceful restart activates it shortly"
                                           : "ACMEAutoRestart is off: run '" ACME_RESTART_COMMAND
                                             "' to activate it");
