@@ -22,6 +22,7 @@
 #include <http_core.h>
 #include <mod_watchdog.h>
 
+#include "acme_csr.h"
 #include "acme_dns.h"
 #include "mod_acme_drive.h"
 #include "mod_acme_status.h"
@@ -396,6 +397,69 @@ static void reap(driver_t *drv, int i)
     drv->workers[i] = NULL;
 }
 
+/* 1 when an order for d answers a name in a way that an order for another key type of the same
+ * names would overwrite: tls-alpn-01 has one answer certificate per name (the validator's SNI
+ * says nothing about the order), dns-01 one TXT record set per name that a teardown empties.
+ * http-01 answers are per token and never collide. Predicted as the worker chooses: the first
+ * of the certificate's ACMEChallenges that this configuration can answer; wildcards take
+ * dns-01. */
+static int answers_collide(const driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
+{
+    static const char *const default_types[] = {"http-01", "tls-alpn-01"};
+    const apr_array_header_t *types = d->conf->challenge_types;
+    int n = types ? types->nelts : (int)(sizeof(default_types) / sizeof(default_types[0]));
+    int i, t;
+
+    for (i = 0; i < d->names->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(d->names, i, const char *);
+        acme_ident_t id;
+        if (name[0] == '*') {
+            return 1;
+        }
+        id.type = acme_name_is_ip(name) ? "ip" : "dns";
+        id.value = name;
+        for (t = 0; t < n; t++) {
+            const char *type = types ? APR_ARRAY_IDX(types, t, const char *) : default_types[t];
+            if (acme_reach_can_answer(drv->rt->conf, type, &id, p)) {
+                if (strcmp(type, "http-01") != 0) {
+                    return 1;
+                }
+                break;
+            }
+        }
+    }
+    return 0;
+}
+
+/* 1 while an order for another key type of d's names runs and the two would overwrite each
+ * other's challenge answers: d waits for it (a tick after it ends). */
+static int sibling_ordering(const driver_t *drv, int i, apr_pool_t *p)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+    int j;
+
+    for (j = 0; j < domains->nelts; j++) {
+        const acme_domain_t *o = APR_ARRAY_IDX(domains, j, acme_domain_t *);
+        const acme_domain_t *x;
+        int same = 0;
+        if (j == i || !drv->workers[j] || drv->workers[j]->ari_only) {
+            continue;
+        }
+        /* The units of one ACMEDomain are chained from the first key type's. */
+        for (x = d; x && !same; x = x->next_type) {
+            same = x == o;
+        }
+        for (x = o; x && !same; x = x->next_type) {
+            same = x == d;
+        }
+        if (same) {
+            return answers_collide(drv, d, p);
+        }
+    }
+    return 0;
+}
+
 static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
 {
     acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
@@ -551,6 +615,9 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             continue;
         }
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
+        if (sibling_ordering(drv, i, ptemp)) {
+            continue;
+        }
         if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&

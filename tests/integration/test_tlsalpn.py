@@ -420,3 +420,36 @@ def test_ipv6_identifier_by_tls_alpn(httpd_factory, pebble_tls_only):
     chain = os.path.join(h.store, "domains", "::1", "fullchain.pem")
     leaf = acmetest.split_pem_chain(open(chain, "rb").read())[0]
     assert acmetest.san_names(leaf) == ["::1"]
+
+
+def test_two_key_types_by_tls_alpn_take_turns(httpd_factory, pebble_tls_only):
+    """tls-alpn-01 has one answer per name (the validator's SNI does not say which order it
+    checks): the ECDSA and the RSA order of one ACMEDomain must not publish at the same time,
+    or each overwrites the other's answer and a validation fails. They take turns, and both
+    certificates come without a failed validation."""
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    from test_httpd import tls_cert_for_auth
+    names = ["kt.test", "a.kt.test", "b.kt.test", "c.kt.test"]
+    h = httpd_factory(ca=pebble_tls_only)
+    h.write_conf(ACCOUNT + "ACMEChallenges tls-alpn-01\nACMEKeyType ec256 rsa2048\n"
+                 "ACMEDomain " + " ".join(names) + "\n" +
+                 h.ssl_vhost(names[0], names[1:], extra=PROTOCOLS), plain=False)
+    h.start()
+
+    def both_real():
+        try:
+            ecc = tls_cert_for_auth(h.https_port, names[0], "ec")
+            rsac = tls_cert_for_auth(h.https_port, names[0], "rsa")
+        except OSError:
+            return None
+        return None if issuer_is_self(ecc) or issuer_is_self(rsac) else (ecc, rsac)
+
+    ecc, rsac = acmetest.wait_until(both_real, 30, lambda: "ECDSA and RSA certificates from "
+                                    "the CA\n" + h.log_text()[-3000:])
+    assert isinstance(ecc.public_key(), ec.EllipticCurvePublicKey)
+    assert isinstance(rsac.public_key(), rsa.RSAPublicKey)
+    for c in (ecc, rsac):
+        assert sorted(acmetest.san_names(c)) == sorted(names)
+    log = h.log_text()
+    assert "ACME00025" not in log, "a validation failed:\n" + log[-3000:]
+    assert "ACME02302" not in log, "an order failed and waits for a retry"
