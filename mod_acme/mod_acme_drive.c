@@ -91,6 +91,41 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
     acme_driver_http_done(drv, ca_url);
 }
 
+/* The units of one ACMEDomain (its key types, chained from the first by next_type) in a ring of
+ * indexes, so that a unit finds the others without a walk over every domain. */
+static void link_siblings(driver_t *drv)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    apr_hash_t *index = apr_hash_make(drv->pool);
+    int i;
+
+    drv->next_sibling = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t **key = &APR_ARRAY_IDX(domains, i, const acme_domain_t *);
+        apr_hash_set(index, key, sizeof(*key), &drv->next_sibling[i]);
+        drv->next_sibling[i] = i;
+    }
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
+        const acme_domain_t *x;
+        int first = i, prev = i;
+        if (!d->primary) {
+            continue;
+        }
+        for (x = d->next_type; x; x = x->next_type) {
+            int *slot = apr_hash_get(index, &x, sizeof(x));
+            int j;
+            if (!slot) {
+                continue;
+            }
+            j = (int)(slot - drv->next_sibling);
+            drv->next_sibling[prev] = j;
+            prev = j;
+        }
+        drv->next_sibling[prev] = first;
+    }
+}
+
 /* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of
  * our clock) at *pwhen: it only waits for a restart. The same rule as the parent's, so that
  * the driver never asks for a restart the parent would refuse, nor orders again while a good
@@ -143,6 +178,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
+    link_siblings(drv);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
@@ -165,6 +201,8 @@ static void driver_settle_staged(driver_t *drv, const acme_domain_t *d, acme_job
         apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
         if (acme_job_refused(job, ref->time, ref->why, now, rnd, ptemp)) {
             acme_job_save(drv->rt->store, job, ptemp);
+            /* Also when the parent refused a set live, between two starts (mod_acme_live.c) */
+            drv->next_run[i] = job->next_run;
             apr_rfc822_date(at, job->next_run);
             acme_log_error(
                 APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
@@ -435,26 +473,12 @@ static int answers_collide(const driver_t *drv, const acme_domain_t *d, apr_pool
  * other's challenge answers: d waits for it (a tick after it ends). */
 static int sibling_ordering(const driver_t *drv, int i, apr_pool_t *p)
 {
-    apr_array_header_t *domains = drv->rt->conf->domains;
-    const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
     int j;
 
-    for (j = 0; j < domains->nelts; j++) {
-        const acme_domain_t *o = APR_ARRAY_IDX(domains, j, acme_domain_t *);
-        const acme_domain_t *x;
-        int same = 0;
-        if (j == i || !drv->workers[j] || drv->workers[j]->ari_only) {
-            continue;
-        }
-        /* The units of one ACMEDomain are chained from the first key type's. */
-        for (x = d; x && !same; x = x->next_type) {
-            same = x == o;
-        }
-        for (x = o; x && !same; x = x->next_type) {
-            same = x == d;
-        }
-        if (same) {
-            return answers_collide(drv, d, p);
+    for (j = drv->next_sibling[i]; j != i; j = drv->next_sibling[j]) {
+        if (drv->workers[j] && !drv->workers[j]->ari_only) {
+            return answers_collide(drv, APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *),
+                                   p);
         }
     }
     return 0;

@@ -73,6 +73,8 @@ struct driver_t {
     int restart_asked;
     apr_time_t restart_retry; /* after a failed flag write */
     int *blocked_logged;      /* per domain: the parent could not activate its set */
+    int *next_sibling;        /* per domain: the next unit of its ACMEDomain (another key
+                               * type), around in a ring; itself when it has none */
     apr_time_t *job_mtime;    /* per domain: job file last seen, for re-publication */
     apr_time_t republish_check;
     apr_time_t *ari_renew_at; /* per domain: from the CA's renewal information, or 0 */

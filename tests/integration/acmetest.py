@@ -632,6 +632,19 @@ class Httpd:
                 continue
         return out
 
+    def kill_all(self, timeout=10):
+        """kill -9 of the parent and every child, again until none is left (the parent may fork
+        a child between our listing and its kill). Asserts that none is left."""
+        deadline = time.monotonic() + timeout
+        while self.processes() and time.monotonic() < deadline:
+            for pid in self.processes():
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        assert not self.processes(), f"processes left after kill -9: {self.processes()}"
+
     def children(self):
         """PIDs of the children of the running parent."""
         pid = self.pid()

@@ -134,16 +134,7 @@ def test_kill_9_everything(httpd_factory, proxy, seed):
         assert in_flight, f"no order in flight at {point}\n{h.log_text()[-3000:]}"
         for name in in_flight:
             assert not os.path.exists(os.path.join(h.store, "staging", name))
-    # Again until none is left: the parent may fork a child between our listing and its kill.
-    deadline = time.monotonic() + 10
-    while h.processes() and time.monotonic() < deadline:
-        for pid in h.processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    assert not h.processes()
+    h.kill_all()
     proxy.release()
     store_is_consistent(h)
     log_before = h.log_text()

@@ -321,15 +321,7 @@ def test_kill_9_everything_during_live_activation(httpd_factory, seed):
     h.start()
     assert h.wait_log("ACME01059", timeout=40), h.log_text()[-3000:]
     time.sleep(rnd.uniform(0.0, 0.2))  # the promotion and publication take tens of ms
-    deadline = time.monotonic() + 10
-    while h.processes() and time.monotonic() < deadline:
-        for pid in h.processes():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    assert not h.processes()
+    h.kill_all()
     test_crash.store_is_consistent(h)
     h.start()
     for n in test_crash.NAMES:
@@ -339,3 +331,89 @@ def test_kill_9_everything_during_live_activation(httpd_factory, seed):
     test_crash.store_is_consistent(h)
     for n in test_crash.NAMES:
         test_crash.served_is_active(h, n)
+
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_kill_9_parent_during_live_activation(httpd_factory, seed):
+    """kill -9 of the parent alone while sets are promoted and published live (children killed
+    mid-activation: test_live_two_key_types_and_own_certificate). The children it leaves keep
+    serving whole sets, each the fallback or a set of the store (a handshake proves key and
+    certificate match); the store stays whole, and the next start serves the active sets."""
+    import random
+    import test_crash
+    rnd = random.Random(seed)
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "ACMEActivation live\n" +
+                 "".join(f"ACMEDomain {n}\n" for n in test_crash.NAMES) +
+                 "".join(h.ssl_vhost(n) for n in test_crash.NAMES))
+    h.allowed_errors += ["AH00046"]
+    h.start()
+    assert h.wait_log("ACME01059", timeout=40), h.log_text()[-3000:]
+    time.sleep(rnd.uniform(0.0, 0.2))  # the promotion and publication take tens of ms
+    parent = h.pid()
+    os.kill(parent, signal.SIGKILL)
+    acmetest.wait_until(lambda: parent not in h.processes(), 10, "the killed parent to go")
+    assert h.processes(), "children outlive a parent killed with -9"
+    for n in test_crash.NAMES:
+        assert test_crash.served_matches_store(h, n), n
+    h.kill_all()
+    test_crash.store_is_consistent(h)
+    h.start()
+    for n in test_crash.NAMES:
+        acmetest.wait_until(lambda: acmetest.tls_peer_cert(h.https_port, n).issuer !=
+                            acmetest.tls_peer_cert(h.https_port, n).subject, 40,
+                            lambda: h.log_text()[-3000:])
+    test_crash.store_is_consistent(h)
+    for n in test_crash.NAMES:
+        test_crash.served_is_active(h, n)
+
+
+@pytest.mark.slow(110)
+def test_live_set_refused_by_the_parent(httpd_factory, short_pebble):
+    """A renewal staged by the worker that the parent refuses at its live promotion (here its
+    key was replaced while the parent was held with SIGSTOP) is a failed attempt: the old
+    certificate keeps being served, one line says why, the job backs off, no restart happens;
+    after the backoff a good certificate is served live."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from test_driver_defects import job_of
+    name = "refused-live.test"
+    h = httpd_factory(ca=short_pebble)
+    h.write_conf(ACCOUNT + f"ACMERenewWindow 60%\nACMEActivation live\nACMEDomain {name}\n" +
+                 h.ssl_vhost(name))
+    h.allowed_errors += ["ACME01021", "ACME02306"]
+    h.start()
+    assert h.wait_log(f"ACME03801: {name}:", timeout=40), h.log_text()[-3000:]
+    first = activations(h, name)[0][1]
+    parent = h.pid()
+    os.kill(parent, signal.SIGSTOP)
+    try:
+        assert h.wait_log(f"ACME01054: {name}: new certificate obtained", count=2,
+                          timeout=VALIDITY + 20), h.log_text()[-3000:]
+        other = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        with open(os.path.join(h.store, "staging", name, "privkey.pem"), "wb") as f:
+            f.write(other)  # in place: the User's file, as the User could
+    finally:
+        os.kill(parent, signal.SIGCONT)
+    assert h.wait_log("ACME02306", timeout=20), h.log_text()[-3000:]
+    assert acmetest.tls_peer_cert(h.https_port, name).serial_number == first
+    log = h.log_text()
+    assert f"ACME01021: {name}" in log and "does not match the private key" in log, log[-3000:]
+    lines = lines_with(h, "ACME02306")
+    assert len(lines) == 1 and f"{name}: the certificate obtained last was refused" in lines[0] \
+        and "(attempt 1)" in lines[0], lines
+    job = job_of(h, name)
+    assert job["failures"] == 1 and job["next-run"] - time.time() > 30, job
+    # After the backoff: one new order, served live, and never a restart.
+    assert h.wait_log(f"ACME03801: {name}:", count=2, timeout=100), h.log_text()[-3000:]
+    second = activations(h, name)[1][1]
+    assert second != first
+    assert staged_times(h, name)[2] >= job["next-run"] - 1, "ordered again during the backoff"
+    acmetest.wait_until(lambda: acmetest.tls_peer_cert(h.https_port, name).serial_number ==
+                        second, 5, "the second certificate served")
+    log = h.log_text()
+    assert "AH00493" not in log and "ACME01070" not in log, "a graceful restart happened"
+    assert log.count("ACME02306") == 1
