@@ -228,6 +228,10 @@ acme_domain_t *acme_domain_for_server(const server_rec *s);
  * handlers live beside their feature (mod_acme_notify.c). */
 acme_conf_t *acme_cmd_conf(cmd_parms *cmd);
 const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set);
+/* A directive's file argument: an existing regular file, relative to ServerRoot, into *ppath;
+ * or "<directive> <arg>: no such file (expected <expected>)". */
+const char *acme_cmd_file(cmd_parms *cmd, const char *arg, const char *expected,
+                          const char **ppath);
 /* An absolute path to an executable program and its arguments (ACMEDNSCommand, ACMENotifyCommand).
  */
 const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,

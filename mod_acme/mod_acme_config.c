@@ -152,6 +152,20 @@ const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set)
     return per_cert(cmd, already_set);
 }
 
+const char *acme_cmd_file(cmd_parms *cmd, const char *arg, const char *expected, const char **ppath)
+{
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+    apr_finfo_t fi;
+
+    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
+        fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s %s: no such file (expected %s)", cmd->cmd->name, arg,
+                            expected);
+    }
+    *ppath = path;
+    return NULL;
+}
+
 static const char *lowercase(apr_pool_t *p, const char *s)
 {
     char *out = apr_pstrdup(p, s), *c;
@@ -333,23 +347,10 @@ static const char *cmd_ca(cmd_parms *cmd, void *dc, int argc, char *const argv[]
 static const char *cmd_ca_file(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = cmd_conf(cmd);
-    const char *err = per_cert(cmd, c->ca_file != NULL), *path;
-    apr_finfo_t fi;
+    const char *err = per_cert(cmd, c->ca_file != NULL);
 
     (void)dc;
-    if (err) {
-        return err;
-    }
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool,
-                            "ACMECACertificateFile %s: no such file (expected a PEM "
-                            "file of CA certificates)",
-                            arg);
-    }
-    c->ca_file = path;
-    return NULL;
+    return err ? err : acme_cmd_file(cmd, arg, "a PEM file of CA certificates", &c->ca_file);
 }
 
 static const char *cmd_email(cmd_parms *cmd, void *dc, const char *arg)

@@ -33,24 +33,14 @@ const char *acme_cmd_http_proxy(cmd_parms *cmd, void *dc, const char *arg)
 const char *acme_cmd_http_proxy_ca(cmd_parms *cmd, void *dc, const char *arg)
 {
     acme_conf_t *c = acme_cmd_conf(cmd);
-    const char *err = acme_cmd_per_cert(cmd, c->http_proxy_ca != NULL), *path;
-    apr_finfo_t fi;
+    const char *err = acme_cmd_per_cert(cmd, c->http_proxy_ca != NULL);
 
     (void)dc;
-    if (err) {
-        return err;
-    }
-    path = ap_server_root_relative(cmd->pool, arg);
-    if (!path || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->temp_pool) != APR_SUCCESS ||
-        fi.filetype != APR_REG) {
-        return apr_psprintf(cmd->pool,
-                            "ACMEHttpProxyCACertificateFile %s: no such file (expected a PEM "
-                            "file of the CA certificates an https:// ACMEHttpProxy is checked "
-                            "against)",
-                            arg);
-    }
-    c->http_proxy_ca = path;
-    return NULL;
+    return err ? err
+               : acme_cmd_file(cmd, arg,
+                               "a PEM file of the CA certificates an https:// ACMEHttpProxy is "
+                               "checked against",
+                               &c->http_proxy_ca);
 }
 
 const char *acme_cmd_key_reuse(cmd_parms *cmd, void *dc, int on)

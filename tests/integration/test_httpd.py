@@ -370,6 +370,16 @@ CONFIG_ERRORS = [
     # 251 characters: a host name, but "_wildcard." before it is longer than a folder name.
     ("ACMEDomain *." + ".".join(["a" * 63] * 3) + "." + "b" * 52 + ".test",
      "too long for the store's folder name _wildcard.aaa"),
+    # (with a CA of its own: the harness gives pebble's file otherwise)
+    ("ACMECertificateAuthority https://127.0.0.1:1/dir\nACMECACertificateFile "
+     "/nonexistent/ca.pem\nACMEDomain a.test",
+     "ACMECACertificateFile /nonexistent/ca.pem: no such file (expected a PEM file of CA "
+     "certificates)"),
+    ("ACMECertificateAuthority https://127.0.0.1:1/dir\nACMECACertificateFile /etc\n"
+     "ACMEDomain a.test", "ACMECACertificateFile /etc: no such file"),
+    ("ACMEHttpProxyCACertificateFile /nonexistent/p.pem\nACMEDomain a.test",
+     "ACMEHttpProxyCACertificateFile /nonexistent/p.pem: no such file (expected a PEM file of "
+     "the CA certificates an https:// ACMEHttpProxy is checked against)"),
     ("ACMEDNSCommand bin/dns01\nACMEDomain a.test",
      "ACMEDNSCommand bin/dns01: expected an absolute path to a program"),
     ("ACMEDNSCommand /nonexistent/dns01 setup\nACMEDomain a.test",
