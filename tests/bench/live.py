@@ -205,10 +205,17 @@ def main():
                 for k, v in cpus.items():
                     print(f"   {k:9s} server CPU ms per handshake: median {mcpu[k]:.3f}  "
                           f"({', '.join(f'{x:.3f}' for x in v)})")
-                print(f"   per second: live/graceful {med['live'] / med['graceful']:.3f}x, "
-                      f"live/plain {med['live'] / med['plain']:.3f}x; by server CPU per "
-                      f"handshake: live/graceful {mcpu['graceful'] / mcpu['live']:.3f}x, "
-                      f"live/plain {mcpu['plain'] / mcpu['live']:.3f}x")
+                # Paired: the ratio of each round, whose runs follow each other within seconds,
+                # so that a load that comes and goes moves both sides of a ratio alike.
+                for other in ("graceful", "plain"):
+                    rate = [figs["live"][r] / figs[other][r] for r in range(args.runs)]
+                    cpu = [cpus[other][r] / cpus["live"][r] for r in range(args.runs)]
+                    q = lambda v: statistics.quantiles(v, n=4) if len(v) > 1 else v * 3  # noqa
+                    print(f"   live/{other}: per second, median of the rounds' ratios "
+                          f"{statistics.median(rate):.3f}x (quartiles {q(rate)[0]:.3f}-"
+                          f"{q(rate)[2]:.3f}); by server CPU per handshake "
+                          f"{statistics.median(cpu):.3f}x (quartiles {q(cpu)[0]:.3f}-"
+                          f"{q(cpu)[2]:.3f})")
         finally:
             for h in servers.values():
                 h.stop()
