@@ -87,6 +87,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(http_proxy_ca, NULL);
     ACME_MERGE(key_reuse, 0);
     ACME_MERGE(activation, 0);
+    ACME_MERGE(cluster, NULL);
     c->vhost_served = 0;
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -140,6 +141,11 @@ static const char *global_only(cmd_parms *cmd, int already_set)
 static const char *per_cert(cmd_parms *cmd, int already_set)
 {
     return scope_check(cmd, already_set);
+}
+
+const char *acme_cmd_global(cmd_parms *cmd, int already_set)
+{
+    return global_only(cmd, already_set);
 }
 
 acme_conf_t *acme_cmd_conf(cmd_parms *cmd)
@@ -793,6 +799,9 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE_ARGV("ACMECluster", acme_cmd_cluster, NULL, RSRC_CONF,
+                      "memcache:HOST:PORT|redis:HOST:PORT /shared/folder [node=NAME] "
+                      "[lease=SECONDS]: one order per certificate among several nodes"),
     AP_INIT_TAKE1("ACMEPreferredChain", cmd_preferred_chain, NULL, RSRC_CONF,
                   "the common name of the root the chain kept should end at, e.g. "
                   "\"ISRG Root X1\""),

@@ -146,6 +146,10 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
+    rv = acme_driver_cluster_start(drv);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     return acme_driver_notify_start(drv);
 }
 
@@ -386,6 +390,7 @@ static void reap(driver_t *drv, int i)
         return;
     }
     acme_driver_request_done(drv, i);
+    acme_driver_cluster_reaped(drv, i, w); /* ACMECluster: published, lease let go */
     drv->staged[i] = w->staged;
     drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
@@ -551,7 +556,8 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             continue;
         }
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
-        if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
+        if ((acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) &&
+            acme_driver_cluster_may_order(drv, i, now, ptemp)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {
@@ -564,6 +570,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         running += drv->workers[i] != NULL;
     }
+    acme_driver_cluster_tick(drv, now, ptemp); /* ACMECluster: leases, sets of other nodes */
     maybe_ask_restart(drv, now, ptemp);
     acme_driver_live_sync(drv, ptemp); /* ACMEActivation live (mod_acme_live.c) */
     acme_driver_status_refresh(drv, 0, ptemp);
