@@ -82,6 +82,7 @@ typedef struct acme_redis_reply_t {
 /* Parses the reply at the start of buf[0..len): APR_SUCCESS with *r and *pused (bytes of the
  * reply); APR_INCOMPLETE when more bytes are needed; ACME_EPROTO for a malformed reply, a type
  * we never ask for (arrays), or a line or bulk over ACME_RESP_MAX. */
-apr_status_t acme_resp_parse(acme_redis_reply_t *r, const char *buf, apr_size_t len, apr_size_t *pused);
+apr_status_t acme_resp_parse(acme_redis_reply_t *r, const char *buf, apr_size_t len,
+                             apr_size_t *pused);
 
 #endif /* ACME_CLUSTER_H */

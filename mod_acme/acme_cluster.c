@@ -161,7 +161,8 @@ static int resp_int(const char *s, apr_size_t len, apr_int64_t *pv)
     return 1;
 }
 
-apr_status_t acme_resp_parse(acme_redis_reply_t *r, const char *buf, apr_size_t len, apr_size_t *pused)
+apr_status_t acme_resp_parse(acme_redis_reply_t *r, const char *buf, apr_size_t len,
+                             apr_size_t *pused)
 {
     long n;
     apr_int64_t blen;
@@ -327,8 +328,7 @@ apr_status_t acme_cluster_add(acme_cluster_engine_t *e, const char *key, const c
     apr_status_t rv;
 
     if (e->kind == ACME_CLUSTER_MEMCACHE) {
-        return apr_memcache_add(e->mc, key, (char *)value, strlen(value), (apr_uint32_t)ttl_sec,
-                                0);
+        return apr_memcache_add(e->mc, key, (char *)value, strlen(value), (apr_uint32_t)ttl_sec, 0);
     }
     apr_snprintf(ttl, sizeof(ttl), "%d", ttl_sec * 1000);
     {

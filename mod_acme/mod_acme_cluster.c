@@ -148,14 +148,14 @@ static apr_uint64_t shared_token(cluster_t *cl, const acme_domain_t *d, apr_pool
 {
     json_t *meta, *t;
 
-    if (!cl->shared || acme_store_json_read(&meta, cl->shared,
-                                            shared_rel(d, ACME_STORE_META_FILE, p),
-                                            p) != APR_SUCCESS) {
+    if (!cl->shared ||
+        acme_store_json_read(&meta, cl->shared, shared_rel(d, ACME_STORE_META_FILE, p), p) !=
+            APR_SUCCESS) {
         return 0;
     }
     t = json_object_get(json_object_get(meta, "cluster"), "token");
     return json_is_integer(t) && json_integer_value(t) > 0 ? (apr_uint64_t)json_integer_value(t)
-                                                          : 0;
+                                                           : 0;
 }
 
 /* The shared folder, opened as a store of the User's (acme_store_open: its folders must be the
@@ -201,7 +201,8 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
         return 1;
     }
     if (!shared_open(drv, cl, now) ||
-        apr_stat(&fi, acme_store_path(cl->shared, shared_rel(d, ACME_STORE_META_FILE, ptemp), ptemp),
+        apr_stat(&fi,
+                 acme_store_path(cl->shared, shared_rel(d, ACME_STORE_META_FILE, ptemp), ptemp),
                  APR_FINFO_MTIME, ptemp) != APR_SUCCESS ||
         fi.mtime == cd->shared_mtime) {
         return 0;
@@ -223,15 +224,15 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
         acme_log_error(APLOG_MARK, APLOG_WARNING, rv, drv->rt->s,
                        "ACME04011: %s: the set in the shared folder %s/%s is not taken: %s; this "
                        "node keeps its own and looks again when it changes",
-                       d->name, cl->conf->dir, shared_rel(d, NULL, ptemp), why ? why : "unreadable");
+                       d->name, cl->conf->dir, shared_rel(d, NULL, ptemp),
+                       why ? why : "unreadable");
         return 0;
     }
     leaf = APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *);
     if (d->has_active && !d->mismatch && acme_cert_not_after(leaf) <= d->not_after) {
         return 0; /* ours is as new: published by this node, or an older one */
     }
-    rv = acme_store_stage(drv->rt->store, d->set_name, set->key, pem, len, set->meta, &why,
-                          ptemp);
+    rv = acme_store_stage(drv->rt->store, d->set_name, set->key, pem, len, set->meta, &why, ptemp);
     if (rv != APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
                        "ACME04012: %s: the shared set cannot be staged in this node's store: %s; "
@@ -257,8 +258,8 @@ static void wait_log(driver_t *drv, cl_dom_t *cd, const acme_domain_t *d, apr_ti
     }
     cd->wait_logged = now;
     acme_log_error(APLOG_MARK, rv ? APLOG_ERR : APLOG_INFO, rv, drv->rt->s,
-                   "ACME04003: %s: no order from this node: %s; looking again every second", d->name,
-                   what);
+                   "ACME04003: %s: no order from this node: %s; looking again every second",
+                   d->name, what);
 }
 
 int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
@@ -298,18 +299,19 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
     if (rv == APR_SUCCESS) {
         apr_snprintf(cd->value, sizeof(cd->value), "%s",
                      acme_cluster_lease_value(token, cl->conf->node, ptemp));
-        rv = acme_cluster_add(cl->engine, domain_key(d, "lease", ptemp), cd->value,
-                              cl->conf->lease);
+        rv =
+            acme_cluster_add(cl->engine, domain_key(d, "lease", ptemp), cd->value, cl->conf->lease);
     }
     if (rv == APR_SUCCESS) {
         cd->held = 1;
         cd->token = token;
         cd->renewed = now;
         cd->wait_logged = 0;
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME04001: %s: this node (%s) holds the order lease (token %" APR_UINT64_T_FMT
-                       ", %d s, renewed while the order runs): ordering",
-                       d->name, cl->conf->node, token, cl->conf->lease);
+        acme_log_error(
+            APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+            "ACME04001: %s: this node (%s) holds the order lease (token %" APR_UINT64_T_FMT
+            ", %d s, renewed while the order runs): ordering",
+            d->name, cl->conf->node, token, cl->conf->lease);
         return 1;
     }
     if (APR_STATUS_IS_EEXIST(rv)) {
@@ -336,8 +338,7 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
 
 /* Renews the leases of the orders running here, every third of the lease; takes a lease back
  * that the engine lost (restarted) and gives up one that another node holds now. */
-static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force,
-                         apr_pool_t *ptemp)
+static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     int i;
@@ -476,11 +477,11 @@ static void publish(driver_t *drv, cluster_t *cl, int i, apr_pool_t *p)
     }
     if (rv == APR_SUCCESS) {
         meta = json_deep_copy(set->meta);
-        json_object_set_new(meta, "cluster",
-                            json_pack("{s:I, s:s}", "token", (json_int_t)cd->token, "node",
-                                      cl->conf->node));
-        rv = acme_store_stage(cl->shared, d->set_name, set->key, pem, len,
-                              acme_json_pool(p, meta), &why, p);
+        json_object_set_new(
+            meta, "cluster",
+            json_pack("{s:I, s:s}", "token", (json_int_t)cd->token, "node", cl->conf->node));
+        rv = acme_store_stage(cl->shared, d->set_name, set->key, pem, len, acme_json_pool(p, meta),
+                              &why, p);
     }
     if (rv != APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_ERR, rv, drv->rt->s,
