@@ -387,6 +387,31 @@ static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force
     }
 }
 
+/* The challenge answers of the orders running here, published again: with ACMEChallengeCache
+ * in the same engine they went with its keys. Read from the job files (written atomically by
+ * the workers). */
+static void republish_answers(driver_t *drv, cluster_t *cl, apr_time_t now, apr_pool_t *ptemp)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains;
+    acme_tokens_t *tokens = acme_tokens_socache(drv->rt, ptemp);
+    int i, n;
+
+    for (i = 0; i < domains->nelts; i++) {
+        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
+        acme_job_t *job;
+
+        if (!cl->dom[i].held || !drv->workers[i] ||
+            acme_job_load(&job, drv->rt->store, d->set_name, ptemp) != APR_SUCCESS) {
+            continue;
+        }
+        n = acme_tokens_publish_job(drv->rt, tokens, d, job, now, ptemp);
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME04014: %s: %d challenge answer(s) of the running order published "
+                       "again after the engine lost its keys",
+                       d->name, n);
+    }
+}
+
 /* Notices an engine that lost its keys (a restart): its epoch key is gone or another. Orders
  * running here take their leases back at once; no node takes a new lease for one lease
  * period, so that a node whose order runs comes first. */
@@ -423,6 +448,12 @@ static void epoch_check(driver_t *drv, cluster_t *cl, apr_time_t now, apr_pool_t
         renew_leases(drv, cl, now, 1, ptemp);
     }
     apr_cpystrn(cl->epoch, seen, sizeof(cl->epoch));
+    /* Each second of the quiet period: a client of the challenge cache may refuse the engine
+     * for a few seconds after it failed (apr_memcache, apr_redis), and storing again is
+     * harmless. */
+    if (now < cl->quiet_until) {
+        republish_answers(drv, cl, now, ptemp);
+    }
 }
 
 void acme_driver_cluster_tick(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
