@@ -320,6 +320,13 @@ static apr_status_t redis_cmd(acme_cluster_engine_t *e, acme_redis_reply_t *r, c
 
 /* --- the operations --- */
 
+/* memcached counts expiry in whole seconds on a clock that ticks once a second: a key may go up
+ * to a second early. One second more keeps a lease at least ttl_sec long. 0: no expiry. */
+static apr_uint32_t mc_ttl(int ttl_sec)
+{
+    return ttl_sec > 0 ? (apr_uint32_t)ttl_sec + 1 : 0;
+}
+
 apr_status_t acme_cluster_add(acme_cluster_engine_t *e, const char *key, const char *value,
                               int ttl_sec)
 {
@@ -328,12 +335,12 @@ apr_status_t acme_cluster_add(acme_cluster_engine_t *e, const char *key, const c
     apr_status_t rv;
 
     if (e->kind == ACME_CLUSTER_MEMCACHE) {
-        return apr_memcache_add(e->mc, key, (char *)value, strlen(value), (apr_uint32_t)ttl_sec, 0);
+        return apr_memcache_add(e->mc, key, (char *)value, strlen(value), mc_ttl(ttl_sec), 0);
     }
     apr_snprintf(ttl, sizeof(ttl), "%d", ttl_sec * 1000);
     {
         const char *argv[] = {"SET", key, value, "NX", "PX", ttl};
-        rv = redis_cmd(e, &r, buf, sizeof(buf), 6, argv);
+        rv = redis_cmd(e, &r, buf, sizeof(buf), ttl_sec > 0 ? 6 : 4, argv);
     }
     if (rv != APR_SUCCESS) {
         return rv;
@@ -455,8 +462,7 @@ apr_status_t acme_cluster_renew(acme_cluster_engine_t *e, const char *key, const
     if (e->kind == ACME_CLUSTER_MEMCACHE) {
         /* apr_memcache has neither touch nor cas: a replace with the same value sets the new
          * expiry, and fails (APR_EEXIST: NOT_STORED) when the key went away meanwhile. */
-        rv = apr_memcache_replace(e->mc, key, (char *)value, strlen(value), (apr_uint32_t)ttl_sec,
-                                  0);
+        rv = apr_memcache_replace(e->mc, key, (char *)value, strlen(value), mc_ttl(ttl_sec), 0);
         return APR_STATUS_IS_EEXIST(rv) ? APR_NOTFOUND : rv;
     }
     apr_snprintf(ttl, sizeof(ttl), "%d", ttl_sec * 1000);

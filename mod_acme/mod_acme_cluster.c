@@ -250,92 +250,6 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
     return 1;
 }
 
-static void wait_log(driver_t *drv, cl_dom_t *cd, const acme_domain_t *d, apr_time_t now,
-                     apr_status_t rv, const char *what)
-{
-    if (now - cd->wait_logged < WAIT_LOG_EVERY) {
-        return;
-    }
-    cd->wait_logged = now;
-    acme_log_error(APLOG_MARK, rv ? APLOG_ERR : APLOG_INFO, rv, drv->rt->s,
-                   "ACME04003: %s: no order from this node: %s; looking again every second",
-                   d->name, what);
-}
-
-int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
-{
-    cluster_t *cl = drv->cluster;
-    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
-    cl_dom_t *cd;
-    apr_uint64_t token, held_token;
-    char node[ACME_CLUSTER_NODE_MAX + 1], *holder;
-    const char *engine;
-    apr_status_t rv;
-
-    if (!cl) {
-        return 1;
-    }
-    cd = &cl->dom[i];
-    engine = cl->conf->engine;
-    if (cd->held) {
-        return 1;
-    }
-    cd->shared_look = now + LOOK_EVERY;
-    if (import_shared(drv, cl, i, now, ptemp) || now < cd->next_try) {
-        return 0;
-    }
-    cd->next_try = now + RETRY;
-    if (!cl->shared) {
-        wait_log(drv, cd, d, now, APR_EGENERAL, "the shared folder cannot be used (ACME04010)");
-        return 0;
-    }
-    if (now < cl->quiet_until) {
-        wait_log(drv, cd, d, now, 0,
-                 "the engine lost its keys lately: a node whose order runs may take its lease "
-                 "back first");
-        return 0;
-    }
-    rv = acme_cluster_incr(cl->engine, domain_key(d, "fence", ptemp), cd->shared_token, &token);
-    if (rv == APR_SUCCESS) {
-        apr_snprintf(cd->value, sizeof(cd->value), "%s",
-                     acme_cluster_lease_value(token, cl->conf->node, ptemp));
-        rv =
-            acme_cluster_add(cl->engine, domain_key(d, "lease", ptemp), cd->value, cl->conf->lease);
-    }
-    if (rv == APR_SUCCESS) {
-        cd->held = 1;
-        cd->token = token;
-        cd->renewed = now;
-        cd->wait_logged = 0;
-        acme_log_error(
-            APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-            "ACME04001: %s: this node (%s) holds the order lease (token %" APR_UINT64_T_FMT
-            ", %d s, renewed while the order runs): ordering",
-            d->name, cl->conf->node, token, cl->conf->lease);
-        return 1;
-    }
-    if (APR_STATUS_IS_EEXIST(rv)) {
-        if (acme_cluster_get(cl->engine, domain_key(d, "lease", ptemp), &holder, ptemp) ==
-                APR_SUCCESS &&
-            acme_cluster_lease_parse(holder, strlen(holder), &held_token, node) == APR_SUCCESS) {
-            wait_log(drv, cd, d, now, 0,
-                     apr_psprintf(ptemp,
-                                  "node %s holds the order lease (token %" APR_UINT64_T_FMT
-                                  "); its certificate is imported once it publishes it",
-                                  node, held_token));
-        } else {
-            wait_log(drv, cd, d, now, 0, "another node holds the order lease");
-        }
-        return 0;
-    }
-    wait_log(drv, cd, d, now, rv,
-             apr_psprintf(ptemp,
-                          "the cluster engine %s cannot be used for the order lease (down or "
-                          "answering nonsense); never ordering without it",
-                          engine));
-    return 0;
-}
-
 /* Renews the leases of the orders running here, every third of the lease; takes a lease back
  * that the engine lost (restarted) and gives up one that another node holds now. */
 static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force, apr_pool_t *ptemp)
@@ -415,14 +329,15 @@ static void republish_answers(driver_t *drv, cluster_t *cl, apr_time_t now, apr_
 /* Notices an engine that lost its keys (a restart): its epoch key is gone or another. Orders
  * running here take their leases back at once; no node takes a new lease for one lease
  * period, so that a node whose order runs comes first. */
-static void epoch_check(driver_t *drv, cluster_t *cl, apr_time_t now, apr_pool_t *ptemp)
+static apr_status_t epoch_check(driver_t *drv, cluster_t *cl, apr_time_t now, int force,
+                                apr_pool_t *ptemp)
 {
     unsigned char rnd[8];
     char fresh[40], *seen = NULL;
     apr_status_t rv;
 
-    if (now < cl->epoch_look) {
-        return;
+    if (!force && now < cl->epoch_look) {
+        return APR_SUCCESS;
     }
     cl->epoch_look = now + LOOK_EVERY;
     rv = acme_cluster_get(cl->engine, EPOCH_KEY, &seen, ptemp);
@@ -435,8 +350,11 @@ static void epoch_check(driver_t *drv, cluster_t *cl, apr_time_t now, apr_pool_t
             rv = acme_cluster_get(cl->engine, EPOCH_KEY, &seen, ptemp);
         }
     }
-    if (rv != APR_SUCCESS || strlen(seen) >= sizeof(cl->epoch)) {
-        return; /* the lease calls say what is wrong with the engine */
+    if (rv == APR_SUCCESS && strlen(seen) >= sizeof(cl->epoch)) {
+        rv = ACME_EPROTO;
+    }
+    if (rv != APR_SUCCESS) {
+        return rv; /* the lease calls say what is wrong with the engine */
     }
     if (cl->epoch[0] && strcmp(cl->epoch, seen) != 0) {
         cl->quiet_until = now + apr_time_from_sec(cl->conf->lease);
@@ -454,6 +372,104 @@ static void epoch_check(driver_t *drv, cluster_t *cl, apr_time_t now, apr_pool_t
     if (now < cl->quiet_until) {
         republish_answers(drv, cl, now, ptemp);
     }
+    return APR_SUCCESS;
+}
+
+static void wait_log(driver_t *drv, cl_dom_t *cd, const acme_domain_t *d, apr_time_t now,
+                     apr_status_t rv, const char *what)
+{
+    if (now - cd->wait_logged < WAIT_LOG_EVERY) {
+        return;
+    }
+    cd->wait_logged = now;
+    acme_log_error(APLOG_MARK, rv ? APLOG_ERR : APLOG_INFO, rv, drv->rt->s,
+                   "ACME04003: %s: no order from this node: %s; looking again every second",
+                   d->name, what);
+}
+
+int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
+{
+    cluster_t *cl = drv->cluster;
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
+    cl_dom_t *cd;
+    apr_uint64_t token, held_token;
+    char node[ACME_CLUSTER_NODE_MAX + 1], *holder;
+    const char *engine;
+    apr_status_t rv;
+
+    if (!cl) {
+        return 1;
+    }
+    cd = &cl->dom[i];
+    engine = cl->conf->engine;
+    if (cd->held) {
+        return 1;
+    }
+    cd->shared_look = now + LOOK_EVERY;
+    if (import_shared(drv, cl, i, now, ptemp) || now < cd->next_try) {
+        return 0;
+    }
+    cd->next_try = now + RETRY;
+    if (!cl->shared) {
+        wait_log(drv, cd, d, now, APR_EGENERAL, "the shared folder cannot be used (ACME04010)");
+        return 0;
+    }
+    /* A lease is never taken in an engine that lost its keys before this node noticed: the
+     * node whose order runs there takes its lease back first. */
+    rv = epoch_check(drv, cl, now, 1, ptemp);
+    if (rv != APR_SUCCESS) {
+        wait_log(drv, cd, d, now, rv,
+                 apr_psprintf(ptemp,
+                              "the cluster engine %s cannot be used for the order lease (down or "
+                              "answering nonsense); never ordering without it",
+                              engine));
+        return 0;
+    }
+    if (now < cl->quiet_until) {
+        wait_log(drv, cd, d, now, 0,
+                 "the engine lost its keys lately: a node whose order runs may take its lease "
+                 "back first");
+        return 0;
+    }
+    rv = acme_cluster_incr(cl->engine, domain_key(d, "fence", ptemp), cd->shared_token, &token);
+    if (rv == APR_SUCCESS) {
+        apr_snprintf(cd->value, sizeof(cd->value), "%s",
+                     acme_cluster_lease_value(token, cl->conf->node, ptemp));
+        rv =
+            acme_cluster_add(cl->engine, domain_key(d, "lease", ptemp), cd->value, cl->conf->lease);
+    }
+    if (rv == APR_SUCCESS) {
+        cd->held = 1;
+        cd->token = token;
+        cd->renewed = now;
+        cd->wait_logged = 0;
+        acme_log_error(
+            APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+            "ACME04001: %s: this node (%s) holds the order lease (token %" APR_UINT64_T_FMT
+            ", %d s, renewed while the order runs): ordering",
+            d->name, cl->conf->node, token, cl->conf->lease);
+        return 1;
+    }
+    if (APR_STATUS_IS_EEXIST(rv)) {
+        if (acme_cluster_get(cl->engine, domain_key(d, "lease", ptemp), &holder, ptemp) ==
+                APR_SUCCESS &&
+            acme_cluster_lease_parse(holder, strlen(holder), &held_token, node) == APR_SUCCESS) {
+            wait_log(drv, cd, d, now, 0,
+                     apr_psprintf(ptemp,
+                                  "node %s holds the order lease (token %" APR_UINT64_T_FMT
+                                  "); its certificate is imported once it publishes it",
+                                  node, held_token));
+        } else {
+            wait_log(drv, cd, d, now, 0, "another node holds the order lease");
+        }
+        return 0;
+    }
+    wait_log(drv, cd, d, now, rv,
+             apr_psprintf(ptemp,
+                          "the cluster engine %s cannot be used for the order lease (down or "
+                          "answering nonsense); never ordering without it",
+                          engine));
+    return 0;
 }
 
 void acme_driver_cluster_tick(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
@@ -465,7 +481,7 @@ void acme_driver_cluster_tick(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     if (!cl) {
         return;
     }
-    epoch_check(drv, cl, now, ptemp);
+    epoch_check(drv, cl, now, 0, ptemp);
     renew_leases(drv, cl, now, 0, ptemp);
     /* Sets another node obtained: the domains this node is not working on. */
     for (i = 0; i < domains->nelts; i++) {
