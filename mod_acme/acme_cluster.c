@@ -318,6 +318,14 @@ static apr_status_t redis_cmd(acme_cluster_engine_t *e, acme_redis_reply_t *r, c
 
 #define REPLY_MAX (ACME_RESP_MAX + 64)
 
+/* A reply that is not one the command can give: the engine (or what answers in its place) is
+ * confused; the next command starts on a new connection. */
+static apr_status_t redis_bad(acme_cluster_engine_t *e)
+{
+    redis_close(e);
+    return ACME_EPROTO;
+}
+
 /* --- the operations --- */
 
 /* memcached counts expiry in whole seconds on a clock that ticks once a second: a key may go up
@@ -348,7 +356,7 @@ apr_status_t acme_cluster_add(acme_cluster_engine_t *e, const char *key, const c
     if (r.type == ACME_RESP_STATUS && r.len == 2 && memcmp(r.str, "OK", 2) == 0) {
         return APR_SUCCESS;
     }
-    return r.type == ACME_RESP_NIL ? APR_EEXIST : ACME_EPROTO;
+    return r.type == ACME_RESP_NIL ? APR_EEXIST : redis_bad(e);
 }
 
 apr_status_t acme_cluster_get(acme_cluster_engine_t *e, const char *key, char **pvalue,
@@ -382,7 +390,7 @@ apr_status_t acme_cluster_get(acme_cluster_engine_t *e, const char *key, char **
         return APR_NOTFOUND;
     }
     if (r.type != ACME_RESP_BULK || memchr(r.str, '\0', r.len)) {
-        return ACME_EPROTO;
+        return redis_bad(e);
     }
     *pvalue = apr_pstrmemdup(p, r.str, r.len);
     return APR_SUCCESS;
@@ -423,7 +431,7 @@ apr_status_t acme_cluster_incr(acme_cluster_engine_t *e, const char *key, apr_ui
         return rv;
     }
     if (r.type != ACME_RESP_INT || r.integer < 1) {
-        return ACME_EPROTO;
+        return redis_bad(e);
     }
     *pvalue = (apr_uint64_t)r.integer;
     return APR_SUCCESS;
@@ -474,7 +482,7 @@ apr_status_t acme_cluster_renew(acme_cluster_engine_t *e, const char *key, const
         return rv;
     }
     if (r.type != ACME_RESP_INT) {
-        return ACME_EPROTO;
+        return redis_bad(e);
     }
     return r.integer == 1 ? APR_SUCCESS : APR_NOTFOUND;
 }
@@ -497,7 +505,7 @@ apr_status_t acme_cluster_del(acme_cluster_engine_t *e, const char *key, const c
         const char *argv[] = {"DEL", key};
         rv = redis_cmd(e, &r, buf, sizeof(buf), 2, argv);
     }
-    return rv != APR_SUCCESS ? rv : r.type == ACME_RESP_INT ? APR_SUCCESS : ACME_EPROTO;
+    return rv != APR_SUCCESS ? rv : r.type == ACME_RESP_INT ? APR_SUCCESS : redis_bad(e);
 }
 
 /* --- the lease value --- */
