@@ -1181,6 +1181,15 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                        name, name, name, name);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    /* In a cluster the CA's validation may reach any node: an answer kept in one node's memory
+     * is not seen by the others (dns-01 alone needs none). */
+    if (c->cluster && strcmp(name, "memcache") != 0 && strcmp(name, "redis") != 0) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME04016: ACMECluster with ACMEChallengeCache %s: the http-01 and "
+                       "tls-alpn-01 answers stay on the node that orders, and a validation that "
+                       "reaches another node fails; give ACMEChallengeCache %s (or use dns-01)",
+                       name, c->cluster->engine);
+    }
     if (!c->store_dir) {
         c->store_dir = ap_server_root_relative(pconf, ACME_DEFAULT_STORE);
     }

@@ -93,9 +93,10 @@ def shared_folder(workdir):
     return path
 
 
-def node_conf(h, ca_directory, ca_file, engine, shared, k, names, lease):
+def node_conf(h, ca_directory, ca_file, engine, shared, k, names, lease, activation="graceful"):
     extra = ("socache_memcache",) if engine.kind == "memcache" else ("socache_redis",)
     h.write_conf(f"ACMECertificateAuthority {ca_directory}\n"
+                 f"ACMEActivation {activation}\n"
                  f"ACMECACertificateFile {ca_file}\n"
                  "ACMEContactEmail admin@cluster.test\nACMEAgreement accepted\n"
                  "ACMEChallenges http-01\n"

@@ -5,6 +5,7 @@ robin, so that the CA's validation requests reach nodes that did not order. Asse
 orders pebble accepted (through the test proxy) and the chains the nodes serve."""
 import os
 import re
+import shutil
 import time
 
 import pytest
@@ -25,14 +26,18 @@ def kind(request):
     return request.param
 
 
+_made = [0]  # one folder per cluster in the session: a shared set never outlives its test
+
+
 @pytest.fixture
 def make_cluster(workdir, httpd_factory, request, kind):
     """make_cluster(lease) -> (nodes, proxy, engine): three nodes configured, not started."""
     made = []
 
-    def make(lease=60):
+    def make(lease=60, activation="graceful"):
+        _made[0] += 1
         tag = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]
-        base = acmetest.public_dir(workdir, f"cluster-{tag}")
+        base = acmetest.public_dir(workdir, f"cluster-{_made[0]:02d}-{tag}")
         hport = acmetest.free_port()
         pb = acmetest.Pebble(os.path.join(base, "pebble"), http_port=hport)
         made.append(pb)
@@ -46,7 +51,8 @@ def make_cluster(workdir, httpd_factory, request, kind):
         made.append(cluster.Haproxy(base, hport, [h.http_port for h in nodes]))
         shared = cluster.shared_folder(base)
         for k, h in enumerate(nodes, 1):
-            cluster.node_conf(h, proxy.directory, pb.ca_file, engine, shared, k, NAMES, lease)
+            cluster.node_conf(h, proxy.directory, pb.ca_file, engine, shared, k, NAMES, lease,
+                              activation)
             r = h.configtest()
             assert r.returncode == 0, r.stderr
         made.insert(0, nodes)
@@ -81,8 +87,9 @@ def challenge_hits(h):
 
 
 @pytest.mark.slow(60)
-def test_one_order_every_node_serves(make_cluster):
-    nodes, proxy, _ = make_cluster()
+@pytest.mark.parametrize("activation", ["graceful", "live"])
+def test_one_order_every_node_serves(make_cluster, activation):
+    nodes, proxy, _ = make_cluster(activation=activation)
     cluster.start_all(nodes)
     serial, _ = cluster.wait_all_serve(nodes, NAMES[0], 60)
     assert len(proxy.new_orders()) == 1, proxy.new_orders()
@@ -103,6 +110,59 @@ def test_one_order_every_node_serves(make_cluster):
     for h in nodes:
         assert os.path.islink(os.path.join(h.store, "domains", "c.test"))
     assert {cluster.served_serial(h, "www.c.test") for h in nodes} == {serial}
+    # A node that comes (back) with an empty store imports the shared set: no order.
+    late = others[0]
+    late.stop()
+    shutil.rmtree(late.store)
+    with open(late.error_log, "a") as f:
+        f.write("--- restarted by the test with an empty store\n")
+    late.start()
+    cluster.wait_all_serve([late], NAMES[0], 30, serial=serial)
+    assert late.log_text().split("--- restarted by the test")[1].count("ACME04013") == 1
+    assert len(proxy.new_orders()) == 1, proxy.new_orders()
+
+
+@pytest.mark.parametrize("args, expected", [
+    ("shmcb:/x /srv/shared", "expected memcache:HOST:PORT or redis:HOST:PORT"),
+    ("redis:127.0.0.1 /srv/shared", "expected HOST:PORT"),
+    ("redis:127.0.0.1:99999 /srv/shared", "the port is not a number"),
+    ("memcache:127.0.0.1:11211 shared", "must be an absolute path"),
+    ("memcache:127.0.0.1:11211", "needs the engine and the shared folder"),
+    ("memcache:127.0.0.1:11211 /srv/shared node=../x", "a node name is 1 to 64"),
+    ("memcache:127.0.0.1:11211 /srv/shared lease=2", "the lease is a number of seconds from 5"),
+    ("memcache:127.0.0.1:11211 /srv/shared lease=9999", "the lease is a number of seconds"),
+    ("memcache:127.0.0.1:11211 /srv/shared colour=red", "expected node=NAME or lease=SECONDS"),
+])
+def test_configtest_names_each_mistake(httpd_factory, args, expected):
+    h = httpd_factory()
+    h.write_conf("ACMEAgreement accepted\n"
+                 f"ACMECluster {args}\nACMEDomain c.test\n" + h.ssl_vhost("c.test"))
+    r = h.configtest()
+    assert r.returncode != 0
+    assert f"ACMECluster" in r.stderr and expected in r.stderr, r.stderr
+
+
+def test_configtest_cluster_placement_and_cache(httpd_factory):
+    h = httpd_factory()
+    h.write_conf("ACMEAgreement accepted\n"
+                 "<ACMEDomain c.test>\nACMECluster redis:127.0.0.1:6379 /srv/shared\n"
+                 "</ACMEDomain>\n" + h.ssl_vhost("c.test"))
+    r = h.configtest()
+    assert r.returncode != 0 and "cannot be used inside <ACMEDomain>" in r.stderr, r.stderr
+    h.write_conf("ACMEAgreement accepted\n"
+                 "ACMECluster redis:127.0.0.1:6379 /srv/shared node=a\n"
+                 "ACMECluster redis:127.0.0.1:6379 /srv/shared node=b\n"
+                 "ACMEDomain c.test\n" + h.ssl_vhost("c.test"))
+    r = h.configtest()
+    assert r.returncode != 0 and "ACMECluster is duplicate" in r.stderr, r.stderr
+    # The answers in one node's shared memory: a warning naming the fix.
+    h.write_conf("ACMEAgreement accepted\n"
+                 "ACMECluster redis:127.0.0.1:6379 /srv/shared\n"
+                 "ACMEDomain c.test\n" + h.ssl_vhost("c.test"))
+    r = h.configtest()
+    assert r.returncode == 0, r.stderr
+    assert "ACME04016: ACMECluster with ACMEChallengeCache shmcb" in r.stderr, r.stderr
+    assert "give ACMEChallengeCache redis:127.0.0.1:6379" in r.stderr
 
 
 @pytest.mark.slow(90)
