@@ -499,6 +499,7 @@ static void publish(driver_t *drv, cluster_t *cl, int i, apr_pool_t *p)
     cl_dom_t *cd = &cl->dom[i];
     acme_certset_t *set;
     apr_uint64_t newest;
+    apr_time_t when;
     json_t *meta;
     const char *why = NULL;
     char *pem;
@@ -509,6 +510,16 @@ static void publish(driver_t *drv, cluster_t *cl, int i, apr_pool_t *p)
         return;
     }
     newest = shared_token(cl, d, p);
+    /* Only a set that is usable counts: a planted one with a huge token must not keep every
+     * later set out. */
+    if (newest > cd->token) {
+        rv = acme_store_check_staged_at(cl->shared, d->set_name, d->names, apr_time_now(), &when,
+                                        &why, p);
+        if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv)) {
+            newest = 0;
+        }
+        why = NULL;
+    }
     if (newest > cd->token) {
         acme_log_error(APLOG_MARK, APLOG_WARNING, 0, drv->rt->s,
                        "ACME04008: %s: the shared folder holds a set of a newer order (token "
