@@ -568,7 +568,14 @@ void acme_driver_cluster_reaped(driver_t *drv, int i, const worker_t *w)
     if (w->staged) {
         publish(drv, cl, i, w->pool);
     }
-    if (cd->held) {
+    if (cd->held && w->failed && !w->staged) {
+        /* The backoff after a failure is this node's: the lease, left to run out, keeps the
+         * other nodes from trying the same CA at once. */
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME04017: %s: the attempt failed; the order lease is left to run out "
+                       "(at most %d s), so that no other node tries again before",
+                       d->name, cl->conf->lease);
+    } else if (cd->held) {
         /* Published first, released after: a node that takes the lease next finds the set. */
         acme_cluster_del(cl->engine, domain_key(d, "lease", w->pool), cd->value);
     }

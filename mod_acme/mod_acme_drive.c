@@ -363,6 +363,25 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
+/* 1 when domain i gets an order now: the operator asked (acmectl renew: it overrides the
+ * renewal time), or it needs one. With ACMECluster only once this node holds the order lease,
+ * and the operator's request is taken only then, so that it is not used up while another node
+ * orders. */
+static int wants_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
+{
+    if (!drv->cluster) {
+        return acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now);
+    }
+    if (!acme_driver_request_pending(drv, i, ptemp) && !needs_work(drv, i, now)) {
+        return 0;
+    }
+    if (!acme_driver_cluster_may_order(drv, i, now, ptemp)) {
+        return 0;
+    }
+    acme_driver_take_request(drv, i, ptemp);
+    return 1;
+}
+
 static void reap(driver_t *drv, int i)
 {
     worker_t *w = drv->workers[i];
@@ -556,8 +575,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             continue;
         }
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
-        if ((acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) &&
-            acme_driver_cluster_may_order(drv, i, now, ptemp)) {
+        if (wants_order(drv, i, now, ptemp)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {

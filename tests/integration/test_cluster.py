@@ -214,3 +214,24 @@ def test_engine_restarted_mid_order(make_cluster):
     finalized = [a for a in proxy.answered if a[0].startswith("/finalize-order/") and a[1] == 200]
     assert len(finalized) == 1, finalized
     assert [h for h in nodes if "ACME04001" in h.log_text()] == [first]
+
+
+@pytest.mark.slow(60)
+def test_engine_down_no_order(make_cluster):
+    nodes, proxy, engine = make_cluster()
+    engine.stop()
+    for h in nodes:
+        h.allowed_errors = ["ACME04003"]
+    cluster.start_all(nodes)
+    for h in nodes:
+        # Each node says why it does not order, naming the engine, and what it does next.
+        acmetest.wait_until(
+            lambda: re.search(r"ACME04003: c\.test: no order from this node: the cluster engine "
+                              + re.escape(engine.spec) + r" cannot be used .*never ordering "
+                              r"without it; looking again every second", h.log_text()),
+            30, lambda: h.log_text()[-3000:])
+    assert proxy.new_orders() == []
+    engine.start()
+    serial, _ = cluster.wait_all_serve(nodes, NAMES[0], 60)
+    assert len(proxy.new_orders()) == 1, proxy.new_orders()
+    assert len([h for h in nodes if "ACME04001" in h.log_text()]) == 1
