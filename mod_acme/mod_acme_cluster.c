@@ -103,9 +103,11 @@ typedef struct {
     apr_uint64_t token;        /* ... with this fencing token */
     char value[96];            /* ... and this value in the engine */
     apr_time_t renewed;        /* when it was last taken or renewed */
+    apr_time_t renew_retry;    /* no renewal before (after a failed one) */
     apr_time_t next_try;       /* no lease attempt before */
     apr_time_t wait_logged;    /* the last "waiting" line */
     apr_time_t shared_mtime;   /* meta.json of the shared set when last looked at */
+    apr_ino_t shared_inode;    /* ... and its inode */
     apr_time_t shared_look;    /* next look at the shared folder */
     apr_uint64_t shared_token; /* the token the shared set recorded when last looked at */
 } cl_dom_t;
@@ -203,11 +205,14 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
     if (!shared_open(drv, cl, now) ||
         apr_stat(&fi,
                  acme_store_path(cl->shared, shared_rel(d, ACME_STORE_META_FILE, ptemp), ptemp),
-                 APR_FINFO_MTIME, ptemp) != APR_SUCCESS ||
-        fi.mtime == cd->shared_mtime) {
+                 APR_FINFO_MTIME | APR_FINFO_INODE, ptemp) != APR_SUCCESS ||
+        (fi.mtime == cd->shared_mtime && fi.inode == cd->shared_inode)) {
         return 0;
     }
+    /* A publication is a new folder moved in: a new inode even where the folder's file system
+     * keeps mtimes to the second (NFS). */
     cd->shared_mtime = fi.mtime;
+    cd->shared_inode = fi.inode;
     cd->shared_token = shared_token(cl, d, ptemp);
     /* The checks promotion makes (names, key, chain, times), and the set loaded without
      * following links. */
@@ -229,8 +234,11 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
         return 0;
     }
     leaf = APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *);
-    if (d->has_active && !d->mismatch && acme_cert_not_after(leaf) <= d->not_after) {
-        return 0; /* ours is as new: published by this node, or an older one */
+    /* Ours is as new: published by this node, or an older one. Also when ours no longer fits
+     * the configuration (a changed key type): the same set again would not fit either, and
+     * this node orders one that does. */
+    if (d->has_active && acme_cert_not_after(leaf) <= d->not_after) {
+        return 0;
     }
     rv = acme_store_stage(drv->rt->store, d->set_name, set->key, pem, len, set->meta, &why, ptemp);
     if (rv != APR_SUCCESS) {
@@ -263,9 +271,11 @@ static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force
         const char *key;
         apr_status_t rv;
 
-        if (!cd->held || (!force && now - cd->renewed < apr_time_from_sec(cl->conf->lease) / 3)) {
+        if (!cd->held || (!force && (now - cd->renewed < apr_time_from_sec(cl->conf->lease) / 3 ||
+                                     now < cd->renew_retry))) {
             continue;
         }
+        cd->renew_retry = now + RETRY; /* after a failure: once a second, not at every tick */
         key = domain_key(d, "lease", ptemp);
         rv = acme_cluster_renew(cl->engine, key, cd->value, cl->conf->lease);
         if (APR_STATUS_IS_NOTFOUND(rv)) {
@@ -292,10 +302,11 @@ static void renew_leases(driver_t *drv, cluster_t *cl, apr_time_t now, int force
                            APR_STATUS_IS_EEXIST(rv) ? "another node holds it"
                                                     : "not renewed within the lease",
                            cd->token);
-        } else {
+        } else if (now - cd->wait_logged >= WAIT_LOG_EVERY) {
+            cd->wait_logged = now;
             acme_log_error(APLOG_MARK, APLOG_WARNING, rv, drv->rt->s,
                            "ACME04006: %s: the order lease cannot be renewed in %s; trying "
-                           "again at the next tick (it runs out %d s after the last renewal)",
+                           "again each second (it runs out %d s after the last renewal)",
                            d->name, cl->conf->engine, cl->conf->lease);
         }
     }
@@ -582,6 +593,7 @@ void acme_driver_cluster_reaped(driver_t *drv, int i, const worker_t *w)
     cd->held = 0;
     cd->token = 0;
     cd->shared_mtime = 0; /* looked at again: this node's own set is not imported */
+    cd->shared_inode = 0;
 }
 
 apr_status_t acme_driver_cluster_start(driver_t *drv)
