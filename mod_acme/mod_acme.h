@@ -148,10 +148,22 @@ typedef struct acme_conf_t {
     const char *http_proxy_ca; /* ACMEHttpProxyCACertificateFile (absolute), or NULL */
     int key_reuse;             /* ACMEKeyReuse: 0 unset, 1 off, 2 on */
 
+    /* mod_acme_cluster.c */
+    const struct acme_cluster_conf_t *cluster; /* ACMECluster, or NULL */
+
     /* mod_acme_live.c */
     int activation;   /* ACMEActivation: 0 unset (graceful), ACME_ACTIVATION_* */
     int vhost_served; /* mod_ssl took our files (certificate or fallback) for this server */
 } acme_conf_t;
+
+/* ACMECluster (mod_acme_cluster.c, docs/cluster.md) */
+typedef struct acme_cluster_conf_t {
+    const char *engine; /* memcache:HOST:PORT or redis:HOST:PORT */
+    const char *dir;    /* the shared folder (absolute) */
+    const char *node;   /* node=NAME, else the host name */
+    int lease;          /* lease=SECONDS */
+    int lease_set;
+} acme_cluster_conf_t;
 
 #define ACME_ACTIVATION_GRACEFUL 1
 #define ACME_ACTIVATION_LIVE     2
@@ -232,6 +244,10 @@ const char *acme_cmd_per_cert(cmd_parms *cmd, int already_set);
  * or "<directive> <arg>: no such file (expected <expected>)". */
 const char *acme_cmd_file(cmd_parms *cmd, const char *arg, const char *expected,
                           const char **ppath);
+/* ... and of a directive for the whole server (not in <ACMEDomain>). */
+const char *acme_cmd_global(cmd_parms *cmd, int already_set);
+/* mod_acme_cluster.c: ACMECluster */
+const char *acme_cmd_cluster(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 /* An absolute path to an executable program and its arguments (ACMEDNSCommand, ACMENotifyCommand).
  */
 const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,

@@ -91,6 +91,18 @@ static void cache_unlock(acme_runtime_t *rt)
     }
 }
 
+/* A store that failed: with a shared engine (ACMEChallengeCache memcache: or redis:, cluster
+ * mode) the engine is down or full. The answer is then nowhere: the worker's attempt fails
+ * before the CA is asked to validate (acme_issue.c), and is retried after its backoff. */
+static void cache_store_failed(acme_runtime_t *rt, const char *host, apr_status_t rv)
+{
+    acme_log_error(APLOG_MARK, APLOG_ERR, rv, rt->s,
+                   "ACME04015: %s: the challenge answer cannot be stored in the challenge cache "
+                   "(ACMEChallengeCache %s): no node could answer the CA, so the CA is not asked "
+                   "to validate; the attempt fails and is retried after its backoff",
+                   host, rt->conf->cache_spec ? rt->conf->cache_spec : "shmcb");
+}
+
 /* One store (value != NULL) or remove in the table, locked, with a pool for the provider. */
 static apr_status_t cache_change(acme_runtime_t *rt, const char *token, const char *value,
                                  unsigned int vlen, apr_time_t expires)
@@ -120,6 +132,7 @@ static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *
                                const char *keyauth, apr_time_t expires)
 {
     char value[TOKEN_VALUE_MAX];
+    apr_status_t rv;
     int n;
 
     /* The newline separates host and keyauth in the stored value: a host holding one would
@@ -131,7 +144,11 @@ static apr_status_t tokens_put(acme_tokens_t *t, const char *token, const char *
         return ACME_ETOOLARGE;
     }
     n = apr_snprintf(value, sizeof(value), "%s\n%s", host, keyauth);
-    return cache_change(t->baton, token, value, (unsigned int)n, expires);
+    rv = cache_change(t->baton, token, value, (unsigned int)n, expires);
+    if (rv != APR_SUCCESS) {
+        cache_store_failed(t->baton, host, rv);
+    }
+    return rv;
 }
 
 /* Looks a token up; *phost and *pkeyauth point into buf. */
@@ -201,6 +218,7 @@ static apr_status_t tokens_put_cert(acme_tokens_t *t, const char *sni, const cha
 {
     char id[sizeof(CERT_ID_PREFIX) + SNI_MAX];
     apr_size_t len = pem ? strlen(pem) : 0;
+    apr_status_t rv;
 
     if (!cert_id(id, sizeof(id), sni) || !len) {
         return APR_EINVAL;
@@ -208,7 +226,11 @@ static apr_status_t tokens_put_cert(acme_tokens_t *t, const char *sni, const cha
     if (len >= ACME_TLSALPN_PEM_MAX) {
         return ACME_ETOOLARGE;
     }
-    return cache_change(t->baton, id, pem, (unsigned int)len, expires);
+    rv = cache_change(t->baton, id, pem, (unsigned int)len, expires);
+    if (rv != APR_SUCCESS) {
+        cache_store_failed(t->baton, sni, rv);
+    }
+    return rv;
 }
 
 apr_status_t acme_request_cert_lookup(acme_runtime_t *rt, const char *sni, char *buf,

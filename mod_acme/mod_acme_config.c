@@ -87,6 +87,7 @@ void *acme_conf_merge(apr_pool_t *p, void *basev, void *addv)
     ACME_MERGE(http_proxy_ca, NULL);
     ACME_MERGE(key_reuse, 0);
     ACME_MERGE(activation, 0);
+    ACME_MERGE(cluster, NULL);
     c->vhost_served = 0;
     c->vhost_domain = NULL; /* per server, found in check_config */
     c->vhost_fallback = 0;
@@ -140,6 +141,11 @@ static const char *global_only(cmd_parms *cmd, int already_set)
 static const char *per_cert(cmd_parms *cmd, int already_set)
 {
     return scope_check(cmd, already_set);
+}
+
+const char *acme_cmd_global(cmd_parms *cmd, int already_set)
+{
+    return global_only(cmd, already_set);
 }
 
 acme_conf_t *acme_cmd_conf(cmd_parms *cmd)
@@ -794,6 +800,9 @@ const command_rec acme_cmds[] = {
                       "challenge types to answer, in order of preference"),
     AP_INIT_TAKE1("ACMEChallengeCache", cmd_cache, NULL, RSRC_CONF,
                   "socache provider[:args] for challenge answers (default shmcb)"),
+    AP_INIT_TAKE_ARGV("ACMECluster", acme_cmd_cluster, NULL, RSRC_CONF,
+                      "memcache:HOST:PORT|redis:HOST:PORT /shared/folder [node=NAME] "
+                      "[lease=SECONDS]: one order per certificate among several nodes"),
     AP_INIT_TAKE1("ACMEPreferredChain", cmd_preferred_chain, NULL, RSRC_CONF,
                   "the common name of the root the chain kept should end at, e.g. "
                   "\"ISRG Root X1\""),
@@ -1172,6 +1181,15 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
                        "modules/mod_socache_%s.so",
                        name, name, name, name);
         return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    /* In a cluster the CA's validation may reach any node: an answer kept in one node's memory
+     * is not seen by the others (dns-01 alone needs none). */
+    if (c->cluster && strcmp(name, "memcache") != 0 && strcmp(name, "redis") != 0) {
+        acme_log_error(APLOG_MARK, APLOG_WARNING, 0, s,
+                       "ACME04016: ACMECluster with ACMEChallengeCache %s: the http-01 and "
+                       "tls-alpn-01 answers stay on the node that orders, and a validation that "
+                       "reaches another node fails; give ACMEChallengeCache %s (or use dns-01)",
+                       name, c->cluster->engine);
     }
     if (!c->store_dir) {
         c->store_dir = ap_server_root_relative(pconf, ACME_DEFAULT_STORE);

@@ -183,6 +183,10 @@ static apr_status_t driver_start(driver_t *drv)
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
+    rv = acme_driver_cluster_start(drv);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
     return acme_driver_notify_start(drv);
 }
 
@@ -398,6 +402,25 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
+/* 1 when domain i gets an order now: the operator asked (acmectl renew: it overrides the
+ * renewal time), or it needs one. With ACMECluster only once this node holds the order lease,
+ * and the operator's request is taken only then, so that it is not used up while another node
+ * orders. */
+static int wants_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
+{
+    if (!drv->cluster) {
+        return acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now);
+    }
+    if (!acme_driver_request_pending(drv, i, ptemp) && !needs_work(drv, i, now)) {
+        return 0;
+    }
+    if (!acme_driver_cluster_may_order(drv, i, now, ptemp)) {
+        return 0;
+    }
+    acme_driver_take_request(drv, i, ptemp);
+    return 1;
+}
+
 static void reap(driver_t *drv, int i)
 {
     worker_t *w = drv->workers[i];
@@ -425,6 +448,7 @@ static void reap(driver_t *drv, int i)
         return;
     }
     acme_driver_request_done(drv, i);
+    acme_driver_cluster_reaped(drv, i, w); /* ACMECluster: published, lease let go */
     drv->staged[i] = w->staged;
     drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
@@ -642,7 +666,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         if (sibling_ordering(drv, i, ptemp)) {
             continue;
         }
-        if (acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now)) {
+        if (wants_order(drv, i, now, ptemp)) {
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {
@@ -655,6 +679,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         running += drv->workers[i] != NULL;
     }
+    acme_driver_cluster_tick(drv, now, ptemp); /* ACMECluster: leases, sets of other nodes */
     maybe_ask_restart(drv, now, ptemp);
     acme_driver_live_sync(drv, ptemp); /* ACMEActivation live (mod_acme_live.c) */
     acme_driver_status_refresh(drv, 0, ptemp);

@@ -95,6 +95,7 @@ struct driver_t {
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
     /* CA URL -> acme_http_share_t, made at first use under dir_mutex (mod_acme_ca.c) */
     apr_hash_t *http_shares;
+    void *cluster; /* ACMECluster's state (mod_acme_cluster.c), NULL without it */
 };
 
 /* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an
@@ -132,6 +133,9 @@ void acme_worker_dns01_leftovers(worker_t *w);
 /* mod_acme_request.c: 1 when the operator asked for domain i to be renewed now (acmectl renew,
  * revoke): the request is taken (removed) and logged. Under the driver's lock. */
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp);
+/* ... 1 when such a request is there, without taking it (ACMECluster: taken only once this
+ * node may order). */
+int acme_driver_request_pending(driver_t *drv, int i, apr_pool_t *ptemp);
 /* ... and the worker of domain i is done: the status no longer says "requested" (published
  * with the worker's end). */
 void acme_driver_request_done(driver_t *drv, int i);
@@ -145,5 +149,15 @@ void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
  * its staged set live, activated or refused (staged state, job and refusal, ARI). */
 void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp);
 void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp);
+
+/* ACMECluster (mod_acme_cluster.c): the engine and per-certificate state, made at the driver's
+ * start; 1 when domain i may be ordered here (this node holds its lease; without ACMECluster
+ * always), else 0 (another node holds it, the engine is down, or the shared set was imported);
+ * each tick: lease renewals and sets other nodes published; after a worker: its set published
+ * and the lease let go (before the worker's pool goes). */
+apr_status_t acme_driver_cluster_start(driver_t *drv);
+int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp);
+void acme_driver_cluster_tick(driver_t *drv, apr_time_t now, apr_pool_t *ptemp);
+void acme_driver_cluster_reaped(driver_t *drv, int i, const worker_t *w);
 
 #endif /* MOD_ACME_DRIVE_H */

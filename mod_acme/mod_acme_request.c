@@ -13,6 +13,16 @@
 #include "mod_acme_drive.h"
 #include "mod_acme_status.h"
 
+int acme_driver_request_pending(driver_t *drv, int i, apr_pool_t *ptemp)
+{
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
+    const char *path = acme_renew_request_path(d->set_name, ptemp);
+    apr_finfo_t fi;
+
+    return path && apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_LINK,
+                            ptemp) == APR_SUCCESS;
+}
+
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
 {
     const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);

@@ -1,7 +1,8 @@
 /* fuzz_names.c - identifiers and the small value parsers: which names we accept (DNS names,
  * wildcards, IDN A-labels; IPv4 and IPv6 literals), their canonical forms, the store folder made
  * from a name or a CA URL, and a certificate made for a name covering it again in every
- * spelling; RFC 3339 times (ARI windows), base64url, challenge tokens and key authorizations.
+ * spelling; RFC 3339 times (ARI windows), base64url, challenge tokens and key authorizations;
+ * cluster mode's engine replies (RESP, every byte, NULs included) and lease values.
  *
  * Input: one byte choosing the parser, then its text (up to the first NUL, as C strings reach
  * these functions).
@@ -13,12 +14,13 @@
 
 #include "acme_ari.h"
 #include "acme_cert.h"
+#include "acme_cluster.h"
 #include "acme_csr.h"
 #include "acme_order.h"
 #include "acme_selfsigned.h"
 #include "acme_tokens.h"
 
-enum { K_NAME, K_NAME_CERT, K_CA_URL, K_RFC3339, K_B64U, K_TOKEN, K_COUNT };
+enum { K_NAME, K_NAME_CERT, K_CA_URL, K_RFC3339, K_B64U, K_TOKEN, K_RESP, K_LEASE, K_COUNT };
 
 static const acme_key_t *cert_key(void)
 {
@@ -204,16 +206,49 @@ static void check_token(const char *s, apr_pool_t *p)
     }
 }
 
+/* A RESP reply (binary): a parsed reply lies inside the input, its strings too, and whatever is
+ * cut short is incomplete, never a reply. */
+static void check_resp(const char *s, apr_size_t len)
+{
+    acme_redis_reply_t r;
+    apr_size_t used = 0;
+    apr_status_t rv = acme_resp_parse(&r, s, len, &used);
+
+    if (rv == APR_SUCCESS) {
+        FUZZ_ASSERT(used <= len && used >= 3);
+        if (r.type == ACME_RESP_BULK || r.type == ACME_RESP_STATUS || r.type == ACME_RESP_ERROR) {
+            FUZZ_ASSERT(r.str >= s && r.str + r.len <= s + used && r.len <= ACME_RESP_MAX);
+        }
+        /* Replies are prefix-free: the same bytes one short are never a reply. */
+        FUZZ_ASSERT(acme_resp_parse(&r, s, used - 1, &used) != APR_SUCCESS);
+    } else {
+        FUZZ_ASSERT(rv == APR_INCOMPLETE || rv == ACME_EPROTO);
+    }
+}
+
+/* A lease value (binary): accepted ones come back the same from acme_cluster_lease_value. */
+static void check_lease(const char *s, apr_size_t len, apr_pool_t *p)
+{
+    char node[ACME_CLUSTER_NODE_MAX + 1];
+    apr_uint64_t token;
+
+    if (acme_cluster_lease_parse(s, len, &token, node) == APR_SUCCESS) {
+        const char *again = acme_cluster_lease_value(token, node, p);
+        FUZZ_ASSERT(strlen(again) == len && memcmp(again, s, len) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_pool();
     fuzz_input_t in;
     unsigned kind;
     const char *s;
+    apr_size_t len;
 
     fuzz_input_init(&in, data, size);
     kind = fuzz_byte(&in) % K_COUNT;
-    s = fuzz_rest(&in, NULL, p); /* a C string: cut at the first NUL */
+    s = fuzz_rest(&in, &len, p); /* a C string (cut at the first NUL) but for RESP and leases */
     switch (kind) {
     case K_NAME:
         check_name(s, p);
@@ -233,6 +268,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case K_TOKEN:
         check_token(s, p);
+        break;
+    case K_RESP:
+        check_resp(s, len);
+        break;
+    case K_LEASE:
+        check_lease(s, len, p);
         break;
     }
     apr_pool_destroy(p);
