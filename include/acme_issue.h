@@ -37,6 +37,18 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
                                 const acme_account_req_t *req, acme_key_type_e key_type,
                                 acme_problem_t **pprob, apr_pool_t *p);
 
+/* ACMECluster (docs/cluster.md), called by acme_account_setup with req->shared. import: when
+ * store has no key in dir (accounts/<ca-id>[-<variant>]) and shared holds an account there that
+ * passes the store's checks (no links, bounded sizes, the key parses, account.json names this
+ * very key, the CA and an https URL), puts it into store in one rename; APR_ENOENT when shared
+ * has none, APR_EEXIST when store has its own. publish: puts store's account into shared in one
+ * rename unless shared holds a valid one already (APR_EEXIST: the first published wins); a
+ * shared account that fails the checks is replaced. Both log what they did (ACME04018-04022). */
+apr_status_t acme_account_share_import(acme_store_t *store, acme_store_t *shared, const char *dir,
+                                       const char *ca_url, const acme_log_t *log, apr_pool_t *p);
+apr_status_t acme_account_share_publish(acme_store_t *store, acme_store_t *shared, const char *dir,
+                                        const char *ca_url, const acme_log_t *log, apr_pool_t *p);
+
 /* Forgets the stored account URL (after the CA said the account does not exist), keeping the
  * key; the next acme_account_setup registers the key again. */
 apr_status_t acme_account_forget(acme_client_t *client, acme_store_t *store,

@@ -40,6 +40,9 @@ typedef struct acme_account_req_t {
     /* Which of several accounts at one CA (say one per contact address): the store keeps it in
      * accounts/<ca-id>-<variant> instead of accounts/<ca-id>. [A-Za-z0-9] only; NULL: none. */
     const char *variant;
+    /* ACMECluster: the shared folder (docs/cluster.md), opened as a store; NULL: none. An
+     * account missing here is imported from it; a new one is published to it. */
+    struct acme_store_t *shared;
 } acme_account_req_t;
 
 /* newAccount with the key (jwk): creates the account or returns the existing one for the key.

@@ -60,6 +60,10 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
     apr_size_t len;
     apr_status_t rv;
 
+    if (req->shared) {
+        acme_account_share_import(store, req->shared, dir, acme_client_directory_url(client), log,
+                                  p);
+    }
     rv = acme_store_read(&text, &len, store, key_path, ACME_STORE_KEY_MAX, p);
     if (rv == APR_SUCCESS) {
         rv = acme_key_from_pem(&key, text, len, p);
@@ -137,6 +141,10 @@ apr_status_t acme_account_setup(acme_client_t *client, acme_store_t *store,
         }
         acme_log(log, ACME_LOG_NOTICE, APR_SUCCESS, "ACME00014: account %s ready at %s", url,
                  acme_client_directory_url(client));
+        if (req->shared) {
+            acme_account_share_publish(store, req->shared, dir, acme_client_directory_url(client),
+                                       log, p);
+        }
     }
     acme_client_set_account(client, key, url);
     return APR_SUCCESS;

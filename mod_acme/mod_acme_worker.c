@@ -255,6 +255,12 @@ static apr_status_t worker_issue(worker_t *w, acme_client_t *client, acme_proble
         areq.variant =
             account_variant(k ? apr_pstrcat(w->pool, e ? e : "", "\neab:", k, NULL) : e, w->pool);
     }
+    /* ACMECluster: the account is shared too (docs/cluster.md). A folder that cannot be opened
+     * is said by the driver (ACME04010), which then orders nothing. */
+    if (conf->cluster &&
+        acme_store_open(&areq.shared, conf->cluster->dir, w->pool) != APR_SUCCESS) {
+        areq.shared = NULL;
+    }
 
     memset(&ireq, 0, sizeof(ireq));
     ireq.domain = w->d->name;

@@ -198,7 +198,7 @@ static void fuzz_object(fuzz_ca_t *ca, int kind, unsigned opt, unsigned st, cons
         rv = (opt & 0x40)
                  ? acme_account_find(&url, &prob, client, account_key(), p)
                  : acme_account_register(&url, &prob, client, account_key(),
-                                         &(acme_account_req_t){NULL, 1, NULL, NULL, NULL}, p);
+                                         &(acme_account_req_t){NULL, 1, NULL, NULL, NULL, NULL}, p);
         FUZZ_ASSERT(rv != APR_SUCCESS || url != NULL);
         break;
     case K_ORDER_NEW:

@@ -94,6 +94,7 @@ def shared_folder(workdir):
 
 
 def node_conf(h, ca_directory, ca_file, engine, shared, k, names, lease, activation="graceful"):
+    h.cluster_shared = shared
     extra = ("socache_memcache",) if engine.kind == "memcache" else ("socache_redis",)
     h.write_conf(f"ACMECertificateAuthority {ca_directory}\n"
                  f"ACMEActivation {activation}\n"

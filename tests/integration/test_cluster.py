@@ -9,6 +9,8 @@ import shutil
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 import acmetest
 import cluster
@@ -76,6 +78,30 @@ def log_time(h, tag):
     return None
 
 
+def new_accounts(proxy):
+    """The newAccount requests (pebble's /sign-me-up) pebble answered (201 created, 200 found):
+    a badNonce retry is one request, not two."""
+    return [p for path, status, p in proxy.answered if path == "/sign-me-up" and status in (200,
+                                                                                             201)]
+
+
+def restart_empty(h, shared, why):
+    """Node h stopped, its store removed, the shared set removed too (so that h must order),
+    h started again; a line in its log marks the restart."""
+    h.stop()
+    shutil.rmtree(h.store, ignore_errors=True)  # none yet for a node never started
+    shutil.rmtree(os.path.join(shared, "staging", "c.test"))
+    with open(h.error_log, "a") as f:
+        f.write(f"--- restarted by the test: {why}\n")
+    h.start()
+
+
+def shared_accounts(shared):
+    """The account folders of the shared folder: accounts/<ca-id>, without temporary ones."""
+    top = os.path.join(shared, "accounts")
+    return [os.path.join(top, n) for n in os.listdir(top) if not n.startswith(".")]
+
+
 def challenge_hits(h):
     """Validation requests node h answered with 200."""
     try:
@@ -110,6 +136,9 @@ def test_one_order_every_node_serves(make_cluster, activation):
     for h in nodes:
         assert os.path.islink(os.path.join(h.store, "domains", "c.test"))
     assert {cluster.served_serial(h, "www.c.test") for h in nodes} == {serial}
+    # One account for the cluster: the orderer registered it and published it.
+    assert len(new_accounts(proxy)) == 1, new_accounts(proxy)
+    assert "ACME04020" in orderers[0].log_text(), orderers[0].log_text()[-3000:]
     # A node that comes (back) with an empty store imports the shared set: no order.
     late = others[0]
     late.stop()
@@ -235,3 +264,65 @@ def test_engine_down_no_order(make_cluster):
     serial, _ = cluster.wait_all_serve(nodes, NAMES[0], 60)
     assert len(proxy.new_orders()) == 1, proxy.new_orders()
     assert len([h for h in nodes if "ACME04001" in h.log_text()]) == 1
+
+
+@pytest.mark.slow(60)
+def test_account_shared_restarted_node_orders(make_cluster):
+    """A node back with an empty store that must order (no shared set) takes the shared
+    account: no second newAccount."""
+    nodes, proxy, _ = make_cluster()
+    cluster.start_all(nodes)
+    serial, _ = cluster.wait_all_serve(nodes, NAMES[0], 60)
+    assert len(new_accounts(proxy)) == 1, new_accounts(proxy)
+    late = [h for h in nodes if "ACME04001" not in h.log_text()][0]
+    restart_empty(late, late.cluster_shared, "empty store, no shared set")
+    acmetest.wait_until(lambda: cluster.served_serial(late, NAMES[0]) not in (None, serial), 60,
+                        lambda: late.log_text()[-3000:])
+    after = late.log_text().split("--- restarted by the test")[1]
+    assert "ACME04001" in after, after[-3000:]
+    assert "ACME04018: the account https://" in after, after[-3000:]
+    assert len(proxy.new_orders()) == 2, proxy.new_orders()
+    assert len(new_accounts(proxy)) == 1, new_accounts(proxy)
+
+
+@pytest.mark.slow(60)
+@pytest.mark.parametrize("hostile", ["other-key", "symlink"])
+def test_account_shared_hostile_refused(make_cluster, hostile):
+    """A shared account that fails the store's checks is refused with ACME04019 naming why; the
+    node registers its own and publishes it in its place."""
+    nodes, proxy, _ = make_cluster()
+    first, second = nodes[0], nodes[1]
+    first.start()
+    serial, _ = cluster.wait_all_serve([first], NAMES[0], 60)
+    assert len(new_accounts(proxy)) == 1, new_accounts(proxy)
+    shared = first.cluster_shared
+    [acct] = shared_accounts(shared)
+    if hostile == "other-key":
+        # A key of its own over the published one (owner and mode kept): account.json now
+        # names another key.
+        key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption())
+        with open(os.path.join(acct, "account.key"), "wb") as f:
+            f.write(key)
+        why = "account.json belongs to another key"
+    else:
+        # A link to a valid account elsewhere (the first node's own): never followed.
+        shutil.rmtree(acct)
+        os.symlink(os.path.join(first.store, "accounts", os.path.basename(acct)), acct)
+        why = "account.key cannot be read"
+    restart_empty(second, shared, hostile)
+    acmetest.wait_until(lambda: cluster.served_serial(second, NAMES[0]) not in (None, serial),
+                        60, lambda: second.log_text()[-3000:])
+    log = second.log_text()
+    assert "ACME04019: the account for " in log and why in log, log[-3000:]
+    assert "this node registers its own" in log
+    assert "ACME04018" not in log
+    assert len(new_accounts(proxy)) == 2, new_accounts(proxy)
+    # Published in its place: a folder again, its key the second node's.
+    assert "ACME04020" in log, log[-3000:]
+    assert not os.path.islink(acct)
+    with open(os.path.join(acct, "account.key"), "rb") as f, \
+            open(os.path.join(second.store, "accounts", os.path.basename(acct),
+                              "account.key"), "rb") as g:
+        assert f.read() == g.read()

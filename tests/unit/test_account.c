@@ -1,10 +1,12 @@
 /* test_account.c - the account through a fake CA and a store: the external account binding
  * (RFC 8555 section 7.3.4) sent in newAccount and checked with OpenSSL's HMAC, a binding the CA
  * refuses (a configuration error that names the key ID, never the key), a CA that requires one,
- * and no binding once the account is known. */
+ * and no binding once the account is known; an account shared through a cluster's folder
+ * (published once, imported instead of registered, hostile copies refused). */
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -215,10 +217,204 @@ static void required_binding_names_the_directive(void **state)
     assert_non_null(strstr(acme_problem_advice(rv), "set ACMEExternalAccountBinding"));
 }
 
+/* --- the account shared through a cluster's folder (docs/cluster.md) --- */
+
+static acme_store_t *open_store(fixture_t *f, const char *name)
+{
+    acme_store_t *s;
+
+    assert_int_equal(acme_store_open(&s, apr_pstrcat(f->p, test_dir, "/", name, NULL), f->p),
+                     APR_SUCCESS);
+    return s;
+}
+
+static const char *acct_dir(fixture_t *f)
+{
+    return apr_pstrcat(f->p, "accounts/", acme_store_ca_id(CA "/dir", f->p), NULL);
+}
+
+static const char *acct_file(fixture_t *f, const char *file)
+{
+    return apr_pstrcat(f->p, acct_dir(f), "/", file, NULL);
+}
+
+/* The first node registers and publishes; a second node (its own store, the same folder) takes
+ * the account without a request; a third that registered its own meanwhile keeps it and leaves
+ * the shared one alone (the first published wins). */
+static void shared_account_published_imported_first_wins(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/acct", 201, "Content-Type: application/json\nLocation: " CA "/acct/1\n",
+         "{\"status\":\"valid\"}", 0},
+        {"POST", CA "/acct", 201, "Content-Type: application/json\nLocation: " CA "/acct/2\n",
+         "{\"status\":\"valid\"}", 0},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), NULL);
+    acme_store_t *second = open_store(f, "second"), *third = open_store(f, "third");
+    acme_problem_t *prob = NULL;
+    char *a, *b;
+    apr_size_t alen, blen;
+    json_t *info;
+
+    f->req.shared = open_store(f, "shared");
+    assert_int_equal(acme_account_setup(f->client, f->store, &f->req, ACME_KEY_EC256, &prob, f->p),
+                     APR_SUCCESS);
+    assert_true(unit_log_has(f->log, "ACME04020: the account " CA "/acct/1"));
+    assert_int_equal(acme_store_read(&a, &alen, f->store, acct_file(f, "account.key"), 65536, f->p),
+                     APR_SUCCESS);
+    assert_int_equal(
+        acme_store_read(&b, &blen, f->req.shared, acct_file(f, "account.key"), 65536, f->p),
+        APR_SUCCESS);
+    assert_string_equal(a, b);
+
+    /* The second node: no request (the script's next answer stays for the third). */
+    acme_client_set_account(f->client, NULL, NULL);
+    assert_int_equal(acme_account_setup(f->client, second, &f->req, ACME_KEY_EC256, &prob, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(acme_client_kid(f->client), CA "/acct/1");
+    assert_true(unit_log_has(f->log, "ACME04018: the account " CA "/acct/1"));
+    assert_int_equal(f->ca->requests->nelts, 3);
+    assert_int_equal(acme_store_read(&b, &blen, second, acct_file(f, "account.key"), 65536, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(a, b);
+
+    /* The third registered alone (no shared folder then), and publishes later: not over. */
+    f->req.shared = NULL;
+    acme_client_set_account(f->client, NULL, NULL);
+    assert_int_equal(acme_account_setup(f->client, third, &f->req, ACME_KEY_EC256, &prob, f->p),
+                     APR_SUCCESS);
+    assert_string_equal(acme_client_kid(f->client), CA "/acct/2");
+    f->req.shared = open_store(f, "shared");
+    assert_int_equal(acme_account_share_publish(third, f->req.shared, acct_dir(f), CA "/dir",
+                                                &f->log->log, f->p),
+                     APR_EEXIST);
+    assert_true(unit_log_has(f->log, "ACME04021: the shared folder"));
+    assert_int_equal(acme_store_json_read(&info, f->req.shared, acct_file(f, "account.json"), f->p),
+                     APR_SUCCESS);
+    assert_string_equal(acme_json_str(info, "url"), CA "/acct/1");
+}
+
+/* Every copy that fails the store's checks is refused with why, and nothing is imported. */
+static void shared_account_hostile_refused(void **state)
+{
+    static const fake_answer_t script[] = {
+        DIR_OK,
+        NONCE_OK,
+        {"POST", CA "/acct", 201, "Content-Type: application/json\nLocation: " CA "/acct/1\n",
+         "{\"status\":\"valid\"}", 0},
+    };
+    static const struct {
+        const char *what, *why;
+    } cases[] = {
+        {"other key", "account.json belongs to another key"},
+        {"other CA", "account.json names another CA"},
+        {"http URL", "holds no account URL"},
+        {"URL with a newline", "holds no account URL"},
+        {"not a key", "account.key is not a key"},
+        {"key too large", "account.key cannot be read"},
+        {"key a link", "account.key cannot be read"},
+        {"folder a link", "account.key cannot be read"},
+        {"no account.json", "account.json cannot be read"},
+    };
+    fixture_t *f = fixture(*state, FAKE_CA(*state, script), NULL);
+    acme_store_t *shared;
+    acme_key_t *other;
+    const char *other_pem, *dir = acct_dir(f);
+    char *pem, *big;
+    apr_size_t len, other_len;
+    json_t *info;
+    acme_problem_t *prob = NULL;
+    int i;
+
+    assert_int_equal(acme_account_setup(f->client, f->store, &f->req, ACME_KEY_EC256, &prob, f->p),
+                     APR_SUCCESS);
+    assert_int_equal(
+        acme_store_read(&pem, &len, f->store, acct_file(f, "account.key"), 65536, f->p),
+        APR_SUCCESS);
+    assert_int_equal(acme_key_generate(&other, ACME_KEY_EC256, f->p), APR_SUCCESS);
+    assert_int_equal(acme_key_to_pem(&other_pem, &other_len, other, f->p), APR_SUCCESS);
+    big = apr_palloc(f->p, 70000);
+    memset(big, 'A', 70000);
+    for (i = 0; i < (int)(sizeof(cases) / sizeof(cases[0])); i++) {
+        const char *name = apr_psprintf(f->p, "shared%d", i);
+        acme_store_t *node = open_store(f, apr_psprintf(f->p, "node%d", i));
+        const char *key_pem = pem;
+        apr_size_t key_len = len;
+
+        shared = open_store(f, name);
+        assert_int_equal(acme_store_json_read(&info, f->store, acct_file(f, "account.json"), f->p),
+                         APR_SUCCESS);
+        info = json_deep_copy(info);
+        if (strcmp(cases[i].what, "other key") == 0) {
+            key_pem = other_pem;
+            key_len = other_len;
+        } else if (strcmp(cases[i].what, "other CA") == 0) {
+            json_object_set_new(info, "ca", json_string("https://other.test/dir"));
+        } else if (strcmp(cases[i].what, "http URL") == 0) {
+            json_object_set_new(info, "url", json_string("http://ca.test/acct/1"));
+        } else if (strcmp(cases[i].what, "URL with a newline") == 0) {
+            json_object_set_new(info, "url", json_string(CA "/acct/1\nInjected: 1"));
+        } else if (strcmp(cases[i].what, "not a key") == 0) {
+            key_pem = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n";
+            key_len = strlen(key_pem);
+        } else if (strcmp(cases[i].what, "key too large") == 0) {
+            key_pem = big;
+            key_len = 70000;
+        }
+        if (strcmp(cases[i].what, "key a link") == 0) {
+            /* A link to the valid key of the first store: never followed. */
+            assert_int_equal(
+                acme_store_json_write(shared, acct_file(f, "account.json"), info, f->p),
+                APR_SUCCESS);
+            assert_int_equal(symlink(acme_store_path(f->store, acct_file(f, "account.key"), f->p),
+                                     acme_store_path(shared, acct_file(f, "account.key"), f->p)),
+                             0);
+        } else if (strcmp(cases[i].what, "folder a link") == 0) {
+            assert_int_equal(
+                symlink(acme_store_path(f->store, dir, f->p), acme_store_path(shared, dir, f->p)),
+                0);
+        } else {
+            assert_int_equal(acme_store_write(shared, acct_file(f, "account.key"), key_pem, key_len,
+                                              APR_FPROT_UREAD | APR_FPROT_UWRITE, f->p),
+                             APR_SUCCESS);
+            if (strcmp(cases[i].what, "no account.json") != 0) {
+                assert_int_equal(
+                    acme_store_json_write(shared, acct_file(f, "account.json"), info, f->p),
+                    APR_SUCCESS);
+            }
+        }
+        apr_array_clear(f->log->lines);
+        assert_int_not_equal(
+            acme_account_share_import(node, shared, dir, CA "/dir", &f->log->log, f->p),
+            APR_SUCCESS);
+        if (!unit_log_has(f->log, "ACME04019: ") || !unit_log_has(f->log, cases[i].why)) {
+            fail_msg("%s: no ACME04019 naming \"%s\"", cases[i].what, cases[i].why);
+        }
+        assert_int_equal(
+            acme_store_read(&pem, &len, node, acct_file(f, "account.key"), 65536, f->p),
+            APR_ENOENT);
+        assert_int_equal(
+            acme_store_read(&pem, &len, f->store, acct_file(f, "account.key"), 65536, f->p),
+            APR_SUCCESS);
+        /* Published in its place: a folder of the store's own again, a link removed, not what
+         * it points to. */
+        assert_int_equal(
+            acme_account_share_publish(f->store, shared, dir, CA "/dir", &f->log->log, f->p),
+            APR_SUCCESS);
+        assert_int_equal(
+            acme_account_share_import(node, shared, dir, CA "/dir", &f->log->log, f->p),
+            APR_SUCCESS);
+    }
+}
+
 static const struct CMUnitTest tests[] = {
     ACCOUNT_TEST(binding_sent_in_new_account),
     ACCOUNT_TEST(refused_binding_is_a_configuration_error),
     ACCOUNT_TEST(required_binding_names_the_directive),
+    ACCOUNT_TEST(shared_account_published_imported_first_wins),
+    ACCOUNT_TEST(shared_account_hostile_refused),
 };
 
 UNIT_MAIN("account", tests)

@@ -175,7 +175,7 @@ static void directory_cached_and_nonces_reused(void **state)
         {"POST", CA "/order/1", 200, JSON, ORDER("pending", ""), 0},
     };
     fixture_t *f = fixture(*state, FAKE_CA(*state, script), 0);
-    acme_account_req_t areq = {NULL, 1, NULL, NULL, NULL};
+    acme_account_req_t areq = {NULL, 1, NULL, NULL, NULL, NULL};
     acme_problem_t *prob = NULL;
     acme_order_t *order;
     const char *url;
