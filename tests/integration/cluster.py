@@ -58,8 +58,10 @@ class Engine:
 
 
 class Haproxy:
-    """haproxy in http mode on port, round robin over the backends; a backend that refuses is
-    skipped (redispatch)."""
+    """haproxy in http mode on port, round robin over the backends; a backend that is not up is
+    left out by a TCP check every 300 ms, and one that refuses meanwhile is skipped (retries
+    with redispatch: with three retries alone, concurrent validations could meet two stopped
+    nodes four times in a row and get haproxy's 503)."""
 
     def __init__(self, workdir, port, backends):
         self.workdir = acmetest.public_dir(workdir, "haproxy")
@@ -69,7 +71,8 @@ class Haproxy:
         with open(cfg, "w") as f:
             f.write("global\n    maxconn 256\n"
                     "defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n"
-                    "    timeout server 10s\n    retries 3\n    option redispatch 1\n"
+                    "    timeout server 10s\n    retries 6\n    option redispatch 1\n"
+                    "    default-server check inter 300ms fall 1 rise 1\n"
                     f"frontend validation\n    bind 127.0.0.1:{port}\n"
                     "    default_backend nodes\n"
                     f"backend nodes\n    balance roundrobin\n{servers}")
