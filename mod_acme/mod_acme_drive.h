@@ -130,6 +130,9 @@ void acme_worker_dns01_leftovers(worker_t *w);
 /* mod_acme_request.c: 1 when the operator asked for domain i to be renewed now (acmectl renew,
  * revoke): the request is taken (removed) and logged. Under the driver's lock. */
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp);
+/* Once per tick, before acme_driver_take_request: one look at jobs/ says whether any request
+ * file may be there; without one, no domain's request is read this tick. */
+void acme_driver_requests_look(driver_t *drv, apr_pool_t *ptemp);
 /* ... and the worker of domain i is done: the status no longer says "requested" (published
  * with the worker's end). */
 void acme_driver_request_done(driver_t *drv, int i);
