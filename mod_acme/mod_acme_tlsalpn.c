@@ -88,8 +88,7 @@ static apr_hash_t *vhost_sections(apr_pool_t *p)
     return h;
 }
 
-static const ap_directive_t *vhost_section(const server_rec *v, apr_hash_t *sections,
-                                           apr_pool_t *p)
+static const ap_directive_t *vhost_section(const server_rec *v, apr_hash_t *sections, apr_pool_t *p)
 {
     if (!v->defn_name) {
         return NULL;
@@ -125,8 +124,7 @@ static int serves_listener(const server_rec *v, const ap_listen_rec *lr)
 
 /* As mod_ssl decides: the vhost's SSLEngine, else the main server's, else on when the vhost's
  * port has a "Listen ... https" (port 443 is https by default). */
-static int vhost_is_tls(const server_rec *v, int main_engine, apr_hash_t *sections,
-                        apr_pool_t *p)
+static int vhost_is_tls(const server_rec *v, int main_engine, apr_hash_t *sections, apr_pool_t *p)
 {
     const ap_directive_t *sec = vhost_section(v, sections, p);
     const ap_listen_rec *lr;
@@ -220,8 +218,7 @@ static void servers_index(servers_t *ss, apr_pool_t *p)
  * first TLS vhost (a name no vhost has lands on a default one); for an IP address, whose
  * reverse name no vhost has, the first TLS vhost on that very address, else the first on a
  * wildcard address. NULL when no TLS server would answer. */
-static const server_info_t *handshake_server(const servers_t *ss, const char *name,
-                                             apr_pool_t *p)
+static const server_info_t *handshake_server(const servers_t *ss, const char *name, apr_pool_t *p)
 {
     const server_info_t *sv = ss->sv;
     int n = ss->n;
