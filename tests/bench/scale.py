@@ -17,7 +17,10 @@ Per N:
               whenever mod_md says one more domain is ready, as bench.py does)
   requests    CA requests per certificate until all served (pebble's log)
   restarts    automatic graceful restarts on the way (ACME01070)
-  peak RSS    sum of VmRSS over every process of the server, sampled every 0.2 s
+  peak RSS    sum of VmRSS over every process of the server, sampled every 0.2 s (pages the
+              parent shares with its children count once per process)
+  peak PSS    the same with Pss (smaps_rollup): shared pages divided among their processes,
+              so the sum is the memory the server uses
   driver      VmRSS of the renewal driver's child at its first pass, at its peak while
               issuing, and the next generation's driver once all are served (idle), with the
               CPU its ticks use then (3 s of ticks, nothing to do)
@@ -29,6 +32,7 @@ import argparse
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +50,20 @@ def vmrss_kib(pid):
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pss_kib(pid):
+    """Proportional set size: shared pages divided among the processes that map them, so that
+    the sum over processes is the memory they use together (a sum of RSS counts each page the
+    parent shares with its children once per process)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
     except OSError:
         pass
@@ -85,6 +103,9 @@ class LogTail:
         self.lines += new
         return new
 
+    def text_count(self, tag):
+        return sum(tag in line for line in self.lines)
+
 
 def run_httpd(h, *args, timeout=1800):
     return subprocess.run([acmetest.HTTPD_BIN, "-d", h.root, "-f", h.conf_path, *args],
@@ -123,17 +144,18 @@ def measure(work, pebble, kind, n, limit):
         raise RuntimeError(f"configtest failed: {r.stdout}{r.stderr}")
     tail = LogTail(h.error_log)
     mark = pebble.request_count()
-    peak = 0
+    peak = peak_pss = 0
     drivers = {}  # pid -> [first, peak]
     last_sample = 0.0
 
     def sample():
-        nonlocal peak, last_sample
+        nonlocal peak, peak_pss, last_sample
         if time.monotonic() - last_sample < 0.2:
             return
         last_sample = time.monotonic()
         procs = h.processes()
         peak = max(peak, sum(vmrss_kib(p) for p in procs))
+        peak_pss = max(peak_pss, sum(pss_kib(p) for p in procs))
         d = h.driver_pid()
         if d and d in procs:
             rss = vmrss_kib(d)
@@ -150,6 +172,8 @@ def measure(work, pebble, kind, n, limit):
         time.sleep(0.01)
     out["start"] = time.monotonic() - t0
     h.started_pids.add(h.pid())
+    print(f"   {kind} {n}: configtest {out['configtest']:.2f} s, start {out['start']:.2f} s",
+          flush=True)
 
     served_at = None
     if kind == "none":
@@ -161,8 +185,14 @@ def measure(work, pebble, kind, n, limit):
     elif kind == "acme":
         activated = set()
         last = None
+        said = time.monotonic()
         while time.monotonic() < deadline:
             sample()
+            if time.monotonic() - said > 60:
+                said = time.monotonic()
+                print(f"   {kind} {n}: {tail.text_count('ACME01054')} staged, {len(activated)} "
+                      f"activated after {said - t0:.0f} s; peak RSS so far {peak / 1024:.0f} MiB",
+                      flush=True)
             for line in tail.read():
                 if "ACME01020" in line:
                     name = line.split("ACME01020: ", 1)[1].split(":", 1)[0]
@@ -194,6 +224,7 @@ def measure(work, pebble, kind, n, limit):
     out["requests"] = (pebble.request_count() - mark) / n if kind != "none" else None
     out["restarts"] = h.log_text().count("ACME01070") if kind == "acme" else None
     out["peak_rss"] = peak
+    out["peak_pss"] = peak_pss
     # Once all are served: the new generation's driver, idle (memory, and CPU over 3 s of
     # ticks: what each tick costs with N certificates and nothing to do).
     idle_driver = cpu = None
@@ -235,6 +266,48 @@ def measure(work, pebble, kind, n, limit):
     return out
 
 
+def static_throughput(work, pebble, n, runs, seconds):
+    """index.html over plain HTTP (wrk, 1 thread, 10 connections, keep-alive) for the last of n
+    names: with mod_acme and n ACMEDomains, and without the module, alternating. The TLS vhosts
+    carry one certificate of their own in both, and each domain's job file says to try again in
+    an hour, so that the driver stays idle and the configurations differ only in the module's
+    lines. Returns {kind: [requests/s per run]}."""
+    key, crt = os.path.join(work, "static.key"), os.path.join(work, "static.pem")
+    if not os.path.exists(crt):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                        "-subj", "/CN=static.test", "-days", "2"], check=True,
+                       capture_output=True)
+        os.chmod(key, 0o644)
+    names = [f"d{i}.static.test" for i in range(n)]
+    out = {}
+    for i, kind in enumerate(("acme", "none") * runs):
+        h = bench.Server(os.path.join(work, f"static-{kind}-{n}-{i}"), pebble, kind)
+        if kind == "acme":
+            jobs = os.path.join(h.store, "jobs")
+            os.makedirs(jobs, exist_ok=True)
+            later = int(time.time()) + 3600
+            for x in names:
+                with open(os.path.join(jobs, f"{x}.json"), "w") as f:
+                    f.write('{"next-run": %d}' % later)
+        h.conf([[x] for x in names],
+               extra=f"SSLCertificateFile {crt}\nSSLCertificateKeyFile {key}\n")
+        r = run_httpd(h, "-k", "start")
+        if r.returncode != 0:
+            raise RuntimeError(f"httpd did not start: {r.stdout}{r.stderr}")
+        while not handshake_ok(h, names[-1]):
+            time.sleep(0.05)
+        h.started_pids.add(h.pid())
+        h.settle(min_age=2.0, timeout=60)
+        bench.wrk(h.http_port, names[-1], "/index.html", False, 1)  # warm-up
+        out.setdefault(kind, []).append(
+            bench.wrk(h.http_port, names[-1], "/index.html", False, seconds))
+        print(f"   static {kind} run {i // 2 + 1}: {out[kind][-1]:.0f}/s", flush=True)
+        h.stop()
+        shutil.rmtree(h.root, ignore_errors=True)
+    return out
+
+
 def slope(points):
     """Least-squares slope of log(cost) against log(N)."""
     pts = [(math.log(n), math.log(v)) for n, v in points if v and v > 0]
@@ -249,12 +322,13 @@ def slope(points):
 FIGURES = [("configtest", "configtest s", "{:.2f}"), ("start", "start s", "{:.2f}"),
            ("served", "all served s", "{:.2f}"), ("requests", "CA req/cert", "{:.1f}"),
            ("restarts", "restarts", "{}"), ("peak_rss", "peak RSS MiB", "{:.0f}"),
+           ("peak_pss", "peak PSS MiB", "{:.0f}"),
            ("driver_first", "driver first MiB", "{:.1f}"),
            ("driver_peak", "driver peak MiB", "{:.1f}"),
            ("driver_idle", "driver idle MiB", "{:.1f}"),
            ("driver_cpu", "driver idle CPU %", "{:.1f}"), ("child_rss", "child MiB", "{:.1f}"),
            ("graceful", "graceful s", "{:.2f}")]
-MIB = {"peak_rss", "driver_first", "driver_peak", "driver_idle", "child_rss"}
+MIB = {"peak_rss", "peak_pss", "driver_first", "driver_peak", "driver_idle", "child_rss"}
 
 
 def fmt(key, v, spec):
@@ -278,6 +352,11 @@ def main():
     ap.add_argument("--md", default="100", help="mod_md sizes (empty: none)")
     ap.add_argument("--none", default="", help="sizes for the baseline without any ACME "
                     "module (the same TLS vhosts sharing one certificate)")
+    ap.add_argument("--static", type=int, default=0,
+                    help="N: only the static file throughput with N ACMEDomains against no "
+                    "module (wrk, alternating runs)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each for --static")
+    ap.add_argument("--seconds", type=int, default=5, help="wrk seconds per run for --static")
     ap.add_argument("--limit", type=float, default=1500, help="seconds allowed per start")
     args = ap.parse_args()
     if not os.path.exists(os.path.join(acmetest.MODULES_DIR, "mod_md.so")) and args.md:
@@ -291,6 +370,15 @@ def main():
                              env_extra={"PEBBLE_WFE_NONCEREJECT": "0"})
     rows = []
     try:
+        if args.static:
+            out = static_throughput(work, pebble, args.static, args.runs, args.seconds)
+            a, b = statistics.median(out["acme"]), statistics.median(out["none"])
+            spread = (max(out["none"]) - min(out["none"])) / b * 100
+            print(f"static file, {args.static} ACMEDomains: with mod_acme {a:.0f}/s (runs "
+                  f"{', '.join(f'{x:.0f}' for x in out['acme'])}), without the module {b:.0f}/s "
+                  f"(runs {', '.join(f'{x:.0f}' for x in out['none'])}); ratio of medians "
+                  f"{a / b:.3f}; spread of the runs without the module {spread:.0f}%")
+            return
         plan = [("acme", int(x)) for x in args.n.split(",") if x] + \
                [("md", int(x)) for x in args.md.split(",") if x] + \
                [("none", int(x)) for x in args.none.split(",") if x]
