@@ -299,6 +299,19 @@ def static_throughput(work, pebble, n, runs, seconds):
             time.sleep(0.05)
         h.started_pids.add(h.pid())
         h.settle(min_age=2.0, timeout=60)
+        if kind == "acme":
+            # The driver's ticks with n certificates and nothing due (3 s).
+            d = None
+            end = time.monotonic() + 30
+            while time.monotonic() < end and not (d and d in h.children()):
+                d = h.driver_pid()
+                time.sleep(0.1)
+            c0, t = cpu_seconds(d), time.monotonic()
+            time.sleep(3.0)
+            c1 = cpu_seconds(d)
+            if c0 is not None and c1 is not None:
+                out.setdefault("driver_cpu", []).append(
+                    (c1 - c0) / (time.monotonic() - t) * 100)
         bench.wrk(h.http_port, names[-1], "/index.html", False, 1)  # warm-up
         out.setdefault(kind, []).append(
             bench.wrk(h.http_port, names[-1], "/index.html", False, seconds))
@@ -378,6 +391,9 @@ def main():
                   f"{', '.join(f'{x:.0f}' for x in out['acme'])}), without the module {b:.0f}/s "
                   f"(runs {', '.join(f'{x:.0f}' for x in out['none'])}); ratio of medians "
                   f"{a / b:.3f}; spread of the runs without the module {spread:.0f}%")
+            if out.get("driver_cpu"):
+                print(f"renewal driver idle with {args.static} certificates, nothing due: "
+                      f"{', '.join(f'{x:.1f}' for x in out['driver_cpu'])}% of a CPU")
             return
         plan = [("acme", int(x)) for x in args.n.split(",") if x] + \
                [("md", int(x)) for x in args.md.split(",") if x] + \
