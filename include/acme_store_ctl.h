@@ -47,6 +47,26 @@ apr_status_t acme_renew_request_read(acme_renew_request_t **preq, acme_store_t *
  * `acmectl status` report as the reason `requested`); 0 otherwise, a bad file included. */
 int acme_renew_requested(acme_store_t *store, const char *name, apr_pool_t *p);
 
+/* What the driver knew of jobs/ at its last look, so that a tick with N certificates and no
+ * request costs one look at the folder instead of N reads (a cost that grew with N at every
+ * tick, 100 ms apart; docs/performance.md, "Scale"). Zeroed: nothing known yet. */
+typedef struct acme_renew_watch_t {
+    apr_time_t mtime;  /* jobs/'s modification time at the last listing */
+    apr_time_t listed; /* when it was listed, 0 never */
+    int any;           /* a request file ("*.renew") was in it then */
+} acme_renew_watch_t;
+
+#define ACME_RENEW_WATCH_FRESH apr_time_from_sec(2)  /* a change this recent: list again */
+#define ACME_RENEW_WATCH_MAX   apr_time_from_sec(60) /* list at least this often */
+
+/* 0 when no request file can be in jobs/: none was there at the last listing, and the folder's
+ * modification time has not moved since. jobs/ is listed again when it moved, when it is within
+ * ACME_RENEW_WATCH_FRESH of now (a file made in the same clock tick as the last listing leaves
+ * it unchanged), or when the last listing is ACME_RENEW_WATCH_MAX old. 1 when a request may be
+ * there, or when the folder cannot be looked at (then each name is read, as without a watch). */
+int acme_renew_requests_maybe(acme_renew_watch_t *w, acme_store_t *store, apr_time_t now,
+                              apr_pool_t *p);
+
 /* Removes the request of name (the driver, once it acted on it); missing is success. */
 apr_status_t acme_renew_request_clear(acme_store_t *store, const char *name, apr_pool_t *p);
 

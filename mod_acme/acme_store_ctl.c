@@ -152,6 +152,44 @@ apr_status_t acme_renew_request_clear(acme_store_t *store, const char *name, apr
     return path ? acme_store_remove(store, path, p) : APR_EINVAL;
 }
 
+int acme_renew_requests_maybe(acme_renew_watch_t *w, acme_store_t *store, apr_time_t now,
+                              apr_pool_t *p)
+{
+    apr_array_header_t *names = NULL;
+    struct stat st;
+    apr_time_t mtime;
+    int dfd = -1, i;
+    static const char suffix[] = ".renew";
+
+    if (acme_store_dir_open(&dfd, store, "jobs", 0, NULL, p) != APR_SUCCESS ||
+        fstat(dfd, &st) != 0) {
+        acme_store_close(&dfd);
+        w->listed = 0;
+        return 1;
+    }
+    mtime = apr_time_from_sec(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec / 1000;
+    if (w->listed && mtime == w->mtime && now - mtime >= ACME_RENEW_WATCH_FRESH && mtime <= now &&
+        now - w->listed < ACME_RENEW_WATCH_MAX && now >= w->listed) {
+        acme_store_close(&dfd);
+        return w->any;
+    }
+    if (acme_store_list_at(&names, dfd, p) != APR_SUCCESS) {
+        acme_store_close(&dfd);
+        w->listed = 0;
+        return 1;
+    }
+    acme_store_close(&dfd);
+    w->mtime = mtime;
+    w->listed = now;
+    w->any = 0;
+    for (i = 0; i < names->nelts && !w->any; i++) {
+        const char *n = APR_ARRAY_IDX(names, i, const char *);
+        apr_size_t len = strlen(n);
+        w->any = len > sizeof(suffix) - 1 && strcmp(n + len - (sizeof(suffix) - 1), suffix) == 0;
+    }
+    return w->any;
+}
+
 apr_status_t acme_store_list(apr_array_header_t **pnames, acme_store_t *store, const char *reldir,
                              apr_pool_t *p)
 {

@@ -18,6 +18,7 @@
 
 #include "acme_issue.h"
 #include "acme_job.h"
+#include "acme_names.h"
 #include "acme_store.h"
 
 /* mod_acme.c declares the module, which also declares its log index. */
@@ -101,6 +102,10 @@ typedef struct acme_reach_t {
  * global one into each certificate's acme_domain_t.conf. */
 typedef struct acme_conf_t {
     apr_array_header_t *domains; /* acme_domain_t * */
+    acme_name_index_t *names;    /* main server: name -> its ACMEDomain (the first holding it):
+                                  * the configured names while the directives are read, every
+                                  * name (auto ones too) from check_config on */
+    int names_complete;          /* ... from check_config on: acme_domain_for_host uses it */
     apr_array_header_t *ca_urls; /* const char *; first is used, later ones are fallbacks */
     const char *ca_file;
     const char *email;

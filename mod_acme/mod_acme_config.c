@@ -202,8 +202,9 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
 {
     acme_conf_t *c = server_conf(cmd);
     acme_domain_t *d;
+    const acme_domain_t *o;
     const char *err = global_only(cmd, 0);
-    int i, j, k, auto_names = 0;
+    int i, j, auto_names = 0;
 
     if (err) {
         return err;
@@ -242,19 +243,22 @@ static const char *add_domain(cmd_parms *cmd, int argc, char *const argv[], acme
                                     argv[i]);
             }
         }
-        /* A name belongs to one certificate: otherwise which one a vhost gets is a guess. */
-        for (k = 0; k < c->domains->nelts; k++) {
-            const acme_domain_t *o = APR_ARRAY_IDX(c->domains, k, acme_domain_t *);
-            for (j = 0; j < o->names->nelts; j++) {
-                if (strcmp(APR_ARRAY_IDX(o->names, j, const char *), name) == 0) {
-                    return apr_psprintf(cmd->pool,
-                                        "ACMEDomain %s: %s is already in ACMEDomain %s (%s); a "
-                                        "name can be in one ACMEDomain only",
-                                        argv[0], name, o->name, o->defined_at);
-                }
-            }
+        /* A name belongs to one certificate: otherwise which one a vhost gets is a guess.
+         * Looked up in the index: a walk over every ACMEDomain made N of them cost O(N^2). */
+        if (!c->names) {
+            c->names = acme_name_index_make(cmd->pool);
+        }
+        o = acme_name_index_get(c->names, name);
+        if (o) {
+            return apr_psprintf(cmd->pool,
+                                "ACMEDomain %s: %s is already in ACMEDomain %s (%s); a name can "
+                                "be in one ACMEDomain only",
+                                argv[0], name, o->name, o->defined_at);
         }
         APR_ARRAY_PUSH(d->names, const char *) = name;
+    }
+    for (i = 0; i < d->names->nelts; i++) {
+        acme_name_index_add(c->names, APR_ARRAY_IDX(d->names, i, const char *), d);
     }
     d->name = APR_ARRAY_IDX(d->names, 0, const char *);
     /* The store takes [A-Za-z0-9._-] only; a '*' in a folder name would also be a glob in every
@@ -852,6 +856,9 @@ const acme_domain_t *acme_domain_for_host(const acme_conf_t *conf, const char *h
 {
     int i, j;
 
+    if (conf->names && conf->names_complete) {
+        return host ? acme_name_index_get(conf->names, host) : NULL;
+    }
     for (i = 0; host && i < conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(conf->domains, i, acme_domain_t *);
         for (j = 0; j < d->names->nelts; j++) {
@@ -883,6 +890,19 @@ static const acme_domain_t *domain_covering(const acme_conf_t *conf, const char 
 {
     int i, j;
 
+    if (conf->names && conf->names_complete) {
+        /* The pattern that would cover it is "*" and host from its first dot on. */
+        const char *dot = host ? strchr(host, '.') : NULL;
+        const acme_domain_t *d;
+        char pattern[ACME_NAME_INDEX_MAX + 1];
+        if (!dot || dot == host || host[0] == '*' || strlen(dot) >= ACME_NAME_INDEX_MAX) {
+            return NULL;
+        }
+        pattern[0] = '*';
+        memcpy(pattern + 1, dot, strlen(dot) + 1);
+        d = acme_name_index_get(conf->names, pattern);
+        return d && d->primary ? d : NULL;
+    }
     for (i = 0; host && i < conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(conf->domains, i, acme_domain_t *);
         for (j = 0; d->primary && j < d->names->nelts; j++) {
@@ -1254,6 +1274,17 @@ int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, serv
         acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         d->config_id = config_id(d, pconf);
     }
+    /* Every name, the vhosts' own (auto) too, to the first ACMEDomain holding it: what a walk in
+     * configuration order finds, in constant time (the request path asks it at every request). */
+    c->names = acme_name_index_make(pconf);
+    for (i = 0; i < c->domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
+        int j;
+        for (j = 0; j < d->names->nelts; j++) {
+            acme_name_index_add(c->names, APR_ARRAY_IDX(d->names, j, const char *), d);
+        }
+    }
+    c->names_complete = 1;
     /* Which vhost uses which ACMEDomain; a vhost with several matching names takes the first. */
     for (v = s; v; v = v->next) {
         acme_domain_t *d = match_server(c, v);

@@ -559,8 +559,8 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
  * being validated, waiting a little for other workers so one restart activates them all. */
 static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
 {
-    apr_array_header_t *domains = drv->rt->conf->domains;
-    const char *names = "";
+    apr_array_header_t *domains = drv->rt->conf->domains, *staged;
+    const char *names;
     int i, any = 0, busy = 0, live = 0;
 
     /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
@@ -569,6 +569,8 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         now < drv->restart_retry) {
         return;
     }
+    /* Joined once at the end: appended one by one, N staged names cost O(N^2) at every tick. */
+    staged = apr_array_make(ptemp, 8, sizeof(const char *));
     for (i = 0; i < domains->nelts; i++) {
         worker_t *w = drv->workers[i];
         if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
@@ -582,13 +584,13 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
             /* ACMEActivation live costs no restart: nothing to wait for to share one. */
             live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
                     ACME_ACTIVATION_LIVE;
-            names = apr_pstrcat(ptemp, names, " ", APR_ARRAY_IDX(domains, i, acme_domain_t *)->name,
-                                NULL);
+            APR_ARRAY_PUSH(staged, const char *) = APR_ARRAY_IDX(domains, i, acme_domain_t *)->name;
         }
     }
     if (!any || (busy && !live)) {
         return;
     }
+    names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);
     if (acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
                          APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
                          ptemp) == APR_SUCCESS) {
@@ -657,6 +659,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         running += drv->workers[i] != NULL;
     }
+    acme_driver_requests_look(drv, ptemp);
     for (i = 0; i < domains->nelts && running < DRIVER_WORKERS_MAX; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
         if (drv->workers[i]) {

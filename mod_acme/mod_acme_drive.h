@@ -136,6 +136,9 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp);
 /* ... 1 when such a request is there, without taking it (ACMECluster: taken only once this
  * node may order). */
 int acme_driver_request_pending(driver_t *drv, int i, apr_pool_t *ptemp);
+/* Once per tick, before acme_driver_take_request: one look at jobs/ says whether any request
+ * file may be there; without one, no domain's request is read this tick. */
+void acme_driver_requests_look(driver_t *drv, apr_pool_t *ptemp);
 /* ... and the worker of domain i is done: the status no longer says "requested" (published
  * with the worker's end). */
 void acme_driver_request_done(driver_t *drv, int i);

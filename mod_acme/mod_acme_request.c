@@ -13,14 +13,24 @@
 #include "mod_acme_drive.h"
 #include "mod_acme_status.h"
 
+/* One driver thread per process: what it saw of jobs/ at its last tick. */
+static acme_renew_watch_t g_watch;
+static int g_maybe = 1;
+
+void acme_driver_requests_look(driver_t *drv, apr_pool_t *ptemp)
+{
+    g_maybe = acme_renew_requests_maybe(&g_watch, drv->rt->store, apr_time_now(), ptemp);
+}
+
 int acme_driver_request_pending(driver_t *drv, int i, apr_pool_t *ptemp)
 {
     const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
     const char *path = acme_renew_request_path(d->set_name, ptemp);
     apr_finfo_t fi;
 
-    return path && apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_LINK,
-                            ptemp) == APR_SUCCESS;
+    return g_maybe && path &&
+           apr_stat(&fi, acme_store_path(drv->rt->store, path, ptemp), APR_FINFO_LINK, ptemp) ==
+               APR_SUCCESS;
 }
 
 int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
@@ -31,8 +41,8 @@ int acme_driver_take_request(driver_t *drv, int i, apr_pool_t *ptemp)
     char at[APR_RFC822_DATE_LEN];
     apr_status_t rv;
 
-    if (!path) {
-        return 0; /* a name acmectl cannot ask for either */
+    if (!path || !g_maybe) {
+        return 0; /* a name acmectl cannot ask for either, or no request in jobs/ at all */
     }
     rv = acme_renew_request_read(&req, drv->rt->store, d->set_name, ptemp);
     if (APR_STATUS_IS_ENOENT(rv)) {

@@ -227,6 +227,30 @@ static int flag_present(restarter_t *r, apr_time_t now)
     return 0;
 }
 
+/* The strings of a, sep between them, in one pass. */
+static const char *join(const apr_array_header_t *a, const char *sep, apr_pool_t *p)
+{
+    apr_size_t len = 0, seplen = strlen(sep), n;
+    char *out, *q;
+    int i;
+
+    for (i = 0; i < a->nelts; i++) {
+        len += strlen(APR_ARRAY_IDX(a, i, const char *)) + (i ? seplen : 0);
+    }
+    out = q = apr_palloc(p, len + 1);
+    for (i = 0; i < a->nelts; i++) {
+        if (i) {
+            memcpy(q, sep, seplen);
+            q += seplen;
+        }
+        n = strlen(APR_ARRAY_IDX(a, i, const char *));
+        memcpy(q, APR_ARRAY_IDX(a, i, const char *), n);
+        q += n;
+    }
+    *q = '\0';
+    return out;
+}
+
 /* The units whose staged set passes the checks the restart's promotion makes (" a.test
  * b.test"), or "" with *pwhy saying why each staged set fails. A unit whose staged set could not
  * be activated at the last start is left out, as the driver does: a restart would not help. */
@@ -234,7 +258,9 @@ static const char *staged_sets_passing(restarter_t *r, apr_time_t now, const cha
                                        apr_pool_t *p)
 {
     apr_array_header_t *domains = r->rt->conf->domains;
-    const char *names = "", *whys = NULL;
+    /* Joined once at the end: appended one by one, N names cost O(N^2) time and memory. */
+    apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
+    apr_array_header_t *whys = apr_array_make(p, 1, sizeof(const char *));
     int i;
 
     for (i = 0; i < domains->nelts; i++) {
@@ -247,14 +273,14 @@ static const char *staged_sets_passing(restarter_t *r, apr_time_t now, const cha
         }
         rv = acme_store_check_staged(r->rt->store, d->set_name, d->names, now, &why, p);
         if (rv == APR_SUCCESS) {
-            names = apr_pstrcat(p, names, " ", d->name, NULL);
+            APR_ARRAY_PUSH(names, const char *) = d->name;
         } else if (!APR_STATUS_IS_ENOENT(rv)) {
             why = why ? why : apr_psprintf(p, "staging/%s: %s", d->set_name, acme_strerror(rv, p));
-            whys = whys ? apr_pstrcat(p, whys, "; ", why, NULL) : why;
+            APR_ARRAY_PUSH(whys, const char *) = why;
         }
     }
-    *pwhy = whys ? whys : "nothing is staged";
-    return names;
+    *pwhy = whys->nelts ? join(whys, "; ", p) : "nothing is staged";
+    return names->nelts ? apr_pstrcat(p, " ", join(names, " ", p), NULL) : "";
 }
 
 static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *data)

@@ -34,6 +34,16 @@ typedef struct server_info_t {
     int tls;
 } server_info_t;
 
+/* Every server, and what the checks look up in them, indexed once per check: a walk over the
+ * vhosts for each vhost or name made N certificates with their vhosts cost O(N^2). */
+typedef struct servers_t {
+    server_info_t *sv;
+    int n;
+    acme_name_index_t *tls_names; /* ServerName and ServerAlias -> the first TLS vhost's sv */
+    apr_array_header_t *tls_wild; /* int: the TLS vhosts with a wildcard ServerAlias, in order */
+    int first_tls;                /* the first TLS vhost (not the main server), or 0 */
+} servers_t;
+
 /* --- the configuration as mod_ssl will read it --- */
 
 /* The last SSLEngine among the directives from first on: 1 for on (or a list of addresses),
@@ -56,18 +66,35 @@ static int sslengine_in(const ap_directive_t *first, apr_pool_t *p)
 
 /* The <VirtualHost> section v was made from (same file and line). <IfModule>, <IfDefine> and
  * Include leave their contents in place of themselves, so the sections are at the top. */
-static const ap_directive_t *vhost_section(const server_rec *v)
+static const char *section_key(const char *filename, int line, apr_pool_t *p)
 {
+    return apr_psprintf(p, "%d:%s", line, filename);
+}
+
+/* The top-level <VirtualHost> sections by file and line, found in one walk. */
+static apr_hash_t *vhost_sections(apr_pool_t *p)
+{
+    apr_hash_t *h = apr_hash_make(p);
     const ap_directive_t *d;
 
-    for (d = ap_conftree; d && v->defn_name; d = d->next) {
-        if (strcasecmp(d->directive, "<VirtualHost") == 0 &&
-            d->line_num == (int)v->defn_line_number && d->filename &&
-            strcmp(d->filename, v->defn_name) == 0) {
-            return d;
+    for (d = ap_conftree; d; d = d->next) {
+        if (strcasecmp(d->directive, "<VirtualHost") == 0 && d->filename) {
+            const char *key = section_key(d->filename, d->line_num, p);
+            if (!apr_hash_get(h, key, APR_HASH_KEY_STRING)) { /* the first, as a walk finds */
+                apr_hash_set(h, key, APR_HASH_KEY_STRING, d);
+            }
         }
     }
-    return NULL;
+    return h;
+}
+
+static const ap_directive_t *vhost_section(const server_rec *v, apr_hash_t *sections, apr_pool_t *p)
+{
+    if (!v->defn_name) {
+        return NULL;
+    }
+    return apr_hash_get(sections, section_key(v->defn_name, (int)v->defn_line_number, p),
+                        APR_HASH_KEY_STRING);
 }
 
 static int addr_matches(const server_addr_rec *sa, const ap_listen_rec *lr)
@@ -97,9 +124,9 @@ static int serves_listener(const server_rec *v, const ap_listen_rec *lr)
 
 /* As mod_ssl decides: the vhost's SSLEngine, else the main server's, else on when the vhost's
  * port has a "Listen ... https" (port 443 is https by default). */
-static int vhost_is_tls(const server_rec *v, int main_engine, apr_pool_t *p)
+static int vhost_is_tls(const server_rec *v, int main_engine, apr_hash_t *sections, apr_pool_t *p)
 {
-    const ap_directive_t *sec = vhost_section(v);
+    const ap_directive_t *sec = vhost_section(v, sections, p);
     const ap_listen_rec *lr;
     const char *proto;
     int engine = sec ? sslengine_in(sec->first_child, p) : -1;
@@ -145,18 +172,10 @@ static int has_plain_listener(const server_info_t *sv, int n)
     return 0;
 }
 
-static int names_server(const server_rec *v, const char *name)
+static int wild_names_server(const server_rec *v, const char *name)
 {
     int i;
 
-    if (v->server_hostname && strcasecmp(v->server_hostname, name) == 0) {
-        return 1;
-    }
-    for (i = 0; v->names && i < v->names->nelts; i++) {
-        if (strcasecmp(APR_ARRAY_IDX(v->names, i, const char *), name) == 0) {
-            return 1;
-        }
-    }
     for (i = 0; v->wild_names && i < v->wild_names->nelts; i++) {
         if (ap_strcasecmp_match(name, APR_ARRAY_IDX(v->wild_names, i, const char *)) == 0) {
             return 1;
@@ -165,14 +184,44 @@ static int names_server(const server_rec *v, const char *name)
     return 0;
 }
 
+/* Indexes the TLS vhosts' names (sv[i].tls set). A ServerName or ServerAlias is compared
+ * without case, as strcasecmp did; a wildcard alias is matched in order over the few vhosts
+ * that have one. */
+static void servers_index(servers_t *ss, apr_pool_t *p)
+{
+    int i, j;
+
+    ss->tls_names = acme_name_index_make(p);
+    ss->tls_wild = apr_array_make(p, 1, sizeof(int));
+    ss->first_tls = 0;
+    for (i = 1; i < ss->n; i++) {
+        const server_rec *v = ss->sv[i].s;
+        if (!ss->sv[i].tls) {
+            continue;
+        }
+        ss->first_tls = ss->first_tls ? ss->first_tls : i;
+        if (v->server_hostname) {
+            acme_name_index_add(ss->tls_names, v->server_hostname, &ss->sv[i]);
+        }
+        for (j = 0; v->names && j < v->names->nelts; j++) {
+            acme_name_index_add(ss->tls_names, APR_ARRAY_IDX(v->names, j, const char *),
+                                &ss->sv[i]);
+        }
+        if (v->wild_names && v->wild_names->nelts) {
+            APR_ARRAY_PUSH(ss->tls_wild, int) = i;
+        }
+    }
+}
+
 /* The TLS server whose Protocols decide the validator's handshake for name: for a DNS name the
  * first TLS vhost that has it as ServerName or ServerAlias (mod_ssl's SNI match), else the
  * first TLS vhost (a name no vhost has lands on a default one); for an IP address, whose
  * reverse name no vhost has, the first TLS vhost on that very address, else the first on a
  * wildcard address. NULL when no TLS server would answer. */
-static const server_info_t *handshake_server(const server_info_t *sv, int n, const char *name,
-                                             apr_pool_t *p)
+static const server_info_t *handshake_server(const servers_t *ss, const char *name, apr_pool_t *p)
 {
+    const server_info_t *sv = ss->sv;
+    int n = ss->n;
     apr_sockaddr_t *ip = NULL;
     const server_addr_rec *sa;
     int i, exact;
@@ -192,15 +241,23 @@ static const server_info_t *handshake_server(const server_info_t *sv, int n, con
             }
         }
     } else {
-        for (i = 1; i < n; i++) {
-            if (sv[i].tls && names_server(sv[i].s, name)) {
-                return &sv[i];
+        /* The first TLS vhost naming it: by name from the index, unless a vhost before that
+         * one has a wildcard alias matching it. */
+        const server_info_t *hit = acme_name_index_get(ss->tls_names, name);
+        for (i = 0; i < ss->tls_wild->nelts; i++) {
+            int k = APR_ARRAY_IDX(ss->tls_wild, i, int);
+            if (hit && k >= hit - sv) {
+                break;
+            }
+            if (wild_names_server(sv[k].s, name)) {
+                return &sv[k];
             }
         }
-        for (i = 1; i < n; i++) {
-            if (sv[i].tls) {
-                return &sv[i];
-            }
+        if (hit) {
+            return hit;
+        }
+        if (ss->first_tls) {
+            return &sv[ss->first_tls];
         }
     }
     return sv[0].tls ? &sv[0] : NULL;
@@ -281,6 +338,8 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     acme_conf_t *c = acme_conf_get(s);
     acme_reach_t *reach;
     server_info_t *sv;
+    servers_t ss;
+    apr_hash_t *sections;
     server_rec *v;
     const apr_array_header_t *http_refused = NULL;
     const char *http_blocked, *tls_blocked;
@@ -301,10 +360,14 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     }
     sv = apr_pcalloc(ptemp, sizeof(*sv) * (apr_size_t)n);
     main_engine = sslengine_in(ap_conftree, ptemp);
+    sections = vhost_sections(ptemp);
     for (v = s, i = 0; v; v = v->next, i++) {
         sv[i].s = v;
-        sv[i].tls = i == 0 ? main_engine == 1 : vhost_is_tls(v, main_engine, ptemp);
+        sv[i].tls = i == 0 ? main_engine == 1 : vhost_is_tls(v, main_engine, sections, ptemp);
     }
+    ss.sv = sv;
+    ss.n = n;
+    servers_index(&ss, ptemp);
     reach->http01 = has_plain_listener(sv, n);
     /* ACMEPortMap may say the CA's port 80 or 443 does not reach the listeners. */
     http_blocked = acme_port_map_blocks(c, "http-01", pconf);
@@ -362,7 +425,7 @@ int acme_conf_check_reach(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
             if (!sni) {
                 continue; /* a wildcard: dns-01 only */
             }
-            hs = handshake_server(sv, n, name, ptemp);
+            hs = handshake_server(&ss, name, ptemp);
             if (!tls_blocked && hs &&
                 ap_is_allowed_protocol(NULL, NULL, hs->s, ACME_TLSALPN_PROTOCOL)) {
                 apr_hash_set(reach->tlsalpn, sni, APR_HASH_KEY_STRING, hs->s);

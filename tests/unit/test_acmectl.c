@@ -179,6 +179,78 @@ static void renew_requests_roundtrip(void **state)
     assert_null(acme_renew_request_path("*.a.test", fx->p));
 }
 
+/* Sets jobs/'s modification time to t (as if its last change were then). */
+static void jobs_mtime(fx_t *fx, apr_time_t t)
+{
+    struct timespec ts[2];
+
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)apr_time_sec(t);
+    ts[0].tv_nsec = ts[1].tv_nsec = (long)(t % APR_USEC_PER_SEC) * 1000;
+    assert_int_equal(utimensat(AT_FDCWD, apr_pstrcat(fx->p, fx->dir, "/store/jobs", NULL), ts, 0),
+                     0);
+}
+
+/* The driver's one look per tick: no request file, no read per certificate; a request written
+ * (or removed) moves jobs/'s modification time and is seen at the next look. */
+static void renew_watch_sees_requests(void **state)
+{
+    fx_t *fx = *state;
+    acme_renew_watch_t w = {0};
+    apr_time_t now = apr_time_now(), old = now - apr_time_from_sec(30);
+    const char *stray = apr_pstrcat(fx->p, fx->dir, "/store/jobs/b.test.renew", NULL);
+    FILE *f;
+
+    /* Without jobs/: it cannot tell, so each name is read. */
+    assert_int_equal(rmdir(apr_pstrcat(fx->p, fx->dir, "/store/jobs", NULL)), 0);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 1);
+    assert_int_equal(mkdir(apr_pstrcat(fx->p, fx->dir, "/store/jobs", NULL), 0700), 0);
+    assert_int_equal(acme_store_write(fx->store, "jobs/a.test.json", "{}", 2, 0600, fx->p),
+                     APR_SUCCESS);
+    jobs_mtime(fx, old);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 0);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now + 100000, fx->p), 0);
+
+    /* acmectl renew writes a request: the folder changed, it is listed again. */
+    assert_int_equal(acme_renew_request_write(fx->store, NAME, "operator", now, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, apr_time_now(), fx->p), 1);
+    /* Still there (e.g. it could not be removed): still read at every tick. */
+    jobs_mtime(fx, old);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 1);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now + 100000, fx->p), 1);
+    assert_int_equal(acme_renew_request_clear(fx->store, NAME, fx->p), APR_SUCCESS);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, apr_time_now(), fx->p), 0);
+
+    /* A file that appears within the clock tick of the last listing leaves the time as it was:
+     * a time that recent is listed again at every look. */
+    now = apr_time_now();
+    jobs_mtime(fx, now - apr_time_from_sec(1));
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 0);
+    f = fopen(stray, "w");
+    assert_non_null(f);
+    fclose(f);
+    jobs_mtime(fx, now - apr_time_from_sec(1));
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 1);
+    assert_int_equal(unlink(stray), 0);
+
+    /* An old time that did not move is trusted, but not for longer than a minute. */
+    jobs_mtime(fx, old);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now, fx->p), 0);
+    f = fopen(stray, "w");
+    assert_non_null(f);
+    fclose(f);
+    jobs_mtime(fx, old);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now + apr_time_from_sec(1), fx->p),
+                     0);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now + ACME_RENEW_WATCH_MAX, fx->p),
+                     1);
+    /* A clock set back: listed again. */
+    assert_int_equal(unlink(stray), 0);
+    jobs_mtime(fx, old);
+    assert_int_equal(acme_renew_requests_maybe(&w, fx->store, now - apr_time_from_sec(5), fx->p),
+                     0);
+}
+
 static void renew_requests_are_hostile_input(void **state)
 {
     fx_t *fx = *state;
@@ -407,6 +479,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(commands_parse_their_options),
     STORE_TEST(renew_requests_roundtrip),
     STORE_TEST(renew_requests_are_hostile_input),
+    STORE_TEST(renew_watch_sees_requests),
     STORE_TEST(write_owned_gives_the_folders_owner),
     STORE_TEST(driver_lock_is_seen),
     STORE_TEST(check_findings_and_fixes),
