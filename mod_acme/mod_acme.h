@@ -339,6 +339,16 @@ void acme_parent_reach_log(acme_runtime_t *rt);
 /* 1 when the configuration lets type answer for the identifier. */
 int acme_reach_can_answer(const acme_conf_t *conf, const char *type, const acme_ident_t *id,
                           apr_pool_t *p);
+/* The challenge types a certificate is obtained with, in order of preference: c's
+ * ACMEChallenges, else http-01 then tls-alpn-01. */
+int acme_challenge_count(const acme_conf_t *c);
+const char *acme_challenge_type(const acme_conf_t *c, int i);
+/* 1 when type is one of c's challenge types. */
+int acme_challenge_listed(const acme_conf_t *c, const char *type);
+/* The type an order answers id by, as the worker picks it: the first of dc's challenge types
+ * that the configuration (conf) can answer id by; NULL when none can (a wildcard: dns-01). */
+const char *acme_reach_answer_type(const acme_conf_t *conf, const acme_conf_t *dc,
+                                   const acme_ident_t *id, apr_pool_t *p);
 void acme_tlsalpn_register_hooks(void);
 
 /* mod_acme_drive.c */

@@ -110,14 +110,8 @@ static int vhost_carries(const acme_domain_t *d, const server_rec *v, apr_pool_t
 static int dns01_ready(const acme_conf_t *c, const acme_domain_t *d, apr_pool_t *p)
 {
     const acme_conf_t *dc = d->section ? acme_conf_merge(p, (void *)c, d->section) : c;
-    int i;
 
-    for (i = 0; dc->challenge_types && i < dc->challenge_types->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(dc->challenge_types, i, const char *), "dns-01") == 0) {
-            return dc->dns_command != NULL;
-        }
-    }
-    return 0;
+    return acme_challenge_listed(dc, "dns-01") && dc->dns_command != NULL;
 }
 
 static const char *vhost_at(const server_rec *v, apr_pool_t *p)

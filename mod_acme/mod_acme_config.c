@@ -512,31 +512,6 @@ static const char *cmd_renew_window(cmd_parms *cmd, void *dc, const char *arg)
 
 /* The challenge types this build answers, in the default order of preference. */
 static const char *const challenge_types_known[] = {"http-01", "tls-alpn-01", "dns-01"};
-/* Without ACMEChallenges: each name gets the first of these the configuration can answer. */
-static const char *const challenge_types_default[] = {"http-01", "tls-alpn-01"};
-
-/* 1 when ACMEChallenges (or its default) lists type. */
-static int challenge_allowed(const acme_conf_t *c, const char *type)
-{
-    size_t k;
-    int i;
-
-    if (!c->challenge_types) {
-        for (k = 0; k < sizeof(challenge_types_default) / sizeof(challenge_types_default[0]); k++) {
-            if (strcmp(type, challenge_types_default[k]) == 0) {
-                return 1;
-            }
-        }
-        return 0;
-    }
-    for (i = 0; i < c->challenge_types->nelts; i++) {
-        if (strcmp(APR_ARRAY_IDX(c->challenge_types, i, const char *), type) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static const char *cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[])
 {
     acme_conf_t *c = cmd_conf(cmd);
@@ -1049,7 +1024,7 @@ static int check_dns01(const acme_conf_t *c, server_rec *s)
     for (i = 0; i < c->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(c->domains, i, acme_domain_t *);
         const acme_conf_t *dc = d->conf;
-        int dns01 = challenge_allowed(dc, "dns-01");
+        int dns01 = acme_challenge_listed(dc, "dns-01");
         if (!d->primary) {
             continue;
         }

@@ -91,41 +91,6 @@ void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *c
     acme_driver_http_done(drv, ca_url);
 }
 
-/* The units of one ACMEDomain (its key types, chained from the first by next_type) in a ring of
- * indexes, so that a unit finds the others without a walk over every domain. */
-static void link_siblings(driver_t *drv)
-{
-    apr_array_header_t *domains = drv->rt->conf->domains;
-    apr_hash_t *index = apr_hash_make(drv->pool);
-    int i;
-
-    drv->next_sibling = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
-    for (i = 0; i < domains->nelts; i++) {
-        const acme_domain_t **key = &APR_ARRAY_IDX(domains, i, const acme_domain_t *);
-        apr_hash_set(index, key, sizeof(*key), &drv->next_sibling[i]);
-        drv->next_sibling[i] = i;
-    }
-    for (i = 0; i < domains->nelts; i++) {
-        const acme_domain_t *d = APR_ARRAY_IDX(domains, i, const acme_domain_t *);
-        const acme_domain_t *x;
-        int first = i, prev = i;
-        if (!d->primary) {
-            continue;
-        }
-        for (x = d->next_type; x; x = x->next_type) {
-            int *slot = apr_hash_get(index, &x, sizeof(x));
-            int j;
-            if (!slot) {
-                continue;
-            }
-            j = (int)(slot - drv->next_sibling);
-            drv->next_sibling[prev] = j;
-            prev = j;
-        }
-        drv->next_sibling[prev] = first;
-    }
-}
-
 /* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of
  * our clock) at *pwhen: it only waits for a restart. The same rule as the parent's, so that
  * the driver never asks for a restart the parent would refuse, nor orders again while a good
@@ -178,7 +143,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->ari_absent = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
-    link_siblings(drv);
+    acme_driver_link_siblings(drv);
     drv->clock.now = driver_clock_now;
     drv->clock.sleep = driver_clock_sleep;
     drv->clock.baton = drv;
@@ -459,55 +424,6 @@ static void reap(driver_t *drv, int i)
     drv->workers[i] = NULL;
 }
 
-/* 1 when an order for d answers a name in a way that an order for another key type of the same
- * names would overwrite: tls-alpn-01 has one answer certificate per name (the validator's SNI
- * says nothing about the order), dns-01 one TXT record set per name that a teardown empties.
- * http-01 answers are per token and never collide. Predicted as the worker chooses: the first
- * of the certificate's ACMEChallenges that this configuration can answer; wildcards take
- * dns-01. */
-static int answers_collide(const driver_t *drv, const acme_domain_t *d, apr_pool_t *p)
-{
-    static const char *const default_types[] = {"http-01", "tls-alpn-01"};
-    const apr_array_header_t *types = d->conf->challenge_types;
-    int n = types ? types->nelts : (int)(sizeof(default_types) / sizeof(default_types[0]));
-    int i, t;
-
-    for (i = 0; i < d->names->nelts; i++) {
-        const char *name = APR_ARRAY_IDX(d->names, i, const char *);
-        acme_ident_t id;
-        if (name[0] == '*') {
-            return 1;
-        }
-        id.type = acme_name_is_ip(name) ? "ip" : "dns";
-        id.value = name;
-        for (t = 0; t < n; t++) {
-            const char *type = types ? APR_ARRAY_IDX(types, t, const char *) : default_types[t];
-            if (acme_reach_can_answer(drv->rt->conf, type, &id, p)) {
-                if (strcmp(type, "http-01") != 0) {
-                    return 1;
-                }
-                break;
-            }
-        }
-    }
-    return 0;
-}
-
-/* 1 while an order for another key type of d's names runs and the two would overwrite each
- * other's challenge answers: d waits for it (a tick after it ends). */
-static int sibling_ordering(const driver_t *drv, int i, apr_pool_t *p)
-{
-    int j;
-
-    for (j = drv->next_sibling[i]; j != i; j = drv->next_sibling[j]) {
-        if (drv->workers[j] && !drv->workers[j]->ari_only) {
-            return answers_collide(drv, APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *),
-                                   p);
-        }
-    }
-    return 0;
-}
-
 static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
 {
     acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
@@ -666,7 +582,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
             continue;
         }
         /* The operator's request (acmectl renew) first: it overrides the renewal time. */
-        if (sibling_ordering(drv, i, ptemp)) {
+        if (acme_driver_sibling_ordering(drv, i, ptemp)) {
             continue;
         }
         if (wants_order(drv, i, now, ptemp)) {

@@ -125,6 +125,13 @@ void acme_driver_http_done(driver_t *drv, const char *ca_url);
  * replaced anyway). */
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
+/* mod_acme_siblings.c: acme_driver_link_siblings, at the driver's start: the ring of the units
+ * of each ACMEDomain (drv->next_sibling). acme_driver_sibling_ordering: 1 while another key
+ * type of domain i's names has an order running and the two orders' challenge answers would
+ * overwrite each other (tls-alpn-01, dns-01): i waits for it. */
+void acme_driver_link_siblings(driver_t *drv);
+int acme_driver_sibling_ordering(const driver_t *drv, int i, apr_pool_t *p);
+
 /* mod_acme_dns.c: the dns-01 responder of worker w (ACMEDNSCommand and the propagation
  * check), and the removal of the dns-01 records an earlier attempt left in w's job file. */
 void acme_worker_dns01(acme_responder_t *r, worker_t *w);

@@ -188,13 +188,11 @@ static const char *account_variant(const char *what, apr_pool_t *p)
  * tls-alpn-01). */
 static const apr_array_header_t *worker_responders(worker_t *w, acme_tokens_t *tokens)
 {
-    static const char *const default_types[] = {"http-01", "tls-alpn-01"};
-    const apr_array_header_t *types = w->d->conf->challenge_types;
     apr_array_header_t *out = apr_array_make(w->pool, 3, sizeof(acme_responder_t *));
-    int i, n = types ? types->nelts : (int)(sizeof(default_types) / sizeof(default_types[0]));
+    int i, n = acme_challenge_count(w->d->conf);
 
     for (i = 0; i < n; i++) {
-        const char *type = types ? APR_ARRAY_IDX(types, i, const char *) : default_types[i];
+        const char *type = acme_challenge_type(w->d->conf, i);
         worker_responder_t *wr = apr_pcalloc(w->pool, sizeof(*wr));
         acme_responder_t *r = apr_pcalloc(w->pool, sizeof(*r));
         if (strcmp(type, "http-01") == 0) {
