@@ -333,14 +333,13 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
     cl_dom_t *cd;
     apr_uint64_t token, held_token;
     char node[ACME_CLUSTER_NODE_MAX + 1], *holder;
-    const char *engine;
+    const char *unusable;
     apr_status_t rv;
 
     if (!cl) {
         return 1;
     }
     cd = &cl->dom[i];
-    engine = cl->conf->engine;
     if (cd->held) {
         return 1;
     }
@@ -349,6 +348,10 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
         return 0;
     }
     cd->next_try = now + RETRY;
+    unusable = apr_psprintf(ptemp,
+                            "the cluster engine %s cannot be used for the order lease (down or "
+                            "answering nonsense); never ordering without it",
+                            cl->conf->engine);
     if (!cl->shared) {
         wait_log(drv, cd, d, now, APR_EGENERAL, "the shared folder cannot be used (ACME04010)");
         return 0;
@@ -357,11 +360,7 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
      * node whose order runs there takes its lease back first. */
     rv = epoch_check(drv, cl, now, 1, ptemp);
     if (rv != APR_SUCCESS) {
-        wait_log(drv, cd, d, now, rv,
-                 apr_psprintf(ptemp,
-                              "the cluster engine %s cannot be used for the order lease (down or "
-                              "answering nonsense); never ordering without it",
-                              engine));
+        wait_log(drv, cd, d, now, rv, unusable);
         return 0;
     }
     if (now < cl->quiet_until) {
@@ -403,11 +402,7 @@ int acme_driver_cluster_may_order(driver_t *drv, int i, apr_time_t now, apr_pool
         }
         return 0;
     }
-    wait_log(drv, cd, d, now, rv,
-             apr_psprintf(ptemp,
-                          "the cluster engine %s cannot be used for the order lease (down or "
-                          "answering nonsense); never ordering without it",
-                          engine));
+    wait_log(drv, cd, d, now, rv, unusable);
     return 0;
 }
 
