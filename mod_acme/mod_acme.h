@@ -229,9 +229,17 @@ void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_
     __attribute__((format(printf, 7, 8)));
 
 /* mod_acme_config.c */
+/* The challenge types a certificate is obtained with, in order of preference: c's
+ * ACMEChallenges, else http-01 then tls-alpn-01. */
+int acme_challenge_count(const acme_conf_t *c);
+const char *acme_challenge_type(const acme_conf_t *c, int i);
+/* 1 when type is one of c's challenge types. */
+int acme_challenge_listed(const acme_conf_t *c, const char *type);
 extern const command_rec acme_cmds[];
 void *acme_conf_create(apr_pool_t *p, server_rec *s);
 void *acme_conf_merge(apr_pool_t *p, void *base, void *add);
+
+/* mod_acme_conf_check.c */
 /* Checks the configuration as a whole (check_config hook): every error names the directive. */
 int acme_conf_check(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s);
 /* The ACMEDomain whose names include host, or NULL. Request path: no allocation. */
@@ -339,12 +347,6 @@ void acme_parent_reach_log(acme_runtime_t *rt);
 /* 1 when the configuration lets type answer for the identifier. */
 int acme_reach_can_answer(const acme_conf_t *conf, const char *type, const acme_ident_t *id,
                           apr_pool_t *p);
-/* The challenge types a certificate is obtained with, in order of preference: c's
- * ACMEChallenges, else http-01 then tls-alpn-01. */
-int acme_challenge_count(const acme_conf_t *c);
-const char *acme_challenge_type(const acme_conf_t *c, int i);
-/* 1 when type is one of c's challenge types. */
-int acme_challenge_listed(const acme_conf_t *c, const char *type);
 /* The type an order answers id by, as the worker picks it: the first of dc's challenge types
  * that the configuration (conf) can answer id by; NULL when none can (a wildcard: dns-01). */
 const char *acme_reach_answer_type(const acme_conf_t *conf, const acme_conf_t *dc,

@@ -516,34 +516,6 @@ void acme_parent_reach_log(acme_runtime_t *rt)
     }
 }
 
-/* Without ACMEChallenges: each name gets the first of these the configuration can answer. */
-static const char *const challenge_types_default[] = {"http-01", "tls-alpn-01"};
-
-int acme_challenge_count(const acme_conf_t *c)
-{
-    return c->challenge_types
-               ? c->challenge_types->nelts
-               : (int)(sizeof(challenge_types_default) / sizeof(challenge_types_default[0]));
-}
-
-const char *acme_challenge_type(const acme_conf_t *c, int i)
-{
-    return c->challenge_types ? APR_ARRAY_IDX(c->challenge_types, i, const char *)
-                              : challenge_types_default[i];
-}
-
-int acme_challenge_listed(const acme_conf_t *c, const char *type)
-{
-    int i, n = acme_challenge_count(c);
-
-    for (i = 0; i < n; i++) {
-        if (strcmp(acme_challenge_type(c, i), type) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 const char *acme_reach_answer_type(const acme_conf_t *conf, const acme_conf_t *dc,
                                    const acme_ident_t *id, apr_pool_t *p)
 {
