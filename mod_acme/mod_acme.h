@@ -259,12 +259,18 @@ const char *acme_cmd_file(cmd_parms *cmd, const char *arg, const char *expected,
                           const char **ppath);
 /* ... and of a directive for the whole server (not in <ACMEDomain>). */
 const char *acme_cmd_global(cmd_parms *cmd, int already_set);
-/* mod_acme_cluster.c: ACMECluster */
+/* mod_acme_cluster_cmd.c: ACMECluster */
 const char *acme_cmd_cluster(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 /* An absolute path to an executable program and its arguments (ACMEDNSCommand, ACMENotifyCommand).
  */
 const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,
                              char *const argv[], const char *example);
+
+/* mod_acme_dns_cmd.c: the dns-01 directives. */
+const char *acme_cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+const char *acme_cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg);
+const char *acme_cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg);
 
 /* mod_acme_notify.c: ACMENotifyCommand, ACMENotifyTimeout, ACMEExpiryWarning */
 const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);

@@ -706,72 +706,6 @@ const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int arg
     return NULL;
 }
 
-/* ACMEDNSCommand /path/to/program [args]. */
-static const char *cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[])
-{
-    acme_conf_t *c = cmd_conf(cmd);
-    const char *err = per_cert(cmd, c->dns_command != NULL);
-
-    (void)dc;
-    if (err) {
-        return err;
-    }
-    return acme_cmd_program(cmd, &c->dns_command, argc, argv, "/usr/local/bin/dns01");
-}
-
-/* A duration as ACMERenewWindow takes one ("90s", "2m", plain seconds), for the DNS timeouts. */
-static const char *dns_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
-                                apr_interval_time_t max)
-{
-    acme_renew_window_t w;
-    const char *err = per_cert(cmd, *pt != 0);
-
-    if (err) {
-        return err;
-    }
-    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
-        w.left > max) {
-        return apr_psprintf(cmd->pool,
-                            "%s %s: expected a duration of at most %d minutes (e.g. 90s, 2m, or "
-                            "seconds)",
-                            cmd->cmd->name, arg, (int)(apr_time_sec(max) / 60));
-    }
-    *pt = w.left;
-    return NULL;
-}
-
-static const char *cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    return dns_duration(cmd, &cmd_conf(cmd)->dns_timeout, arg, apr_time_from_sec(600));
-}
-
-static const char *cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg)
-{
-    (void)dc;
-    /* One attempt waits at most 5 minutes for its order in all (ORDER_WAIT). */
-    return dns_duration(cmd, &cmd_conf(cmd)->dns_propagation, arg, apr_time_from_sec(300));
-}
-
-static const char *cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)
-{
-    acme_conf_t *c = cmd_conf(cmd);
-    const char *err = per_cert(cmd, c->dns_resolver != NULL);
-
-    (void)dc;
-    if (err) {
-        return err;
-    }
-    if (!acme_dns_resolver_ok(arg)) {
-        return apr_psprintf(cmd->pool,
-                            "ACMEDNSResolver %s: expected an IP address with an optional port "
-                            "(192.0.2.53, 192.0.2.53:5353, [2001:db8::53]:5353)",
-                            arg);
-    }
-    c->dns_resolver = apr_pstrdup(cmd->pool, arg);
-    return NULL;
-}
-
 const command_rec acme_cmds[] = {
     AP_INIT_TAKE_ARGV("ACMEDomain", cmd_domain, NULL, RSRC_CONF,
                       "names of one certificate; the first is its name"),
@@ -808,13 +742,13 @@ const command_rec acme_cmds[] = {
     AP_INIT_TAKE12("ACMEProfile", cmd_profile, NULL, RSRC_CONF,
                    "NAME [mandatory]: the certificate profile to ask the CA for; with "
                    "'mandatory', no certificate when the CA does not offer it"),
-    AP_INIT_TAKE_ARGV("ACMEDNSCommand", cmd_dns_command, NULL, RSRC_CONF,
+    AP_INIT_TAKE_ARGV("ACMEDNSCommand", acme_cmd_dns_command, NULL, RSRC_CONF,
                       "program [args], run as: program [args] setup|teardown NAME VALUE"),
-    AP_INIT_TAKE1("ACMEDNSTimeout", cmd_dns_timeout, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ACMEDNSTimeout", acme_cmd_dns_timeout, NULL, RSRC_CONF,
                   "how long ACMEDNSCommand may run before it is killed (default 60s)"),
-    AP_INIT_TAKE1("ACMEDNSPropagationTimeout", cmd_dns_propagation, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ACMEDNSPropagationTimeout", acme_cmd_dns_propagation, NULL, RSRC_CONF,
                   "how long to wait for the TXT records to be visible (default 2m)"),
-    AP_INIT_TAKE1("ACMEDNSResolver", cmd_dns_resolver, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("ACMEDNSResolver", acme_cmd_dns_resolver, NULL, RSRC_CONF,
                   "address[:port] of the resolver that must see the TXT records (default: the "
                   "zone's authoritative servers)"),
     AP_INIT_TAKE1("ACMEHttpProxy", acme_cmd_http_proxy, NULL, RSRC_CONF,
