@@ -305,11 +305,10 @@ def test_activation_directive_is_checked(httpd_factory):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
-@pytest.mark.parametrize("seed", range(4))
-def test_kill_9_everything_during_live_activation(httpd_factory, seed):
-    """The whole server killed with -9 while the parent promotes and publishes a set live (the
-    test_crash.py kill, with ACMEActivation live): the store stays whole, and the next start
-    serves the active set (the old one or the new one, whole)."""
+def _kill_during_live_activation(httpd_factory, seed, kill):
+    """A server of test_crash.NAMES with ACMEActivation live, started; at a random moment within
+    the promotion and publication of the first set, kill(h); then every process killed, the
+    store checked whole, and the next start serves the active set of every name."""
     import random
     import test_crash
     rnd = random.Random(seed)
@@ -321,6 +320,7 @@ def test_kill_9_everything_during_live_activation(httpd_factory, seed):
     h.start()
     assert h.wait_log("ACME01059", timeout=40), h.log_text()[-3000:]
     time.sleep(rnd.uniform(0.0, 0.2))  # the promotion and publication take tens of ms
+    kill(h)
     h.kill_all()
     test_crash.store_is_consistent(h)
     h.start()
@@ -332,6 +332,13 @@ def test_kill_9_everything_during_live_activation(httpd_factory, seed):
     for n in test_crash.NAMES:
         test_crash.served_is_active(h, n)
 
+
+@pytest.mark.parametrize("seed", range(4))
+def test_kill_9_everything_during_live_activation(httpd_factory, seed):
+    """The whole server killed with -9 while the parent promotes and publishes a set live (the
+    test_crash.py kill, with ACMEActivation live): the store stays whole, and the next start
+    serves the active set (the old one or the new one, whole)."""
+    _kill_during_live_activation(httpd_factory, seed, lambda h: None)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -340,33 +347,17 @@ def test_kill_9_parent_during_live_activation(httpd_factory, seed):
     mid-activation: test_live_two_key_types_and_own_certificate). The children it leaves keep
     serving whole sets, each the fallback or a set of the store (a handshake proves key and
     certificate match); the store stays whole, and the next start serves the active sets."""
-    import random
     import test_crash
-    rnd = random.Random(seed)
-    h = httpd_factory()
-    h.write_conf(ACCOUNT + "ACMEActivation live\n" +
-                 "".join(f"ACMEDomain {n}\n" for n in test_crash.NAMES) +
-                 "".join(h.ssl_vhost(n) for n in test_crash.NAMES))
-    h.allowed_errors += ["AH00046"]
-    h.start()
-    assert h.wait_log("ACME01059", timeout=40), h.log_text()[-3000:]
-    time.sleep(rnd.uniform(0.0, 0.2))  # the promotion and publication take tens of ms
-    parent = h.pid()
-    os.kill(parent, signal.SIGKILL)
-    acmetest.wait_until(lambda: parent not in h.processes(), 10, "the killed parent to go")
-    assert h.processes(), "children outlive a parent killed with -9"
-    for n in test_crash.NAMES:
-        assert test_crash.served_matches_store(h, n), n
-    h.kill_all()
-    test_crash.store_is_consistent(h)
-    h.start()
-    for n in test_crash.NAMES:
-        acmetest.wait_until(lambda: acmetest.tls_peer_cert(h.https_port, n).issuer !=
-                            acmetest.tls_peer_cert(h.https_port, n).subject, 40,
-                            lambda: h.log_text()[-3000:])
-    test_crash.store_is_consistent(h)
-    for n in test_crash.NAMES:
-        test_crash.served_is_active(h, n)
+
+    def kill_parent(h):
+        parent = h.pid()
+        os.kill(parent, signal.SIGKILL)
+        acmetest.wait_until(lambda: parent not in h.processes(), 10, "the killed parent to go")
+        assert h.processes(), "children outlive a parent killed with -9"
+        for n in test_crash.NAMES:
+            assert test_crash.served_matches_store(h, n), n
+
+    _kill_during_live_activation(httpd_factory, seed, kill_parent)
 
 
 @pytest.mark.slow(110)
