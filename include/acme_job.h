@@ -95,6 +95,19 @@ apr_status_t acme_renew_window_parse(acme_renew_window_t *w, const char *s);
 apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, apr_time_t not_after,
                          apr_uint32_t seed);
 
+/* Renewals share graceful restarts: a renewed set of a certificate the server serves waits at
+ * most this long for others to join its restart (and never more than a tenth of the time its
+ * served certificate has left), so that a server with many certificates restarts a bounded
+ * number of times an hour however their renewals fall. */
+#define ACME_RESTART_BATCH apr_time_from_sec(3600)
+
+/* When a set staged at staged wants the restart that activates it, at the latest: at once
+ * unless it renews a certificate the server serves (renewal: its names, and no operator's
+ * request), which waits until staged + ACME_RESTART_BATCH or a tenth of the time from staged to
+ * limit (the served certificate's notAfter, or the end of the CA's renewal window when that
+ * comes first), whichever comes first. */
+apr_time_t acme_restart_due(apr_time_t staged, int renewal, apr_time_t limit);
+
 /* The wait after the given number of consecutive failures (>= 1), before jitter. */
 apr_interval_time_t acme_job_backoff(int failures, int transient);
 

@@ -215,6 +215,17 @@ apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, ap
     return not_after - window;
 }
 
+apr_time_t acme_restart_due(apr_time_t staged, int renewal, apr_time_t limit)
+{
+    apr_interval_time_t wait;
+
+    if (!renewal || limit <= staged) {
+        return staged;
+    }
+    wait = (limit - staged) / 10;
+    return staged + (wait < ACME_RESTART_BATCH ? wait : ACME_RESTART_BATCH);
+}
+
 apr_interval_time_t acme_job_backoff(int failures, int transient)
 {
     apr_interval_time_t t = ACME_BACKOFF_FIRST;

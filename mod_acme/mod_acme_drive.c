@@ -132,6 +132,8 @@ static apr_status_t driver_start(driver_t *drv)
     drv->next_run = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->staged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->staged_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->restart_due = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
+    drv->renewing = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->blocked_logged = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     drv->job_mtime = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
     drv->ari_renew_at = apr_pcalloc(drv->pool, sizeof(apr_time_t) * (apr_size_t)domains->nelts);
@@ -367,14 +369,19 @@ static int needs_work(driver_t *drv, int i, apr_time_t now)
     return now >= acme_renew_at(&d->conf->renew_window, d->not_before, d->not_after, d->renew_seed);
 }
 
-/* 1 when domain i gets an order now: the operator asked (acmectl renew: it overrides the
- * renewal time), or it needs one. With ACMECluster only once this node holds the order lease,
- * and the operator's request is taken only then, so that it is not used up while another node
- * orders. */
+#define ORDER_DUE       1 /* no certificate, a changed one, or its renewal time */
+#define ORDER_REQUESTED 2 /* the operator asked */
+
+/* Nonzero (ORDER_DUE, ORDER_REQUESTED) when domain i gets an order now: the operator asked (acmectl
+ * renew: it overrides the renewal time), or it needs one. With ACMECluster only once this node
+ * holds the order lease, and the operator's request is taken only then, so that it is not used up
+ * while another node orders. */
 static int wants_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
 {
     if (!drv->cluster) {
-        return acme_driver_take_request(drv, i, ptemp) || needs_work(drv, i, now);
+        return acme_driver_take_request(drv, i, ptemp) ? ORDER_REQUESTED
+               : needs_work(drv, i, now)               ? ORDER_DUE
+                                                       : 0;
     }
     if (!acme_driver_request_pending(drv, i, ptemp) && !needs_work(drv, i, now)) {
         return 0;
@@ -382,8 +389,32 @@ static int wants_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
     if (!acme_driver_cluster_may_order(drv, i, now, ptemp)) {
         return 0;
     }
-    acme_driver_take_request(drv, i, ptemp);
-    return 1;
+    return acme_driver_take_request(drv, i, ptemp) ? ORDER_REQUESTED : ORDER_DUE;
+}
+
+/* When the set domain i just staged wants its restart (acme_restart_due): a scheduled renewal
+ * of a served certificate waits for others to share its graceful restart, and says so. */
+static void restart_due_set(driver_t *drv, int i)
+{
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
+    apr_time_t now = apr_time_now(), limit = d->not_after;
+    int renewal = drv->renewing[i] && d->has_active && !d->mismatch &&
+                  d->conf->activation != ACME_ACTIVATION_LIVE && drv->rt->conf->auto_restart != 0;
+    char at[APR_CTIME_LEN];
+
+    if (drv->ari_end[i] && drv->ari_end[i] < limit) {
+        limit = drv->ari_end[i];
+    }
+    drv->restart_due[i] = acme_restart_due(now, renewal, limit);
+    if (drv->restart_due[i] > now + apr_time_from_sec(1)) {
+        apr_ctime(at, drv->restart_due[i]);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01067: %s: the renewed certificate is staged; the certificate served "
+                       "now stays until a graceful restart activates it with other renewals, at "
+                       "the latest at %s (%" APR_TIME_T_FMT " s from now; '" ACME_RESTART_COMMAND
+                       "' activates it at once)",
+                       d->name, at, apr_time_sec(drv->restart_due[i] - now));
+    }
 }
 
 static void reap(driver_t *drv, int i)
@@ -419,6 +450,7 @@ static void reap(driver_t *drv, int i)
     drv->next_run[i] = w->next_run;
     if (w->staged) {
         drv->restart_asked = 0; /* a new set: a restart is wanted again */
+        restart_due_set(drv, i);
     }
     apr_pool_destroy(w->pool);
     drv->workers[i] = NULL;
@@ -471,13 +503,17 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
                    d->has_active && d->mismatch ? ": obtaining a new one" : "");
 }
 
-/* Asks the parent for one graceful restart once new sets are staged, when no challenge is
- * being validated, waiting a little for other workers so one restart activates them all. */
+/* Asks the parent for one graceful restart once new sets are staged and one of them wants it
+ * (restart_due: at once, or a renewal that waited for others), when no challenge is being
+ * validated, waiting a little for the workers that just started so one restart activates them
+ * all (but no longer than COALESCE_MAX past the time due: a steady stream of orders would
+ * otherwise put it off for ever). */
 static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains, *staged;
+    apr_time_t due = 0;
     const char *names;
-    int i, any = 0, busy = 0, live = 0;
+    int i, any = 0, validating = 0, young = 0, live = 0;
 
     /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
      * to stop and start the server instead. */
@@ -489,13 +525,17 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     staged = apr_array_make(ptemp, 8, sizeof(const char *));
     for (i = 0; i < domains->nelts; i++) {
         worker_t *w = drv->workers[i];
-        if (w && (apr_atomic_read32(&w->challenges) || now - w->started < COALESCE_MAX)) {
-            busy = 1;
+        if (w) {
+            validating |= apr_atomic_read32(&w->challenges) != 0;
+            young |= now - w->started < COALESCE_MAX;
         }
         /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
          * asked earlier, the parent would only keep it staged. */
         if (drv->staged[i] && now >= drv->staged_at[i] &&
             !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
+            if (!any || drv->restart_due[i] < due) {
+                due = drv->restart_due[i];
+            }
             any = 1;
             /* ACMEActivation live costs no restart: nothing to wait for to share one. */
             live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
@@ -503,7 +543,10 @@ static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
             APR_ARRAY_PUSH(staged, const char *) = APR_ARRAY_IDX(domains, i, acme_domain_t *)->name;
         }
     }
-    if (!any || (busy && !live)) {
+    if (!any) {
+        return;
+    }
+    if (!live && (now < due || validating || (young && now < due + COALESCE_MAX))) {
         return;
     }
     names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);
@@ -560,7 +603,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_time_t now = apr_time_now();
-    int i, running = 0;
+    int i, want, running = 0;
 
     if (apr_atomic_read32(&drv->stopping)) {
         return;
@@ -585,7 +628,8 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         if (acme_driver_sibling_ordering(drv, i, ptemp)) {
             continue;
         }
-        if (wants_order(drv, i, now, ptemp)) {
+        if ((want = wants_order(drv, i, now, ptemp)) != 0) {
+            drv->renewing[i] = want == ORDER_DUE && d->has_active && !d->mismatch;
             spawn(drv, i, now, 0);
         } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
                    now >= drv->ari_check_at[i]) {

@@ -70,6 +70,10 @@ struct driver_t {
     apr_time_t *next_run;              /* per domain */
     int *staged;                       /* per domain: a valid set waits for activation */
     apr_time_t *staged_at;             /* per domain: ... from then on (its notBefore) */
+    apr_time_t *restart_due;           /* per domain: ... and wants its restart then at the
+                                        * latest (acme_restart_due) */
+    int *renewing;                     /* per domain: the running order renews a served
+                                        * certificate on schedule (its restart may wait) */
     int restart_asked;
     apr_time_t restart_retry; /* after a failed flag write */
     int *blocked_logged;      /* per domain: the parent could not activate its set */

@@ -196,6 +196,27 @@ static void bad_files_give_an_empty_job(void **state)
     remove_store(store);
 }
 
+static void restart_due(void **state)
+{
+    apr_time_t t0 = apr_time_from_sec(1800000000);
+    (void)state;
+
+    /* A certificate the server does not serve (first, changed, asked for): at once. */
+    assert_int_equal(acme_restart_due(t0, 0, t0 + apr_time_from_sec(90 * 86400)), t0);
+    /* A renewal of a 90-day certificate with 30 days left: an hour for others to join. */
+    assert_int_equal(acme_restart_due(t0, 1, t0 + apr_time_from_sec(30 * 86400)),
+                     t0 + ACME_RESTART_BATCH);
+    /* 160-hour certificates renewed with 53 hours left: an hour too. */
+    assert_int_equal(acme_restart_due(t0, 1, t0 + apr_time_from_sec(53 * 3600)),
+                     t0 + ACME_RESTART_BATCH);
+    /* Short certificates: a tenth of what is left (15 s left: 1.5 s). */
+    assert_int_equal(acme_restart_due(t0, 1, t0 + apr_time_from_sec(15)),
+                     t0 + apr_time_from_msec(1500));
+    /* Nothing left (or a limit in the past): at once. */
+    assert_int_equal(acme_restart_due(t0, 1, t0), t0);
+    assert_int_equal(acme_restart_due(t0, 1, t0 - apr_time_from_sec(5)), t0);
+}
+
 static void renewal_time(void **state)
 {
     apr_time_t t0 = apr_time_from_sec(1800000000);
@@ -291,11 +312,9 @@ static void refusals_back_off(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    UNIT_TEST(renewal_time),
-    UNIT_TEST(backoff_schedule),
-    UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
-    UNIT_TEST(save_and_load),
-    UNIT_TEST(bad_files_give_an_empty_job),
+    UNIT_TEST(renewal_time),      UNIT_TEST(restart_due),
+    UNIT_TEST(backoff_schedule),  UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
+    UNIT_TEST(save_and_load),     UNIT_TEST(bad_files_give_an_empty_job),
     UNIT_TEST(refusals_back_off),
 };
 
