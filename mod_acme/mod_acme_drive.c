@@ -207,6 +207,29 @@ void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp)
     }
 }
 
+void acme_driver_restart_due(driver_t *drv, int i, int scheduled)
+{
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
+    apr_time_t now = apr_time_now(), limit = d->not_after;
+    int renewal = scheduled && d->has_active && !d->mismatch &&
+                  d->conf->activation != ACME_ACTIVATION_LIVE && drv->rt->conf->auto_restart != 0;
+    char at[APR_CTIME_LEN];
+
+    if (drv->ari_end[i] && drv->ari_end[i] < limit) {
+        limit = drv->ari_end[i];
+    }
+    drv->restart_due[i] = acme_restart_due(now, renewal, limit);
+    if (drv->restart_due[i] > now + apr_time_from_sec(1)) {
+        apr_ctime(at, drv->restart_due[i]);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01067: %s: the renewed certificate is staged; the certificate served "
+                       "now stays until a graceful restart activates it with other renewals, at "
+                       "the latest at %s (%" APR_TIME_T_FMT " s from now; '" ACME_RESTART_COMMAND
+                       "' activates it at once)",
+                       d->name, at, apr_time_sec(drv->restart_due[i] - now));
+    }
+}
+
 /* What each domain's job and staging say, read once the lock is held: until then a driver of
  * the previous generation may still stage a set or record a backoff, and a reading taken
  * before would order again at once (a duplicate certificate, or a retry during backoff). */
@@ -223,6 +246,11 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
 
         drv->next_run[i] = 0;
         drv->staged[i] = staged_ok(drv, d, &drv->staged_at[i], ptemp);
+        if (drv->staged[i]) {
+            /* Staged by the previous generation after its restart began: a renewal of what
+             * is served waits for the next batch, as it would have there. */
+            acme_driver_restart_due(drv, i, 1);
+        }
         if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
             driver_settle_staged(drv, d, job, i, now, ptemp);
             /* A time saved by a clock that ran ahead must not stall renewal for long. */
@@ -392,31 +420,6 @@ static int wants_order(driver_t *drv, int i, apr_time_t now, apr_pool_t *ptemp)
     return acme_driver_take_request(drv, i, ptemp) ? ORDER_REQUESTED : ORDER_DUE;
 }
 
-/* When the set domain i just staged wants its restart (acme_restart_due): a scheduled renewal
- * of a served certificate waits for others to share its graceful restart, and says so. */
-static void restart_due_set(driver_t *drv, int i)
-{
-    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
-    apr_time_t now = apr_time_now(), limit = d->not_after;
-    int renewal = drv->renewing[i] && d->has_active && !d->mismatch &&
-                  d->conf->activation != ACME_ACTIVATION_LIVE && drv->rt->conf->auto_restart != 0;
-    char at[APR_CTIME_LEN];
-
-    if (drv->ari_end[i] && drv->ari_end[i] < limit) {
-        limit = drv->ari_end[i];
-    }
-    drv->restart_due[i] = acme_restart_due(now, renewal, limit);
-    if (drv->restart_due[i] > now + apr_time_from_sec(1)) {
-        apr_ctime(at, drv->restart_due[i]);
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME01067: %s: the renewed certificate is staged; the certificate served "
-                       "now stays until a graceful restart activates it with other renewals, at "
-                       "the latest at %s (%" APR_TIME_T_FMT " s from now; '" ACME_RESTART_COMMAND
-                       "' activates it at once)",
-                       d->name, at, apr_time_sec(drv->restart_due[i] - now));
-    }
-}
-
 static void reap(driver_t *drv, int i)
 {
     worker_t *w = drv->workers[i];
@@ -450,7 +453,7 @@ static void reap(driver_t *drv, int i)
     drv->next_run[i] = w->next_run;
     if (w->staged) {
         drv->restart_asked = 0; /* a new set: a restart is wanted again */
-        restart_due_set(drv, i);
+        acme_driver_restart_due(drv, i, drv->renewing[i]);
     }
     apr_pool_destroy(w->pool);
     drv->workers[i] = NULL;

@@ -129,6 +129,12 @@ void acme_driver_http_done(driver_t *drv, const char *ca_url);
  * replaced anyway). */
 int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
 
+/* When the set domain i just staged wants the restart that activates it (acme_restart_due;
+ * scheduled: the order was a renewal on schedule, not asked for by the operator): a renewal of
+ * the certificate served waits for others to share one graceful restart, and the log says
+ * until when (ACME01067). */
+void acme_driver_restart_due(driver_t *drv, int i, int scheduled);
+
 /* mod_acme_siblings.c: acme_driver_link_siblings, at the driver's start: the ring of the units
  * of each ACMEDomain (drv->next_sibling). acme_driver_sibling_ordering: 1 while another key
  * type of domain i's names has an order running and the two orders' challenge answers would
