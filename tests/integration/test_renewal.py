@@ -76,3 +76,42 @@ def test_renewal_is_invisible_to_clients(workdir, short_pebble, request):
         assert not h.unexpected_errors()
     finally:
         h.stop()
+
+
+@pytest.mark.slow(120)
+def test_renewals_share_one_restart(workdir, short_pebble):
+    """Scheduled renewals of served certificates wait for each other (docs/apache.md,
+    "Activation"): each staged renewal says until when it waits at most (ACME01067), no
+    restart comes before that time, and one graceful restart activates both renewals."""
+    import re
+    root = os.path.join(acmetest.public_dir(workdir, "httpd"), "renewal-batch")
+    h = acmetest.Httpd(root, short_pebble)
+    names = ["b1.test", "b2.test"]
+    h.write_conf("ACMEContactEmail admin@b.test\nACMEAgreement accepted\n"
+                 "ACMERenewWindow 50%\n" + "".join(f"ACMEDomain {n}\n" for n in names) +
+                 "".join(h.ssl_vhost(n) for n in names))
+    h.start()
+    try:
+        # First certificates: due at once, one restart activates both.
+        for n in names:
+            assert h.wait_log(f"ACME01020: {n}", timeout=30), h.log_text()[-3000:]
+        # The renewals, at half the lifetime (the spread puts them up to 2.5 s apart).
+        for n in names:
+            assert h.wait_log(f"ACME01020: {n}", count=2, timeout=VALIDITY + 30), \
+                h.log_text()[-4000:]
+        lines = h.log_text().splitlines()
+        waits = [line for line in lines if "ACME01067" in line]
+        assert {n for n in names if any(f"ACME01067: {n}:" in w for w in waits)} == set(names), \
+            waits
+        first = waits[0]
+        announced = int(re.search(r"\((\d+) s from now", first).group(1))
+        assert 3 <= announced <= 6, first  # a tenth of the ~50 s left
+        restarts = [acmetest._log_time(line) for line in lines if "AH00493" in line]
+        assert len(restarts) == 2, restarts  # the first certificates', then the renewals'
+        # The restart came when the first renewal was due, not when it was staged.
+        assert restarts[1] >= acmetest._log_time(first) + announced - 1, (first, restarts)
+        activated = [acmetest._log_time(line) for line in lines if "ACME01020" in line]
+        assert len(activated) == 4 and all(t > restarts[1] for t in activated[2:]), lines
+        assert not h.unexpected_errors()
+    finally:
+        h.stop()
