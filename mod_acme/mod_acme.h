@@ -261,6 +261,10 @@ const char *acme_cmd_file(cmd_parms *cmd, const char *arg, const char *expected,
 const char *acme_cmd_global(cmd_parms *cmd, int already_set);
 /* mod_acme_cluster_cmd.c: ACMECluster */
 const char *acme_cmd_cluster(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+/* A per-certificate duration directive ("90s", "5m", "7d", plain seconds) of at most max, kept
+ * in *pt (0 while unset); examples go into the message. */
+const char *acme_cmd_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
+                              apr_interval_time_t max, const char *examples);
 /* An absolute path to an executable program and its arguments (ACMEDNSCommand, ACMENotifyCommand).
  */
 const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int argc,

@@ -669,6 +669,30 @@ static const char *cmd_profile(cmd_parms *cmd, void *dc, const char *name, const
     return NULL;
 }
 
+const char *acme_cmd_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
+                              apr_interval_time_t max, const char *examples)
+{
+    acme_renew_window_t w;
+    const char *err = acme_cmd_per_cert(cmd, *pt != 0);
+    apr_int64_t s = apr_time_sec(max);
+
+    if (err) {
+        return err;
+    }
+    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
+        w.left > max) {
+        return apr_psprintf(
+            cmd->pool, "%s %s: expected a duration of at most %s (e.g. %s, or seconds)",
+            cmd->cmd->name, arg,
+            s % 86400 == 0 ? apr_psprintf(cmd->pool, "%" APR_INT64_T_FMT " day%s", s / 86400,
+                                          s == 86400 ? "" : "s")
+                           : apr_psprintf(cmd->pool, "%" APR_INT64_T_FMT " minutes", s / 60),
+            examples);
+    }
+    *pt = w.left;
+    return NULL;
+}
+
 /* A program directive (ACMEDNSCommand, ACMENotifyCommand): an absolute path to a program that
  * root checks here (the User runs it later, in the watchdog child, without a shell or PATH), and
  * its arguments, kept in *pargv. */

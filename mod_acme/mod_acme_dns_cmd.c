@@ -24,38 +24,19 @@ const char *acme_cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const
     return acme_cmd_program(cmd, &c->dns_command, argc, argv, "/usr/local/bin/dns01");
 }
 
-/* A duration as ACMERenewWindow takes one ("90s", "2m", plain seconds), for the DNS timeouts. */
-static const char *dns_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
-                                apr_interval_time_t max)
-{
-    acme_renew_window_t w;
-    const char *err = acme_cmd_per_cert(cmd, *pt != 0);
-
-    if (err) {
-        return err;
-    }
-    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
-        w.left > max) {
-        return apr_psprintf(cmd->pool,
-                            "%s %s: expected a duration of at most %d minutes (e.g. 90s, 2m, or "
-                            "seconds)",
-                            cmd->cmd->name, arg, (int)(apr_time_sec(max) / 60));
-    }
-    *pt = w.left;
-    return NULL;
-}
-
 const char *acme_cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
-    return dns_duration(cmd, &acme_cmd_conf(cmd)->dns_timeout, arg, apr_time_from_sec(600));
+    return acme_cmd_duration(cmd, &acme_cmd_conf(cmd)->dns_timeout, arg, apr_time_from_sec(600),
+                             "90s, 5m");
 }
 
 const char *acme_cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
     /* One attempt waits at most 5 minutes for its order in all (ORDER_WAIT). */
-    return dns_duration(cmd, &acme_cmd_conf(cmd)->dns_propagation, arg, apr_time_from_sec(300));
+    return acme_cmd_duration(cmd, &acme_cmd_conf(cmd)->dns_propagation, arg, apr_time_from_sec(300),
+                             "90s, 2m");
 }
 
 const char *acme_cmd_dns_resolver(cmd_parms *cmd, void *dc, const char *arg)

@@ -54,38 +54,19 @@ const char *acme_cmd_notify_command(cmd_parms *cmd, void *dc, int argc, char *co
     return acme_cmd_program(cmd, &c->notify_command, argc, argv, "/usr/local/bin/notify");
 }
 
-static const char *notify_duration(cmd_parms *cmd, apr_interval_time_t *pt, const char *arg,
-                                   apr_interval_time_t max, const char *example)
-{
-    acme_renew_window_t w;
-    const char *err = acme_cmd_per_cert(cmd, *pt != 0);
-
-    if (err) {
-        return err;
-    }
-    if (acme_renew_window_parse(&w, arg) != APR_SUCCESS || w.percent || w.left <= 0 ||
-        w.left > max) {
-        return apr_psprintf(cmd->pool,
-                            "%s %s: expected a duration of at most %d days (e.g. %s, or seconds)",
-                            cmd->cmd->name, arg, (int)(apr_time_sec(max) / 86400), example);
-    }
-    *pt = w.left;
-    return NULL;
-}
-
 const char *acme_cmd_notify_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
     /* A day at most: the command may run that long beside the server, never longer. */
-    return notify_duration(cmd, &acme_cmd_conf(cmd)->notify_timeout, arg, apr_time_from_sec(86400),
-                           "30s, 5m");
+    return acme_cmd_duration(cmd, &acme_cmd_conf(cmd)->notify_timeout, arg,
+                             apr_time_from_sec(86400), "30s, 5m");
 }
 
 const char *acme_cmd_expiry_warning(cmd_parms *cmd, void *dc, const char *arg)
 {
     (void)dc;
-    return notify_duration(cmd, &acme_cmd_conf(cmd)->expiry_warning, arg,
-                           apr_time_from_sec(400 * 86400), "7d, 48h");
+    return acme_cmd_duration(cmd, &acme_cmd_conf(cmd)->expiry_warning, arg,
+                             apr_time_from_sec(400 * 86400), "7d, 48h");
 }
 
 /* --- events --- */

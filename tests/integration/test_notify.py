@@ -338,7 +338,7 @@ CONFIG_ERRORS = [
     ("ACMENotifyCommand /etc/passwd\n", "ACMENotifyCommand /etc/passwd: not executable"),
     ("ACMENotifyCommand\n", "ACMENotifyCommand needs a program"),
     ("ACMENotifyTimeout 10%\n", "ACMENotifyTimeout 10%: expected a duration"),
-    ("ACMENotifyTimeout 2d\n", "ACMENotifyTimeout 2d: expected a duration of at most 1 days"),
+    ("ACMENotifyTimeout 2d\n", "ACMENotifyTimeout 2d: expected a duration of at most 1 day "),
     ("ACMEExpiryWarning soon\n", "ACMEExpiryWarning soon: expected a duration"),
     ("ACMEExpiryWarning 7d\nACMEExpiryWarning 8d\n", "ACMEExpiryWarning is duplicate"),
     ("<VirtualHost *:1>\nACMENotifyTimeout 5s\n</VirtualHost>\n", "ACMENotifyTimeout"),
