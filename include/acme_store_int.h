@@ -97,6 +97,10 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
 apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const char *name,
                                 apr_size_t max, apr_pool_t *p);
 
+/* The same, with the identity of the file read (pid may be NULL). */
+apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                   int dirfd, const char *name, apr_size_t max, apr_pool_t *p);
+
 /* Parses a JSON object of the store into p; ACME_EBADSTORE for anything else. */
 apr_status_t acme_store_parse_object(json_t **pjson, const char *data, apr_size_t len,
                                      apr_pool_t *p);

@@ -306,6 +306,13 @@ out:
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
                              const char *relpath, apr_size_t max, apr_pool_t *p)
 {
+    return acme_store_read_id(pdata, plen, NULL, store, relpath, max, p);
+}
+
+apr_status_t acme_store_read_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                acme_store_t *store, const char *relpath, apr_size_t max,
+                                apr_pool_t *p)
+{
     const char *dir, *name;
     int fd = -1;
     apr_status_t rv;
@@ -319,7 +326,7 @@ apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_read_at(pdata, plen, fd, name, max, p);
+    rv = acme_store_read_at_id(pdata, plen, pid, fd, name, max, p);
 out:
     acme_store_close(&fd);
     return rv;

@@ -432,6 +432,12 @@ out:
 apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const char *name,
                                 apr_size_t max, apr_pool_t *p)
 {
+    return acme_store_read_at_id(pdata, plen, NULL, dirfd, name, max, p);
+}
+
+apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                   int dirfd, const char *name, apr_size_t max, apr_pool_t *p)
+{
     apr_file_t *f = NULL;
     apr_size_t len = 0;
     struct stat st;
@@ -481,6 +487,13 @@ apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const
     buf[len] = '\0';
     *pdata = buf;
     *plen = len;
+    if (pid) {
+        pid->dev = (apr_uint64_t)st.st_dev;
+        pid->ino = (apr_uint64_t)st.st_ino;
+        pid->size = (apr_int64_t)st.st_size;
+        pid->mtime_ns = (apr_int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        pid->ctime_ns = (apr_int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+    }
 out:
     if (f) {
         apr_file_close(f);

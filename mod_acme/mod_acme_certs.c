@@ -5,6 +5,7 @@
  * are called by mod_ssl from that same post_config, for each TLS virtual host.
  */
 #include <errno.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,10 +18,28 @@
 
 #include "acme_ari.h"
 #include "acme_selfsigned.h"
+#include "acme_setcache.h"
 #include "mod_acme.h"
 
 #define FALLBACK_LIFETIME    apr_time_from_sec(30 * 86400)
 #define FALLBACK_RETRY_AFTER "30" /* seconds, on the 503 answers while the fallback is served */
+
+#define SETCACHE_KEY "acme_setcache"
+
+/* The cache of what this process checked in the store, kept in the process pool across the
+ * configuration passes of every graceful restart (acme_setcache.h). */
+static acme_setcache_t *setcache_get(server_rec *s)
+{
+    apr_pool_t *pproc = s->process->pool;
+    void *cache = NULL;
+
+    apr_pool_userdata_get(&cache, SETCACHE_KEY, pproc);
+    if (!cache) {
+        cache = acme_setcache_create(pproc);
+        apr_pool_userdata_set(cache, SETCACHE_KEY, apr_pool_cleanup_null, pproc);
+    }
+    return cache;
+}
 
 /* The child (the User) writes accounts, staged sets and job state; active keys, the archive and
  * fallbacks stay root's. The store's top folder lets the User through to its own folders.
@@ -61,31 +80,41 @@ static apr_status_t share_with_user(acme_runtime_t *rt, apr_pool_t *ptemp)
 
 /* A self-signed certificate for the domain's names, kept in fallback/<name>/ and reused while it
  * covers the names and has a week left. EC P-256: it is made in milliseconds. */
-static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_pool_t *pconf,
-                                     apr_pool_t *ptemp)
+static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, acme_setcache_t *cache,
+                                     apr_pool_t *pconf, apr_pool_t *ptemp)
 {
     const char *dir = apr_pstrcat(ptemp, "fallback/", d->set_name, NULL);
     const char *kpath = apr_pstrcat(ptemp, dir, "/privkey.pem", NULL);
     const char *cpath = apr_pstrcat(ptemp, dir, "/fullchain.pem", NULL);
+    const char *adir = acme_store_path(rt->store, dir, ptemp);
+    acme_store_file_id_t kid, cid;
     apr_time_t now = apr_time_now();
     apr_array_header_t *chain;
     acme_key_t *key;
     const char *pem, *kpem, *missing;
     char *text;
-    apr_size_t len, klen;
+    apr_size_t len, klen, len2;
     apr_status_t rv;
 
-    /* Reused only whole: a certificate that fits and the key that goes with it. */
-    rv = acme_store_read(&text, &len, rt->store, cpath, ACME_CERT_PEM_MAX, ptemp);
+    /* Reused only whole: a certificate that fits and the key that goes with it. A torn, empty
+     * or corrupt file (they are written without fsync) fails here and both are made anew. The
+     * key is decoded only when these very files were not found good before in this process. */
+    rv = acme_store_read_id(&text, &len, &cid, rt->store, cpath, ACME_CERT_PEM_MAX, ptemp);
     if (rv == APR_SUCCESS && acme_cert_chain_parse(&chain, text, len, ptemp) == APR_SUCCESS &&
         acme_cert_covers(APR_ARRAY_IDX(chain, 0, acme_cert_t *), d->names, &missing) ==
             APR_SUCCESS &&
         acme_cert_not_after(APR_ARRAY_IDX(chain, 0, acme_cert_t *)) >
             now + apr_time_from_sec(7 * 86400) &&
-        acme_store_read(&text, &klen, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) == APR_SUCCESS &&
-        acme_key_from_pem(&key, text, klen, ptemp) == APR_SUCCESS &&
-        acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
-        goto done;
+        acme_store_read_id(&text, &klen, &kid, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) ==
+            APR_SUCCESS) {
+        if (acme_setcache_get(cache, adir, &kid, &cid, NULL, ptemp)) {
+            goto done;
+        }
+        if (acme_key_from_pem(&key, text, klen, ptemp) == APR_SUCCESS &&
+            acme_cert_matches_key(APR_ARRAY_IDX(chain, 0, acme_cert_t *), key)) {
+            acme_setcache_put(cache, adir, &kid, &cid, NULL);
+            goto done;
+        }
     }
     rv = acme_key_generate(&key, ACME_KEY_EC256, ptemp);
     if (rv == APR_SUCCESS) {
@@ -111,6 +140,16 @@ static apr_status_t prepare_fallback(acme_runtime_t *rt, acme_domain_t *d, apr_p
                        "cannot start its TLS virtual host without one",
                        d->name, acme_store_path(rt->store, dir, ptemp));
         return rv;
+    }
+    /* The files as they are now hold what was just made: the next pass (the second of a first
+     * start, or a graceful restart) need not decode them. */
+    if (acme_store_read_id(&text, &len2, &cid, rt->store, cpath, ACME_CERT_PEM_MAX, ptemp) ==
+            APR_SUCCESS &&
+        len2 == len && memcmp(text, pem, len) == 0 &&
+        acme_store_read_id(&text, &len2, &kid, rt->store, kpath, ACME_STORE_KEY_MAX, ptemp) ==
+            APR_SUCCESS &&
+        len2 == klen && memcmp(text, kpem, klen) == 0) {
+        acme_setcache_put(cache, adir, &kid, &cid, NULL);
     }
 done:
     d->fb_chain_file = acme_store_path(rt->store, cpath, pconf);
@@ -302,7 +341,8 @@ apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, ac
     }
 
     prv = rv;
-    rv = acme_store_load(&set, rt->store, d->set_name, 0, &why, pconf);
+    rv = acme_store_load_active_cached(&set, rt->store, d->set_name, setcache_get(rt->s), &why,
+                                       pconf);
     if (rv == APR_SUCCESS) {
         acme_domain_take_set(rt, d, set, pconf);
         *pset = set;
@@ -320,6 +360,9 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
     apr_status_t rv;
     int i;
 
+    acme_setcache_t *cache = setcache_get(rt->s);
+
+    acme_setcache_pass(cache);
     rv = share_with_user(rt, ptemp);
     if (rv != APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
@@ -340,12 +383,18 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
             any |= u->has_active;
         }
         if (d->primary && !any) {
-            rv = prepare_fallback(rt, d, pconf, ptemp);
+            rv = prepare_fallback(rt, d, cache, pconf, ptemp);
             if (rv != APR_SUCCESS) {
                 return rv;
             }
         }
     }
+    acme_setcache_pass_done(cache);
+    acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, rt->s,
+                   "ACME01034: %u checked certificate sets and fallbacks kept for the next "
+                   "configuration pass; %" APR_UINT64_T_FMT " found unchanged since this process "
+                   "started, whose keys were not decoded again",
+                   acme_setcache_count(cache), acme_setcache_hits(cache));
     return APR_SUCCESS;
 }
 
