@@ -72,6 +72,13 @@ int acme_store_name_ok(const char *name);
 apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
                               apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
 
+/* acme_store_write without fsync of the file and its folder: readers never see a partial file
+ * while the system runs (temp file and rename), but after a crash of the system the file may be
+ * missing, empty or torn. Only for files their reader checks in full and makes anew when they
+ * are bad (the fallback certificates: thousands of fsyncs at a first start). */
+apr_status_t acme_store_write_volatile(acme_store_t *store, const char *relpath, const void *data,
+                                       apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
+
 /* Reads relpath, NUL-terminated. APR_ENOENT when missing, ACME_ETOOLARGE over max,
  * ACME_EBADSTORE for a link on the way or anything but a plain file with one name. */
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,

@@ -92,6 +92,13 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
                                     const void *data, apr_size_t len, apr_fileperms_t perms,
                                     uid_t uid, gid_t gid, apr_pool_t *p);
 
+/* The same; sync 0 leaves out both fsyncs: after a crash the file may be missing, empty or
+ * torn, which only a file its reader checks and makes anew may accept (acme_store_write_volatile).
+ */
+apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char *name,
+                                     const void *data, apr_size_t len, apr_fileperms_t perms,
+                                     uid_t uid, gid_t gid, int sync, apr_pool_t *p);
+
 /* Reads at most max bytes of name in the open folder dirfd, NUL-terminated; ACME_ETOOLARGE over
  * max, ACME_EBADSTORE for anything but a regular file with one name. */
 apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const char *name,

@@ -363,6 +363,13 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
                                     const void *data, apr_size_t len, apr_fileperms_t perms,
                                     uid_t uid, gid_t gid, apr_pool_t *p)
 {
+    return acme_store_write_at_opt(store, dirfd, name, data, len, perms, uid, gid, 1, p);
+}
+
+apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char *name,
+                                     const void *data, apr_size_t len, apr_fileperms_t perms,
+                                     uid_t uid, gid_t gid, int sync, apr_pool_t *p)
+{
     const mode_t mode = perms_mode(perms);
     const char *tmp = NULL, *s = data;
     apr_size_t done = 0;
@@ -403,7 +410,7 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
         done += (apr_size_t)n;
     }
     acme_store_step(store, "fsync");
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         rv = acme_store_os_error();
         goto out;
     }
@@ -420,7 +427,7 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
     }
     tmp = NULL;
     acme_store_step(store, "dirsync");
-    rv = acme_store_sync_fd(dirfd);
+    rv = sync ? acme_store_sync_fd(dirfd) : APR_SUCCESS;
 out:
     acme_store_close(&fd);
     if (tmp) {

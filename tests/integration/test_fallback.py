@@ -86,7 +86,33 @@ def test_unchanged_fallback_is_kept_without_decoding_and_a_changed_one_is_checke
         f.write(other)
     assert os.stat(fallback_file(h, "privkey.pem")).st_ino == ino
     graceful_and_wait(h)
+    assert "ACME01035: fb.test" in h.log_text()
+    assert "privkey.pem is not the certificate's key; a new one is made" in h.log_text()
     second = served_fallback(h)
     assert second != first
     assert unchanged_count(h) == hits
     assert h.pid() and not h.unexpected_errors(h.allowed_errors)
+
+
+@pytest.mark.parametrize("name,damage", [
+    ("privkey.pem", "empty"), ("privkey.pem", "half"),
+    ("fullchain.pem", "empty"), ("fullchain.pem", "half"), ("fullchain.pem", "zeros"),
+])
+def test_fallback_torn_by_a_crash_is_made_anew_at_start(httpd_factory, name, damage):
+    """What a crash of the system can leave of a file written without fsync: nothing, part of
+    it, or blocks of zeros. The next start sees it, says so, and serves a new fallback."""
+    h = httpd_factory()
+    start_without_ca(h)
+    first = served_fallback(h)
+    h.stop()
+    path = fallback_file(h, name)
+    with open(path, "rb") as f:
+        data = f.read()
+    with open(path, "wb") as f:
+        f.write({"empty": b"", "half": data[:len(data) // 2],
+                 "zeros": b"\0" * len(data)}[damage])
+    h.start()
+    second = served_fallback(h)
+    assert second != first
+    assert f"ACME01035: fb.test: the temporary certificate in {os.path.dirname(path)} is not " \
+        f"kept: {name}" in h.log_text()
