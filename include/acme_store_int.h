@@ -79,6 +79,15 @@ apr_status_t acme_store_sync_fd(int dirfd);
 /* The names in the open folder dirfd, without "." and "..". */
 apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool_t *p);
 
+/* The names in dirfd for which match(name, baton) is 1: only those are kept, so that a look
+ * for a few entries in a folder of N (domains/, staging/) costs no memory per entry. Promotion
+ * looks for its leftovers in domains/ once per set: listing every entry there cost O(N) memory
+ * per set, O(N^2) for a start that activates N sets (docs/performance.md). */
+typedef int acme_store_match_fn(const char *name, const void *baton);
+apr_status_t acme_store_list_matching_at(apr_array_header_t **pnames, int dirfd,
+                                         acme_store_match_fn *match, const void *baton,
+                                         apr_pool_t *p);
+
 /* Removes name below dirfd and everything below it, never following symlinks, whatever the
  * depth of the tree; missing is success. */
 apr_status_t acme_store_remove_at(int dirfd, const char *name, apr_pool_t *p);

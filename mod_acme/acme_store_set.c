@@ -45,8 +45,9 @@ static void set_why(const char **pwhy, const char *why)
 
 /* 1 when s is prefix followed by one or more characters of [0-9-]. Names never end in such a
  * tail after our markers, so the leftovers of one name never match those of another. */
-static int is_leftover(const char *s, const char *prefix)
+static int is_leftover(const char *s, const void *baton)
 {
+    const char *prefix = baton;
     apr_size_t n = strlen(prefix);
 
     if (strncmp(s, prefix, n) != 0 || s[n] == '\0') {
@@ -63,12 +64,11 @@ static apr_status_t clean_leftovers(int dirfd, const char *prefix, apr_pool_t *p
     int i;
     apr_status_t rv;
 
-    rv = acme_store_list_at(&names, dirfd, p);
+    /* Only the leftovers are kept: domains/ and staging/ hold an entry per certificate. */
+    rv = acme_store_list_matching_at(&names, dirfd, is_leftover, prefix, p);
     for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
         name = APR_ARRAY_IDX(names, i, const char *);
-        if (is_leftover(name, prefix)) {
-            rv = acme_store_remove_at(dirfd, name, p);
-        }
+        rv = acme_store_remove_at(dirfd, name, p);
     }
     return rv;
 }
@@ -634,18 +634,16 @@ static apr_status_t prune_rejected(int staging, const char *prefix, apr_pool_t *
     int i, n = 0;
     apr_status_t rv;
 
-    rv = acme_store_list_at(&names, staging, p);
+    rv = acme_store_list_matching_at(&names, staging, is_leftover, prefix, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     found = apr_pcalloc(p, sizeof(apr_int64_t) * 2 * (apr_size_t)(names->nelts + 1));
     for (i = 0; i < names->nelts; i++) {
         const char *e = APR_ARRAY_IDX(names, i, const char *);
-        if (is_leftover(e, prefix)) {
-            found[2 * n] = rejected_order(e + strlen(prefix));
-            found[2 * n + 1] = i;
-            n++;
-        }
+        found[2 * n] = rejected_order(e + strlen(prefix));
+        found[2 * n + 1] = i;
+        n++;
     }
     qsort(found, (size_t)n, 2 * sizeof(apr_int64_t), rejected_newest_first);
     for (i = ACME_STORE_REJECTED_KEEP; i < n && rv == APR_SUCCESS; i++) {

@@ -183,6 +183,13 @@ apr_status_t acme_store_sync_fd(int dirfd)
 
 apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool_t *p)
 {
+    return acme_store_list_matching_at(pnames, dirfd, NULL, NULL, p);
+}
+
+apr_status_t acme_store_list_matching_at(apr_array_header_t **pnames, int dirfd,
+                                         acme_store_match_fn *match, const void *baton,
+                                         apr_pool_t *p)
+{
     apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
     struct dirent *e;
     DIR *d = NULL;
@@ -208,7 +215,8 @@ apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool
             rv = errno ? acme_store_os_error() : APR_SUCCESS;
             break;
         }
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            (!match || match(e->d_name, baton))) {
             APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, e->d_name);
         }
     }
