@@ -12,6 +12,9 @@ name answer a handshake, --gracefuls graceful restarts (seconds and the parent's
 with the fallbacks; then, stopped, an active set for each name from a CA of the bench's own is
 put in the store, and the start and the graceful restarts again; "unchanged" is what the
 module's ACME01034 says it found unchanged (no decoding) since its start, where it says so.
+--promote N (with --builds, --runs): a start that activates N staged sets put in staging/
+while stopped, until the last name answers; then the parent's resident [heap] and other
+anonymous memory (/proc/<pid>/smaps).
 
 --none adds the baseline: the same TLS vhosts without any ACME module, one certificate for
 all, so that what mod_ssl itself costs per vhost (start, memory, graceful) is seen beside.
@@ -466,6 +469,66 @@ def restarts(work, pebble, n, builds, runs, gracefuls, limit):
     return out
 
 
+def anon_kib(pid):
+    """Resident KiB of the process's [heap] and of its other anonymous mappings (thread arenas,
+    large allocations, APR's blocks when its allocator uses mmap), from /proc/<pid>/smaps."""
+    heap = other = 0
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:
+                name = head[5] if len(head) > 5 else ""
+            elif line.startswith("Rss:") and name in ("", "[heap]"):
+                if name == "[heap]":
+                    heap += int(head[1])
+                else:
+                    other += int(head[1])
+    return heap, other
+
+
+def promotions(work, pebble, n, builds, runs, limit):
+    """A start that activates n staged sets (copied into staging/ while stopped, as the driver
+    leaves them), for each build in turn: seconds until the last name answers with its set,
+    and the parent's resident heap and other anonymous memory then. Returns one dict per run."""
+    names = [f"d{i}.restart{n}.test" for i in range(n)]
+    sets = make_sets(work, names)
+    dead = f"https://127.0.0.1:{acmetest.free_port()}/dir"
+    out = []
+    for run in range(runs):
+        for label, build in builds:
+            os.environ["top_builddir"] = build
+            h = bench.Server(os.path.join(work, f"promote-{label}-{n}-{run}"), pebble, "acme")
+            h.conf([[x] for x in names])
+            with open(h.conf_path) as f:
+                conf = f.read().replace(pebble.directory, dead)
+            with open(h.conf_path, "w") as f:
+                f.write(conf)
+            staging = os.path.join(h.store, "staging")
+            jobs = os.path.join(h.store, "jobs")
+            os.makedirs(jobs, mode=0o700, exist_ok=True)
+            later = int(time.time()) + 3600
+            for x in names:
+                with open(os.path.join(jobs, f"{x}.json"), "w") as f:
+                    f.write('{"next-run": %d}' % later)
+                shutil.copytree(os.path.join(sets, "archive", x, "1"), os.path.join(staging, x),
+                                copy_function=shutil.copy2)
+            r = {"build": label, "run": run + 1}
+            r["start_promote"] = timed_start(h, names, limit)
+            h.settle(min_age=1.0, timeout=60)
+            activated = h.log_text().count("ACME01020")
+            heap, other = anon_kib(h.pid())
+            r["activated"] = activated
+            r["heap_mib"], r["other_anon_mib"] = heap / 1024, other / 1024
+            h.stop()
+            shutil.rmtree(h.root, ignore_errors=True)
+            print(f"   {label} run {run + 1}: " + ", ".join(
+                f"{k} {fmt_list(v)}" for k, v in r.items() if k not in ("build", "run")),
+                flush=True)
+            out.append(r)
+    return out
+
+
 def fmt_list(v):
     if v is None:
         return "-"
@@ -533,6 +596,9 @@ def main():
                     help="for --restart: label=top_builddir,... measured in turn in each run "
                     "(default: this build)")
     ap.add_argument("--gracefuls", type=int, default=3, help="graceful restarts per phase")
+    ap.add_argument("--promote", type=int, default=0,
+                    help="N: only a start that activates N staged sets (time, the parent's "
+                    "memory), for each of --builds")
     args = ap.parse_args()
     if not os.path.exists(os.path.join(acmetest.MODULES_DIR, "mod_md.so")) and args.md:
         sys.exit("scale: Debian's mod_md is missing (package apache2)")
@@ -545,11 +611,14 @@ def main():
                              env_extra={"PEBBLE_WFE_NONCEREJECT": "0"})
     rows = []
     try:
-        if args.restart:
+        if args.restart or args.promote:
             builds = [tuple(b.split("=", 1)) for b in args.builds.split(",") if b] or \
                 [("this", os.path.dirname(os.path.dirname(acmetest.module_path())))]
-            rows = restarts(work, pebble, args.restart, builds, args.runs, args.gracefuls,
-                            args.limit)
+            if args.restart:
+                rows = restarts(work, pebble, args.restart, builds, args.runs, args.gracefuls,
+                                args.limit)
+            else:
+                rows = promotions(work, pebble, args.promote, builds, args.runs, args.limit)
             keys = [k for k in rows[0] if k not in ("build", "run")]
             print("\n| build | run | " + " | ".join(keys) + " |")
             print("|" + "---|" * (len(keys) + 2))
