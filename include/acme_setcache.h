@@ -12,9 +12,12 @@
  *
  * Memory: acme_setcache_pass starts a pass; what is not looked up or added during a pass is
  * dropped at acme_setcache_pass_done (or at the next pass), so the cache holds entries for the
- * current configuration's domains only.
+ * current configuration's domains only. Outside a pass (between pass_done and the next pass)
+ * lookups miss and nothing is added: the parent's restart thread, which activates sets between
+ * passes (ACMEActivation live) with the same code, neither uses nor grows it.
  *
- * One thread: the parent's post_config. Made in a pool that lives as long as the process.
+ * One thread: the parent's post_config (the restart thread runs only between passes). Made in a
+ * pool that lives as long as the process.
  */
 #ifndef ACME_SETCACHE_H
 #define ACME_SETCACHE_H

@@ -26,6 +26,7 @@ struct acme_setcache_t {
     apr_pool_t *pool;
     generation_t cur;
     generation_t prev; /* pool NULL when dropped */
+    int open;          /* between acme_setcache_pass and acme_setcache_pass_done */
     apr_uint64_t hits;
 };
 
@@ -59,11 +60,13 @@ void acme_setcache_pass(acme_setcache_t *cache)
     generation_drop(&cache->prev);
     cache->prev = cache->cur;
     generation_make(&cache->cur, cache->pool);
+    cache->open = 1;
 }
 
 void acme_setcache_pass_done(acme_setcache_t *cache)
 {
     generation_drop(&cache->prev);
+    cache->open = 0;
 }
 
 static int same_file(const acme_store_file_id_t *a, const acme_store_file_id_t *b)
@@ -88,8 +91,12 @@ static entry_t *entry_add(generation_t *g, const char *dir, const acme_store_fil
 int acme_setcache_get(acme_setcache_t *cache, const char *dir, const acme_store_file_id_t *key_id,
                       const acme_store_file_id_t *chain_id, acme_key_t **pkey, apr_pool_t *p)
 {
-    entry_t *e = apr_hash_get(cache->cur.entries, dir, APR_HASH_KEY_STRING);
+    entry_t *e;
 
+    if (!cache->open) {
+        return 0;
+    }
+    e = apr_hash_get(cache->cur.entries, dir, APR_HASH_KEY_STRING);
     if (!e && cache->prev.entries) {
         e = apr_hash_get(cache->prev.entries, dir, APR_HASH_KEY_STRING);
         if (e) {
@@ -114,7 +121,9 @@ int acme_setcache_get(acme_setcache_t *cache, const char *dir, const acme_store_
 void acme_setcache_put(acme_setcache_t *cache, const char *dir, const acme_store_file_id_t *key_id,
                        const acme_store_file_id_t *chain_id, const acme_key_t *key)
 {
-    entry_add(&cache->cur, dir, key_id, chain_id, key);
+    if (cache->open) {
+        entry_add(&cache->cur, dir, key_id, chain_id, key);
+    }
 }
 
 apr_uint64_t acme_setcache_hits(const acme_setcache_t *cache)
