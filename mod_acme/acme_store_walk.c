@@ -453,12 +453,12 @@ apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const
 apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
                                    int dirfd, const char *name, apr_size_t max, apr_pool_t *p)
 {
-    apr_file_t *f = NULL;
-    apr_size_t len = 0;
+    apr_size_t len = 0, want;
     struct stat st;
+    ssize_t n;
     char *buf;
-    apr_status_t rv;
-    int fd;
+    apr_status_t rv = APR_SUCCESS;
+    int fd = -1;
 
     if (!component_ok(name)) {
         rv = APR_EINVAL;
@@ -473,14 +473,7 @@ apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_fi
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        close(fd);
         rv = ACME_EBADSTORE;
-        goto out;
-    }
-    rv = apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_BINARY, p);
-    if (rv != APR_SUCCESS) {
-        close(fd);
-        f = NULL;
         goto out;
     }
     if (st.st_size < 0 || (apr_uint64_t)st.st_size > max) {
@@ -488,17 +481,29 @@ apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_fi
         goto out;
     }
     /* One byte more than stat promised: more data shows a file written in place while we read,
-     * which no store writer does, and the bound must hold whatever it grows to. */
-    buf = apr_palloc(p, (apr_size_t)st.st_size + 2);
-    rv = apr_file_read_full(f, buf, (apr_size_t)st.st_size + 1, &len);
-    if (rv == APR_SUCCESS) {
+     * which no store writer does, and the bound must hold whatever it grows to. Plain read(),
+     * no apr_file_t: closing one scans every cleanup of its pool, and the parent reads N sets
+     * into pconf, whose cleanups grow with N (O(N^2) per configuration pass). */
+    want = (apr_size_t)st.st_size + 1;
+    buf = apr_palloc(p, want + 1);
+    while (len < want) {
+        n = read(fd, buf + len, want - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rv = acme_store_os_error();
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (apr_size_t)n;
+    }
+    if (len == want) {
         rv = ACME_EBADSTORE;
         goto out;
     }
-    if (rv != APR_EOF) {
-        goto out;
-    }
-    rv = APR_SUCCESS;
     buf[len] = '\0';
     *pdata = buf;
     *plen = len;
@@ -510,8 +515,6 @@ apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_fi
         pid->ctime_ns = (apr_int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
 out:
-    if (f) {
-        apr_file_close(f);
-    }
+    acme_store_close(&fd);
     return rv;
 }
