@@ -40,6 +40,9 @@ apr_status_t acme_key_from_pem(acme_key_t **pkey, const char *pem, apr_size_t le
 apr_status_t acme_key_to_pem(const char **ppem, apr_size_t *plen, const acme_key_t *key,
                              apr_pool_t *p);
 
+/* The same key, living (also) in p: the EVP_PKEY is shared, freed when its last pool goes. */
+acme_key_t *acme_key_ref(const acme_key_t *key, apr_pool_t *p);
+
 acme_key_type_e acme_key_type(const acme_key_t *key);
 EVP_PKEY *acme_key_evp(const acme_key_t *key);
 

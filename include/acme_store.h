@@ -72,10 +72,33 @@ int acme_store_name_ok(const char *name);
 apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
                               apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
 
+/* acme_store_write without fsync of the file and its folder: readers never see a partial file
+ * while the system runs (temp file and rename), but after a crash of the system the file may be
+ * missing, empty or torn. Only for files their reader checks in full and makes anew when they
+ * are bad (the fallback certificates: thousands of fsyncs at a first start). */
+apr_status_t acme_store_write_volatile(acme_store_t *store, const char *relpath, const void *data,
+                                       apr_size_t len, apr_fileperms_t perms, apr_pool_t *p);
+
 /* Reads relpath, NUL-terminated. APR_ENOENT when missing, ACME_ETOOLARGE over max,
  * ACME_EBADSTORE for a link on the way or anything but a plain file with one name. */
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
                              const char *relpath, apr_size_t max, apr_pool_t *p);
+
+/* One version of a file: what changes whenever its content can have changed. A file written
+ * anew (temp file and rename) has another inode; one changed in place another size, mtime or
+ * ctime (ctime cannot be set back from user space). */
+typedef struct acme_store_file_id_t {
+    apr_uint64_t dev;
+    apr_uint64_t ino;
+    apr_int64_t size;
+    apr_int64_t mtime_ns;
+    apr_int64_t ctime_ns;
+} acme_store_file_id_t;
+
+/* acme_store_read, and the identity of the file that was read (from the open descriptor). */
+apr_status_t acme_store_read_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                acme_store_t *store, const char *relpath, apr_size_t max,
+                                apr_pool_t *p);
 
 /* JSON files: written compact and atomically (0600 for safety: job state holds order URLs).
  * read: APR_ENOENT when missing, ACME_EBADSTORE (with the path in the log of the caller) when the
@@ -121,6 +144,16 @@ apr_status_t acme_store_stage(acme_store_t *store, const char *name, const acme_
  * ACME_EBADSTORE with *pwhy when its files do not parse. */
 apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const char *name,
                              int staged, const char **pwhy, apr_pool_t *p);
+
+typedef struct acme_setcache_t acme_setcache_t;
+
+/* acme_store_load of the active set, skipping the key's decoding and the chain's check when
+ * cache says the very same files (acme_store_file_id_t of the key and the chain, in the same
+ * archive generation) were checked before; a set checked now is added to cache. The chain is
+ * always parsed and meta.json read. One thread only (see acme_setcache.h). */
+apr_status_t acme_store_load_active_cached(acme_certset_t **pset, acme_store_t *store,
+                                           const char *name, acme_setcache_t *cache,
+                                           const char **pwhy, apr_pool_t *p);
 
 /* Validates the staged set of name (acme_cert_activation_check with names and now) and makes it
  * the active one. APR_ENOENT when nothing is staged. When validation fails the staged set is

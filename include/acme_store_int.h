@@ -79,6 +79,15 @@ apr_status_t acme_store_sync_fd(int dirfd);
 /* The names in the open folder dirfd, without "." and "..". */
 apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool_t *p);
 
+/* The names in dirfd for which match(name, baton) is 1: only those are kept, so that a look
+ * for a few entries in a folder of N (domains/, staging/) costs no memory per entry. Promotion
+ * looks for its leftovers in domains/ once per set: listing every entry there cost O(N) memory
+ * per set, O(N^2) for a start that activates N sets (docs/performance.md). */
+typedef int acme_store_match_fn(const char *name, const void *baton);
+apr_status_t acme_store_list_matching_at(apr_array_header_t **pnames, int dirfd,
+                                         acme_store_match_fn *match, const void *baton,
+                                         apr_pool_t *p);
+
 /* Removes name below dirfd and everything below it, never following symlinks, whatever the
  * depth of the tree; missing is success. */
 apr_status_t acme_store_remove_at(int dirfd, const char *name, apr_pool_t *p);
@@ -92,10 +101,21 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
                                     const void *data, apr_size_t len, apr_fileperms_t perms,
                                     uid_t uid, gid_t gid, apr_pool_t *p);
 
+/* The same; sync 0 leaves out both fsyncs: after a crash the file may be missing, empty or
+ * torn, which only a file its reader checks and makes anew may accept (acme_store_write_volatile).
+ */
+apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char *name,
+                                     const void *data, apr_size_t len, apr_fileperms_t perms,
+                                     uid_t uid, gid_t gid, int sync, apr_pool_t *p);
+
 /* Reads at most max bytes of name in the open folder dirfd, NUL-terminated; ACME_ETOOLARGE over
  * max, ACME_EBADSTORE for anything but a regular file with one name. */
 apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const char *name,
                                 apr_size_t max, apr_pool_t *p);
+
+/* The same, with the identity of the file read (pid may be NULL). */
+apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                   int dirfd, const char *name, apr_size_t max, apr_pool_t *p);
 
 /* Parses a JSON object of the store into p; ACME_EBADSTORE for anything else. */
 apr_status_t acme_store_parse_object(json_t **pjson, const char *data, apr_size_t len,

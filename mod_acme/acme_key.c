@@ -266,6 +266,14 @@ out:
     return rv;
 }
 
+acme_key_t *acme_key_ref(const acme_key_t *key, apr_pool_t *p)
+{
+    /* The EVP_PKEY is read-only once made: a second owner only counts a reference. */
+    EVP_PKEY_up_ref(key->evp);
+    apr_pool_cleanup_register(p, key->evp, evp_cleanup, apr_pool_cleanup_null);
+    return key_wrap(key->evp, key->type, p);
+}
+
 acme_key_type_e acme_key_type(const acme_key_t *key)
 {
     return key->type;

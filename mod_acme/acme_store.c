@@ -281,8 +281,8 @@ static void split_relpath(const char **pdir, const char **pname, const char *rel
     *pname = slash ? slash + 1 : relpath;
 }
 
-apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
-                              apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
+static apr_status_t write_relpath(acme_store_t *store, const char *relpath, const void *data,
+                                  apr_size_t len, apr_fileperms_t perms, int sync, apr_pool_t *p)
 {
     const char *dir, *name;
     int fd = -1;
@@ -297,14 +297,34 @@ apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const vo
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_write_at(store, fd, name, data ? data : "", len, perms, p);
+    rv = acme_store_write_at_opt(store, fd, name, data ? data : "", len, perms, (uid_t)-1,
+                                 (gid_t)-1, sync, p);
 out:
     acme_store_close(&fd);
     return rv;
 }
 
+apr_status_t acme_store_write(acme_store_t *store, const char *relpath, const void *data,
+                              apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
+{
+    return write_relpath(store, relpath, data, len, perms, 1, p);
+}
+
+apr_status_t acme_store_write_volatile(acme_store_t *store, const char *relpath, const void *data,
+                                       apr_size_t len, apr_fileperms_t perms, apr_pool_t *p)
+{
+    return write_relpath(store, relpath, data, len, perms, 0, p);
+}
+
 apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store,
                              const char *relpath, apr_size_t max, apr_pool_t *p)
+{
+    return acme_store_read_id(pdata, plen, NULL, store, relpath, max, p);
+}
+
+apr_status_t acme_store_read_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                acme_store_t *store, const char *relpath, apr_size_t max,
+                                apr_pool_t *p)
 {
     const char *dir, *name;
     int fd = -1;
@@ -319,7 +339,7 @@ apr_status_t acme_store_read(char **pdata, apr_size_t *plen, acme_store_t *store
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = acme_store_read_at(pdata, plen, fd, name, max, p);
+    rv = acme_store_read_at_id(pdata, plen, pid, fd, name, max, p);
 out:
     acme_store_close(&fd);
     return rv;

@@ -14,6 +14,7 @@
 #include <apr_file_io.h>
 #include <apr_strings.h>
 
+#include "acme_setcache.h"
 #include "acme_store_int.h"
 
 /* The files of a set, in the order they are read and written. */
@@ -32,6 +33,7 @@ static const struct {
 typedef struct set_files_t {
     const char *data[F_COUNT];
     apr_size_t len[F_COUNT];
+    acme_store_file_id_t id[F_COUNT]; /* filled when read from the store */
 } set_files_t;
 
 static void set_why(const char **pwhy, const char *why)
@@ -43,8 +45,9 @@ static void set_why(const char **pwhy, const char *why)
 
 /* 1 when s is prefix followed by one or more characters of [0-9-]. Names never end in such a
  * tail after our markers, so the leftovers of one name never match those of another. */
-static int is_leftover(const char *s, const char *prefix)
+static int is_leftover(const char *s, const void *baton)
 {
+    const char *prefix = baton;
     apr_size_t n = strlen(prefix);
 
     if (strncmp(s, prefix, n) != 0 || s[n] == '\0') {
@@ -61,12 +64,11 @@ static apr_status_t clean_leftovers(int dirfd, const char *prefix, apr_pool_t *p
     int i;
     apr_status_t rv;
 
-    rv = acme_store_list_at(&names, dirfd, p);
+    /* Only the leftovers are kept: domains/ and staging/ hold an entry per certificate. */
+    rv = acme_store_list_matching_at(&names, dirfd, is_leftover, prefix, p);
     for (i = 0; rv == APR_SUCCESS && i < names->nelts; i++) {
         name = APR_ARRAY_IDX(names, i, const char *);
-        if (is_leftover(name, prefix)) {
-            rv = acme_store_remove_at(dirfd, name, p);
-        }
+        rv = acme_store_remove_at(dirfd, name, p);
     }
     return rv;
 }
@@ -134,7 +136,8 @@ static apr_status_t read_set_files(set_files_t *files, int dirfd, const char *wh
     apr_status_t rv = APR_SUCCESS;
 
     for (i = 0; i < F_COUNT; i++) {
-        rv = acme_store_read_at(&data, &len, dirfd, set_file[i].name, set_file[i].max, p);
+        rv = acme_store_read_at_id(&data, &len, &files->id[i], dirfd, set_file[i].name,
+                                   set_file[i].max, p);
         if (i == F_META && APR_STATUS_IS_ENOENT(rv)) {
             data = "{}";
             len = 2;
@@ -194,9 +197,11 @@ out:
     return rv;
 }
 
-/* Loads a set and keeps its raw files. */
+/* Loads a set and keeps its raw files; with cache (the active set only), files checked before
+ * are not decoded and checked again. */
 static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_store_t *store,
-                             const char *name, int staged, const char **pwhy, apr_pool_t *p)
+                             const char *name, int staged, acme_setcache_t *cache,
+                             const char **pwhy, apr_pool_t *p)
 {
     acme_certset_t *set;
     set_files_t files;
@@ -242,6 +247,14 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
     if (rv != APR_SUCCESS) {
         goto out;
     }
+    if (cache &&
+        acme_setcache_get(cache, acme_store_path(store, what, p), &files.id[F_KEY],
+                          &files.id[F_CHAIN], &set->key, p) &&
+        set->key &&
+        acme_cert_chain_parse(&set->chain, files.data[F_CHAIN], files.len[F_CHAIN], p) ==
+            APR_SUCCESS) {
+        goto checked; /* the same files passed the checks below before */
+    }
     rv = acme_key_from_pem(&set->key, files.data[F_KEY], files.len[F_KEY], p);
     if (rv != APR_SUCCESS) {
         set_why(pwhy, apr_psprintf(p, "%s/%s holds no usable private key (%s)", what,
@@ -254,6 +267,11 @@ static apr_status_t load_set(acme_certset_t **pset, set_files_t *pfiles, acme_st
     if (rv != APR_SUCCESS) {
         goto out;
     }
+    if (cache) {
+        acme_setcache_put(cache, acme_store_path(store, what, p), &files.id[F_KEY],
+                          &files.id[F_CHAIN], set->key);
+    }
+checked:
     rv = acme_store_parse_object(&set->meta, files.data[F_META], files.len[F_META], p);
     if (rv != APR_SUCCESS) {
         set_why(pwhy, apr_psprintf(p, "%s/%s is not a JSON object", what, ACME_STORE_META_FILE));
@@ -276,7 +294,14 @@ out:
 apr_status_t acme_store_load(acme_certset_t **pset, acme_store_t *store, const char *name,
                              int staged, const char **pwhy, apr_pool_t *p)
 {
-    return load_set(pset, NULL, store, name, staged, pwhy, p);
+    return load_set(pset, NULL, store, name, staged, NULL, pwhy, p);
+}
+
+apr_status_t acme_store_load_active_cached(acme_certset_t **pset, acme_store_t *store,
+                                           const char *name, acme_setcache_t *cache,
+                                           const char **pwhy, apr_pool_t *p)
+{
+    return load_set(pset, NULL, store, name, 0, cache, pwhy, p);
 }
 
 /* Builds a set in tmp below the open folder dirfd (files written atomically, folder synced) and
@@ -407,7 +432,7 @@ static apr_status_t load_staged_checked(acme_certset_t **pset, set_files_t *pfil
         rv = APR_EINVAL;
         goto out;
     }
-    rv = load_set(pset, pfiles, store, name, 1, pwhy, p);
+    rv = load_set(pset, pfiles, store, name, 1, NULL, pwhy, p);
     if (rv != APR_SUCCESS) {
         goto out;
     }
@@ -609,18 +634,16 @@ static apr_status_t prune_rejected(int staging, const char *prefix, apr_pool_t *
     int i, n = 0;
     apr_status_t rv;
 
-    rv = acme_store_list_at(&names, staging, p);
+    rv = acme_store_list_matching_at(&names, staging, is_leftover, prefix, p);
     if (rv != APR_SUCCESS) {
         return rv;
     }
     found = apr_pcalloc(p, sizeof(apr_int64_t) * 2 * (apr_size_t)(names->nelts + 1));
     for (i = 0; i < names->nelts; i++) {
         const char *e = APR_ARRAY_IDX(names, i, const char *);
-        if (is_leftover(e, prefix)) {
-            found[2 * n] = rejected_order(e + strlen(prefix));
-            found[2 * n + 1] = i;
-            n++;
-        }
+        found[2 * n] = rejected_order(e + strlen(prefix));
+        found[2 * n + 1] = i;
+        n++;
     }
     qsort(found, (size_t)n, 2 * sizeof(apr_int64_t), rejected_newest_first);
     for (i = ACME_STORE_REJECTED_KEEP; i < n && rv == APR_SUCCESS; i++) {

@@ -183,6 +183,13 @@ apr_status_t acme_store_sync_fd(int dirfd)
 
 apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool_t *p)
 {
+    return acme_store_list_matching_at(pnames, dirfd, NULL, NULL, p);
+}
+
+apr_status_t acme_store_list_matching_at(apr_array_header_t **pnames, int dirfd,
+                                         acme_store_match_fn *match, const void *baton,
+                                         apr_pool_t *p)
+{
     apr_array_header_t *names = apr_array_make(p, 8, sizeof(const char *));
     struct dirent *e;
     DIR *d = NULL;
@@ -208,7 +215,8 @@ apr_status_t acme_store_list_at(apr_array_header_t **pnames, int dirfd, apr_pool
             rv = errno ? acme_store_os_error() : APR_SUCCESS;
             break;
         }
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+            (!match || match(e->d_name, baton))) {
             APR_ARRAY_PUSH(names, const char *) = apr_pstrdup(p, e->d_name);
         }
     }
@@ -363,6 +371,13 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
                                     const void *data, apr_size_t len, apr_fileperms_t perms,
                                     uid_t uid, gid_t gid, apr_pool_t *p)
 {
+    return acme_store_write_at_opt(store, dirfd, name, data, len, perms, uid, gid, 1, p);
+}
+
+apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char *name,
+                                     const void *data, apr_size_t len, apr_fileperms_t perms,
+                                     uid_t uid, gid_t gid, int sync, apr_pool_t *p)
+{
     const mode_t mode = perms_mode(perms);
     const char *tmp = NULL, *s = data;
     apr_size_t done = 0;
@@ -403,7 +418,7 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
         done += (apr_size_t)n;
     }
     acme_store_step(store, "fsync");
-    if (fsync(fd) != 0) {
+    if (sync && fsync(fd) != 0) {
         rv = acme_store_os_error();
         goto out;
     }
@@ -420,7 +435,7 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
     }
     tmp = NULL;
     acme_store_step(store, "dirsync");
-    rv = acme_store_sync_fd(dirfd);
+    rv = sync ? acme_store_sync_fd(dirfd) : APR_SUCCESS;
 out:
     acme_store_close(&fd);
     if (tmp) {
@@ -432,12 +447,18 @@ out:
 apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const char *name,
                                 apr_size_t max, apr_pool_t *p)
 {
-    apr_file_t *f = NULL;
-    apr_size_t len = 0;
+    return acme_store_read_at_id(pdata, plen, NULL, dirfd, name, max, p);
+}
+
+apr_status_t acme_store_read_at_id(char **pdata, apr_size_t *plen, acme_store_file_id_t *pid,
+                                   int dirfd, const char *name, apr_size_t max, apr_pool_t *p)
+{
+    apr_size_t len = 0, want;
     struct stat st;
+    ssize_t n;
     char *buf;
-    apr_status_t rv;
-    int fd;
+    apr_status_t rv = APR_SUCCESS;
+    int fd = -1;
 
     if (!component_ok(name)) {
         rv = APR_EINVAL;
@@ -452,14 +473,7 @@ apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const
         goto out;
     }
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
-        close(fd);
         rv = ACME_EBADSTORE;
-        goto out;
-    }
-    rv = apr_os_file_put(&f, &fd, APR_FOPEN_READ | APR_FOPEN_BINARY, p);
-    if (rv != APR_SUCCESS) {
-        close(fd);
-        f = NULL;
         goto out;
     }
     if (st.st_size < 0 || (apr_uint64_t)st.st_size > max) {
@@ -467,23 +481,40 @@ apr_status_t acme_store_read_at(char **pdata, apr_size_t *plen, int dirfd, const
         goto out;
     }
     /* One byte more than stat promised: more data shows a file written in place while we read,
-     * which no store writer does, and the bound must hold whatever it grows to. */
-    buf = apr_palloc(p, (apr_size_t)st.st_size + 2);
-    rv = apr_file_read_full(f, buf, (apr_size_t)st.st_size + 1, &len);
-    if (rv == APR_SUCCESS) {
+     * which no store writer does, and the bound must hold whatever it grows to. Plain read(),
+     * no apr_file_t: closing one scans every cleanup of its pool, and the parent reads N sets
+     * into pconf, whose cleanups grow with N (O(N^2) per configuration pass). */
+    want = (apr_size_t)st.st_size + 1;
+    buf = apr_palloc(p, want + 1);
+    while (len < want) {
+        n = read(fd, buf + len, want - len);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            rv = acme_store_os_error();
+            goto out;
+        }
+        if (n == 0) {
+            break;
+        }
+        len += (apr_size_t)n;
+    }
+    if (len == want) {
         rv = ACME_EBADSTORE;
         goto out;
     }
-    if (rv != APR_EOF) {
-        goto out;
-    }
-    rv = APR_SUCCESS;
     buf[len] = '\0';
     *pdata = buf;
     *plen = len;
-out:
-    if (f) {
-        apr_file_close(f);
+    if (pid) {
+        pid->dev = (apr_uint64_t)st.st_dev;
+        pid->ino = (apr_uint64_t)st.st_ino;
+        pid->size = (apr_int64_t)st.st_size;
+        pid->mtime_ns = (apr_int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+        pid->ctime_ns = (apr_int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
     }
+out:
+    acme_store_close(&fd);
     return rv;
 }

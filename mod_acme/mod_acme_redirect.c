@@ -9,13 +9,17 @@
  * over plain HTTP, and may come for a renewal while a certificate is served).
  *
  * Whether a real certificate is served for a name is what the parent found in post_config
- * (has_active, covers_names), inherited by the children: a request costs one walk of the
- * configured names, no file and no lock. A name only the fallback serves is left alone: a
- * redirect would land the visitor on the self-signed certificate.
+ * (has_active, covers_names), inherited by the children: a request costs two lookups in name
+ * indexes (its domain, then that domain's https port), no walk, no file and no lock. A name only
+ * the fallback serves is left alone: a redirect would land the visitor on the self-signed
+ * certificate.
  *
  * The https port of the Location is found once, after mod_ssl's post_config has asked for each
  * TLS vhost's certificate (vhost_tls): ACMEPortMap https:PORT when given, else the port of the
- * first TLS vhost that uses the certificate, left out when it is 443.
+ * first TLS vhost in the server's list (httpd's list runs from the last configured) that uses
+ * the certificate, left out when it is 443. It is kept in a name index (acme_names.h) keyed by
+ * the domain's name: whatever the number of ACMEDomains, a redirect finds it in constant time,
+ * and post_config finds all ports in one walk of the vhosts.
  */
 #include <string.h>
 
@@ -25,20 +29,28 @@
 #include <http_request.h>
 #include <http_ssl.h>
 
+#include "acme_names.h"
 #include "mod_acme.h"
 
 #define PREFIX_LEN (sizeof(ACME_CHALLENGE_PREFIX) - 1)
 
-/* The https port of each ACMEDomain (same index as conf->domains; 0: 443), for the runtime it
- * was found for. Set in the parent's post_config, inherited by the children. */
+/* The https port of a certificate, found at its first TLS vhost. */
+typedef struct port_slot_t {
+    int port;  /* 0: 443 */
+    int found; /* a TLS vhost uses the certificate */
+} port_slot_t;
+
+/* d->name -> port_slot_t for each certificate, for the runtime it was found for. Set in the
+ * parent's post_config, inherited by the children. */
 static const acme_runtime_t *g_ports_rt;
-static int *g_ports;
+static acme_name_index_t *g_ports;
 
 /* After mod_ssl's post_config: which TLS vhost serves each certificate, and on which port. */
 static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                      server_rec *s)
 {
     acme_runtime_t *rt = acme_runtime();
+    const server_rec *v;
     int i;
 
     (void)plog;
@@ -47,32 +59,26 @@ static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_po
     if (!rt) {
         return OK;
     }
-    g_ports = apr_pcalloc(pconf, sizeof(int) * (apr_size_t)rt->conf->domains->nelts);
+    g_ports = acme_name_index_make(pconf);
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
-        const server_rec *v;
-        for (v = s; v; v = v->next) {
-            const acme_conf_t *vc = acme_conf_get(v);
-            if (vc->vhost_tls && vc->vhost_domain == d) {
-                g_ports[i] = v->addrs && v->addrs->host_port ? v->addrs->host_port : 0;
-                break;
-            }
+        acme_name_index_add(g_ports, d->name, apr_pcalloc(pconf, sizeof(port_slot_t)));
+    }
+    /* In configuration order: the first TLS vhost of each certificate gives its port. */
+    for (v = s; v; v = v->next) {
+        const acme_conf_t *vc = acme_conf_get(v);
+        port_slot_t *slot;
+        if (!vc->vhost_tls || !vc->vhost_domain) {
+            continue;
+        }
+        slot = acme_name_index_get(g_ports, vc->vhost_domain->name);
+        if (slot && !slot->found) {
+            slot->found = 1;
+            slot->port = v->addrs && v->addrs->host_port ? v->addrs->host_port : 0;
         }
     }
     g_ports_rt = rt;
     return OK;
-}
-
-static int domain_index(const acme_runtime_t *rt, const acme_domain_t *d)
-{
-    int i;
-
-    for (i = 0; i < rt->conf->domains->nelts; i++) {
-        if (APR_ARRAY_IDX(rt->conf->domains, i, const acme_domain_t *) == d) {
-            return i;
-        }
-    }
-    return -1;
 }
 
 /* A certificate from the CA, with every configured name, is served for d: some key type's
@@ -91,11 +97,12 @@ static int serves_real(const acme_domain_t *d)
 
 static const char *location(request_rec *r, const acme_runtime_t *rt, const acme_domain_t *d)
 {
-    int port = rt->conf->port_https, i;
+    int port = rt->conf->port_https;
     const char *host = r->hostname, *rest;
+    const port_slot_t *slot;
 
-    if (!port && g_ports_rt == rt && (i = domain_index(rt, d)) >= 0) {
-        port = g_ports[i];
+    if (!port && g_ports_rt == rt && (slot = acme_name_index_get(g_ports, d->name))) {
+        port = slot->port;
     }
     if (strchr(host, ':') && host[0] != '[') {
         host = apr_pstrcat(r->pool, "[", host, "]", NULL); /* an IPv6 address */

@@ -5,6 +5,17 @@ Prints figures per N and the exponent of each cost against N (log-log slope); as
     nice -n 10 /usr/bin/python3 tests/bench/scale.py [--n 10,100,1000] [--md 100]
         [--none 10,100,1000]
 
+--restart N (with --builds label=top_builddir,... and --runs R) times only what a restart
+costs, each build in turn in every run, with N domains whose CA never answers (the driver
+stays idle): configtest, the first start (the N fallbacks made) until the first and the last
+name answer a handshake, --gracefuls graceful restarts (seconds and the parent's CPU seconds)
+with the fallbacks; then, stopped, an active set for each name from a CA of the bench's own is
+put in the store, and the start and the graceful restarts again; "unchanged" is what the
+module's ACME01034 says it found unchanged (no decoding) since its start, where it says so.
+--promote N (with --builds, --runs): a start that activates N staged sets put in staging/
+while stopped, until the last name answers; then the parent's resident [heap] and other
+anonymous memory (/proc/<pid>/smaps).
+
 --none adds the baseline: the same TLS vhosts without any ACME module, one certificate for
 all, so that what mod_ssl itself costs per vhost (start, memory, graceful) is seen beside.
 
@@ -31,6 +42,7 @@ Per N:
 import argparse
 import math
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -321,6 +333,212 @@ def static_throughput(work, pebble, n, runs, seconds):
     return out
 
 
+def make_sets(work, names):
+    """An active certificate set for each name, as the store keeps it, from a CA of the bench's
+    own (EC P-256 keys, 60 days left): archive/<name>/1/ and its folder, in work/sets."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    root = os.path.join(work, "sets")
+    if os.path.isdir(root):
+        return root
+    now = datetime.datetime.now(datetime.timezone.utc)
+    pem = serialization.Encoding.PEM
+
+    def cert(subject, issuer, key, signer, san=None, ca=False):
+        b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+             .public_key(key.public_key()).serial_number(x509.random_serial_number())
+             .not_valid_before(now - datetime.timedelta(hours=1))
+             .not_valid_after(now + datetime.timedelta(days=60))
+             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+        if san:
+            b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        return b.sign(signer, hashes.SHA256()).public_bytes(pem)
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "scale bench CA")])
+    ca_pem = cert(ca_name, ca_name, ca_key, ca_key, ca=True)
+    for name in names:
+        key = ec.generate_private_key(ec.SECP256R1())
+        leaf = cert(x509.Name([]), ca_name, key, ca_key, san=name)
+        d = os.path.join(root, "archive", name, "1")
+        os.makedirs(d, mode=0o700)
+        for fname, data, mode in (
+                ("privkey.pem", key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()), 0o600),
+                ("fullchain.pem", leaf + ca_pem, 0o644), ("meta.json", b"{}", 0o600)):
+            with open(os.path.join(d, fname), "wb") as f:
+                f.write(data)
+            os.chmod(os.path.join(d, fname), mode)
+    return root
+
+
+def install_sets(h, sets, names):
+    """The sets of make_sets made the active ones of h's store (copies: one name per file)."""
+    for name in names:
+        dst = os.path.join(h.store, "archive", name)
+        os.makedirs(os.path.join(h.store, "archive"), mode=0o700, exist_ok=True)
+        shutil.copytree(os.path.join(sets, "archive", name), dst, copy_function=shutil.copy2)
+        os.makedirs(os.path.join(h.store, "domains"), mode=0o700, exist_ok=True)
+        os.symlink(f"../archive/{name}/1", os.path.join(h.store, "domains", name))
+
+
+def timed_graceful(h, name, limit):
+    """SIGUSR1 -> the new generation configured (AH00489) and answering a handshake for name:
+    (seconds, CPU seconds the parent used meanwhile)."""
+    h.settle(min_age=1.0, timeout=60)
+    before = h.log_text().count("AH00489")
+    pid = h.pid()
+    c0, t = cpu_seconds(pid), time.monotonic()
+    h.graceful()
+    while time.monotonic() < t + limit:
+        if h.log_text().count("AH00489") > before and handshake_ok(h, name):
+            return time.monotonic() - t, cpu_seconds(pid) - c0
+        time.sleep(0.01)
+    return None, None
+
+
+def timed_start(h, names, limit):
+    """apache2 -k start -> a handshake answered for the first and the last name: seconds."""
+    t0 = time.monotonic()
+    r = run_httpd(h, "-k", "start")
+    if r.returncode != 0:
+        raise RuntimeError(f"httpd did not start: {r.stdout}{r.stderr}")
+    while time.monotonic() < t0 + limit and not (handshake_ok(h, names[0]) and
+                                                 handshake_ok(h, names[-1])):
+        time.sleep(0.01)
+    h.started_pids.add(h.pid())
+    return time.monotonic() - t0
+
+
+def restarts(work, pebble, n, builds, runs, gracefuls, limit):
+    """Configtest, first start and graceful restarts of n domains whose CA never answers (the
+    job files say to try in an hour: the driver stays idle), for each build (label, top_builddir)
+    in turn, runs times: first with only the fallbacks (made at the first start), then with an
+    active set for each (copied into the store while stopped). Returns one dict per run."""
+    names = [f"d{i}.restart{n}.test" for i in range(n)]
+    sets = make_sets(work, names)
+    dead = f"https://127.0.0.1:{acmetest.free_port()}/dir"
+    out = []
+    for run in range(runs):
+        for label, build in builds:
+            os.environ["top_builddir"] = build
+            h = bench.Server(os.path.join(work, f"restart-{label}-{n}-{run}"), pebble, "acme")
+            h.conf([[x] for x in names])
+            with open(h.conf_path) as f:
+                conf = f.read().replace(pebble.directory, dead)
+            with open(h.conf_path, "w") as f:
+                f.write(conf)
+            jobs = os.path.join(h.store, "jobs")
+            os.makedirs(jobs, mode=0o700, exist_ok=True)
+            later = int(time.time()) + 3600
+            for x in names:
+                with open(os.path.join(jobs, f"{x}.json"), "w") as f:
+                    f.write('{"next-run": %d}' % later)
+            r = {"build": label, "run": run + 1}
+            t = time.monotonic()
+            if run_httpd(h, "-t").returncode != 0:
+                raise RuntimeError("configtest failed")
+            r["configtest"] = time.monotonic() - t
+            r["start_fb"] = timed_start(h, names, limit)
+            g = [timed_graceful(h, names[-1], limit) for _ in range(gracefuls)]
+            r["graceful_fb"] = [x for x, _ in g]
+            r["graceful_fb_cpu"] = [x for _, x in g]
+            h.settle(min_age=1.0, timeout=60)
+            h.stop()
+            install_sets(h, sets, names)
+            r["start_sets"] = timed_start(h, names, limit)
+            issuer = acmetest.tls_peer_cert(h.https_port, names[-1]).issuer.rfc4514_string()
+            if "scale bench CA" not in issuer:
+                raise RuntimeError(f"{names[-1]}: the installed set is not served\n"
+                                   f"{h.log_text()[-3000:]}")
+            g = [timed_graceful(h, names[-1], limit) for _ in range(gracefuls)]
+            r["graceful_sets"] = [x for x, _ in g]
+            r["graceful_sets_cpu"] = [x for _, x in g]
+            found = re.findall(r"; (\d+) found unchanged", h.log_text())
+            r["unchanged"] = int(found[-1]) if found else None  # ACME01034, mod_acme_certs.c
+            h.settle(min_age=1.0, timeout=60)
+            h.stop()
+            shutil.rmtree(h.root, ignore_errors=True)
+            print(f"   {label} run {run + 1}: " + ", ".join(
+                f"{k} {fmt_list(v)}" for k, v in r.items() if k not in ("build", "run")),
+                flush=True)
+            out.append(r)
+    return out
+
+
+def anon_kib(pid):
+    """Resident KiB of the process's [heap] and of its other anonymous mappings (thread arenas,
+    large allocations, APR's blocks when its allocator uses mmap), from /proc/<pid>/smaps."""
+    heap = other = 0
+    name = ""
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if head and "-" in head[0] and len(head) >= 5:
+                name = head[5] if len(head) > 5 else ""
+            elif line.startswith("Rss:") and name in ("", "[heap]"):
+                if name == "[heap]":
+                    heap += int(head[1])
+                else:
+                    other += int(head[1])
+    return heap, other
+
+
+def promotions(work, pebble, n, builds, runs, limit):
+    """A start that activates n staged sets (copied into staging/ while stopped, as the driver
+    leaves them), for each build in turn: seconds until the last name answers with its set,
+    and the parent's resident heap and other anonymous memory then. Returns one dict per run."""
+    names = [f"d{i}.restart{n}.test" for i in range(n)]
+    sets = make_sets(work, names)
+    dead = f"https://127.0.0.1:{acmetest.free_port()}/dir"
+    out = []
+    for run in range(runs):
+        for label, build in builds:
+            os.environ["top_builddir"] = build
+            h = bench.Server(os.path.join(work, f"promote-{label}-{n}-{run}"), pebble, "acme")
+            h.conf([[x] for x in names])
+            with open(h.conf_path) as f:
+                conf = f.read().replace(pebble.directory, dead)
+            with open(h.conf_path, "w") as f:
+                f.write(conf)
+            staging = os.path.join(h.store, "staging")
+            jobs = os.path.join(h.store, "jobs")
+            os.makedirs(jobs, mode=0o700, exist_ok=True)
+            later = int(time.time()) + 3600
+            for x in names:
+                with open(os.path.join(jobs, f"{x}.json"), "w") as f:
+                    f.write('{"next-run": %d}' % later)
+                shutil.copytree(os.path.join(sets, "archive", x, "1"), os.path.join(staging, x),
+                                copy_function=shutil.copy2)
+            r = {"build": label, "run": run + 1}
+            r["start_promote"] = timed_start(h, names, limit)
+            h.settle(min_age=1.0, timeout=60)
+            activated = h.log_text().count("ACME01020")
+            heap, other = anon_kib(h.pid())
+            r["activated"] = activated
+            r["heap_mib"], r["other_anon_mib"] = heap / 1024, other / 1024
+            h.stop()
+            shutil.rmtree(h.root, ignore_errors=True)
+            print(f"   {label} run {run + 1}: " + ", ".join(
+                f"{k} {fmt_list(v)}" for k, v in r.items() if k not in ("build", "run")),
+                flush=True)
+            out.append(r)
+    return out
+
+
+def fmt_list(v):
+    if v is None:
+        return "-"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, list):
+        return "/".join("-" if x is None else f"{x:.2f}" for x in v)
+    return f"{v:.2f}"
+
+
 def slope(points):
     """Least-squares slope of log(cost) against log(N)."""
     pts = [(math.log(n), math.log(v)) for n, v in points if v and v > 0]
@@ -371,6 +589,16 @@ def main():
     ap.add_argument("--runs", type=int, default=3, help="runs of each for --static")
     ap.add_argument("--seconds", type=int, default=5, help="wrk seconds per run for --static")
     ap.add_argument("--limit", type=float, default=1500, help="seconds allowed per start")
+    ap.add_argument("--restart", type=int, default=0,
+                    help="N: only configtest, first start and graceful restarts with N domains "
+                    "whose CA never answers, with fallbacks and then with active sets")
+    ap.add_argument("--builds", default="",
+                    help="for --restart: label=top_builddir,... measured in turn in each run "
+                    "(default: this build)")
+    ap.add_argument("--gracefuls", type=int, default=3, help="graceful restarts per phase")
+    ap.add_argument("--promote", type=int, default=0,
+                    help="N: only a start that activates N staged sets (time, the parent's "
+                    "memory), for each of --builds")
     args = ap.parse_args()
     if not os.path.exists(os.path.join(acmetest.MODULES_DIR, "mod_md.so")) and args.md:
         sys.exit("scale: Debian's mod_md is missing (package apache2)")
@@ -383,6 +611,29 @@ def main():
                              env_extra={"PEBBLE_WFE_NONCEREJECT": "0"})
     rows = []
     try:
+        if args.restart or args.promote:
+            builds = [tuple(b.split("=", 1)) for b in args.builds.split(",") if b] or \
+                [("this", os.path.dirname(os.path.dirname(acmetest.module_path())))]
+            if args.restart:
+                rows = restarts(work, pebble, args.restart, builds, args.runs, args.gracefuls,
+                                args.limit)
+            else:
+                rows = promotions(work, pebble, args.promote, builds, args.runs, args.limit)
+            keys = [k for k in rows[0] if k not in ("build", "run")]
+            print("\n| build | run | " + " | ".join(keys) + " |")
+            print("|" + "---|" * (len(keys) + 2))
+            for r in rows:
+                print(f"| {r['build']} | {r['run']} | " +
+                      " | ".join(fmt_list(r[k]) for k in keys) + " |")
+            for label, _ in builds:
+                medians = []
+                for k in keys:
+                    vals = [x for r in rows if r["build"] == label
+                            for x in (r[k] if isinstance(r[k], list) else [r[k]])
+                            if x is not None]
+                    medians.append(f"{k} {statistics.median(vals):.2f}" if vals else f"{k} -")
+                print(f"{label}: medians " + ", ".join(medians))
+            return
         if args.static:
             out = static_throughput(work, pebble, args.static, args.runs, args.seconds)
             a, b = statistics.median(out["acme"]), statistics.median(out["none"])

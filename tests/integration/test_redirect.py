@@ -219,3 +219,26 @@ def test_port_map_decides_what_can_answer(httpd_factory):
     assert r.returncode != 0
     assert "ACME03511: ACMEChallenges tls-alpn-01 (ACMEDomain pm.test): ACMEPortMap " \
         "https:8443 says" in r.stderr, r.stderr
+
+
+def test_each_certificate_redirects_to_the_port_of_its_tls_vhost(httpd_factory):
+    """Without ACMEPortMap, the Location of each certificate's names carries the port of the
+    TLS vhost that serves that certificate (found by name, in constant time, per request),
+    not another certificate's."""
+    h = httpd_factory()
+    other_port = acmetest.free_port()
+    two = (f"<VirtualHost 127.0.0.1:{other_port}>\n    ServerName two.test\n"
+           "    SSLEngine on\n</VirtualHost>\n")
+    h.write_conf(f"Listen 127.0.0.1:{other_port}\n" + ACCOUNT + "ACMERequireHttps temporary\n"
+                 "ACMEDomain one.test\nACMEDomain two.test\nACMEDomain three.test\n" +
+                 h.ssl_vhost("one.test") + two + h.ssl_vhost("three.test"))
+    h.start()
+    wait_real_cert(h, "one.test")
+    wait_real_cert(h, "three.test")
+    acmetest.wait_until(lambda: not issuer_is_self(acmetest.tls_peer_cert(other_port,
+                                                                          "two.test")),
+                        30, "two.test: the CA's certificate on the other port")
+    for name, port in (("one.test", h.https_port), ("two.test", other_port),
+                       ("three.test", h.https_port)):
+        status, headers = wait_redirect(h, name, "/p")
+        assert (status, headers["location"]) == (302, f"https://{name}:{port}/p"), name

@@ -3,6 +3,7 @@
  * leftovers, and threads working on different names. The file layer is tested in test_store.c. */
 #include <apr_thread_proc.h>
 
+#include "acme_setcache.h"
 #include "store_util.h"
 
 /* The reason given names what is wrong, as the operator reads it in the log. */
@@ -603,6 +604,128 @@ static void check_staged_agrees_with_promote(void **state)
     }
 }
 
+/* ---- the parent's cache of checked sets (acme_setcache.h) ---- */
+
+static const char *key_pem_of(const acme_key_t *key, apr_pool_t *p)
+{
+    const char *pem;
+    apr_size_t len;
+
+    assert_int_equal(acme_key_to_pem(&pem, &len, key, p), APR_SUCCESS);
+    return pem;
+}
+
+/* An unchanged active set is decoded once across passes; a key changed in place (same inode,
+ * another key of the same size) or replaced is decoded and checked again and refused. */
+static void cached_load_checks_changed_files_again(void **state)
+{
+    fx_t *fx = *state;
+    tset_t s = valid_set(fx->p);
+    acme_setcache_t *cache = acme_setcache_create(fx->p);
+    const char *kpath = acme_store_path(fx->store, "archive/" NAME "/1/privkey.pem", fx->p);
+    acme_certset_t *set = NULL;
+    const char *why = NULL;
+    int pass;
+
+    stage_ok(fx->store, &s, fx->p);
+    promote_ok(fx->store, fx->p);
+    for (pass = 0; pass < 3; pass++) {
+        acme_setcache_pass(cache);
+        set = NULL;
+        assert_int_equal(acme_store_load_active_cached(&set, fx->store, NAME, cache, &why, fx->p),
+                         APR_SUCCESS);
+        assert_true(
+            acme_cert_matches_key(APR_ARRAY_IDX(set->chain, 0, const acme_cert_t *), set->key));
+        assert_string_equal(key_pem_of(set->key, fx->p), key_pem_of(s.key, fx->p));
+        assert_string_equal(acme_json_str(set->meta, "source"), "test");
+        acme_setcache_pass_done(cache);
+        assert_int_equal(acme_setcache_hits(cache), pass); /* decoded at the first pass only */
+        assert_int_equal(acme_setcache_count(cache), 1);
+    }
+
+    /* Rewritten in place with another key: mtime and ctime move, the set is checked again. */
+    put_file(kpath, key_pem_of(make_key(fx->p), fx->p));
+    acme_setcache_pass(cache);
+    why = NULL;
+    assert_int_equal(acme_store_load_active_cached(&set, fx->store, NAME, cache, &why, fx->p),
+                     ACME_EBADSTORE);
+    assert_why(why, "does not match the private key");
+    assert_int_equal(acme_setcache_hits(cache), 2);
+
+    /* Put back (a new inode): checked again, good again, and then known. */
+    assert_int_equal(unlink(kpath), 0);
+    put_file(kpath, key_pem_of(s.key, fx->p));
+    assert_int_equal(chmod(kpath, 0600), 0);
+    acme_setcache_pass(cache);
+    assert_int_equal(acme_store_load_active_cached(&set, fx->store, NAME, cache, &why, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_setcache_hits(cache), 2);
+    acme_setcache_pass(cache);
+    assert_int_equal(acme_store_load_active_cached(&set, fx->store, NAME, cache, &why, fx->p),
+                     APR_SUCCESS);
+    assert_int_equal(acme_setcache_hits(cache), 3);
+
+    /* A pass that no longer loads it (the domain was removed) drops it. */
+    acme_setcache_pass(cache);
+    acme_setcache_pass_done(cache);
+    assert_int_equal(acme_setcache_count(cache), 0);
+}
+
+/* Entries hit only for the very same files: each field of the identity counts. */
+static void setcache_hits_only_the_same_files(void **state)
+{
+    fx_t *fx = *state;
+    acme_setcache_t *cache = acme_setcache_create(fx->p);
+    const acme_store_file_id_t k = {1, 2, 3, 4, 5}, c = {1, 7, 8, 9, 10};
+    acme_store_file_id_t other;
+    acme_key_t *key = make_key(fx->p), *got = NULL;
+    int field;
+
+    /* Outside a pass (the restart thread's live activations): nothing kept, nothing found. */
+    acme_setcache_put(cache, "/s/fallback/a", &k, &c, key);
+    assert_false(acme_setcache_get(cache, "/s/fallback/a", &k, &c, NULL, fx->p));
+    acme_setcache_pass(cache);
+    assert_false(acme_setcache_get(cache, "/s/fallback/a", &k, &c, NULL, fx->p));
+    acme_setcache_put(cache, "/s/fallback/a", &k, &c, key);
+    assert_true(acme_setcache_get(cache, "/s/fallback/a", &k, &c, &got, fx->p));
+    assert_non_null(got);
+    assert_int_equal(EVP_PKEY_eq(acme_key_evp(got), acme_key_evp(key)), 1);
+    assert_false(acme_setcache_get(cache, "/s/fallback/b", &k, &c, NULL, fx->p));
+    for (field = 0; field < 10; field++) {
+        acme_setcache_put(cache, "/s/fallback/a", &k, &c, NULL);
+        other = field < 5 ? k : c;
+        switch (field % 5) {
+        case 0:
+            other.dev++;
+            break;
+        case 1:
+            other.ino++;
+            break;
+        case 2:
+            other.size++;
+            break;
+        case 3:
+            other.mtime_ns++;
+            break;
+        default:
+            other.ctime_ns++;
+            break;
+        }
+        assert_false(acme_setcache_get(cache, "/s/fallback/a", field < 5 ? &other : &k,
+                                       field < 5 ? &c : &other, NULL, fx->p));
+        /* A stale entry is forgotten: the same files again miss until put back. */
+        assert_false(acme_setcache_get(cache, "/s/fallback/a", &k, &c, NULL, fx->p));
+    }
+    /* Kept across one pass when used, dropped when a pass does not use it. */
+    acme_setcache_put(cache, "/s/fallback/a", &k, &c, NULL);
+    acme_setcache_pass(cache);
+    assert_true(acme_setcache_get(cache, "/s/fallback/a", &k, &c, NULL, fx->p));
+    acme_setcache_pass(cache);
+    acme_setcache_pass_done(cache);
+    acme_setcache_pass(cache);
+    assert_false(acme_setcache_get(cache, "/s/fallback/a", &k, &c, NULL, fx->p));
+}
+
 static const struct CMUnitTest tests[] = {
     STORE_TEST(stage_checks_and_loads),
     STORE_TEST(load_refuses_broken_sets),
@@ -616,6 +739,8 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(promote_over_a_deep_planted_tree),
     STORE_TEST(threads_on_different_names),
     STORE_TEST(check_staged_agrees_with_promote),
+    STORE_TEST(cached_load_checks_changed_files_again),
+    STORE_TEST(setcache_hits_only_the_same_files),
 };
 
 UNIT_MAIN("store_set", tests)
