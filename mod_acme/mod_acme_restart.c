@@ -3,7 +3,9 @@
  *
  * mod_watchdog has no parent instances on Unix and a child running as the User cannot signal
  * the root parent, so the driver (in a child) leaves a flag file in the store and this small
- * thread of the parent polls for it and signals its own process. It is created in post_config
+ * thread of the parent waits for it and signals its own process. On Linux it sleeps on inotify
+ * until the flag is written into staging/ (and looks anyway every WAIT_MAX); elsewhere, or when
+ * inotify cannot be had, it looks every POLL_INTERVAL. It is created in post_config
  * of the generation that serves (never in the short first pass, never in one-process mode,
  * where httpd has no restart handler), blocks every signal, has its own unmanaged pool, never
  * waits on the main thread, and is joined by a pre-cleanup of pconf at the next restart.
@@ -23,6 +25,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <poll.h>
+#include <sys/inotify.h>
+#endif
 
 #include <apr_atomic.h>
 #include <apr_getopt.h>
@@ -34,7 +40,10 @@
 
 #include "mod_acme.h"
 
-#define POLL_INTERVAL    apr_time_from_msec(50)
+#define POLL_INTERVAL apr_time_from_msec(50)
+/* Woken by inotify: the longest sleep (a flag whose event was lost, a restart put off by the
+ * guards below, which are all seconds long). */
+#define WAIT_MAX         apr_time_from_sec(1)
 #define LAST_RESTART_KEY "mod_acme-last-restart"
 /* After a flag was ignored, the next look waits: a program that plants flags in a loop gets a
  * log line every IGNORED_PAUSE, not every poll. */
@@ -54,6 +63,8 @@ typedef struct restarter_t {
     apr_pool_t *pool; /* unmanaged: the thread's, freed after the join */
     apr_thread_t *thread;
     int staging_fd;                /* staging/, opened without following a link */
+    int notify_fd;                 /* inotify watching staging/, or -1: then polled */
+    int wake[2];                   /* a byte in wake[1] ends the wait: the thread stops */
     const char *flag;              /* the flag's absolute path, for messages */
     const char *flag_rel;          /* its name inside staging/ */
     apr_time_t *last_restart;      /* in the process pool: survives generations */
@@ -283,9 +294,50 @@ static const char *staged_sets_passing(restarter_t *r, apr_time_t now, const cha
     return names->nelts ? apr_pstrcat(p, " ", join(names, " ", p), NULL) : "";
 }
 
+/* Sleeps up to t, less when the flag is written or the thread is to stop. Returns 1 when
+ * inotify told that the flag was written (or that events were lost), else 0. */
+static int restarter_wait(restarter_t *r, apr_interval_time_t t)
+{
+#ifdef __linux__
+    union {
+        struct inotify_event ev;
+        char bytes[4096];
+    } buf;
+    struct pollfd fds[2];
+    ssize_t n;
+    int hit = 0;
+
+    if (r->notify_fd >= 0) {
+        fds[0].fd = r->notify_fd;
+        fds[1].fd = r->wake[0];
+        fds[0].events = fds[1].events = POLLIN;
+        fds[0].revents = fds[1].revents = 0;
+        if (poll(fds, 2, (int)apr_time_as_msec(t)) <= 0 || !(fds[0].revents & POLLIN)) {
+            return 0;
+        }
+        /* Events for every name in staging/ (the driver writes sets there too): only the
+         * flag's, or a lost queue, is worth a look. */
+        while ((n = read(r->notify_fd, buf.bytes, sizeof(buf.bytes))) > 0) {
+            ssize_t off = 0;
+            while (off + (ssize_t)sizeof(struct inotify_event) <= n) {
+                const struct inotify_event *ev = (const void *)(buf.bytes + off);
+                if ((ev->mask & IN_Q_OVERFLOW) || (ev->len && strcmp(ev->name, r->flag_rel) == 0)) {
+                    hit = 1;
+                }
+                off += (ssize_t)sizeof(struct inotify_event) + (ssize_t)ev->len;
+            }
+        }
+        return hit;
+    }
+#endif
+    apr_sleep(t < POLL_INTERVAL ? t : POLL_INTERVAL);
+    return 0;
+}
+
 static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *data)
 {
     restarter_t *r = data;
+    apr_interval_time_t wait = POLL_INTERVAL; /* the first look: once the MPM runs */
     apr_pool_t *iter;
     sigset_t all;
 
@@ -297,19 +349,25 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
     }
     while (!apr_atomic_read32(&r->stop)) {
         const char *names, *why, *forced;
-        int live;
+        int live, woken;
         apr_time_t now;
         test_result_e test;
 
-        apr_sleep(POLL_INTERVAL);
+        woken = restarter_wait(r, wait);
+        wait = WAIT_MAX;
         apr_pool_clear(iter);
         /* httpd handles SIGUSR1 only once the MPM runs; before that it would end the server. */
         if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_RUN_MPM) {
+            wait = POLL_INTERVAL;
             continue;
         }
         now = apr_time_now();
         if (now < r->next_look || !flag_present(r, now)) {
             continue;
+        }
+        if (woken) {
+            acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, r->s,
+                           "ACME02214: %s was written (inotify woke the restart thread)", r->flag);
         }
         /* ACMEActivation live: promoted and handed to the children here, without a restart;
          * the flag goes when nothing else waits for one (mod_acme_live.c). */
@@ -389,14 +447,52 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
     return NULL;
 }
 
+static void restarter_close(restarter_t *r)
+{
+    int *fds[] = {&r->staging_fd, &r->notify_fd, &r->wake[0], &r->wake[1]};
+    apr_size_t k;
+
+    for (k = 0; k < sizeof(fds) / sizeof(fds[0]); k++) {
+        if (*fds[k] >= 0) {
+            close(*fds[k]);
+            *fds[k] = -1;
+        }
+    }
+}
+
+/* Lets the thread sleep until the flag is written (Linux); without inotify it polls. The watch
+ * is on staging/ as opened (its descriptor's /proc path): a link planted since is not followed,
+ * and the folder is never watched by name. */
+static void restarter_notify(restarter_t *r, apr_pool_t *p)
+{
+#ifdef __linux__
+    const char *dir = apr_psprintf(p, "/proc/self/fd/%d", r->staging_fd);
+
+    r->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (r->notify_fd >= 0 &&
+        (inotify_add_watch(r->notify_fd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0 ||
+         pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0)) {
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, APR_FROM_OS_ERROR(errno), r->s,
+                       "ACME02215: cannot watch %s with inotify; looking for the restart flag "
+                       "every %d ms instead",
+                       dir, (int)apr_time_as_msec(POLL_INTERVAL));
+        close(r->notify_fd);
+        r->notify_fd = -1;
+    }
+#endif
+}
+
 static apr_status_t restarter_join(void *data)
 {
     restarter_t *r = data;
     apr_status_t trv;
 
     apr_atomic_set32(&r->stop, 1);
+    if (r->wake[1] >= 0 && write(r->wake[1], "", 1) < 0) {
+        /* the thread then ends within WAIT_MAX */
+    }
     apr_thread_join(&trv, r->thread);
-    close(r->staging_fd);
+    restarter_close(r);
     apr_pool_destroy(r->pool);
     return APR_SUCCESS;
 }
@@ -419,7 +515,7 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     r->rt = rt;
     r->s = rt->s;
     r->pool = p;
-    r->staging_fd = -1;
+    r->staging_fd = r->notify_fd = r->wake[0] = r->wake[1] = -1;
     r->forced = "";
     r->flag = acme_store_path(rt->store, ACME_RESTART_FLAG, p);
     r->flag_rel = slash + 1;
@@ -450,6 +546,9 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
         rv = APR_FROM_OS_ERROR(errno);
     }
     if (rv == APR_SUCCESS) {
+        restarter_notify(r, p);
+    }
+    if (rv == APR_SUCCESS) {
         /* What the configtest runs, for the operator who wonders. */
         const char *cmd = "";
         int i;
@@ -470,9 +569,7 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
         acme_log_error(APLOG_MARK, APLOG_EMERG, rv, rt->s,
                        "ACME01071: cannot start the restart thread; set ACMEAutoRestart off to run "
                        "without it");
-        if (r->staging_fd >= 0) {
-            close(r->staging_fd);
-        }
+        restarter_close(r);
         apr_pool_destroy(p);
         return rv;
     }

@@ -254,3 +254,22 @@ def test_stop_while_the_configtest_hangs(httpd_factory, tmp_path):
             os.close(fd)
             for p in h.processes():
                 os.kill(p, signal.SIGKILL)
+
+
+def test_the_parent_is_woken_when_the_flag_is_written(httpd_factory):
+    """On Linux the restart thread sleeps on inotify until the driver writes the restart flag
+    after staging (ACME02214), instead of looking for it every 50 ms; the certificate is then
+    activated and served as before, and the flag is gone."""
+    h = httpd_factory()
+    name = "woken.test"
+    h.write_conf(ACCOUNT + f"ACMEDomain {name}\n" + h.ssl_vhost(name))
+    h.start()
+    wait_real_cert(h, name)
+    log = h.log_text()
+    assert "ACME02215" not in log, log[-3000:]
+    flag = os.path.join(h.store, "staging", "restart.wanted")
+    woken = [l for l in log.splitlines() if "ACME02214" in l]
+    assert woken and f"{flag} was written" in woken[0], log[-3000:]
+    restarted = [i for i, l in enumerate(log.splitlines()) if "ACME01070" in l]
+    assert restarted and log.splitlines().index(woken[0]) < restarted[0]
+    assert not os.path.lexists(flag)
