@@ -321,10 +321,15 @@ static int restarter_wait(restarter_t *r, apr_interval_time_t t)
             ssize_t off = 0;
             while (off + (ssize_t)sizeof(struct inotify_event) <= n) {
                 const struct inotify_event *ev = (const void *)(buf.bytes + off);
-                if ((ev->mask & IN_Q_OVERFLOW) || (ev->len && strcmp(ev->name, r->flag_rel) == 0)) {
+                off += (ssize_t)sizeof(struct inotify_event) + (ssize_t)ev->len;
+                if (off > n) {
+                    break; /* not a whole event: the name is not looked at */
+                }
+                if ((ev->mask & IN_Q_OVERFLOW) ||
+                    (ev->len && strnlen(ev->name, ev->len) < ev->len &&
+                     strcmp(ev->name, r->flag_rel) == 0)) {
                     hit = 1;
                 }
-                off += (ssize_t)sizeof(struct inotify_event) + (ssize_t)ev->len;
             }
         }
         return hit;
@@ -469,15 +474,17 @@ static void restarter_notify(restarter_t *r, apr_pool_t *p)
     const char *dir = apr_psprintf(p, "/proc/self/fd/%d", r->staging_fd);
 
     r->notify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (r->notify_fd >= 0 &&
-        (inotify_add_watch(r->notify_fd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0 ||
-         pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0)) {
+    if (r->notify_fd < 0 ||
+        inotify_add_watch(r->notify_fd, dir, IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0 ||
+        pipe2(r->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
         acme_log_error(APLOG_MARK, APLOG_DEBUG, APR_FROM_OS_ERROR(errno), r->s,
                        "ACME02215: cannot watch %s with inotify; looking for the restart flag "
                        "every %d ms instead",
                        dir, (int)apr_time_as_msec(POLL_INTERVAL));
-        close(r->notify_fd);
-        r->notify_fd = -1;
+        if (r->notify_fd >= 0) {
+            close(r->notify_fd);
+            r->notify_fd = -1;
+        }
     }
 #endif
 }
