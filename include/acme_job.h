@@ -43,6 +43,15 @@ typedef struct acme_job_t {
     /* Fingerprint of the configuration the last failed attempt ran with (the caller's, up to 64
      * characters of [0-9a-f]), or NULL: a start with another one need not wait for next_run. */
     const char *config;
+    /* The CA's renewal information (ACME ARI) for the certificate served, kept until the CA's
+     * time to ask again so that a restart does not ask again: the certificate it is for (its
+     * ARI certID, up to 1024 characters; NULL: nothing kept), when to ask again, and unless the
+     * CA had none for it, its window as given, the renewal time picked in it and its
+     * explanationURL (up to 511 characters, or NULL). */
+    const char *ari_cert;
+    apr_time_t ari_check_at;
+    apr_time_t ari_start, ari_end, ari_renew_at;
+    const char *ari_explanation;
 } acme_job_t;
 
 /* The challenge type name as kept in a job file: one of the three we answer, else NULL. */

@@ -53,6 +53,30 @@ const char *acme_job_chal_type(const char *s)
     return NULL;
 }
 
+/* The "ari" member: kept only whole, with a window that is one (end after start) and a
+ * renewal time in it; anything else is as if nothing were kept (the CA is asked again). */
+static void job_load_ari(acme_job_t *job, const json_t *a, apr_pool_t *p)
+{
+    if (!json_is_object(a)) {
+        return;
+    }
+    job->ari_cert = str_member(a, "cert", 1024, p);
+    job->ari_check_at = time_member(a, "check-at");
+    job->ari_start = time_member(a, "window-start");
+    job->ari_end = time_member(a, "window-end");
+    job->ari_renew_at = time_member(a, "renew-at");
+    job->ari_explanation = str_member(a, "explanation", 511, p);
+    if (!job->ari_cert || !job->ari_check_at) {
+        job->ari_cert = NULL;
+        job->ari_check_at = 0;
+    }
+    if (!job->ari_cert || job->ari_end <= job->ari_start || job->ari_renew_at < job->ari_start ||
+        job->ari_renew_at > job->ari_end) {
+        job->ari_start = job->ari_end = job->ari_renew_at = 0;
+        job->ari_explanation = NULL;
+    }
+}
+
 apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *name, apr_pool_t *p)
 {
     acme_job_t *job = acme_job_make(name, p);
@@ -81,6 +105,7 @@ apr_status_t acme_job_load(acme_job_t **pjob, acme_store_t *store, const char *n
     if (job->config && strspn(job->config, "0123456789abcdef") != strlen(job->config)) {
         job->config = NULL;
     }
+    job_load_ari(job, json_object_get(j, "ari"), p);
     fails = json_object_get(j, "failures");
     job->failures = json_is_integer(fails) && json_integer_value(fails) > 0 &&
                             json_integer_value(fails) < 100000
@@ -137,6 +162,21 @@ apr_status_t acme_job_save(acme_store_t *store, const acme_job_t *job, apr_pool_
     }
     if (job->refusal_seen) {
         json_object_set_new(j, "refusal-seen", json_integer(apr_time_sec(job->refusal_seen)));
+    }
+    if (job->ari_cert && job->ari_check_at) {
+        json_t *a = json_pack("{s:s, s:I}", "cert", job->ari_cert, "check-at",
+                              (json_int_t)apr_time_sec(job->ari_check_at));
+        if (a && job->ari_renew_at) {
+            json_object_set_new(a, "window-start", json_integer(apr_time_sec(job->ari_start)));
+            json_object_set_new(a, "window-end", json_integer(apr_time_sec(job->ari_end)));
+            json_object_set_new(a, "renew-at", json_integer(apr_time_sec(job->ari_renew_at)));
+            if (job->ari_explanation) {
+                json_object_set_new(a, "explanation", json_string(job->ari_explanation));
+            }
+        }
+        if (a) {
+            json_object_set_new(j, "ari", a);
+        }
     }
     for (i = 0; i < job->challenges->nelts; i++) {
         const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);

@@ -5,6 +5,9 @@
  * the handles of finished workers with their open connections, so that the next worker
  * continues on a connection instead of a new TLS handshake.
  *
+ * Also the workers' ACME client for a CA (acme_driver_client), on the driver's clock whose
+ * sleeps end when the server stops.
+ *
  * Called from the worker threads (the memory cache is guarded by drv->dir_mutex; the store
  * file is written with one atomic rename).
  */
@@ -15,6 +18,7 @@
 #include "acme_cadir.h"
 #include "acme_http_share.h"
 #include "mod_acme_drive.h"
+#include "mod_acme_status.h"
 
 const char *acme_driver_directory(driver_t *drv, const char *ca_url, apr_pool_t *p)
 {
@@ -116,4 +120,72 @@ void acme_driver_http_done(driver_t *drv, const char *ca_url)
                        "far, %d worker(s) continued on a connection a finished one left open",
                        ca_url, connects, reused);
     }
+}
+
+static apr_time_t driver_clock_now(void *baton)
+{
+    (void)baton;
+    return apr_time_now();
+}
+
+/* Waits in short slices: a stopping server must not wait for a worker's Retry-After. */
+static void driver_clock_sleep(void *baton, apr_interval_time_t t)
+{
+    driver_t *drv = baton;
+    apr_time_t until = apr_time_now() + t;
+
+    while (!apr_atomic_read32(&drv->stopping) && apr_time_now() < until) {
+        apr_interval_time_t left = until - apr_time_now();
+        apr_sleep(left < apr_time_from_msec(100) ? left : apr_time_from_msec(100));
+    }
+}
+
+void acme_driver_clock_init(driver_t *drv)
+{
+    drv->clock.now = driver_clock_now;
+    drv->clock.sleep = driver_clock_sleep;
+    drv->clock.baton = drv;
+}
+
+apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const acme_domain_t *d,
+                                const char *ca_url, apr_pool_t *p)
+{
+    acme_http_opts_t hopts;
+    acme_http_t *http;
+    acme_client_t *client;
+    const char *dir;
+    apr_status_t rv;
+
+    memset(&hopts, 0, sizeof(hopts));
+    hopts.ca_file = d->conf->ca_file;
+    hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
+    hopts.proxy_ca_file = d->conf->http_proxy_ca;
+    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
+    /* TLS sessions, DNS and connections shared with the CA's other workers (mod_acme_ca.c) */
+    hopts.share = acme_driver_http_share(drv, ca_url);
+    rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
+    if (rv == APR_SUCCESS) {
+        http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
+        rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    acme_client_set_cancel(client, &drv->stopping);
+    dir = acme_driver_directory(drv, ca_url, p); /* mod_acme_ca.c */
+    if (dir) {
+        acme_client_seed_directory(client, dir, strlen(dir));
+    }
+    *pclient = client;
+    return APR_SUCCESS;
+}
+
+void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
+                             apr_status_t rv, apr_pool_t *p)
+{
+    int distrust = rv == ACME_EPROTO || rv == ACME_EMALFORMED;
+    const char *dir = distrust ? NULL : acme_client_directory_json(client, p);
+
+    acme_driver_directory_keep(drv, ca_url, dir, distrust, p); /* mod_acme_ca.c */
+    acme_driver_http_done(drv, ca_url);
 }

@@ -12,13 +12,19 @@
  * driver may run beside the new one. A flock on jobs/driver.lock, held while a driver works,
  * keeps two from working at once; the process's exit releases it.
  *
- * These functions run in the watchdog thread; the workers are in mod_acme_worker.c.
+ * While workers run, the tick also comes the moment one finishes (acme_driver_wake): a staged
+ * set gets its restart asked for at once, not one tick later.
+ *
+ * These functions run in the watchdog thread; the workers are in mod_acme_worker.c, renewal
+ * information in mod_acme_ari.c, the CA clients in mod_acme_ca.c, the restart request in
+ * mod_acme_restart.c.
  */
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
+#include <ap_mpm.h>
 #include <http_core.h>
 #include <mod_watchdog.h>
 
@@ -28,68 +34,57 @@
 #include "mod_acme_status.h"
 #include "mod_acme_notify.h"
 
-static apr_time_t driver_clock_now(void *baton)
+void acme_driver_wake(driver_t *drv)
 {
-    (void)baton;
-    return apr_time_now();
+    if (!drv->wake_ready) {
+        return;
+    }
+    pthread_mutex_lock(&drv->wake_mutex);
+    drv->woken = 1;
+    pthread_cond_signal(&drv->wake_cond);
+    pthread_mutex_unlock(&drv->wake_mutex);
 }
 
-/* Waits in short slices: a stopping server must not wait for a worker's Retry-After. */
-static void driver_clock_sleep(void *baton, apr_interval_time_t t)
+/* Waits up to t for a worker to finish (or the stop). */
+static void driver_wait(driver_t *drv, apr_interval_time_t t)
 {
-    driver_t *drv = baton;
-    apr_time_t until = apr_time_now() + t;
+    struct timespec until;
 
-    while (!apr_atomic_read32(&drv->stopping) && apr_time_now() < until) {
-        apr_interval_time_t left = until - apr_time_now();
-        apr_sleep(left < apr_time_from_msec(100) ? left : apr_time_from_msec(100));
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += (time_t)(t / APR_USEC_PER_SEC);
+    until.tv_nsec += (long)(t % APR_USEC_PER_SEC) * 1000;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
     }
+    pthread_mutex_lock(&drv->wake_mutex);
+    while (!drv->woken && pthread_cond_timedwait(&drv->wake_cond, &drv->wake_mutex, &until) == 0) {
+    }
+    drv->woken = 0;
+    pthread_mutex_unlock(&drv->wake_mutex);
+}
+
+/* The condition waits on the monotonic clock: a change of the system time does not stretch
+ * or cut them. */
+static void driver_wake_init(driver_t *drv)
+{
+    pthread_condattr_t attr;
+
+    if (pthread_condattr_init(&attr) != 0) {
+        return;
+    }
+    if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
+        pthread_mutex_init(&drv->wake_mutex, NULL) == 0) {
+        if (pthread_cond_init(&drv->wake_cond, &attr) == 0) {
+            drv->wake_ready = 1;
+        } else {
+            pthread_mutex_destroy(&drv->wake_mutex);
+        }
+    }
+    pthread_condattr_destroy(&attr);
 }
 
 /* --- the driver --- */
-
-apr_status_t acme_driver_client(acme_client_t **pclient, driver_t *drv, const acme_domain_t *d,
-                                const char *ca_url, apr_pool_t *p)
-{
-    acme_http_opts_t hopts;
-    acme_http_t *http;
-    acme_client_t *client;
-    const char *dir;
-    apr_status_t rv;
-
-    memset(&hopts, 0, sizeof(hopts));
-    hopts.ca_file = d->conf->ca_file;
-    hopts.proxy = d->conf->http_proxy; /* ACMEHttpProxy (mod_acme_proxy.c) */
-    hopts.proxy_ca_file = d->conf->http_proxy_ca;
-    hopts.cancel = &drv->stopping; /* a stop aborts requests in flight */
-    /* TLS sessions, DNS and connections shared with the CA's other workers (mod_acme_ca.c) */
-    hopts.share = acme_driver_http_share(drv, ca_url);
-    rv = acme_http_curl_create(&http, &hopts, &drv->rt->log, p);
-    if (rv == APR_SUCCESS) {
-        http = acme_driver_status_http(http, ca_url, p); /* acme_ca_requests_total */
-        rv = acme_client_create(&client, ca_url, http, &drv->rt->log, &drv->clock, p);
-    }
-    if (rv != APR_SUCCESS) {
-        return rv;
-    }
-    acme_client_set_cancel(client, &drv->stopping);
-    dir = acme_driver_directory(drv, ca_url, p); /* mod_acme_ca.c */
-    if (dir) {
-        acme_client_seed_directory(client, dir, strlen(dir));
-    }
-    *pclient = client;
-    return APR_SUCCESS;
-}
-
-void acme_driver_client_done(driver_t *drv, acme_client_t *client, const char *ca_url,
-                             apr_status_t rv, apr_pool_t *p)
-{
-    int distrust = rv == ACME_EPROTO || rv == ACME_EMALFORMED;
-    const char *dir = distrust ? NULL : acme_client_directory_json(client, p);
-
-    acme_driver_directory_keep(drv, ca_url, dir, distrust, p); /* mod_acme_ca.c */
-    acme_driver_http_done(drv, ca_url);
-}
 
 /* A staged set that the parent's checks would pass, now or (its notBefore a little ahead of
  * our clock) at *pwhen: it only waits for a restart. The same rule as the parent's, so that
@@ -146,9 +141,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->ari_known = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)ncas);
     drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     acme_driver_link_siblings(drv);
-    drv->clock.now = driver_clock_now;
-    drv->clock.sleep = driver_clock_sleep;
-    drv->clock.baton = drv;
+    acme_driver_clock_init(drv); /* mod_acme_ca.c */
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
     rv = acme_driver_cluster_start(drv);
     if (rv != APR_SUCCESS) {
@@ -207,29 +200,6 @@ void acme_driver_activated(driver_t *drv, int i, apr_pool_t *ptemp)
     }
 }
 
-void acme_driver_restart_due(driver_t *drv, int i, int scheduled)
-{
-    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
-    apr_time_t now = apr_time_now(), limit = d->not_after;
-    int renewal = scheduled && d->has_active && !d->mismatch &&
-                  d->conf->activation != ACME_ACTIVATION_LIVE && drv->rt->conf->auto_restart != 0;
-    char at[APR_CTIME_LEN];
-
-    if (drv->ari_end[i] && drv->ari_end[i] < limit) {
-        limit = drv->ari_end[i];
-    }
-    drv->restart_due[i] = acme_restart_due(now, renewal, limit);
-    if (drv->restart_due[i] > now + apr_time_from_sec(1)) {
-        apr_ctime(at, drv->restart_due[i]);
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME01067: %s: the renewed certificate is staged; the certificate served "
-                       "now stays until a graceful restart activates it with other renewals, at "
-                       "the latest at %s (%" APR_TIME_T_FMT " s from now; '" ACME_RESTART_COMMAND
-                       "' activates it at once)",
-                       d->name, at, apr_time_sec(drv->restart_due[i] - now));
-    }
-}
-
 /* What each domain's job and staging say, read once the lock is held: until then a driver of
  * the previous generation may still stage a set or record a backoff, and a reading taken
  * before would order again at once (a duplicate certificate, or a retry during backoff). */
@@ -253,6 +223,7 @@ static void driver_load_state(driver_t *drv, apr_pool_t *ptemp)
         }
         if (acme_job_load(&job, drv->rt->store, d->set_name, ptemp) == APR_SUCCESS) {
             driver_settle_staged(drv, d, job, i, now, ptemp);
+            acme_driver_ari_load(drv, i, job, now); /* what the CA said, until it is due */
             /* A time saved by a clock that ran ahead must not stall renewal for long. */
             apr_time_t cap = now + ACME_BACKOFF_PERMANENT;
             drv->next_run[i] = job->next_run < cap ? job->next_run : cap;
@@ -354,19 +325,6 @@ int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d)
     return 0;
 }
 
-/* 1 when a worker asks this CA for renewal information now. */
-static int ari_asking(const driver_t *drv, int ca)
-{
-    int i;
-
-    for (i = 0; i < drv->rt->conf->domains->nelts; i++) {
-        if (drv->workers[i] && drv->workers[i]->ari_only && drv->workers[i]->ari_ca == ca) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 static int needs_work(driver_t *drv, int i, apr_time_t now)
 {
     const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
@@ -429,19 +387,7 @@ static void reap(driver_t *drv, int i)
     acme_driver_status_reaped(drv, i, w);
     acme_driver_notify_reaped(drv, i, w);
     if (w->ari_only) {
-        drv->ari_absent[w->ari_ca] |= w->ari_absent;
-        drv->ari_check_at[i] = w->ari_check_at;
-        if (w->ari_renew_at) {
-            drv->ari_renew_at[i] = w->ari_renew_at;
-            drv->ari_start[i] = w->ari_start;
-            drv->ari_end[i] = w->ari_end;
-            drv->ari_explanation[i][0] = '\0';
-            if (w->ari_explanation && strlen(w->ari_explanation) < ACME_DRIVE_EXPLANATION_MAX) {
-                apr_cpystrn(drv->ari_explanation[i], w->ari_explanation,
-                            ACME_DRIVE_EXPLANATION_MAX);
-            }
-            drv->ari_known[w->ari_ca] = 1;
-        }
+        acme_driver_ari_reaped(drv, i, w);
         apr_pool_destroy(w->pool);
         drv->workers[i] = NULL;
         return;
@@ -506,69 +452,6 @@ static void spawn(driver_t *drv, int i, apr_time_t now, int ari_only)
                    d->has_active && d->mismatch ? ": obtaining a new one" : "");
 }
 
-/* Asks the parent for one graceful restart once new sets are staged and one of them wants it
- * (restart_due: at once, or a renewal that waited for others), when no challenge is being
- * validated, waiting a little for the workers that just started so one restart activates them
- * all (but no longer than COALESCE_MAX past the time due: a steady stream of orders would
- * otherwise put it off for ever). */
-static void maybe_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
-{
-    apr_array_header_t *domains = drv->rt->conf->domains, *staged;
-    apr_time_t due = 0;
-    const char *names;
-    int i, any = 0, validating = 0, young = 0, live = 0;
-
-    /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
-     * to stop and start the server instead. */
-    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || drv->rt->one_process ||
-        now < drv->restart_retry) {
-        return;
-    }
-    /* Joined once at the end: appended one by one, N staged names cost O(N^2) at every tick. */
-    staged = apr_array_make(ptemp, 8, sizeof(const char *));
-    for (i = 0; i < domains->nelts; i++) {
-        worker_t *w = drv->workers[i];
-        if (w) {
-            validating |= apr_atomic_read32(&w->challenges) != 0;
-            young |= now - w->started < COALESCE_MAX;
-        }
-        /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
-         * asked earlier, the parent would only keep it staged. */
-        if (drv->staged[i] && now >= drv->staged_at[i] &&
-            !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
-            if (!any || drv->restart_due[i] < due) {
-                due = drv->restart_due[i];
-            }
-            any = 1;
-            /* ACMEActivation live costs no restart: nothing to wait for to share one. */
-            live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
-                    ACME_ACTIVATION_LIVE;
-            APR_ARRAY_PUSH(staged, const char *) = APR_ARRAY_IDX(domains, i, acme_domain_t *)->name;
-        }
-    }
-    if (!any) {
-        return;
-    }
-    if (!live && (now < due || validating || (young && now < due + COALESCE_MAX))) {
-        return;
-    }
-    names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);
-    if (acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
-                         APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
-                         ptemp) == APR_SUCCESS) {
-        drv->restart_asked = 1;
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
-                       "ACME01059: new certificates staged for%s; asking for %s", names,
-                       live ? "their activation" : "a graceful restart");
-    } else {
-        drv->restart_retry = now + apr_time_from_sec(60);
-        acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
-                       "ACME01064: new certificates staged for%s, but %s cannot be written; "
-                       "trying again in a minute (or run '" ACME_RESTART_COMMAND "')",
-                       names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
-    }
-}
-
 /* A driver of the previous generation may still publish challenge answers after this
  * generation's parent published the pending ones: they land in the old shared memory only. So
  * job files that changed are read again (once a second) and their answers published here. */
@@ -621,6 +504,9 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         }
         running += drv->workers[i] != NULL;
     }
+    /* A set just reaped is due "now" as the reap saw it (acme_driver_restart_due): a clock read
+     * before would put its restart off by a tick. */
+    now = apr_time_now();
     acme_driver_requests_look(drv, ptemp);
     for (i = 0; i < domains->nelts && running < DRIVER_WORKERS_MAX; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(domains, i, acme_domain_t *);
@@ -634,20 +520,14 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
         if ((want = wants_order(drv, i, now, ptemp)) != 0) {
             drv->renewing[i] = want == ORDER_DUE && d->has_active && !d->mismatch;
             spawn(drv, i, now, 0);
-        } else if (d->has_active && !d->mismatch && d->ari_cert_id && !drv->staged[i] &&
-                   now >= drv->ari_check_at[i]) {
-            /* Its issuer is asked; until that CA has shown it does ARI, one domain asks on
-             * behalf of all its certificates. */
-            int ca = acme_driver_ca_index(drv, d);
-            if (!drv->ari_absent[ca] && (drv->ari_known[ca] || !ari_asking(drv, ca))) {
-                spawn(drv, i, now, 1);
-            }
+        } else if (acme_driver_ari_due(drv, i, now)) {
+            spawn(drv, i, now, 1);
         }
         running += drv->workers[i] != NULL;
     }
     acme_driver_cluster_tick(drv, now, ptemp); /* ACMECluster: leases, sets of other nodes */
-    maybe_ask_restart(drv, now, ptemp);
-    acme_driver_live_sync(drv, ptemp); /* ACMEActivation live (mod_acme_live.c) */
+    acme_driver_ask_restart(drv, now, ptemp);  /* mod_acme_restart.c */
+    acme_driver_live_sync(drv, ptemp);         /* ACMEActivation live (mod_acme_live.c) */
     acme_driver_status_refresh(drv, 0, ptemp);
     acme_driver_notify_tick(drv, now);
     if (drv->lock_news) {
@@ -687,6 +567,7 @@ static void driver_stop(driver_t *drv)
         apr_atomic_set32(&drv->stopping, 1);
     }
     apr_thread_mutex_unlock(drv->mutex);
+    acme_driver_wake(drv); /* the watchdog thread returns from its wait */
     /* Requests in flight and waits between polls end at once; a worker may still be writing
      * the job file or making a key, so it gets a moment. The lock is held meanwhile. */
     for (;;) {
@@ -737,10 +618,45 @@ void acme_child_driver_init(acme_runtime_t *rt, apr_pool_t *pchild)
     /* Without its mutex the driver stays idle in this child (driver_callback). Nested: prefork
      * stops a child from its SIGTERM handler, which may run in the watchdog thread while that
      * thread holds the mutex in a tick; the stop must not wait for itself there. */
+    if (drv) {
+        driver_wake_init(drv); /* without it, the driver ticks at mod_watchdog's pace */
+    }
     if (drv &&
         apr_thread_mutex_create(&drv->mutex, APR_THREAD_MUTEX_NESTED, pchild) == APR_SUCCESS) {
         apr_pool_pre_cleanup_register(pchild, drv, driver_child_exit);
     }
+}
+
+/* One tick; then, while workers run, a tick each time one finishes (or DRIVER_TICK passed),
+ * so that a staged set is acted on at once rather than at mod_watchdog's next round. Back to
+ * mod_watchdog when no worker runs, the server or the driver stops, or after DRIVER_BUSY_MAX
+ * (its own loop then looks at the server's state). */
+static void driver_run(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_time_t start = apr_time_now();
+    apr_pool_t *p;
+    int busy, state;
+
+    if (apr_pool_create(&p, ptemp) != APR_SUCCESS) {
+        return;
+    }
+    for (;;) {
+        apr_thread_mutex_lock(drv->mutex);
+        busy = 0;
+        if (drv->pool) {
+            driver_tick(drv, p);
+            busy = drv->locked && apr_atomic_read32(&drv->active) != 0;
+        }
+        apr_thread_mutex_unlock(drv->mutex);
+        apr_pool_clear(p);
+        if (!busy || !drv->wake_ready || apr_atomic_read32(&drv->stopping) ||
+            apr_time_now() - start >= DRIVER_BUSY_MAX ||
+            ap_mpm_query(AP_MPMQ_MPM_STATE, &state) != APR_SUCCESS || state == AP_MPMQ_STOPPING) {
+            break;
+        }
+        driver_wait(drv, DRIVER_TICK);
+    }
+    apr_pool_destroy(p);
 }
 
 static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
@@ -755,17 +671,13 @@ static apr_status_t driver_callback(int state, void *data, apr_pool_t *ptemp)
     case AP_WATCHDOG_STATE_STARTING:
         apr_thread_mutex_lock(drv->mutex);
         rv = apr_atomic_read32(&drv->stopping) ? APR_EGENERAL : driver_start(drv);
-        if (rv == APR_SUCCESS) {
-            driver_tick(drv, ptemp); /* start work now, not one interval later */
-        }
         apr_thread_mutex_unlock(drv->mutex);
+        if (rv == APR_SUCCESS) {
+            driver_run(drv, ptemp); /* start work now, not one interval later */
+        }
         return rv;
     case AP_WATCHDOG_STATE_RUNNING:
-        apr_thread_mutex_lock(drv->mutex);
-        if (drv->pool) {
-            driver_tick(drv, ptemp);
-        }
-        apr_thread_mutex_unlock(drv->mutex);
+        driver_run(drv, ptemp);
         return APR_SUCCESS;
     case AP_WATCHDOG_STATE_STOPPING:
         driver_stop(drv);

@@ -4,13 +4,18 @@
 #ifndef MOD_ACME_DRIVE_H
 #define MOD_ACME_DRIVE_H
 
+#include <pthread.h>
+
 #include <apr_atomic.h>
 #include <apr_hash.h>
 #include <apr_thread_mutex.h>
 
 #include "mod_acme.h"
 
-#define DRIVER_TICK        apr_time_from_msec(100)
+#define DRIVER_TICK apr_time_from_msec(100)
+/* While workers run, the driver's callback stays in mod_watchdog's thread and ticks whenever
+ * one finishes (woken, not one tick later), returning to mod_watchdog at least this often. */
+#define DRIVER_BUSY_MAX    apr_time_from_sec(5)
 #define DRIVER_WORKERS_MAX 8
 #define DRIVER_LOCK        "jobs/driver.lock"
 #define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
@@ -97,10 +102,24 @@ struct driver_t {
     volatile apr_uint32_t stopping;
     volatile apr_uint32_t active;            /* workers not yet finished */
     volatile apr_uint32_t release_when_idle; /* stopping: the last worker releases the lock */
+    /* A finished worker (or the stop) wakes the driver's thread: plain pthreads, set up in the
+     * child and never destroyed, so that a worker still running at the child's exit cannot
+     * signal a freed condition. */
+    pthread_mutex_t wake_mutex;
+    pthread_cond_t wake_cond;
+    int wake_ready; /* the two above are set up */
+    int woken;      /* under wake_mutex: something happened since the driver last looked */
     /* CA URL -> acme_http_share_t, made at first use under dir_mutex (mod_acme_ca.c) */
     apr_hash_t *http_shares;
     void *cluster; /* ACMECluster's state (mod_acme_cluster.c), NULL without it */
 };
+
+/* Wakes the driver's thread if it waits for its workers (acme_driver_wait). Any thread. */
+void acme_driver_wake(driver_t *drv);
+
+/* mod_acme_ca.c: the driver's clock (drv->clock): the system's, with sleeps that end when
+ * the driver stops. */
+void acme_driver_clock_init(driver_t *drv);
 
 /* A client for the CA with the driver's stop flag and sleeps, seeded with the directory an
  * earlier worker fetched (one request less per issuance). */
@@ -135,6 +154,11 @@ int acme_driver_ca_index(const driver_t *drv, const acme_domain_t *d);
  * until when (ACME01067). */
 void acme_driver_restart_due(driver_t *drv, int i, int scheduled);
 
+/* mod_acme_restart.c: writes the restart flag once staged sets want their restart (restart_due)
+ * and no challenge is being validated, waiting a little for workers just started so that one
+ * restart activates them all (at most COALESCE_MAX past the time due). Once per tick. */
+void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp);
+
 /* mod_acme_siblings.c: acme_driver_link_siblings, at the driver's start: the ring of the units
  * of each ACMEDomain (drv->next_sibling). acme_driver_sibling_ordering: 1 while another key
  * type of domain i's names has an order running and the two orders' challenge answers would
@@ -162,6 +186,15 @@ void acme_driver_request_done(driver_t *drv, int i);
 
 /* Runs one worker: obtains a certificate, or asks the CA for renewal information. */
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data);
+
+/* mod_acme_ari.c: a worker asks the CA for the renewal information of the domain's certificate
+ * and keeps it in the job file; the driver takes it over at the join, reads it back from the
+ * job file when it starts (only for the certificate served, and only until the CA's time to
+ * ask again), and asks when that time has come (1 from acme_driver_ari_due: spawn a worker). */
+void acme_worker_ari(worker_t *w);
+void acme_driver_ari_reaped(driver_t *drv, int i, const worker_t *w);
+void acme_driver_ari_load(driver_t *drv, int i, const acme_job_t *job, apr_time_t now);
+int acme_driver_ari_due(const driver_t *drv, int i, apr_time_t now);
 
 /* ACMEActivation live. acme_driver_live_sync (mod_acme_live.c), each tick with the lock held:
  * takes the sets the parent activated without a restart into the domains, the status and the

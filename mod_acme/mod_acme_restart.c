@@ -16,7 +16,9 @@
  * can write it. So the flag is only a hint: it is looked at without following links, and the
  * server restarts only when a staged set passes the checks the restart's promotion makes.
  *
- * acme_restarter_* run in that thread; acme_parent_restarter_start in post_config.
+ * acme_restarter_* run in that thread; acme_parent_restarter_start in post_config. The other
+ * side, the driver's (acme_driver_*, the watchdog thread of a child): when a staged set wants
+ * its restart, and the flag written when one is due.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,6 +41,7 @@
 #include <mpm_common.h>
 
 #include "mod_acme.h"
+#include "mod_acme_drive.h"
 
 #define POLL_INTERVAL apr_time_from_msec(50)
 /* Woken by inotify: the longest sleep (a flag whose event was lost, a restart put off by the
@@ -582,4 +585,92 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
     }
     apr_pool_pre_cleanup_register(pconf, r, restarter_join);
     return APR_SUCCESS;
+}
+
+/* --- the driver's side: asking for the restart --- */
+
+void acme_driver_restart_due(driver_t *drv, int i, int scheduled)
+{
+    const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
+    apr_time_t now = apr_time_now(), limit = d->not_after;
+    int renewal = scheduled && d->has_active && !d->mismatch &&
+                  d->conf->activation != ACME_ACTIVATION_LIVE && drv->rt->conf->auto_restart != 0;
+    char at[APR_CTIME_LEN];
+
+    if (drv->ari_end[i] && drv->ari_end[i] < limit) {
+        limit = drv->ari_end[i];
+    }
+    drv->restart_due[i] = acme_restart_due(now, renewal, limit);
+    if (drv->restart_due[i] > now + apr_time_from_sec(1)) {
+        apr_ctime(at, drv->restart_due[i]);
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01067: %s: the renewed certificate is staged; the certificate served "
+                       "now stays until a graceful restart activates it with other renewals, at "
+                       "the latest at %s (%" APR_TIME_T_FMT " s from now; '" ACME_RESTART_COMMAND
+                       "' activates it at once)",
+                       d->name, at, apr_time_sec(drv->restart_due[i] - now));
+    }
+}
+
+/* Asks the parent for one graceful restart once new sets are staged and one of them wants it
+ * (restart_due: at once, or a renewal that waited for others), when no challenge is being
+ * validated, waiting a little for the workers that just started so one restart activates them
+ * all (but no longer than COALESCE_MAX past the time due: a steady stream of orders would
+ * otherwise put it off for ever). */
+void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
+{
+    apr_array_header_t *domains = drv->rt->conf->domains, *staged;
+    apr_time_t due = 0;
+    const char *names;
+    int i, any = 0, validating = 0, young = 0, live = 0;
+
+    /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
+     * to stop and start the server instead. */
+    if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || drv->rt->one_process ||
+        now < drv->restart_retry) {
+        return;
+    }
+    /* Joined once at the end: appended one by one, N staged names cost O(N^2) at every tick. */
+    staged = apr_array_make(ptemp, 8, sizeof(const char *));
+    for (i = 0; i < domains->nelts; i++) {
+        worker_t *w = drv->workers[i];
+        if (w) {
+            validating |= apr_atomic_read32(&w->challenges) != 0;
+            young |= now - w->started < COALESCE_MAX;
+        }
+        /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
+         * asked earlier, the parent would only keep it staged. */
+        if (drv->staged[i] && now >= drv->staged_at[i] &&
+            !APR_ARRAY_IDX(domains, i, acme_domain_t *)->promote_failed) {
+            if (!any || drv->restart_due[i] < due) {
+                due = drv->restart_due[i];
+            }
+            any = 1;
+            /* ACMEActivation live costs no restart: nothing to wait for to share one. */
+            live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
+                    ACME_ACTIVATION_LIVE;
+            APR_ARRAY_PUSH(staged, const char *) = APR_ARRAY_IDX(domains, i, acme_domain_t *)->name;
+        }
+    }
+    if (!any) {
+        return;
+    }
+    if (!live && (now < due || validating || (young && now < due + COALESCE_MAX))) {
+        return;
+    }
+    names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);
+    if (acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
+                         APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
+                         ptemp) == APR_SUCCESS) {
+        drv->restart_asked = 1;
+        acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
+                       "ACME01059: new certificates staged for%s; asking for %s", names,
+                       live ? "their activation" : "a graceful restart");
+    } else {
+        drv->restart_retry = now + apr_time_from_sec(60);
+        acme_log_error(APLOG_MARK, APLOG_ERR, 0, drv->rt->s,
+                       "ACME01064: new certificates staged for%s, but %s cannot be written; "
+                       "trying again in a minute (or run '" ACME_RESTART_COMMAND "')",
+                       names, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp));
+    }
 }

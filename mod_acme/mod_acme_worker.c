@@ -499,77 +499,6 @@ static apr_status_t worker_obtain(worker_t *w)
     return rv;
 }
 
-/* Asks the CA that issued the certificate when to renew (RFC 9773): a time picked uniformly in
- * its suggested window, cut so that the certificate cannot expire meanwhile. */
-static void worker_ari(worker_t *w)
-{
-    acme_runtime_t *rt = w->drv->rt;
-    acme_client_t *client;
-    acme_problem_t *prob = NULL;
-    acme_ari_t *ari;
-    apr_uint64_t rnd = 0;
-    char from[APR_RFC822_DATE_LEN], to[APR_RFC822_DATE_LEN], at[APR_RFC822_DATE_LEN];
-    apr_status_t rv;
-    int cut;
-
-    w->ca_url = APR_ARRAY_IDX(rt->conf->ca_all, w->ari_ca, const char *);
-    w->ari_check_at = apr_time_now() + apr_time_from_sec(3600);
-    rv = acme_driver_client(&client, w->drv, w->d, w->ca_url, w->pool);
-    if (rv != APR_SUCCESS) {
-        return;
-    }
-    rv = acme_ari_fetch(&ari, &prob, client, w->d->ari_cert_id, w->pool);
-    /* What renewalInfo answers says nothing about the rest of the directory: it is kept. */
-    acme_driver_client_done(w->drv, client, w->ca_url, APR_SUCCESS, w->pool);
-    if (rv == APR_NOTFOUND) {
-        w->ari_absent = 1;
-        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, rt->s,
-                       "ACME03904: %s: %s offers no renewal information (no renewalInfo in its "
-                       "directory); the renewal window applies to its certificates",
-                       w->d->name, w->ca_url);
-        return;
-    }
-    if (rv == ACME_ECANCELLED) {
-        return; /* the server stops */
-    }
-    if (rv == APR_ENOENT) {
-        w->ari_check_at = apr_time_now() + ACME_ARI_RECHECK_DEFAULT;
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                       "ACME02305: %s: %s has no renewal information for this certificate (%s); "
-                       "asking again in %d hours, the renewal window applies meanwhile",
-                       w->d->name, w->ca_url, acme_problem_describe(prob, w->pool),
-                       (int)(apr_time_sec(ACME_ARI_RECHECK_DEFAULT) / 3600));
-        return;
-    }
-    if (rv != APR_SUCCESS) {
-        acme_log_error(APLOG_MARK, APLOG_INFO, 0, rt->s,
-                       "ACME01065: %s: no renewal information from %s (%s); asking again in an "
-                       "hour, the renewal window applies meanwhile",
-                       w->d->name, w->ca_url,
-                       prob ? acme_problem_describe(prob, w->pool) : acme_strerror(rv, w->pool));
-        return;
-    }
-    w->ari_start = ari->start;
-    w->ari_end = ari->end;
-    w->ari_explanation = ari->explanation ? apr_pstrdup(w->pool, ari->explanation) : NULL;
-    apr_rfc822_date(from, ari->start);
-    apr_rfc822_date(to, ari->end);
-    cut = acme_ari_clamp(ari, w->d->not_before, w->d->not_after);
-    apr_generate_random_bytes((unsigned char *)&rnd, sizeof(rnd));
-    w->ari_renew_at = acme_ari_pick(ari, rnd);
-    w->ari_check_at = ari->recheck;
-    apr_rfc822_date(at, w->ari_renew_at);
-    acme_log_error(
-        APLOG_MARK, APLOG_INFO, 0, rt->s,
-        "ACME01066: %s: the CA suggests renewing between %s and %s%s%s%s; renewing at %s",
-        w->d->name, from, to, ari->explanation ? " (see " : "",
-        ari->explanation ? apr_pstrcat(w->pool, ari->explanation, ")", NULL) : "",
-        cut ? ", which ends too close to the certificate's expiry: cut to its last "
-              "tenth"
-            : "",
-        at);
-}
-
 void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)
 {
     worker_t *w = data;
@@ -579,7 +508,7 @@ void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
     if (w->ari_only) {
-        worker_ari(w);
+        acme_worker_ari(w);
     } else {
         worker_obtain(w);
     }
@@ -589,6 +518,9 @@ void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)
         w->drv->lock) {
         apr_file_unlock(w->drv->lock);
     }
+    /* Its result (a staged set: a restart) is acted on now, not at the next tick. w stays
+     * valid: the driver frees it only after joining this thread. */
+    acme_driver_wake(w->drv);
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }

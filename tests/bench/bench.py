@@ -82,6 +82,8 @@ def serves_pebble_cert(h, name):
 
 
 STEPS = [("ACME01062", "worker started"), ("ACME01054", "certificate obtained and staged"),
+         ("ACME01059", "the driver asks for the restart (writes the flag)"),
+         ("ACME02214", "the parent's restart thread is woken (inotify)"),
          ("ACME02207", "the parent sees the restart flag, tests the configuration"),
          ("ACME01070", "configuration passed, restarting"),
          ("ACME01020", "new generation: certificate activated")]

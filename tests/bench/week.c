@@ -128,7 +128,7 @@ static void simulate(result_t *res, int n, long life_s, int days, double restart
                 any = 1;
             }
         }
-        /* maybe_ask_restart, then the parent's thread. */
+        /* acme_driver_ask_restart, then the parent's thread. */
         if (any && !asked && restart_done < 0 && now >= due && !validating &&
             !(young && now < due + YOUNG * sec)) {
             asked = 1;

@@ -59,6 +59,14 @@ static void check_job(const acme_job_t *job)
     FUZZ_ASSERT(job->failures >= 0 && job->failures < 100000);
     FUZZ_ASSERT(job->next_run >= 0 && job->last_error_time >= 0);
     FUZZ_ASSERT(job->challenges->nelts <= ACME_JOB_CHALLENGES_MAX);
+    /* Renewal information: for a certificate with a time to ask again, and a renewal time only
+     * inside a window that is one. */
+    FUZZ_ASSERT(!job->ari_cert == !job->ari_check_at);
+    FUZZ_ASSERT(!job->ari_cert || strlen(job->ari_cert) <= 1024);
+    FUZZ_ASSERT(!job->ari_renew_at ||
+                (job->ari_cert && job->ari_start < job->ari_end &&
+                 job->ari_start <= job->ari_renew_at && job->ari_renew_at <= job->ari_end));
+    FUZZ_ASSERT(job->ari_renew_at || (!job->ari_start && !job->ari_end && !job->ari_explanation));
     for (i = 0; i < job->challenges->nelts; i++) {
         const acme_job_chal_t *ch = &APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t);
         /* These are served to the world from the token table. */
@@ -94,6 +102,10 @@ static void fuzz_job(acme_store_t *store, unsigned opt, const char *data, apr_si
         (!again->order_url && !job->order_url) ||
         (again->order_url && job->order_url && strcmp(again->order_url, job->order_url) == 0));
     FUZZ_ASSERT(!again->last_error == !job->last_error);
+    FUZZ_ASSERT(!again->ari_cert == !job->ari_cert &&
+                (!job->ari_cert || strcmp(again->ari_cert, job->ari_cert) == 0));
+    FUZZ_ASSERT(again->ari_renew_at == job->ari_renew_at && again->ari_end == job->ari_end &&
+                again->ari_check_at == job->ari_check_at);
     for (i = 0; i < job->challenges->nelts; i++) {
         FUZZ_ASSERT(strcmp(APR_ARRAY_IDX(again->challenges, i, acme_job_chal_t).keyauth,
                            APR_ARRAY_IDX(job->challenges, i, acme_job_chal_t).keyauth) == 0);

@@ -184,8 +184,8 @@ def test_expiring_when_less_than_the_warning_is_left(httpd_factory, pebble_short
 
 def test_ari_changed_when_the_ca_moves_the_window(httpd_factory, pebble):
     """The CA's renewal information (chaosproxy plays it) for the served certificate: the first
-    window is only recorded; when the CA moves it (as before a revocation), ari-changed with
-    the new window."""
+    window is only recorded, and kept across a restart without asking again; when the CA is
+    asked again and has moved it (as before a revocation), ari-changed with the new window."""
     proxy = ChaosProxy(pebble)
     try:
         now = datetime.datetime.now(datetime.timezone.utc)
@@ -205,8 +205,21 @@ def test_ari_changed_when_the_ca_moves_the_window(httpd_factory, pebble):
         wait_real_cert(h, name)
         n.wait("activated", name)
         assert h.wait_log(f"ACME01066: {name}", timeout=30), h.log_text()[-3000:]
-        # The new window is asked for at the next start.
         proxy.ari = window(10)
+        # The answer is kept until the CA's time to ask again (the proxy sends no Retry-After:
+        # an hour): a restart meanwhile asks nothing and tells nothing.
+        restart_and_wait_driver(h)
+        time.sleep(1)
+        assert h.log_text().count(f"ACME01066: {name}") == 1
+        # The time to ask again has come (set back in the job file, as an hour passing would):
+        # the next generation asks and sees the moved window.
+        path = os.path.join(h.store, "jobs", f"{name}.json")
+        with open(path) as f:
+            job = json.load(f)
+        assert job["ari"]["check-at"] > time.time() + 3000, job
+        job["ari"]["check-at"] = int(time.time()) - 1
+        with open(path, "w") as f:  # in place: the owner (the User) stays
+            json.dump(job, f)
         mark = restart_and_wait_driver(h)
         assert h.wait_log(f"ACME01066: {name}", count=2, timeout=30)
         changed = n.wait("ari-changed", name)

@@ -283,6 +283,20 @@ def test_ari_window_and_profile(httpd_factory, proxy):
     nxt = samples(fams, "acme_certificate_next_renewal_seconds")[0].value
     assert start.timestamp() - 1 <= nxt <= end.timestamp()
 
+    # The answer is kept in the job file until the CA's time to ask again: the next generation
+    # shows the same renewal time and window without asking the CA.
+    asked = [p for _, p in proxy.requests if p.startswith("/renewal-info/")]
+    assert len(asked) == 1, proxy.requests
+    count = h.log_text().count("AH00493")
+    h.graceful()
+    assert h.wait_log("AH00493", count=count + 1)
+    h.wait_driver()
+    time.sleep(1)  # an ARI worker of that generation would have asked by now
+    again = status(h, "ari.test")
+    assert again["renewal"] == c["renewal"]
+    assert again["ari"] == c["ari"]
+    assert [p for _, p in proxy.requests if p.startswith("/renewal-info/")] == asked
+
 
 @pytest.mark.slow(40)
 def test_expired_when_renewal_keeps_failing(httpd_factory, workdir):

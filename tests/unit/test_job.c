@@ -196,6 +196,90 @@ static void bad_files_give_an_empty_job(void **state)
     remove_store(store);
 }
 
+/* The CA's renewal information kept for the certificate served: saved and read back whole;
+ * a window that is none, a renewal time outside it or a part missing is not kept (the CA is
+ * asked again), and only the time to ask again is kept when the CA had no window. */
+static void ari_kept(void **state)
+{
+    static const struct {
+        const char *ari;
+        int cert, window;
+    } rows[] = {
+        {"{\"cert\":\"A.B\",\"check-at\":1800000600,\"window-start\":1800100000,"
+         "\"window-end\":1800200000,\"renew-at\":1800150000,\"explanation\":\"https://x\"}",
+         1, 1},
+        {"{\"cert\":\"A.B\",\"check-at\":1800000600}", 1, 0},
+        /* renewal time outside the window, an empty window, a window without a time */
+        {"{\"cert\":\"A.B\",\"check-at\":1800000600,\"window-start\":1800100000,"
+         "\"window-end\":1800200000,\"renew-at\":1800250000}",
+         1, 0},
+        {"{\"cert\":\"A.B\",\"check-at\":1800000600,\"window-start\":1800200000,"
+         "\"window-end\":1800200000,\"renew-at\":1800200000}",
+         1, 0},
+        {"{\"cert\":\"A.B\",\"check-at\":1800000600,\"window-start\":1800100000,"
+         "\"window-end\":1800200000}",
+         1, 0},
+        /* no time to ask again, no certificate, wrong types: nothing kept */
+        {"{\"cert\":\"A.B\",\"window-start\":1800100000,\"window-end\":1800200000,"
+         "\"renew-at\":1800150000}",
+         0, 0},
+        {"{\"check-at\":1800000600}", 0, 0},
+        {"{\"cert\":7,\"check-at\":\"soon\"}", 0, 0},
+        {"[1,2]", 0, 0},
+    };
+    apr_pool_t *p = *state;
+    acme_store_t *store = temp_store(p);
+    acme_job_t *job = acme_job_make("a.test", p), *back;
+    size_t i;
+
+    job->ari_cert = "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE";
+    job->ari_check_at = apr_time_from_sec(1800000600);
+    job->ari_start = apr_time_from_sec(1800100000);
+    job->ari_end = apr_time_from_sec(1800200000);
+    job->ari_renew_at = apr_time_from_sec(1800150000);
+    job->ari_explanation = "https://ca.test/why";
+    assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
+    assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+    assert_string_equal(back->ari_cert, job->ari_cert);
+    assert_int_equal(back->ari_check_at, job->ari_check_at);
+    assert_int_equal(back->ari_start, job->ari_start);
+    assert_int_equal(back->ari_end, job->ari_end);
+    assert_int_equal(back->ari_renew_at, job->ari_renew_at);
+    assert_string_equal(back->ari_explanation, job->ari_explanation);
+    /* The CA had none for it: only when to ask again. */
+    job->ari_start = job->ari_end = job->ari_renew_at = 0;
+    assert_int_equal(acme_job_save(store, job, p), APR_SUCCESS);
+    assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+    assert_string_equal(back->ari_cert, job->ari_cert);
+    assert_int_equal(back->ari_renew_at, 0);
+    assert_null(back->ari_explanation);
+
+    for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+        const char *text = apr_pstrcat(p, "{\"failures\":1,\"ari\":", rows[i].ari, "}", NULL);
+        assert_int_equal(acme_store_write(store, "jobs/a.test.json", text, strlen(text),
+                                          APR_FPROT_UREAD | APR_FPROT_UWRITE, p),
+                         APR_SUCCESS);
+        assert_int_equal(acme_job_load(&back, store, "a.test", p), APR_SUCCESS);
+        assert_int_equal(back->failures, 1); /* the rest of the job stays */
+        if (rows[i].cert) {
+            assert_string_equal(back->ari_cert, "A.B");
+            assert_int_equal(back->ari_check_at, apr_time_from_sec(1800000600));
+        } else {
+            assert_null(back->ari_cert);
+            assert_int_equal(back->ari_check_at, 0);
+        }
+        if (rows[i].window) {
+            assert_int_equal(back->ari_renew_at, apr_time_from_sec(1800150000));
+            assert_string_equal(back->ari_explanation, "https://x");
+        } else {
+            assert_int_equal(back->ari_renew_at, 0);
+            assert_int_equal(back->ari_start, 0);
+            assert_null(back->ari_explanation);
+        }
+    }
+    remove_store(store);
+}
+
 static void restart_due(void **state)
 {
     apr_time_t t0 = apr_time_from_sec(1800000000);
@@ -315,7 +399,7 @@ static const struct CMUnitTest tests[] = {
     UNIT_TEST(renewal_time),      UNIT_TEST(restart_due),
     UNIT_TEST(backoff_schedule),  UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
     UNIT_TEST(save_and_load),     UNIT_TEST(bad_files_give_an_empty_job),
-    UNIT_TEST(refusals_back_off),
+    UNIT_TEST(refusals_back_off), UNIT_TEST(ari_kept),
 };
 
 UNIT_MAIN("job", tests)
