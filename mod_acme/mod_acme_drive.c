@@ -485,18 +485,20 @@ static void republish_changed(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     }
 }
 
-static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
+/* One look at every domain: reaps, starts work, asks for the restart. Returns the workers in
+ * place (started and not yet joined). */
+static int driver_tick(driver_t *drv, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains;
     apr_time_t now = apr_time_now();
     int i, want, running = 0;
 
     if (apr_atomic_read32(&drv->stopping)) {
-        return;
+        return 0;
     }
     if (!driver_lock(drv, ptemp)) {
         republish_changed(drv, now, ptemp);
-        return;
+        return 0;
     }
     for (i = 0; i < domains->nelts; i++) {
         if (drv->workers[i] && apr_atomic_read32(&drv->workers[i]->done)) {
@@ -537,6 +539,7 @@ static void driver_tick(driver_t *drv, apr_pool_t *ptemp)
                        "started",
                        drv->lock_path, running);
     }
+    return running;
 }
 
 /* Workers that finished are joined; returns how many still run. Under drv->mutex. */
@@ -642,11 +645,9 @@ static void driver_run(driver_t *drv, apr_pool_t *ptemp)
     }
     for (;;) {
         apr_thread_mutex_lock(drv->mutex);
-        busy = 0;
-        if (drv->pool) {
-            driver_tick(drv, p);
-            busy = drv->locked && apr_atomic_read32(&drv->active) != 0;
-        }
+        /* Workers not yet joined, also one that finished after the tick looked: its wake
+         * is then pending and the wait below returns at once. */
+        busy = drv->pool ? driver_tick(drv, p) : 0;
         apr_thread_mutex_unlock(drv->mutex);
         apr_pool_clear(p);
         if (!busy || !drv->wake_ready || apr_atomic_read32(&drv->stopping) ||
