@@ -335,6 +335,9 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp);
 void acme_child_tokens_init(acme_runtime_t *rt, apr_pool_t *pchild);
 acme_tokens_t *acme_tokens_socache(acme_runtime_t *rt, apr_pool_t *p);
 void acme_challenge_register_hooks(void);
+/* The http-01 answers (quick_handler; DECLINED for every other request): called first by the
+ * module's one quick handler (mod_acme_redirect.c). */
+int acme_challenge_quick(request_rec *r, int lookup_only);
 
 /* The glue's part of a token table entry kept in a job file, published again (after a restart
  * made a new shared segment, or a previous generation's driver published it): only answers

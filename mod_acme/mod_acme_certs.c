@@ -530,12 +530,11 @@ static int acme_ssl_add_fallback_cert_files(server_rec *s, apr_pool_t *p,
  * certificate yet: one pointer test for all others. */
 static int acme_fallback_retry_after(request_rec *r)
 {
-    acme_runtime_t *rt = acme_runtime();
-
-    if (!rt) {
+    /* Every request passes here: the vhost's flag first. */
+    if (!acme_conf_get(r->server)->vhost_fallback || !acme_runtime()) {
         return DECLINED;
     }
-    if (acme_conf_get(r->server)->vhost_fallback && ap_ssl_conn_is_ssl(r->connection)) {
+    if (ap_ssl_conn_is_ssl(r->connection)) {
         const acme_conf_t *c = acme_conf_get(r->server);
         if (c->vhost_fallback == ACME_FALLBACK_LIVE && acme_request_live_served(c->vhost_domain)) {
             return DECLINED; /* its first certificate arrived live */

@@ -394,14 +394,18 @@ void acme_parent_tokens_republish(acme_runtime_t *rt, apr_pool_t *ptemp)
 
 /* GET /.well-known/acme-challenge/<token>: answered from the table for the names being
  * validated, 404 for unknown tokens on our names, and left to others everywhere else. */
-static int acme_challenge_handler(request_rec *r, int lookup_only)
+int acme_challenge_quick(request_rec *r, int lookup_only)
 {
-    acme_runtime_t *rt = acme_runtime();
+    acme_runtime_t *rt;
     char buf[TOKEN_VALUE_MAX];
     const char *token, *host, *keyauth;
     apr_size_t tlen, klen;
 
-    if (!rt || lookup_only || strncmp(r->uri, ACME_CHALLENGE_PREFIX, PREFIX_LEN) != 0) {
+    if (lookup_only || strncmp(r->uri, ACME_CHALLENGE_PREFIX, PREFIX_LEN) != 0) {
+        return DECLINED; /* every other request leaves here */
+    }
+    rt = acme_runtime();
+    if (!rt) {
         return DECLINED;
     }
     if (r->method_number != M_GET || !r->hostname) {
@@ -433,5 +437,6 @@ static int acme_challenge_handler(request_rec *r, int lookup_only)
 
 void acme_challenge_register_hooks(void)
 {
-    ap_hook_quick_handler(acme_challenge_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* The quick handler is the redirect's too: one hook for every request
+     * (acme_redirect_register_hooks). */
 }

@@ -169,15 +169,16 @@ static void write_metrics(out_t *o, acme_runtime_t *rt)
     }
 }
 
-static int metrics_handler(request_rec *r)
+int acme_metrics_handler(request_rec *r)
 {
-    acme_runtime_t *rt = acme_runtime();
+    acme_runtime_t *rt;
     const char *accept;
     out_t o;
 
     if (!r->handler || strcmp(r->handler, "acme-metrics") != 0) {
         return DECLINED;
     }
+    rt = acme_runtime();
     if (r->method_number != M_GET) {
         r->allowed = AP_METHOD_BIT << M_GET;
         return HTTP_METHOD_NOT_ALLOWED;
@@ -275,6 +276,5 @@ static int server_status_hook(request_rec *r, int flags)
 
 void acme_metrics_register_hooks(void)
 {
-    ap_hook_handler(metrics_handler, NULL, NULL, APR_HOOK_MIDDLE);
     APR_OPTIONAL_HOOK(ap, status_hook, server_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -44,6 +44,9 @@ typedef struct port_slot_t {
  * parent's post_config, inherited by the children. */
 static const acme_runtime_t *g_ports_rt;
 static acme_name_index_t *g_ports;
+/* Some certificate has ACMERequireHttps temporary or permanent: without one, every request
+ * leaves the quick handler at once instead of looking its host up. */
+static int g_redirect_any;
 
 /* After mod_ssl's post_config: which TLS vhost serves each certificate, and on which port. */
 static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -56,6 +59,7 @@ static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_po
     (void)plog;
     (void)ptemp;
     g_ports_rt = NULL;
+    g_redirect_any = 0;
     if (!rt) {
         return OK;
     }
@@ -63,6 +67,8 @@ static int acme_redirect_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_po
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         const acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
         acme_name_index_add(g_ports, d->name, apr_pcalloc(pconf, sizeof(port_slot_t)));
+        g_redirect_any |= d->conf && (d->conf->require_https == ACME_HTTPS_TEMPORARY ||
+                                      d->conf->require_https == ACME_HTTPS_PERMANENT);
     }
     /* In configuration order: the first TLS vhost of each certificate gives its port. */
     for (v = s; v; v = v->next) {
@@ -118,14 +124,18 @@ static const char *location(request_rec *r, const acme_runtime_t *rt, const acme
     return apr_pstrcat(r->pool, "https://", host, rest, NULL);
 }
 
-static int acme_redirect_handler(request_rec *r, int lookup_only)
+static int redirect_quick(request_rec *r, int lookup_only)
 {
-    acme_runtime_t *rt = acme_runtime();
+    acme_runtime_t *rt;
     const acme_domain_t *d;
     const char *loc;
     int mode, status;
 
-    if (!rt || lookup_only || r->main || !r->hostname) {
+    if (!g_redirect_any || lookup_only || r->main || !r->hostname) {
+        return DECLINED; /* the common case first: it runs for every request */
+    }
+    rt = acme_runtime();
+    if (!rt) {
         return DECLINED;
     }
     d = acme_domain_for_host(rt->conf, r->hostname);
@@ -167,12 +177,21 @@ static int acme_redirect_handler(request_rec *r, int lookup_only)
     return status;
 }
 
+/* The module's one quick handler, run for every request: the http-01 answers
+ * (mod_acme_challenge.c), then the redirect to https. One hook rather than two: each costs
+ * every request a call. */
+static int acme_quick_handler(request_rec *r, int lookup_only)
+{
+    int rv = acme_challenge_quick(r, lookup_only);
+
+    return rv != DECLINED ? rv : redirect_quick(r, lookup_only);
+}
+
 void acme_redirect_register_hooks(void)
 {
     static const char *const after_ssl[] = {"mod_ssl.c", NULL};
 
     ap_hook_post_config(acme_redirect_post_config, after_ssl, NULL, APR_HOOK_MIDDLE);
-    /* After the http-01 answers (also REALLY_FIRST, registered before this), before
-     * mod_cache's quick handler and everything of translate_name. */
-    ap_hook_quick_handler(acme_redirect_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
+    /* Before mod_cache's quick handler and everything of translate_name. */
+    ap_hook_quick_handler(acme_quick_handler, NULL, NULL, APR_HOOK_REALLY_FIRST);
 }

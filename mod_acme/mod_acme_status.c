@@ -595,14 +595,22 @@ static int find_cert(const acme_conf_t *conf, const char *name)
 
 static int status_handler(request_rec *r)
 {
-    acme_runtime_t *rt = acme_runtime();
+    acme_runtime_t *rt;
     acme_status_view_t view;
     const char *name = NULL, *json;
     int i, n;
 
-    if (!r->handler || strcmp(r->handler, "acme-status") != 0) {
+    /* Every request's handler phase passes here: one look for both of ours. */
+    if (!r->handler || strncmp(r->handler, "acme-", 5) != 0) {
         return DECLINED;
     }
+    if (strcmp(r->handler + 5, "metrics") == 0) {
+        return acme_metrics_handler(r);
+    }
+    if (strcmp(r->handler + 5, "status") != 0) {
+        return DECLINED;
+    }
+    rt = acme_runtime();
     if (r->method_number != M_GET) {
         r->allowed = AP_METHOD_BIT << M_GET;
         return HTTP_METHOD_NOT_ALLOWED;

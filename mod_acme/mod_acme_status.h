@@ -85,5 +85,7 @@ void acme_status_register_hooks(void);
 
 /* mod_acme_metrics.c */
 void acme_metrics_register_hooks(void);
+/* The acme-metrics handler: called by the acme-status one (one handler hook for both). */
+int acme_metrics_handler(request_rec *r);
 
 #endif /* MOD_ACME_STATUS_H */
