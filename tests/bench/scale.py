@@ -18,9 +18,7 @@ anonymous memory (/proc/<pid>/smaps).
 
 --cas K spreads mod_acme's domains over K pebbles (domain i orders from pebble i % K, in an
 <ACMEDomain> section): one pebble stops answering newOrder after about 6,000 orders.
---instructions N counts the instructions of one static request (callgrind, inside
-ap_run_process_connection, httpd -X) with N ACMEDomains and without the module, --runs times
-alternating; deterministic where wrk's requests per second vary by tens of percent here.
+(The instructions of one static request with N ACMEDomains: tests/bench/request_instr.py.)
 
 --none adds the baseline: the same TLS vhosts without any ACME module, one certificate for
 all, so that what mod_ssl itself costs per vhost (start, memory, graceful) is seen beside.
@@ -48,11 +46,8 @@ Per N:
 import argparse
 import math
 import os
-import pwd
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -363,140 +358,6 @@ def static_throughput(work, pebble, n, runs, seconds):
     return out
 
 
-def get_close(port, host, path="/index.html"):
-    """One request on its own connection; returns the status line."""
-    with socket.create_connection(("127.0.0.1", port), timeout=120) as c:
-        c.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-                  .encode())
-        data = b""
-        while True:
-            b = c.recv(65536)
-            if not b:
-                break
-            data += b
-    return data.split(b"\r\n", 1)[0].decode(errors="replace")
-
-
-def callgrind_total(path):
-    """Instructions (Ir) in a callgrind dump: its totals line."""
-    with open(path) as f:
-        for line in f:
-            if line.startswith(("totals:", "summary:")):
-                return int(line.split()[1])
-    return None
-
-
-def callgrind_requests(h, host, dump, requests, limit):
-    """httpd -X under callgrind, counting only inside ap_run_process_connection; answers `requests`
-    static requests (each on its own connection) once up, then stops. Returns (Ir in all,
-    requests that reached the server, seconds until it answered)."""
-    # valgrind makes its output file as root before httpd becomes the User, and writes it at
-    # the exit as the User: the file must be the User's already.
-    with open(dump, "w"):
-        pass
-    pw = pwd.getpwnam(h.user)
-    os.chown(dump, pw.pw_uid, pw.pw_gid)
-    t0 = time.monotonic()
-    vg = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--vgdb=no", "--toggle-collect=ap_run_process_connection",
-         f"--callgrind-out-file={dump}", acmetest.HTTPD_BIN, "-d", h.root, "-f", h.conf_path,
-         "-X"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=h.env())
-    made = 0
-    try:
-        while True:
-            if vg.poll() is not None:
-                raise RuntimeError(f"httpd under valgrind exited: {h.log_text()[-2000:]}")
-            if time.monotonic() > t0 + limit:
-                raise RuntimeError("httpd under valgrind did not answer in time")
-            try:
-                status = get_close(h.http_port, host)
-                made += 1
-                if status.endswith("200 OK"):
-                    break
-            except OSError:
-                pass
-            time.sleep(1)
-        up = time.monotonic() - t0
-        for _ in range(requests):
-            status = get_close(h.http_port, host)
-            made += 1
-            if not status.endswith("200 OK"):
-                raise RuntimeError(f"{host}: {status}")
-    finally:
-        vg.send_signal(signal.SIGTERM)
-        try:
-            vg.wait(timeout=300)
-        except subprocess.TimeoutExpired:
-            vg.kill()
-            vg.wait()
-    total = callgrind_total(dump)
-    if total is None:
-        raise RuntimeError(f"no totals in the callgrind output {dump}")
-    return total, made, up
-
-
-def request_instructions(work, pebble, n, requests, runs, limit):
-    """Instructions executed per static request (index.html over plain HTTP, a connection each,
-    Host the last of n names), counted by callgrind inside ap_run_process_connection only: the
-    request path, without the renewal driver or anything else the server does meanwhile.
-    httpd -X under valgrind, with mod_acme and n ACMEDomains (fallbacks made beforehand by a
-    normal start, job files keeping the driver idle) and without the module, the TLS vhosts
-    alike in both (one certificate of their own). Each run starts the server twice, answering
-    `requests` and 5 x `requests` requests: the difference divided by the difference in requests
-    is the cost of one request, without what the first ones cost once (lazy set-up).
-    Returns {kind: [Ir per request per run]}."""
-    if not shutil.which("valgrind"):
-        sys.exit("scale: valgrind is not installed (apt-get install valgrind)")
-    key, crt = os.path.join(work, "static.key"), os.path.join(work, "static.pem")
-    if not os.path.exists(crt):
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
-                        "-subj", "/CN=static.test", "-days", "2"], check=True,
-                       capture_output=True)
-        os.chmod(key, 0o644)
-    names = [f"d{i}.ir.test" for i in range(n)]
-    out = {}
-    servers = {}
-    for kind in ("acme", "none"):
-        h = bench.Server(os.path.join(work, f"ir-{kind}-{n}"), pebble, kind)
-        if kind == "acme":
-            jobs = os.path.join(h.store, "jobs")
-            os.makedirs(jobs, exist_ok=True)
-            later = int(time.time()) + 24 * 3600
-            for x in names:
-                with open(os.path.join(jobs, f"{x}.json"), "w") as f:
-                    f.write('{"next-run": %d}' % later)
-        h.conf([[x] for x in names],
-               extra=f"SSLCertificateFile {crt}\nSSLCertificateKeyFile {key}\n")
-        if kind == "acme":
-            # The fallbacks are made by a normal start, not under valgrind.
-            r = run_httpd(h, "-k", "start")
-            if r.returncode != 0:
-                raise RuntimeError(f"httpd did not start: {r.stdout}{r.stderr}")
-            h.started_pids.add(h.pid())
-            t = time.monotonic()
-            while not handshake_ok(h, names[-1]) and time.monotonic() < t + limit:
-                time.sleep(0.1)
-            h.stop()
-        servers[kind] = h
-    for run in range(runs):
-        for kind in ("acme", "none"):  # alternating
-            h = servers[kind]
-            few = callgrind_requests(h, names[-1], os.path.join(work, f"cg.{kind}.{run}.few"),
-                                     requests, limit)
-            many = callgrind_requests(h, names[-1], os.path.join(work, f"cg.{kind}.{run}.many"),
-                                      5 * requests, limit)
-            per = (many[0] - few[0]) / (many[1] - few[1])
-            out.setdefault(kind, []).append(per)
-            print(f"   {kind} run {run + 1}: {per:,.0f} instructions per request ({few[1]} and "
-                  f"{many[1]} requests: {few[0]:,} and {many[0]:,}; up under valgrind after "
-                  f"{few[2]:.0f} and {many[2]:.0f} s)", flush=True)
-    for h in servers.values():
-        shutil.rmtree(h.root, ignore_errors=True)
-    return out
-
-
 def make_sets(work, names):
     """An active certificate set for each name, as the store keeps it, from a CA of the bench's
     own (EC P-256 keys, 60 days left): archive/<name>/1/ and its folder, in work/sets."""
@@ -750,11 +611,6 @@ def main():
     ap.add_argument("--static", type=int, default=0,
                     help="N: only the static file throughput with N ACMEDomains against no "
                     "module (wrk, alternating runs)")
-    ap.add_argument("--instructions", type=int, default=0,
-                    help="N: only the instructions per static request (callgrind, httpd -X) "
-                    "with N ACMEDomains against no module")
-    ap.add_argument("--requests", type=int, default=200,
-                    help="requests counted per run for --instructions")
     ap.add_argument("--runs", type=int, default=3, help="runs of each for --static")
     ap.add_argument("--seconds", type=int, default=5, help="wrk seconds per run for --static")
     ap.add_argument("--limit", type=float, default=1500, help="seconds allowed per start")
@@ -811,15 +667,6 @@ def main():
                             if x is not None]
                     medians.append(f"{k} {statistics.median(vals):.2f}" if vals else f"{k} -")
                 print(f"{label}: medians " + ", ".join(medians))
-            return
-        if args.instructions:
-            out = request_instructions(work, pebble, args.instructions, args.requests,
-                                       args.runs, args.limit)
-            a, b = statistics.median(out["acme"]), statistics.median(out["none"])
-            print(f"instructions per static request, {args.instructions} ACMEDomains: with "
-                  f"mod_acme {a:,.0f} (runs {', '.join(f'{x:,.0f}' for x in out['acme'])}), "
-                  f"without the module {b:,.0f} (runs "
-                  f"{', '.join(f'{x:,.0f}' for x in out['none'])}); ratio {a / b:.4f}")
             return
         if args.static:
             out = static_throughput(work, pebble, args.static, args.runs, args.seconds)
