@@ -228,13 +228,13 @@ void acme_log_rerror_(const char *file, int line, int mi, int level, apr_status_
                       const request_rec *r, const char *fmt, ...)
     __attribute__((format(printf, 7, 8)));
 
-/* mod_acme_config.c */
-/* The challenge types a certificate is obtained with, in order of preference: c's
- * ACMEChallenges, else http-01 then tls-alpn-01. */
+/* mod_acme_challenge_cmd.c: the challenge types a certificate is obtained with, in order of
+ * preference: c's ACMEChallenges, else http-01 then tls-alpn-01. */
 int acme_challenge_count(const acme_conf_t *c);
 const char *acme_challenge_type(const acme_conf_t *c, int i);
 /* 1 when type is one of c's challenge types. */
 int acme_challenge_listed(const acme_conf_t *c, const char *type);
+/* mod_acme_config.c */
 extern const command_rec acme_cmds[];
 void *acme_conf_create(apr_pool_t *p, server_rec *s);
 void *acme_conf_merge(apr_pool_t *p, void *base, void *add);
@@ -271,6 +271,9 @@ const char *acme_cmd_program(cmd_parms *cmd, apr_array_header_t **pargv, int arg
                              char *const argv[], const char *example);
 
 /* mod_acme_dns_cmd.c: the dns-01 directives. */
+/* mod_acme_challenge_cmd.c: ACMEChallenges, ACMEChallengeCache */
+const char *acme_cmd_challenges(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
+const char *acme_cmd_challenge_cache(cmd_parms *cmd, void *dc, const char *arg);
 const char *acme_cmd_dns_command(cmd_parms *cmd, void *dc, int argc, char *const argv[]);
 const char *acme_cmd_dns_timeout(cmd_parms *cmd, void *dc, const char *arg);
 const char *acme_cmd_dns_propagation(cmd_parms *cmd, void *dc, const char *arg);

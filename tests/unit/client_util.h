@@ -1,5 +1,6 @@
 /* client_util.h - what the fake-CA tests of the client (test_client.c) and of the issuance
- * (test_issue.c) share: the usual answers and a client set up against a fake CA. */
+ * (test_issue.c, test_issue_resume.c) share: the usual answers and a client set up against a fake
+ * CA. */
 #ifndef CLIENT_UTIL_H
 #define CLIENT_UTIL_H
 
@@ -16,6 +17,19 @@
     }
 #define JSON    "Content-Type: application/json\n"
 #define PROBLEM "Content-Type: application/problem+json\n"
+
+/* An authorization of name with an http-01 and a dns-01 challenge (test_issue*.c). */
+#define TOKEN_A "tokenAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+#define TOKEN_B "tokenBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB"
+
+#define AUTHZ(name, status, token, chstatus)                                                       \
+    "{\"status\":\"" status "\",\"identifier\":{\"type\":\"dns\",\"value\":\"" name "\"},"         \
+    "\"challenges\":[{\"type\":\"http-01\",\"url\":\"" CA "/chal/" name                            \
+    "/http\",\"token\":\"" token "\",\"status\":\"" chstatus                                       \
+    "\"},{\"type\":\"dns-01\",\"url\":\"" CA "/chal/" name "/dns\",\"token\":\"" token             \
+    "\",\"status\":\"" chstatus "\"}]}"
+
+#define CHAIN_PEM "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 #define ORDER(status, extra)                                                                       \
     "{\"status\":\"" status "\",\"identifiers\":[{\"type\":\"dns\",\"value\":\"a.test\"},"         \
