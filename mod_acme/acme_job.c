@@ -53,8 +53,11 @@ const char *acme_job_chal_type(const char *s)
     return NULL;
 }
 
-/* The "ari" member: kept only whole, with a window that is one (end after start) and a
- * renewal time in it; anything else is as if nothing were kept (the CA is asked again). */
+/* The "ari" member: kept only whole: a certificate and a time to ask again, and a window that
+ * is one (end after start) with a renewal time, or none of the three. Anything else is as if
+ * nothing were kept (the CA is asked again). Whether the renewal time lies in the window as
+ * cut for the certificate is the driver's to check (acme_driver_ari_load): a window wholly
+ * after the certificate's last tenth is cut to a point before its start. */
 static void job_load_ari(acme_job_t *job, const json_t *a, apr_pool_t *p)
 {
     if (!json_is_object(a)) {
@@ -66,12 +69,14 @@ static void job_load_ari(acme_job_t *job, const json_t *a, apr_pool_t *p)
     job->ari_end = time_member(a, "window-end");
     job->ari_renew_at = time_member(a, "renew-at");
     job->ari_explanation = str_member(a, "explanation", 511, p);
+    if (!job->ari_renew_at && !job->ari_start && !job->ari_end) {
+        job->ari_explanation = NULL; /* the CA had no window for it */
+    } else if (!job->ari_renew_at || !job->ari_start || job->ari_end <= job->ari_start) {
+        job->ari_cert = NULL; /* half a window */
+    }
     if (!job->ari_cert || !job->ari_check_at) {
         job->ari_cert = NULL;
         job->ari_check_at = 0;
-    }
-    if (!job->ari_cert || job->ari_end <= job->ari_start || job->ari_renew_at < job->ari_start ||
-        job->ari_renew_at > job->ari_end) {
         job->ari_start = job->ari_end = job->ari_renew_at = 0;
         job->ari_explanation = NULL;
     }

@@ -22,7 +22,12 @@ static void ari_keep(worker_t *w, const acme_ari_t *ari)
     acme_job_t *job;
     apr_status_t rv;
 
-    if (acme_job_load(&job, store, w->d->set_name, w->pool) != APR_SUCCESS) {
+    rv = acme_job_load(&job, store, w->d->set_name, w->pool);
+    if (rv != APR_SUCCESS) {
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, rv, w->drv->rt->s,
+                       "ACME02313: %s: the job file cannot be read: the renewal information is "
+                       "not kept, the next server generation asks the CA again",
+                       w->d->name);
         return;
     }
     job->ari_cert = w->d->ari_cert_id;
@@ -165,6 +170,10 @@ void acme_driver_ari_load(driver_t *drv, int i, const acme_job_t *job, apr_time_
     acme_ari_clamp(&win, d->not_before, d->not_after);
     if (job->ari_renew_at < win.start || job->ari_renew_at > win.end) {
         drv->ari_check_at[i] = 0;
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME02312: %s: the renewal time kept in jobs/%s.json is outside the CA's "
+                       "window for this certificate; asking the CA again",
+                       d->name, d->set_name);
         return;
     }
     ari_take(drv, i, acme_driver_ca_index(drv, d), job->ari_renew_at, job->ari_start, job->ari_end,

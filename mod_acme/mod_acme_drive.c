@@ -45,6 +45,19 @@ void acme_driver_wake(driver_t *drv)
     pthread_mutex_unlock(&drv->wake_mutex);
 }
 
+/* The stop's wake: prefork may run the stop from its SIGTERM handler in the watchdog thread
+ * itself, which may hold wake_mutex in driver_wait; never wait for it there. A wake skipped
+ * costs at most one DRIVER_TICK: driver_run looks at the stop flag after each wait. */
+static void driver_wake_stop(driver_t *drv)
+{
+    if (!drv->wake_ready || pthread_mutex_trylock(&drv->wake_mutex) != 0) {
+        return;
+    }
+    drv->woken = 1;
+    pthread_cond_signal(&drv->wake_cond);
+    pthread_mutex_unlock(&drv->wake_mutex);
+}
+
 /* Waits up to t for a worker to finish (or the stop). */
 static void driver_wait(driver_t *drv, apr_interval_time_t t)
 {
@@ -71,6 +84,10 @@ static void driver_wake_init(driver_t *drv)
     pthread_condattr_t attr;
 
     if (pthread_condattr_init(&attr) != 0) {
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME02311: the renewal driver cannot wait for its workers (no condition "
+                       "attributes); it looks at them every %d ms instead",
+                       (int)apr_time_as_msec(DRIVER_TICK));
         return;
     }
     if (pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) == 0 &&
@@ -82,6 +99,12 @@ static void driver_wake_init(driver_t *drv)
         }
     }
     pthread_condattr_destroy(&attr);
+    if (!drv->wake_ready) {
+        acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                       "ACME02311: the renewal driver cannot wait for its workers (no monotonic "
+                       "condition); it looks at them every %d ms instead",
+                       (int)apr_time_as_msec(DRIVER_TICK));
+    }
 }
 
 /* --- the driver --- */
@@ -570,7 +593,7 @@ static void driver_stop(driver_t *drv)
         apr_atomic_set32(&drv->stopping, 1);
     }
     apr_thread_mutex_unlock(drv->mutex);
-    acme_driver_wake(drv); /* the watchdog thread returns from its wait */
+    driver_wake_stop(drv); /* the watchdog thread returns from its wait */
     /* Requests in flight and waits between polls end at once; a worker may still be writing
      * the job file or making a key, so it gets a moment. The lock is held meanwhile. */
     for (;;) {

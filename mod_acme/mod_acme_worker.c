@@ -513,14 +513,15 @@ void *APR_THREAD_FUNC acme_worker_main(apr_thread_t *thread, void *data)
         worker_obtain(w);
     }
     apr_atomic_set32(&w->done, 1);
+    /* Its result (a staged set: a restart) is acted on now, not at the next tick. Before the
+     * count below: a stopping child waits for that count only, then may exit and free the
+     * driver. w stays valid: the driver frees it only after joining this thread. */
+    acme_driver_wake(w->drv);
     /* Stopping, the last worker to finish lets the next generation's driver work. */
     if (apr_atomic_dec32(&w->drv->active) == 0 && apr_atomic_read32(&w->drv->release_when_idle) &&
         w->drv->lock) {
         apr_file_unlock(w->drv->lock);
     }
-    /* Its result (a staged set: a restart) is acted on now, not at the next tick. w stays
-     * valid: the driver frees it only after joining this thread. */
-    acme_driver_wake(w->drv);
     apr_thread_exit(thread, APR_SUCCESS);
     return NULL;
 }
