@@ -178,6 +178,10 @@ void acme_driver_ari_load(driver_t *drv, int i, const acme_job_t *job, apr_time_
     }
     ari_take(drv, i, acme_driver_ca_index(drv, d), job->ari_renew_at, job->ari_start, job->ari_end,
              job->ari_explanation);
+    acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                   "ACME02314: %s: using the renewal information kept in jobs/%s.json; the CA "
+                   "is asked again in %" APR_TIME_T_FMT " s",
+                   d->name, d->set_name, apr_time_sec(drv->ari_check_at[i] - now));
 }
 
 /* 1 when a worker asks this CA for renewal information now. */

@@ -608,20 +608,27 @@ class Httpd:
         settle: a test that ends the moment a set is staged would otherwise stop the server in
         the middle of the restart that activates it (the driver asks for it within
         milliseconds), and meet children still starting (settle)."""
-        try:
-            with open(self.error_log, "rb") as f:
-                f.seek(max(0, os.path.getsize(self.error_log) - 2048))
-                if b"ACME01054" in f.read():
-                    time.sleep(0.2)  # a set staged just now: its flag comes within milliseconds
-        except OSError:
-            pass
-        deadline = time.monotonic() + timeout
-        waited = False
-        while time.monotonic() < deadline and self._restart_under_way():
-            waited = True
-            time.sleep(0.05)
-        if waited:
-            time.sleep(0.5)  # the graceful restart itself, after the test
+        def staged_unanswered():
+            # A set staged just now (its ACME01054 the last of these tags): the driver asks for
+            # its restart within milliseconds (ACME01059), or says it waits for a batch
+            # (ACME01067).
+            text = self.log_text()
+            return max(("ACME01054", "ACME01059", "ACME01067"), key=text.rfind) == "ACME01054" \
+                and "ACME01054" in text
+
+        def restarted():
+            # One more generation than automatic restarts asked: AH00489 at the start and after
+            # each restart, ACME01070 before each automatic one.
+            text = self.log_text()
+            return text.count("AH00489") >= 1 + text.count("ACME01070")
+
+        for predicate, seconds in ((lambda: not staged_unanswered(), 1.0),
+                                   (lambda: not self._restart_under_way(), timeout),
+                                   (restarted, timeout)):
+            try:
+                wait_until(predicate, seconds, "quiet")
+            except AssertionError:
+                pass  # best effort: the stop goes on
         self.settle()
 
     def stop(self):

@@ -209,7 +209,7 @@ def test_ari_changed_when_the_ca_moves_the_window(httpd_factory, pebble):
         # The answer is kept until the CA's time to ask again (the proxy sends no Retry-After:
         # an hour): a restart meanwhile asks nothing and tells nothing.
         restart_and_wait_driver(h)
-        time.sleep(1)
+        assert h.wait_log(f"ACME02314: {name}", timeout=30), h.log_text()[-3000:]
         assert h.log_text().count(f"ACME01066: {name}") == 1
         # The time to ask again has come (set back in the job file, as an hour passing would):
         # the next generation asks and sees the moved window.

@@ -291,7 +291,9 @@ def test_ari_window_and_profile(httpd_factory, proxy):
     h.graceful()
     assert h.wait_log("AH00493", count=count + 1)
     h.wait_driver()
-    time.sleep(1)  # an ARI worker of that generation would have asked by now
+    # The new generation's driver took the kept answer (read when it took the lock, before it
+    # would start a worker to ask).
+    assert h.wait_log("ACME02314: ari.test", timeout=30), h.log_text()[-3000:]
     again = status(h, "ari.test")
     assert again["renewal"] == c["renewal"]
     assert again["ari"] == c["ari"]
