@@ -133,9 +133,15 @@ def test_live_renewals_without_restart(httpd_factory, short_pebble, mpm):
     assert "AH00493" not in log and "AH00171" not in log, "a graceful restart happened"
     assert "ACME01070" not in log
     assert not loop.failures, loop.failures[:5]
-    # The CA validated each renewal over tls-alpn-01 against the live vhost.
+    # The CA validated each renewal over tls-alpn-01 against the live vhost: every renewal
+    # order between the first activation and the last that the CA made pending (ACME00026;
+    # pebble 2.4 reuses a valid authorization once in a hundred orders even with
+    # PEBBLE_AUTHZREUSE=0, and such an order is ready at once, with nothing to validate).
     answered = [log_time(li) for li in lines_with(h, f"ACME02610: {name}: answered a tls-alpn-01")]
-    assert len([t for t in answered if t > acts[0][0]]) >= 3, answered
+    pending = [log_time(li) for li in lines_with(h, f"ACME00026: {name}: order ")
+               if li.rstrip().endswith(" is pending")]
+    between = (lambda ts: [t for t in ts if acts[0][0] < t <= acts[-1][0]])
+    assert len(between(answered)) >= len(between(pending)) >= 2, (answered, pending, acts)
     staged = staged_times(h, name)
     assert len(staged) >= 4
     # Each certificate is served within 1 s of being staged (the worker's ACME01054 line).

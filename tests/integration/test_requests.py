@@ -16,6 +16,10 @@ FIRST = ["GET /dir", "HEAD /nonce-plz", "POST /sign-me-up", "POST /order-plz", "
          "POST /chalZ/", "POST /my-order/", "POST /finalize-order/", "POST /my-order/",
          "POST /certZ/"]
 RENEWAL = FIRST[1:2] + FIRST[3:]  # no directory, no account
+# pebble 2.4 makes a new authorization when rand.Intn(100) > PEBBLE_AUTHZREUSE: even at 0 it
+# reuses the valid one once in a hundred orders. The order is then ready at once and the
+# module goes straight to finalize (nonce, order, finalize, poll, certificate).
+RENEWAL_REUSED = RENEWAL[:2] + RENEWAL[5:]
 QUIET = {"PEBBLE_WFE_NONCEREJECT": "0", "PEBBLE_AUTHZREUSE": "0"}
 
 
@@ -32,6 +36,10 @@ def short_quiet_pebble(workdir):
                          env_extra=QUIET)
     yield pb
     pb.stop()
+
+
+def lines_with(h, needle):
+    return [li.rstrip() for li in h.log_text().splitlines() if needle in li]
 
 
 def poll_runs(requests):
@@ -103,7 +111,11 @@ def test_renewal_with_known_account_eight_requests(httpd_factory, short_quiet_pe
     assert h.wait_log("ACME01054: renew.req.test", count=2, timeout=45), h.log_text()[-3000:]
     made = short_quiet_pebble.requests()[mark:]
     print(f"\nrenewal, one name, known account: {len(made)} requests: {made}")
-    assert collapsed(made) == RENEWAL, made
+    orders = lines_with(h, "ACME00026: renew.req.test: order ")
+    assert len(orders) >= 2, orders
+    # The module logs the state of the order as the CA made it (ACME00026).
+    assert collapsed(made) == (RENEWAL_REUSED if orders[1].endswith(" is ready") else RENEWAL), \
+        (made, orders)
     assert all(n <= 5 for n in poll_runs(made)), made
 
 
