@@ -117,6 +117,20 @@ apr_time_t acme_renew_at(const acme_renew_window_t *w, apr_time_t not_before, ap
  * comes first), whichever comes first. */
 apr_time_t acme_restart_due(apr_time_t staged, int renewal, apr_time_t limit);
 
+/* A batch of first certificates (a server started with many new names) is activated by a
+ * restart once its orders are done, but waits at most a while past the first one's staging, so
+ * that a long issuance activates what it has in steps: ACME_RESTART_HOLD_MIN, or
+ * ACME_RESTART_HOLD_SHARE times what one configuration pass of the server takes when that is
+ * longer (a restart stops issuance for about that long, so restarts then take at most a fifth of
+ * the time), never more than ACME_RESTART_HOLD_MAX. */
+#define ACME_RESTART_HOLD_MIN   apr_time_from_sec(60)
+#define ACME_RESTART_HOLD_SHARE 4
+#define ACME_RESTART_HOLD_MAX   apr_time_from_sec(900)
+
+/* How long a staged first certificate waits at most for running orders to share its restart,
+ * given the duration of the server's last configuration pass (0 or less: unknown). */
+apr_interval_time_t acme_restart_hold(apr_interval_time_t pass);
+
 /* The wait after the given number of consecutive failures (>= 1), before jitter. */
 apr_interval_time_t acme_job_backoff(int failures, int transient);
 

@@ -271,6 +271,18 @@ apr_time_t acme_restart_due(apr_time_t staged, int renewal, apr_time_t limit)
     return staged + (wait < ACME_RESTART_BATCH ? wait : ACME_RESTART_BATCH);
 }
 
+apr_interval_time_t acme_restart_hold(apr_interval_time_t pass)
+{
+    apr_interval_time_t hold;
+
+    if (pass <= 0) {
+        return ACME_RESTART_HOLD_MIN;
+    }
+    hold = pass > ACME_RESTART_HOLD_MAX / ACME_RESTART_HOLD_SHARE ? ACME_RESTART_HOLD_MAX
+                                                                  : pass * ACME_RESTART_HOLD_SHARE;
+    return hold < ACME_RESTART_HOLD_MIN ? ACME_RESTART_HOLD_MIN : hold;
+}
+
 apr_interval_time_t acme_job_backoff(int failures, int transient)
 {
     apr_interval_time_t t = ACME_BACKOFF_FIRST;

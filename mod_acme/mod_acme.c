@@ -31,6 +31,7 @@
 
 /* The runtime of the current generation: set in post_config, inherited by the children. */
 static acme_runtime_t *g_runtime;
+static apr_time_t g_pass_began; /* this configuration pass's pre_config */
 
 acme_runtime_t *acme_runtime(void)
 {
@@ -75,6 +76,7 @@ static int acme_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     (void)plog;
     (void)ptemp;
     g_runtime = NULL;
+    g_pass_began = apr_time_now();
     return ap_mutex_register(pconf, "acme-tokens", NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
@@ -157,6 +159,21 @@ static int acme_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     return OK;
 }
 
+/* Last of every module's post_config: the pass is done, the children not forked yet (they
+ * inherit the figure). */
+static int acme_post_config_last(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                                 server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    (void)ptemp;
+    (void)s;
+    if (g_runtime && g_pass_began) {
+        g_runtime->pass_time = apr_time_now() - g_pass_began;
+    }
+    return OK;
+}
+
 static void acme_child_init(apr_pool_t *pchild, server_rec *s)
 {
     (void)s;
@@ -179,6 +196,7 @@ static void acme_register_hooks(apr_pool_t *p)
     ap_hook_check_config(acme_conf_auto_names, NULL, NULL, APR_HOOK_MIDDLE - 1);
     ap_hook_check_config(acme_conf_check, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(acme_post_config, NULL, before_ssl, APR_HOOK_MIDDLE);
+    ap_hook_post_config(acme_post_config_last, NULL, NULL, APR_HOOK_REALLY_LAST);
     ap_hook_child_init(acme_child_init, NULL, before_watchdog, APR_HOOK_REALLY_FIRST);
     acme_certs_register_hooks();
     acme_challenge_register_hooks();

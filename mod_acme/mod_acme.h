@@ -194,6 +194,10 @@ typedef struct acme_runtime_t {
     acme_log_t log;                  /* to the main server's error log */
     void *driver;                    /* the renewal driver (mod_acme_drive.c) */
     int one_process;                 /* httpd -X: no graceful restart, nor a restart thread */
+    /* How long this generation's configuration pass took, from mod_acme's pre_config to the last
+     * post_config (every module's, mod_ssl loading each vhost's certificate included): about what
+     * a graceful restart stops the driver for. 0 when not measured. */
+    apr_interval_time_t pass_time;
 } acme_runtime_t;
 
 /* mod_acme.c */

@@ -165,6 +165,7 @@ static apr_status_t driver_start(driver_t *drv)
     drv->profile_noted = apr_pcalloc(drv->pool, sizeof(int) * (apr_size_t)domains->nelts);
     acme_driver_link_siblings(drv);
     acme_driver_clock_init(drv); /* mod_acme_ca.c */
+    drv->restart_hold = acme_restart_hold(drv->rt->pass_time);
     drv->lock_path = acme_store_path(drv->rt->store, DRIVER_LOCK, drv->pool);
     rv = acme_driver_cluster_start(drv);
     if (rv != APR_SUCCESS) {
@@ -324,6 +325,11 @@ static int driver_lock(driver_t *drv, apr_pool_t *ptemp)
     }
     drv->locked = 1;
     drv->lock_news = 1;
+    acme_log_error(APLOG_MARK, APLOG_DEBUG, 0, drv->rt->s,
+                   "ACME02315: the server's configuration pass took %" APR_TIME_T_FMT
+                   " ms: a new certificate waits at most %" APR_TIME_T_FMT
+                   " s past its staging for running orders to share its restart",
+                   apr_time_as_msec(drv->rt->pass_time), apr_time_sec(drv->restart_hold));
     driver_load_state(drv, ptemp);
     acme_driver_notify_locked(drv);
     return 1;

@@ -19,8 +19,9 @@
 #define DRIVER_WORKERS_MAX 8
 #define DRIVER_LOCK        "jobs/driver.lock"
 #define ORDER_WAIT         apr_time_from_sec(300) /* bound on one attempt's polling */
-/* A restart waits at most this long for other workers, so that one activates a batch. */
-#define COALESCE_MAX apr_time_from_sec(60)
+/* A worker started less than this long ago is young: a restart waits for it (at most
+ * driver_t.restart_hold past the time due), so that one restart activates a batch. */
+#define COALESCE_YOUNG apr_time_from_sec(60)
 /* A stopping driver waits at most this long for its workers. Their CA requests are aborted
  * (they leave within about a second); httpd warns about a child still running after 3 s of a
  * stop (AH00045) and kills it after 9 s (AH00046). */
@@ -80,6 +81,8 @@ struct driver_t {
     int *renewing;                     /* per domain: the running order renews a served
                                         * certificate on schedule (its restart may wait) */
     int restart_asked;
+    /* How long a restart waits at most for young workers (acme_restart_hold of pass_time). */
+    apr_interval_time_t restart_hold;
     apr_time_t restart_retry; /* after a failed flag write */
     int *blocked_logged;      /* per domain: the parent could not activate its set */
     int *next_sibling;        /* per domain: the next unit of its ACMEDomain (another key
@@ -156,7 +159,7 @@ void acme_driver_restart_due(driver_t *drv, int i, int scheduled);
 
 /* mod_acme_restart.c: writes the restart flag once staged sets want their restart (restart_due)
  * and no challenge is being validated, waiting a little for workers just started so that one
- * restart activates them all (at most COALESCE_MAX past the time due). Once per tick. */
+ * restart activates them all (at most restart_hold past the time due). Once per tick. */
 void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp);
 
 /* mod_acme_siblings.c: acme_driver_link_siblings, at the driver's start: the ring of the units

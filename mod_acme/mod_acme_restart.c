@@ -615,8 +615,9 @@ void acme_driver_restart_due(driver_t *drv, int i, int scheduled)
 /* Asks the parent for one graceful restart once new sets are staged and one of them wants it
  * (restart_due: at once, or a renewal that waited for others), when no challenge is being
  * validated, waiting a little for the workers that just started so one restart activates them
- * all (but no longer than COALESCE_MAX past the time due: a steady stream of orders would
- * otherwise put it off for ever). */
+ * all (but no longer than drv->restart_hold past the time due: a steady stream of orders would
+ * otherwise put it off for ever; a server whose restart takes long holds longer, so that a long
+ * first issuance is not stalled by a restart every minute). */
 void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
 {
     apr_array_header_t *domains = drv->rt->conf->domains, *staged;
@@ -636,7 +637,7 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         worker_t *w = drv->workers[i];
         if (w) {
             validating |= apr_atomic_read32(&w->challenges) != 0;
-            young |= now - w->started < COALESCE_MAX;
+            young |= now - w->started < COALESCE_YOUNG;
         }
         /* A set whose notBefore is still ahead waits for its time (acme_cert_activation_check):
          * asked earlier, the parent would only keep it staged. */
@@ -655,7 +656,7 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     if (!any) {
         return;
     }
-    if (!live && (now < due || validating || (young && now < due + COALESCE_MAX))) {
+    if (!live && (now < due || validating || (young && now < due + drv->restart_hold))) {
         return;
     }
     names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);

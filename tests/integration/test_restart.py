@@ -5,6 +5,7 @@ import datetime
 import json
 import os
 import pwd
+import re
 import signal
 import stat
 import subprocess
@@ -273,3 +274,31 @@ def test_the_parent_is_woken_when_the_flag_is_written(httpd_factory):
     restarted = [i for i, l in enumerate(log.splitlines()) if "ACME01070" in l]
     assert restarted and log.splitlines().index(woken[0]) < restarted[0]
     assert not os.path.lexists(flag)
+
+
+def test_restart_hold_follows_the_configuration_pass(httpd_factory, tmp_path):
+    """The driver knows how long the server's configuration pass takes, every module's part
+    included (here mod_ssl running a program for its random seed that takes 2 s, at the start and
+    again at each graceful restart), and a first certificate's restart waits for running orders
+    at most four times that, never less than a minute (ACME02315; docs/apache.md
+    "Activation")."""
+    seed = tmp_path / "seed.sh"
+    seed.write_text("#!/bin/sh\nsleep 2\nhead -c 32 /dev/urandom\n")
+    seed.chmod(0o755)
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + f"SSLRandomSeed startup exec:{seed} 32\nACMEDomain hold.test\n"
+                 + h.ssl_vhost("hold.test"))
+    h.start()
+
+    def passes():
+        return [tuple(int(v) for v in m.groups()) for m in re.finditer(
+            r"ACME02315: the server's configuration pass took (\d+) ms: a new certificate waits "
+            r"at most (\d+) s", h.log_text())]
+
+    assert h.wait_log("ACME02315", timeout=30), h.log_text()[-3000:]
+    wait_real_cert(h, "hold.test")
+    h.graceful()
+    assert h.wait_log("ACME02315", count=3, timeout=30), h.log_text()[-3000:]
+    for pass_ms, hold_s in passes():
+        assert 2000 <= pass_ms < 30000, passes()
+        assert hold_s == max(60, 4 * pass_ms // 1000), passes()

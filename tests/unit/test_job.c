@@ -305,6 +305,23 @@ static void restart_due(void **state)
     assert_int_equal(acme_restart_due(t0, 1, t0 - apr_time_from_sec(5)), t0);
 }
 
+static void restart_hold(void **state)
+{
+    (void)state;
+
+    /* Unknown, or a server that configures in seconds: a minute. */
+    assert_int_equal(acme_restart_hold(0), ACME_RESTART_HOLD_MIN);
+    assert_int_equal(acme_restart_hold(-5), ACME_RESTART_HOLD_MIN);
+    assert_int_equal(acme_restart_hold(apr_time_from_msec(300)), ACME_RESTART_HOLD_MIN);
+    assert_int_equal(acme_restart_hold(apr_time_from_sec(15)), ACME_RESTART_HOLD_MIN);
+    /* Thousands of TLS vhosts, 38 s a pass: four times that, so restarts take a fifth. */
+    assert_int_equal(acme_restart_hold(apr_time_from_sec(38)), apr_time_from_sec(152));
+    /* Never more than the bound, also for absurd values. */
+    assert_int_equal(acme_restart_hold(apr_time_from_sec(225)), ACME_RESTART_HOLD_MAX);
+    assert_int_equal(acme_restart_hold(apr_time_from_sec(3600)), ACME_RESTART_HOLD_MAX);
+    assert_int_equal(acme_restart_hold(APR_INT64_MAX), ACME_RESTART_HOLD_MAX);
+}
+
 static void renewal_time(void **state)
 {
     apr_time_t t0 = apr_time_from_sec(1800000000);
@@ -400,10 +417,15 @@ static void refusals_back_off(void **state)
 }
 
 static const struct CMUnitTest tests[] = {
-    UNIT_TEST(renewal_time),      UNIT_TEST(restart_due),
-    UNIT_TEST(backoff_schedule),  UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
-    UNIT_TEST(save_and_load),     UNIT_TEST(bad_files_give_an_empty_job),
-    UNIT_TEST(refusals_back_off), UNIT_TEST(ari_kept),
+    UNIT_TEST(renewal_time),
+    UNIT_TEST(restart_due),
+    UNIT_TEST(restart_hold),
+    UNIT_TEST(backoff_schedule),
+    UNIT_TEST(failure_schedules_with_jitter_and_retry_after),
+    UNIT_TEST(save_and_load),
+    UNIT_TEST(bad_files_give_an_empty_job),
+    UNIT_TEST(refusals_back_off),
+    UNIT_TEST(ari_kept),
 };
 
 UNIT_MAIN("job", tests)
