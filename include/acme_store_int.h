@@ -103,7 +103,9 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
 
 /* The same; sync 0 leaves out both fsyncs: after a crash the file may be missing, empty or
  * torn, which only a file its reader checks and makes anew may accept (acme_store_write_volatile).
- */
+ * ACME_SYNC_FILE_ONLY syncs the file but not dirfd: for a folder the caller syncs once after
+ * writing all of its files, before its name appears (place_set). */
+#define ACME_SYNC_FILE_ONLY 2
 apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char *name,
                                      const void *data, apr_size_t len, apr_fileperms_t perms,
                                      uid_t uid, gid_t gid, int sync, apr_pool_t *p);

@@ -323,8 +323,11 @@ static apr_status_t place_set(acme_store_t *store, int dirfd, const char *tmp, c
         goto out;
     }
     for (i = 0; i < F_COUNT; i++) {
-        rv = acme_store_write_at(store, fd, set_file[i].name, files->data[i], files->len[i],
-                                 set_file[i].perms, p);
+        /* Each file synced, the folder once below, before it is renamed to final: a sync of
+         * the folder per file cost a third of a promotion's fsyncs. */
+        rv = acme_store_write_at_opt(store, fd, set_file[i].name, files->data[i], files->len[i],
+                                     set_file[i].perms, (uid_t)-1, (gid_t)-1, ACME_SYNC_FILE_ONLY,
+                                     p);
         if (rv != APR_SUCCESS) {
             goto out;
         }

@@ -435,7 +435,7 @@ apr_status_t acme_store_write_at_opt(acme_store_t *store, int dirfd, const char 
     }
     tmp = NULL;
     acme_store_step(store, "dirsync");
-    rv = sync ? acme_store_sync_fd(dirfd) : APR_SUCCESS;
+    rv = sync && sync != ACME_SYNC_FILE_ONLY ? acme_store_sync_fd(dirfd) : APR_SUCCESS;
 out:
     acme_store_close(&fd);
     if (tmp) {

@@ -178,7 +178,7 @@ static int import_shared(driver_t *drv, cluster_t *cl, int i, apr_time_t now, ap
     }
     drv->staged[i] = 1;
     drv->staged_at[i] = APR_STATUS_IS_EAGAIN(crv) ? when : 0;
-    drv->restart_asked = 0;
+    drv->restart_more = 1;
     acme_driver_restart_due(drv, i, 1); /* a renewal shares a restart here too */
     acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, drv->rt->s,
                    "ACME04013: %s: imported the certificate another node published (serial %s, "

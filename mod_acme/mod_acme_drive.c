@@ -427,7 +427,7 @@ static void reap(driver_t *drv, int i)
     drv->staged_at[i] = w->staged_at;
     drv->next_run[i] = w->next_run;
     if (w->staged) {
-        drv->restart_asked = 0; /* a new set: a restart is wanted again */
+        drv->restart_more = 1; /* a new set: asked for again unless the flag still waits */
         acme_driver_restart_due(drv, i, drv->renewing[i]);
     }
     apr_pool_destroy(w->pool);

@@ -81,6 +81,7 @@ struct driver_t {
     int *renewing;                     /* per domain: the running order renews a served
                                         * certificate on schedule (its restart may wait) */
     int restart_asked;
+    int restart_more; /* sets staged since: see acme_driver_ask_restart */
     /* How long a restart waits at most for young workers (acme_restart_hold of pass_time). */
     apr_interval_time_t restart_hold;
     apr_time_t restart_retry; /* after a failed flag write */

@@ -625,6 +625,19 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     const char *names;
     int i, any = 0, validating = 0, young = 0, live = 0;
 
+    /* Sets staged since the flag was written: while it waits, the parent's restart activates
+     * them too (every set staged by then), so it is written again only once the parent took
+     * it or dropped it. Rewritten (with every staged name) for each new set, it cost O(N) per
+     * set while the parent tested the configuration of a large server. */
+    if (drv->restart_more) {
+        apr_finfo_t fi;
+        drv->restart_more = 0;
+        if (drv->restart_asked &&
+            apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
+                     APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) != APR_SUCCESS) {
+            drv->restart_asked = 0;
+        }
+    }
     /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
      * to stop and start the server instead. */
     if (drv->restart_asked || drv->rt->conf->auto_restart == 0 || drv->rt->one_process ||
