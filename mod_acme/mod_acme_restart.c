@@ -60,6 +60,29 @@
 
 typedef enum { TEST_PASSED, TEST_FAILED, TEST_UNKNOWN } test_result_e;
 
+/* Names a log line lists at most: httpd cuts an error log line at 8 KB, and a restart for
+ * thousands of certificates would name them all. */
+#define LOG_NAMES_MAX 20
+
+/* " a b c ..." (each name after one space) for a log line: the first LOG_NAMES_MAX names, then
+ * how many more there are. */
+static const char *names_brief(const char *names, apr_pool_t *p)
+{
+    const char *s, *cut = NULL;
+    int n = 0;
+
+    for (s = names; *s; s++) {
+        if (*s == ' ' && ++n == LOG_NAMES_MAX + 1) {
+            cut = s;
+        }
+    }
+    if (!cut) {
+        return names;
+    }
+    return apr_psprintf(p, "%s and %d more", apr_pstrmemdup(p, names, (apr_size_t)(cut - names)),
+                        n - LOG_NAMES_MAX);
+}
+
 typedef struct restarter_t {
     acme_runtime_t *rt; /* in pconf, which outlives the thread (joined in its pre-cleanup) */
     server_rec *s;
@@ -408,6 +431,7 @@ static void *APR_THREAD_FUNC acme_restarter_main(apr_thread_t *thread, void *dat
             r->next_look = now + IGNORED_PAUSE;
             continue;
         }
+        names = names_brief(names, iter); /* from here on for the log only */
         /* A graceful restart re-reads the configuration: one that was left half-edited on disk
          * would stop the server. So the configuration is tested first, as apachectl graceful
          * does. */
@@ -624,6 +648,7 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     apr_time_t due = 0;
     const char *names;
     int i, any = 0, validating = 0, young = 0, live = 0;
+    apr_status_t rv;
 
     /* Sets staged since the flag was written: while it waits, the parent's restart activates
      * them too (every set staged by then), so it is written again only once the parent took
@@ -673,9 +698,11 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
         return;
     }
     names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);
-    if (acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
-                         APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
-                         ptemp) == APR_SUCCESS) {
+    rv = acme_store_write(drv->rt->store, ACME_RESTART_FLAG, names, strlen(names),
+                          APR_FPROT_UREAD | APR_FPROT_UWRITE | APR_FPROT_GREAD | APR_FPROT_WREAD,
+                          ptemp);
+    names = names_brief(names, ptemp); /* the flag names them all, a log line a few */
+    if (rv == APR_SUCCESS) {
         drv->restart_asked = 1;
         acme_log_error(APLOG_MARK, APLOG_INFO, 0, drv->rt->s,
                        "ACME01059: new certificates staged for%s; asking for %s", names,

@@ -302,3 +302,26 @@ def test_restart_hold_follows_the_configuration_pass(httpd_factory, tmp_path):
     for pass_ms, hold_s in passes():
         assert 2000 <= pass_ms < 30000, passes()
         assert hold_s == max(60, 4 * pass_ms // 1000), passes()
+
+
+def test_a_restart_for_many_certificates_names_twenty_in_the_log(httpd_factory):
+    """httpd cuts an error log line at 8 KB: a restart for thousands of certificates logs the
+    first twenty names and how many more (ACME01059, ACME01070); the flag names them all."""
+    names = [f"n{i:02d}.many.test" for i in range(23)]
+    h = httpd_factory()
+    h.write_conf(ACCOUNT + "".join(f"ACMEDomain {n}\n" for n in names)
+                 + "".join(h.ssl_vhost(n) for n in names))
+    h.start()
+    assert h.wait_log("ACME01070", timeout=60), h.log_text()[-3000:]
+    for n in names:
+        wait_real_cert(h, n)
+    for code in ("ACME01059", "ACME01070"):
+        lines = [li for li in h.log_text().splitlines() if f"{code}: new certificates" in li]
+        assert lines, code
+        for li in lines:
+            listed = re.findall(r"n\d\d\.many\.test", li)
+            more = re.search(r" and (\d+) more;", li)
+            assert len(listed) <= 20, li
+            # Each line accounts for every set it is about: those named and those counted.
+            assert len(listed) + (int(more.group(1)) if more else 0) <= len(names), li
+        assert any(re.search(r"many\.test and \d+ more;", li) for li in lines), lines
