@@ -119,7 +119,8 @@ apr_time_t acme_restart_due(apr_time_t staged, int renewal, apr_time_t limit);
 
 /* A batch of first certificates (a server started with many new names) is activated by a
  * restart once its orders are done, but waits at most a while past the first one's staging, so
- * that a long issuance activates what it has in steps: ACME_RESTART_HOLD_MIN, or
+ * that a long issuance activates what it has in steps (a set that replaces a served certificate
+ * waits ACME_RESTART_HOLD_MIN at most): ACME_RESTART_HOLD_MIN, or
  * ACME_RESTART_HOLD_SHARE times what one configuration pass of the server takes when that is
  * longer (a restart stops issuance for about that long, so restarts then take at most a fifth of
  * the time), never more than ACME_RESTART_HOLD_MAX. */

@@ -17,6 +17,7 @@
  * answer (ap_hook_ssl_answer_challenge).
  */
 #define ACME_MODULE_RECORD
+#include <time.h>
 #include <unistd.h>
 
 #include <apr_strings.h>
@@ -31,7 +32,18 @@
 
 /* The runtime of the current generation: set in post_config, inherited by the children. */
 static acme_runtime_t *g_runtime;
-static apr_time_t g_pass_began; /* this configuration pass's pre_config */
+static apr_time_t g_pass_began; /* this configuration pass's pre_config, monotonic */
+
+/* A clock that no step of the system's (NTP at boot) moves. */
+static apr_time_t monotonic_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return 0;
+    }
+    return apr_time_from_sec(ts.tv_sec) + ts.tv_nsec / 1000;
+}
 
 acme_runtime_t *acme_runtime(void)
 {
@@ -76,7 +88,7 @@ static int acme_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     (void)plog;
     (void)ptemp;
     g_runtime = NULL;
-    g_pass_began = apr_time_now();
+    g_pass_began = monotonic_now();
     return ap_mutex_register(pconf, "acme-tokens", NULL, APR_LOCK_DEFAULT, 0) == APR_SUCCESS
                ? OK
                : HTTP_INTERNAL_SERVER_ERROR;
@@ -169,7 +181,8 @@ static int acme_post_config_last(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t
     (void)ptemp;
     (void)s;
     if (g_runtime && g_pass_began) {
-        g_runtime->pass_time = apr_time_now() - g_pass_began;
+        apr_time_t end = monotonic_now();
+        g_runtime->pass_time = end > g_pass_began ? end - g_pass_began : 0;
     }
     return OK;
 }

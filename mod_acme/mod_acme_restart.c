@@ -647,19 +647,23 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     apr_array_header_t *domains = drv->rt->conf->domains, *staged;
     apr_time_t due = 0;
     const char *names;
-    int i, any = 0, validating = 0, young = 0, live = 0;
+    int i, any = 0, validating = 0, young = 0, live = 0, replaces = 0;
+    apr_interval_time_t hold;
     apr_status_t rv;
 
     /* Sets staged since the flag was written: while it waits, the parent's restart activates
      * them too (every set staged by then), so it is written again only once the parent took
      * it or dropped it. Rewritten (with every staged name) for each new set, it cost O(N) per
-     * set while the parent tested the configuration of a large server. */
+     * set while the parent tested the configuration of a large server. Looked at every tick
+     * until then: the parent may drop the flag without a restart (ACME02212, live sets only)
+     * after listing the staged sets, and a set staged meanwhile must ask again. */
     if (drv->restart_more) {
         apr_finfo_t fi;
-        drv->restart_more = 0;
-        if (drv->restart_asked &&
-            apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
-                     APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) != APR_SUCCESS) {
+        if (!drv->restart_asked) {
+            drv->restart_more = 0;
+        } else if (apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
+                            APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) != APR_SUCCESS) {
+            drv->restart_more = 0;
             drv->restart_asked = 0;
         }
     }
@@ -673,7 +677,8 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     staged = apr_array_make(ptemp, 8, sizeof(const char *));
     for (i = 0; i < domains->nelts; i++) {
         worker_t *w = drv->workers[i];
-        if (w) {
+        /* A renewal information check stages nothing: not worth waiting for. */
+        if (w && !w->ari_only) {
             validating |= apr_atomic_read32(&w->challenges) != 0;
             young |= now - w->started < COALESCE_YOUNG;
         }
@@ -685,6 +690,7 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
                 due = drv->restart_due[i];
             }
             any = 1;
+            replaces |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->has_active;
             /* ACMEActivation live costs no restart: nothing to wait for to share one. */
             live |= APR_ARRAY_IDX(domains, i, acme_domain_t *)->conf->activation ==
                     ACME_ACTIVATION_LIVE;
@@ -694,7 +700,11 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     if (!any) {
         return;
     }
-    if (!live && (now < due || validating || (young && now < due + drv->restart_hold))) {
+    /* The longer hold only while every set is a first certificate (the fallback is served
+     * meanwhile): one that replaces a served certificate, which may be near its end, waits a
+     * minute past its due time at most. */
+    hold = replaces ? COALESCE_YOUNG : drv->restart_hold;
+    if (!live && (now < due || validating || (young && now < due + hold))) {
         return;
     }
     names = apr_pstrcat(ptemp, " ", apr_array_pstrcat(ptemp, staged, ' '), NULL);

@@ -10,8 +10,8 @@
  * What is modelled, as the driver and the parent do it (docs/apache.md, "Activation"): at most
  * 8 orders at once (DRIVER_WORKERS_MAX), each taking --order-s seconds of which the first two
  * thirds answer challenges; the flag is written when a staged set is due, no challenge is
- * answered, and no order younger than a minute runs (that wait ends acme_restart_hold after the
- * time due, the restart's --restart-s standing for the configuration pass); the parent restarts at most once a minute, and a restart takes --restart-s seconds (8.4
+ * answered, and no order younger than a minute runs (that wait ends a minute after the time
+ * due); the parent restarts at most once a minute, and a restart takes --restart-s seconds (8.4
  * s is a graceful restart with 1,000 TLS vhosts measured by tests/bench/scale.py), after which
  * every set staged before it is served. Two policies side by side: "batched" (this module) and
  * "at once" (every staged set due at once: what the driver did before renewals were batched).
@@ -59,7 +59,6 @@ static void simulate(result_t *res, int n, long life_s, int days, double restart
                      int steady, int batched)
 {
     const apr_time_t sec = APR_USEC_PER_SEC, t0 = apr_time_from_sec(1800000000);
-    const apr_interval_time_t hold = acme_restart_hold((apr_interval_time_t)(restart_s * sec));
     const long end = (long)days * 86400;
     cert_t *c = calloc((size_t)n, sizeof(*c));
     long *hour = calloc((size_t)(days * 24 + 1), sizeof(long));
@@ -131,7 +130,7 @@ static void simulate(result_t *res, int n, long life_s, int days, double restart
         }
         /* acme_driver_ask_restart, then the parent's thread. */
         if (any && !asked && restart_done < 0 && now >= due && !validating &&
-            !(young && now < due + hold)) {
+            !(young && now < due + YOUNG * sec)) {
             asked = 1;
         }
         if (asked && restart_done < 0 && t - last_restart >= PARENT_EVERY) {
