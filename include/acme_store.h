@@ -165,6 +165,21 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
                                 const apr_array_header_t *names, apr_time_t now, const char **pwhy,
                                 apr_pool_t *p);
 
+/* Many promotions in one pass (the parent's configuration pass): each set's archive generation
+ * is synced as acme_store_promote syncs it, but domains/ is synced once for them all and only
+ * then are the staged sets removed, with one sync of staging/ (two fsyncs per set fewer). Until
+ * acme_store_promote_done, a crash may leave a link not yet durable, with its set still staged
+ * (promoted again at the next start). The batch lives in p; one thread. */
+typedef struct acme_store_batch_t acme_store_batch_t;
+acme_store_batch_t *acme_store_batch_make(apr_pool_t *p);
+/* acme_store_promote within batch (NULL: acme_store_promote itself). */
+apr_status_t acme_store_promote_in(acme_store_t *store, const char *name,
+                                   const apr_array_header_t *names, apr_time_t now,
+                                   const char **pwhy, acme_store_batch_t *batch, apr_pool_t *p);
+/* Syncs domains/, then clears the batch's staged sets from staging/. Cannot fail (as the
+ * clearing in acme_store_promote cannot). */
+void acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p);
+
 /* Makes key and chain_pem (with meta, as acme_store_stage takes them) the active set of name at
  * once, without staging/: checked as promotion checks a staged set (acme_cert_activation_check
  * with names and now), then a new archive generation and the domains/<name> swap, with the

@@ -470,29 +470,42 @@ apr_status_t acme_store_check_staged(acme_store_t *store, const char *name,
  * name, one step whatever the User put inside, then removed. Neither can make the promotion fail:
  * what stays is removed with the leftovers of the next staging, and a staged set that could not
  * even be renamed is only activated once more at the next start. */
-static void unstage(acme_store_t *store, const char *name, apr_pool_t *p)
+static void unstage_at(int staging, const char *name, apr_pool_t *p)
 {
     const char *aside = apr_psprintf(p, ".%s.tmp-0-%ld", name, (long)getpid());
-    int staging = -1;
 
-    if (acme_store_dir_open(&staging, store, "staging", 0, NULL, p) != APR_SUCCESS) {
-        return;
-    }
     acme_store_remove_at(staging, aside, p);
     if (renameat(staging, name, staging, aside) == 0) {
         acme_store_remove_at(staging, aside, p);
     } else {
         acme_store_remove_at(staging, name, p);
     }
+}
+
+/* Unstages each of names (const char *), then syncs staging/ once. */
+static void unstage(acme_store_t *store, const apr_array_header_t *names, apr_pool_t *p)
+{
+    int i, staging = -1;
+
+    if (acme_store_dir_open(&staging, store, "staging", 0, NULL, p) != APR_SUCCESS) {
+        return;
+    }
+    for (i = 0; i < names->nelts; i++) {
+        unstage_at(staging, APR_ARRAY_IDX(names, i, const char *), p);
+    }
     acme_store_sync_fd(staging);
     acme_store_close(&staging);
 }
+
+struct acme_store_batch_t {
+    apr_array_header_t *names; /* promoted, still staged: unstaged once domains/ is synced */
+};
 
 /* Makes files the active set of name: a new archive generation, complete and synced, then the
  * domains/<name> link swapped to it with one rename. What promotion and activation share; the
  * caller checked the set. */
 static apr_status_t install_set(acme_store_t *store, const char *name, const set_files_t *files,
-                                const char **pwhy, apr_pool_t *p)
+                                int sync_domains, const char **pwhy, apr_pool_t *p)
 {
     const char *link_prefix, *tmp_link = NULL;
     int gen, archive = -1, domains = -1;
@@ -541,7 +554,7 @@ static apr_status_t install_set(acme_store_t *store, const char *name, const set
         goto out;
     }
     tmp_link = NULL;
-    rv = acme_store_sync_fd(domains);
+    rv = sync_domains ? acme_store_sync_fd(domains) : APR_SUCCESS;
 out:
     if (tmp_link) {
         unlinkat(domains, tmp_link, 0);
@@ -551,28 +564,67 @@ out:
     return rv;
 }
 
-apr_status_t acme_store_promote(acme_store_t *store, const char *name,
-                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
-                                apr_pool_t *p)
+acme_store_batch_t *acme_store_batch_make(apr_pool_t *p)
+{
+    acme_store_batch_t *b = apr_pcalloc(p, sizeof(*b));
+
+    b->names = apr_array_make(p, 16, sizeof(const char *));
+    return b;
+}
+
+apr_status_t acme_store_promote_in(acme_store_t *store, const char *name,
+                                   const apr_array_header_t *names, apr_time_t now,
+                                   const char **pwhy, acme_store_batch_t *batch, apr_pool_t *p)
 {
     acme_certset_t *set;
     set_files_t files;
+    apr_array_header_t *one;
     apr_status_t rv;
 
     rv = load_staged_checked(&set, &files, store, name, names, now, NULL, pwhy, p);
     if (rv != APR_SUCCESS) {
-        goto out;
+        return rv;
     }
-    rv = install_set(store, name, &files, pwhy, p);
+    rv = install_set(store, name, &files, batch == NULL, pwhy, p);
     if (rv != APR_SUCCESS) {
-        goto out;
+        return rv;
     }
-
-    /* 3. The staged set is active now; a crash before this point leaves it for a retry. */
+    /* 3. The staged set is active now; a crash before this point leaves it for a retry. In a
+     * batch it goes once domains/ is synced (acme_store_promote_done). */
+    if (batch) {
+        APR_ARRAY_PUSH(batch->names, const char *) = apr_pstrdup(batch->names->pool, name);
+        return APR_SUCCESS;
+    }
     acme_store_step(store, "unstage");
-    unstage(store, name, p);
-out:
-    return rv;
+    one = apr_array_make(p, 1, sizeof(const char *));
+    APR_ARRAY_PUSH(one, const char *) = name;
+    unstage(store, one, p);
+    return APR_SUCCESS;
+}
+
+apr_status_t acme_store_promote(acme_store_t *store, const char *name,
+                                const apr_array_header_t *names, apr_time_t now, const char **pwhy,
+                                apr_pool_t *p)
+{
+    return acme_store_promote_in(store, name, names, now, pwhy, NULL, p);
+}
+
+void acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p)
+{
+    int domains = -1;
+
+    if (!batch || !batch->names->nelts) {
+        return;
+    }
+    /* The links first: a staged set goes only once its link is durable. When domains/ cannot
+     * be synced, the sets stay staged (promoted again at the next start, harmlessly). */
+    if (acme_store_dir_open(&domains, store, "domains", 0, NULL, p) == APR_SUCCESS &&
+        acme_store_sync_fd(domains) == APR_SUCCESS) {
+        acme_store_step(store, "unstage");
+        unstage(store, batch->names, p);
+    }
+    acme_store_close(&domains);
+    apr_array_clear(batch->names);
 }
 
 apr_status_t acme_store_activate(acme_store_t *store, const char *name, const acme_key_t *key,
@@ -605,7 +657,7 @@ apr_status_t acme_store_activate(acme_store_t *store, const char *name, const ac
     if (rv != APR_SUCCESS) {
         goto out;
     }
-    rv = install_set(store, name, &files, pwhy, p);
+    rv = install_set(store, name, &files, 1, pwhy, p);
 out:
     free(meta_text);
     return rv;

@@ -313,9 +313,11 @@ void acme_certs_register_hooks(void);
 /* Promotes d's staged set and takes the active set into d, exactly as post_config does (also
  * its log lines and refusals); *pset: the active set afterwards, or NULL. Returns
  * acme_store_promote's status (APR_ENOENT: nothing was staged). Parent (root) only: post_config
- * and the restart thread (ACMEActivation live). d's fields are allocated in pkeep. */
+ * and the restart thread (ACMEActivation live). d's fields are allocated in pkeep. With batch
+ * (post_config), the staged set is cleared by acme_store_promote_done. */
 apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, acme_certset_t **pset,
-                                        apr_pool_t *pkeep, apr_pool_t *ptemp);
+                                        acme_store_batch_t *batch, apr_pool_t *pkeep,
+                                        apr_pool_t *ptemp);
 /* Fills d's fields of the active set from set (serial, times, CA, ARI certID, mismatch, ...);
  * the parent at start, and the driver after a live activation (from what the parent
  * published). */

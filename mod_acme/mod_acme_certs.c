@@ -345,14 +345,16 @@ void acme_domain_take_set(acme_runtime_t *rt, acme_domain_t *d, const acme_certs
 }
 
 apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, acme_certset_t **pset,
-                                        apr_pool_t *pconf, apr_pool_t *ptemp)
+                                        acme_store_batch_t *batch, apr_pool_t *pconf,
+                                        apr_pool_t *ptemp)
 {
     acme_certset_t *set;
     const char *why = NULL;
     apr_status_t rv, prv;
 
     *pset = NULL;
-    rv = acme_store_promote(rt->store, d->set_name, d->names, apr_time_now(), &why, ptemp);
+    rv =
+        acme_store_promote_in(rt->store, d->set_name, d->names, apr_time_now(), &why, batch, ptemp);
     if (rv == APR_SUCCESS) {
         acme_log_error(APLOG_MARK, APLOG_NOTICE, 0, rt->s,
                        "ACME01020: %s: new certificate activated", d->name);
@@ -412,6 +414,7 @@ apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, ac
 
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp)
 {
+    acme_store_batch_t *batch;
     apr_status_t rv;
     int i;
 
@@ -425,11 +428,14 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
                        rt->store_dir);
         return rv;
     }
+    /* One sync of domains/ and of staging/ for all the sets promoted in this pass. */
+    batch = acme_store_batch_make(ptemp);
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         acme_certset_t *set;
         acme_parent_promote_domain(rt, APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), &set,
-                                   pconf, ptemp);
+                                   batch, pconf, ptemp);
     }
+    acme_store_promote_done(rt->store, batch, ptemp);
     /* A fallback only for an ACMEDomain that has no certificate of any of its key types. */
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), *u;

@@ -253,7 +253,7 @@ const char *acme_parent_live_activate(acme_runtime_t *rt, apr_time_t now, int *p
         if (APR_STATUS_IS_ENOENT(rv) || APR_STATUS_IS_EAGAIN(rv)) {
             continue;
         }
-        rv = acme_parent_promote_domain(rt, d, &set, pkeep, ptemp);
+        rv = acme_parent_promote_domain(rt, d, &set, NULL, pkeep, ptemp);
         if (rv != APR_SUCCESS || !set) {
             *pn += rv == ACME_EBADSTORE; /* refused and logged (ACME01021): dealt with */
             continue;

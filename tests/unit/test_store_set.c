@@ -365,6 +365,35 @@ static void promote_survives_crash_at_every_step(void **state)
     }
 }
 
+/* The parent's pass promotes in a batch: each link swapped at once, the staged sets cleared
+ * only by acme_store_promote_done, after domains/ is synced. */
+static void promote_in_batch_unstages_when_done(void **state)
+{
+    fx_t *fx = *state;
+    tset_t a = valid_set(fx->p), b = valid_set(fx->p);
+    acme_store_batch_t *batch = acme_store_batch_make(fx->p);
+    acme_certset_t *set = NULL;
+    const char *why = NULL;
+
+    stage_ok(fx->store, &a, fx->p);
+    promote_ok(fx->store, fx->p);
+    stage_ok(fx->store, &b, fx->p);
+    assert_int_equal(
+        acme_store_promote_in(fx->store, NAME, NULL, apr_time_now(), &why, batch, fx->p),
+        APR_SUCCESS);
+    /* Active now, still staged: a crash here promotes it again at the next start. */
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_SUCCESS);
+    acme_store_promote_done(fx->store, batch, fx->p);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 1, NULL, fx->p), APR_ENOENT);
+    assert_int_equal(acme_store_load(&set, fx->store, NAME, 0, NULL, fx->p), APR_SUCCESS);
+    assert_int_equal(set->generation, 2);
+    /* Done twice, or with nothing promoted: nothing happens. */
+    acme_store_promote_done(fx->store, batch, fx->p);
+    acme_store_promote_done(fx->store, NULL, fx->p);
+    assert_int_equal(active_is(fx->store, &a, &b, fx->p), 1);
+}
+
 static void promote_cleans_only_its_leftovers(void **state)
 {
     fx_t *fx = *state;
@@ -734,6 +763,7 @@ static const struct CMUnitTest tests[] = {
     STORE_TEST(reject_keeps_a_few_and_records_why),
     STORE_TEST(promote_counts_generations),
     STORE_TEST(promote_survives_crash_at_every_step),
+    STORE_TEST(promote_in_batch_unstages_when_done),
     STORE_TEST(promote_cleans_only_its_leftovers),
     STORE_TEST(promote_refuses_planted_links),
     STORE_TEST(promote_over_a_deep_planted_tree),
