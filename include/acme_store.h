@@ -176,9 +176,10 @@ acme_store_batch_t *acme_store_batch_make(apr_pool_t *p);
 apr_status_t acme_store_promote_in(acme_store_t *store, const char *name,
                                    const apr_array_header_t *names, apr_time_t now,
                                    const char **pwhy, acme_store_batch_t *batch, apr_pool_t *p);
-/* Syncs domains/, then clears the batch's staged sets from staging/. Cannot fail (as the
- * clearing in acme_store_promote cannot). */
-void acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p);
+/* Syncs domains/, then clears the batch's staged sets from staging/ (what cannot be removed
+ * stays, as in acme_store_promote). The error of the sync when domains/ cannot be synced: the
+ * links are swapped but maybe not durable, and the sets stay staged. */
+apr_status_t acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p);
 
 /* Makes key and chain_pem (with meta, as acme_store_stage takes them) the active set of name at
  * once, without staging/: checked as promotion checks a staged set (acme_cert_activation_check

@@ -609,22 +609,26 @@ apr_status_t acme_store_promote(acme_store_t *store, const char *name,
     return acme_store_promote_in(store, name, names, now, pwhy, NULL, p);
 }
 
-void acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p)
+apr_status_t acme_store_promote_done(acme_store_t *store, acme_store_batch_t *batch, apr_pool_t *p)
 {
     int domains = -1;
+    apr_status_t rv;
 
     if (!batch || !batch->names->nelts) {
-        return;
+        return APR_SUCCESS;
     }
-    /* The links first: a staged set goes only once its link is durable. When domains/ cannot
-     * be synced, the sets stay staged (promoted again at the next start, harmlessly). */
-    if (acme_store_dir_open(&domains, store, "domains", 0, NULL, p) == APR_SUCCESS &&
-        acme_store_sync_fd(domains) == APR_SUCCESS) {
+    /* The links first: a staged set goes only once its link is durable. */
+    rv = acme_store_dir_open(&domains, store, "domains", 0, NULL, p);
+    if (rv == APR_SUCCESS) {
+        rv = acme_store_sync_fd(domains);
+    }
+    acme_store_close(&domains);
+    if (rv == APR_SUCCESS) {
         acme_store_step(store, "unstage");
         unstage(store, batch->names, p);
     }
-    acme_store_close(&domains);
     apr_array_clear(batch->names);
+    return rv;
 }
 
 apr_status_t acme_store_activate(acme_store_t *store, const char *name, const acme_key_t *key,

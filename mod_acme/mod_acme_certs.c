@@ -415,6 +415,7 @@ apr_status_t acme_parent_promote_domain(acme_runtime_t *rt, acme_domain_t *d, ac
 apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, apr_pool_t *ptemp)
 {
     acme_store_batch_t *batch;
+    apr_array_header_t *promoted;
     apr_status_t rv;
     int i;
 
@@ -430,12 +431,28 @@ apr_status_t acme_parent_prepare_certs(acme_runtime_t *rt, apr_pool_t *pconf, ap
     }
     /* One sync of domains/ and of staging/ for all the sets promoted in this pass. */
     batch = acme_store_batch_make(ptemp);
+    promoted = apr_array_make(ptemp, 16, sizeof(acme_domain_t *));
     for (i = 0; i < rt->conf->domains->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *);
         acme_certset_t *set;
-        acme_parent_promote_domain(rt, APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), &set,
-                                   batch, pconf, ptemp);
+        if (acme_parent_promote_domain(rt, d, &set, batch, pconf, ptemp) == APR_SUCCESS) {
+            APR_ARRAY_PUSH(promoted, acme_domain_t *) = d;
+        }
     }
-    acme_store_promote_done(rt->store, batch, ptemp);
+    rv = acme_store_promote_done(rt->store, batch, ptemp);
+    /* Served now from links that may not survive a crash, and still staged: the store needs the
+     * operator before any of them is ordered again (or restarted for). */
+    for (i = 0; rv != APR_SUCCESS && i < promoted->nelts; i++) {
+        acme_domain_t *d = APR_ARRAY_IDX(promoted, i, acme_domain_t *);
+        d->promote_failed = 1;
+        acme_log_error(
+            APLOG_MARK, APLOG_ERR, rv, rt->s,
+            "ACME01021: %s: the new certificate is served, but %s cannot be synced, so "
+            "its activation may not survive a crash; it stays in %s and nothing more "
+            "is done for it until the store is fixed and the server restarted",
+            d->name, acme_store_path(rt->store, "domains", ptemp),
+            acme_store_path(rt->store, apr_pstrcat(ptemp, "staging/", d->set_name, NULL), ptemp));
+    }
     /* A fallback only for an ACMEDomain that has no certificate of any of its key types. */
     for (i = 0; i < rt->conf->domains->nelts; i++) {
         acme_domain_t *d = APR_ARRAY_IDX(rt->conf->domains, i, acme_domain_t *), *u;
