@@ -101,6 +101,10 @@ apr_status_t acme_store_write_at_as(acme_store_t *store, int dirfd, const char *
                                     const void *data, apr_size_t len, apr_fileperms_t perms,
                                     uid_t uid, gid_t gid, apr_pool_t *p);
 
+/* 1 when s is the prefix in baton followed by one or more characters of [0-9-]: a leftover of a
+ * crashed run, or a refused set moved aside (acme_store_set.c). For acme_store_list_matching_at. */
+int acme_store_is_leftover(const char *s, const void *baton);
+
 /* The same; sync 0 leaves out both fsyncs: after a crash the file may be missing, empty or
  * torn, which only a file its reader checks and makes anew may accept (acme_store_write_volatile).
  * ACME_SYNC_FILE_ONLY syncs the file but not dirfd: for a folder the caller syncs once after
