@@ -162,6 +162,9 @@ void acme_driver_restart_due(driver_t *drv, int i, int scheduled);
  * and no challenge is being validated, waiting a little for workers just started so that one
  * restart activates them all (at most restart_hold past the time due). Once per tick. */
 void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp);
+/* 1 while the flag the driver wrote (staging/restart.wanted) is there: the parent has not taken
+ * or dropped it yet. */
+int acme_driver_flag_waiting(driver_t *drv, apr_pool_t *ptemp);
 
 /* mod_acme_siblings.c: acme_driver_link_siblings, at the driver's start: the ring of the units
  * of each ACMEDomain (drv->next_sibling). acme_driver_sibling_ordering: 1 while another key

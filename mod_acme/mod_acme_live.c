@@ -501,15 +501,6 @@ static apr_status_t driver_set(acme_certset_t **pset, json_t **pinfo, const acme
     return rv;
 }
 
-/* 1 when the driver's flag is still there: the parent has not looked at it yet. */
-static int flag_waiting(driver_t *drv, apr_pool_t *ptemp)
-{
-    apr_finfo_t fi;
-
-    return apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
-                    APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) == APR_SUCCESS;
-}
-
 /* The parent took the flag without serving a new generation for a live certificate whose set
  * was staged: it refused the set (moved aside, refused/<name>.json). The driver counts that as
  * a failed attempt, as after a start that refused one; with no graceful certificate waiting,
@@ -590,7 +581,7 @@ void acme_driver_live_sync(driver_t *drv, apr_pool_t *ptemp)
         }
         drv->restart_asked = graceful;
         acme_driver_notify_locked(drv); /* "activated" (and "renewed" if not told yet) */
-    } else if (drv->restart_asked && !flag_waiting(drv, ptemp)) {
+    } else if (drv->restart_asked && !acme_driver_flag_waiting(drv, ptemp)) {
         settle_refused(drv, ptemp);
     }
 }

@@ -613,6 +613,14 @@ apr_status_t acme_parent_restarter_start(acme_runtime_t *rt, apr_pool_t *pconf)
 
 /* --- the driver's side: asking for the restart --- */
 
+int acme_driver_flag_waiting(driver_t *drv, apr_pool_t *ptemp)
+{
+    apr_finfo_t fi;
+
+    return apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
+                    APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) == APR_SUCCESS;
+}
+
 void acme_driver_restart_due(driver_t *drv, int i, int scheduled)
 {
     const acme_domain_t *d = APR_ARRAY_IDX(drv->rt->conf->domains, i, acme_domain_t *);
@@ -657,15 +665,9 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
      * set while the parent tested the configuration of a large server. Looked at every tick
      * until then: the parent may drop the flag without a restart (ACME02212, live sets only)
      * after listing the staged sets, and a set staged meanwhile must ask again. */
-    if (drv->restart_more) {
-        apr_finfo_t fi;
-        if (!drv->restart_asked) {
-            drv->restart_more = 0;
-        } else if (apr_stat(&fi, acme_store_path(drv->rt->store, ACME_RESTART_FLAG, ptemp),
-                            APR_FINFO_TYPE | APR_FINFO_LINK, ptemp) != APR_SUCCESS) {
-            drv->restart_more = 0;
-            drv->restart_asked = 0;
-        }
+    if (drv->restart_more && (!drv->restart_asked || !acme_driver_flag_waiting(drv, ptemp))) {
+        drv->restart_more = 0;
+        drv->restart_asked = 0;
     }
     /* In one-process mode (httpd -X) nobody would act on the flag: the worker's ACME01054 says
      * to stop and start the server instead. */
@@ -703,7 +705,7 @@ void acme_driver_ask_restart(driver_t *drv, apr_time_t now, apr_pool_t *ptemp)
     /* The longer hold only while every set is a first certificate (the fallback is served
      * meanwhile): one that replaces a served certificate, which may be near its end, waits a
      * minute past its due time at most. */
-    hold = replaces ? COALESCE_YOUNG : drv->restart_hold;
+    hold = replaces ? ACME_RESTART_HOLD_MIN : drv->restart_hold;
     if (!live && (now < due || validating || (young && now < due + hold))) {
         return;
     }
